@@ -1,0 +1,35 @@
+/* Logging to stderr with levels; *_errno variants take a negative errno,
+ * make %m print it and return it so a failure can be logged and returned in
+ * one statement.  Thread-safe (one write(2) per message). */
+#pragma once
+
+#include <stdarg.h>
+
+#include "macro.h"
+
+enum log_level { LOG_ERR = 3, LOG_WARNING = 4, LOG_NOTICE = 5, LOG_INFO = 6, LOG_DEBUG = 7 };
+
+/* The process-wide threshold: messages above it are dropped.  Set once at
+ * start-up (before threads exist); read without a lock afterwards. */
+void log_set_max_level(int level);
+int log_get_max_level(void);
+void log_set_prefix(const char *prefix); /* e.g. "castore: "; not copied */
+
+/* Returns `error` (a negative errno, or 0) unchanged. */
+int log_internal(int level, int error, const char *file, int line, const char *fmt, ...) _printf_(5, 6);
+
+#define log_full_errno(level, error, ...)                                                  \
+        ({                                                                                 \
+                int _l = (level), _e = (error);                                            \
+                _l <= log_get_max_level() ? log_internal(_l, _e, __FILE__, __LINE__, __VA_ARGS__) \
+                                          : _e;                                            \
+        })
+
+#define log_error_errno(error, ...) log_full_errno(LOG_ERR, (error), __VA_ARGS__)
+#define log_warning_errno(error, ...) log_full_errno(LOG_WARNING, (error), __VA_ARGS__)
+#define log_debug_errno(error, ...) log_full_errno(LOG_DEBUG, (error), __VA_ARGS__)
+#define log_error(...) (void) log_full_errno(LOG_ERR, 0, __VA_ARGS__)
+#define log_warning(...) (void) log_full_errno(LOG_WARNING, 0, __VA_ARGS__)
+#define log_notice(...) (void) log_full_errno(LOG_NOTICE, 0, __VA_ARGS__)
+#define log_info(...) (void) log_full_errno(LOG_INFO, 0, __VA_ARGS__)
+#define log_debug(...) (void) log_full_errno(LOG_DEBUG, 0, __VA_ARGS__)
