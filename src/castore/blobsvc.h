@@ -1,0 +1,115 @@
+/* Blob service: stores byte strings under their BLAKE3 digest.  One ops
+ * table per backend (memory://, the local store's one-file-per-blob
+ * directory, later remote ones); callers use the cas_blob_* wrappers, which
+ * turn a NULL op into -EOPNOTSUPP.  All operations are thread-safe. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "../util/macro.h"
+#include "digest.h"
+
+struct cas_blob_service;
+struct cas_blob_reader;
+struct cas_blob_writer;
+
+enum {
+        /* put/writer: durability (fsync + rename into place) may wait for
+         * the next cas_blob_sync(); until then the blob may not be visible.
+         * Importers use it to replace one fsync per file by one syncfs. */
+        CAS_BLOB_DEFER_SYNC = 1 << 0,
+};
+
+/* Called for each blob by list(); a negative return stops the walk and is
+ * returned by list(). */
+typedef int (*cas_blob_list_cb)(void *userdata, const struct cas_digest *d);
+
+struct cas_blob_ops {
+        const char *name;
+        /* 0 and the size, or -ENOENT. */
+        int (*stat)(struct cas_blob_service *s, const struct cas_digest *d, uint64_t *ret_size);
+        /* Opens a blob for positional reads; -ENOENT if absent. */
+        int (*open)(struct cas_blob_service *s, const struct cas_digest *d, struct cas_blob_reader **ret);
+        /* Stores a whole buffer; cheap when the blob already exists. */
+        int (*put)(struct cas_blob_service *s, const void *data, size_t len, unsigned flags,
+                   struct cas_digest *ret_digest);
+        /* Starts a streaming write that hashes as it goes. */
+        int (*writer_new)(struct cas_blob_service *s, unsigned flags, struct cas_blob_writer **ret);
+        /* Makes every blob written with CAS_BLOB_DEFER_SYNC durable and visible. */
+        int (*sync)(struct cas_blob_service *s);
+        /* Enumerates stored digests (any order). */
+        int (*list)(struct cas_blob_service *s, cas_blob_list_cb cb, void *userdata);
+        void (*free)(struct cas_blob_service *s);
+};
+
+/* Backends embed this as their first member. */
+struct cas_blob_service {
+        const struct cas_blob_ops *ops;
+};
+
+/* An open blob.  pread is positional and thread-safe: one reader may be
+ * shared by many threads with no lock.  The bytes are those stored; use
+ * cas_blob_reader_verify() before trusting them (a local file can rot). */
+struct cas_blob_reader_ops {
+        /* Reads up to len bytes at off; returns bytes read (0 at or past the
+         * end), or -errno. */
+        ssize_t (*pread)(struct cas_blob_reader *r, void *buf, size_t len, uint64_t off);
+        void (*close)(struct cas_blob_reader *r);
+};
+
+struct cas_blob_reader {
+        const struct cas_blob_reader_ops *ops;
+        struct cas_digest digest;
+        uint64_t size;
+        /* >= 0 when the blob is a plain file the caller may pread, splice
+         * or hand to the kernel (FUSE passthrough); owned by the reader.
+         * -1 otherwise. */
+        int fd;
+        /* Non-NULL when the whole blob is in memory, valid until close. */
+        const uint8_t *data;
+};
+
+struct cas_blob_writer_ops {
+        int (*write)(struct cas_blob_writer *w, const void *buf, size_t len);
+        /* Finishes: the blob is stored under its digest (see
+         * CAS_BLOB_DEFER_SYNC).  Frees w, whatever the outcome. */
+        int (*commit)(struct cas_blob_writer *w, struct cas_digest *ret_digest, uint64_t *ret_size);
+        /* Drops what was written and frees w. */
+        void (*abort)(struct cas_blob_writer *w);
+};
+
+struct cas_blob_writer {
+        const struct cas_blob_writer_ops *ops;
+};
+
+/* Wrappers: argument checks, NULL op -> -EOPNOTSUPP. */
+int cas_blob_stat(struct cas_blob_service *s, const struct cas_digest *d, uint64_t *ret_size);
+int cas_blob_open(struct cas_blob_service *s, const struct cas_digest *d, struct cas_blob_reader **ret);
+int cas_blob_put(struct cas_blob_service *s, const void *data, size_t len, unsigned flags,
+                 struct cas_digest *ret_digest);
+int cas_blob_writer_new(struct cas_blob_service *s, unsigned flags, struct cas_blob_writer **ret);
+int cas_blob_sync(struct cas_blob_service *s);
+int cas_blob_list(struct cas_blob_service *s, cas_blob_list_cb cb, void *userdata);
+void cas_blob_service_free(struct cas_blob_service *s);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct cas_blob_service *, cas_blob_service_free);
+
+ssize_t cas_blob_pread(struct cas_blob_reader *r, void *buf, size_t len, uint64_t off);
+void cas_blob_reader_close(struct cas_blob_reader *r);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct cas_blob_reader *, cas_blob_reader_close);
+
+int cas_blob_write(struct cas_blob_writer *w, const void *buf, size_t len);
+int cas_blob_commit(struct cas_blob_writer *w, struct cas_digest *ret_digest, uint64_t *ret_size);
+void cas_blob_abort(struct cas_blob_writer *w);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct cas_blob_writer *, cas_blob_abort);
+
+/* Reads the whole blob and checks that it hashes to r->digest and has
+ * r->size bytes: 0, -EBADMSG on a mismatch, or a read error. */
+int cas_blob_reader_verify(struct cas_blob_reader *r);
+
+/* Backends. */
+int cas_blob_memory_new(struct cas_blob_service **ret);
+/* One file per blob under dir/<2 hex>/<64 hex>; temporary files in
+ * tmpdir (same filesystem).  Creates the directories if missing. */
+int cas_blob_local_new(const char *dir, const char *tmpdir, struct cas_blob_service **ret);

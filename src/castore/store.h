@@ -1,0 +1,33 @@
+/* Opening a store: the blob, directory and root services that make up
+ * one castore store, chosen by URL:
+ *   memory://            everything in memory (tests)
+ *   /path or local:///path   the embedded local store:
+ *       <dir>/blobs/<2 hex>/<64 hex>   one file per blob
+ *       <dir>/tmp/                      temporary files (same filesystem)
+ *       <dir>/meta/                     LMDB: directories, roots, ...
+ * Upper layers (the Nix PathInfo service) share the local store's LMDB
+ * environment through cas_store_lmdb(). */
+#pragma once
+
+#include "blobsvc.h"
+#include "dirsvc.h"
+#include "rootsvc.h"
+
+enum {
+        CAS_STORE_CREATE = 1 << 0,   /* create the local store if missing */
+        CAS_STORE_READONLY = 1 << 1, /* open LMDB read-only */
+};
+
+struct cas_store {
+        struct cas_blob_service *blobs;
+        struct cas_dir_service *dirs;
+        struct cas_root_service *roots;
+        struct cas_lmdb *lmdb; /* NULL unless the local store */
+        char *url;
+};
+
+/* -ENOENT (with a log line naming the path) if a local store is missing
+ * and CAS_STORE_CREATE is not given; -EINVAL for an unknown URL scheme. */
+int cas_store_open(const char *url, unsigned flags, struct cas_store **ret);
+void cas_store_free(struct cas_store *s);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct cas_store *, cas_store_free);
