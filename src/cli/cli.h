@@ -1,0 +1,43 @@
+/* Shared pieces of the castore command: the subcommand table entry, the
+ * store location, and small helpers for argument handling.  Only src/cli
+ * may call exit(). */
+#pragma once
+
+#include <stdbool.h>
+
+#include "castore/store.h"
+
+struct cli_command {
+        const char *name;
+        int (*run)(int argc, char **argv); /* argv[0] is the command name */
+        const char *usage;                 /* one line: arguments */
+        const char *help;                  /* one line: what it does */
+};
+
+/* The store URL: --store, else $CASTORE_STORE, else
+ * $XDG_DATA_HOME/castore or ~/.local/share/castore.  Returns a static or
+ * argv string. */
+const char *cli_store_url(void);
+void cli_set_store_url(const char *url);
+
+/* Opens the store named by cli_store_url(); logs a one-line error.
+ * flags: CAS_STORE_CREATE for commands that write. */
+int cli_store_open(unsigned flags, struct cas_store **ret);
+
+/* getopt_long handling of the options every command accepts (--store,
+ * --verbose/-v, --quiet/-q).  Returns true if opt was one of them. */
+bool cli_common_option(int opt, const char *arg);
+#define CLI_COMMON_LONGOPTS                                   \
+        { "store", required_argument, NULL, 'S' },            \
+        { "verbose", no_argument, NULL, 'v' },                \
+        { "quiet", no_argument, NULL, 'q' }
+#define CLI_COMMON_SHORTOPTS "vq"
+
+/* Logs "Unknown option" / "Missing argument" style errors and returns -EINVAL. */
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Exit codes: 0 ok, 1 failure, 2 usage error. */
+enum { CLI_EXIT_OK = 0, CLI_EXIT_FAILURE = 1, CLI_EXIT_USAGE = 2 };
+
+/* Subcommands, one file each (src/cli/cmd-*.c), listed in commands.c. */
+extern const struct cli_command *const cli_commands[];

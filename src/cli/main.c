@@ -1,0 +1,136 @@
+/* castore: the command-line entry point.  Parses global options, finds
+ * the subcommand and maps its -errno result to an exit code. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "util/log.h"
+
+static const char *store_url; /* set once while parsing options */
+static char default_url[4096];
+
+const char *cli_store_url(void) {
+        const char *e;
+
+        if (store_url)
+                return store_url;
+        e = getenv("CASTORE_STORE");
+        if (e && *e)
+                return e;
+        e = getenv("XDG_DATA_HOME");
+        if (e && *e)
+                snprintf(default_url, sizeof(default_url), "%s/castore", e);
+        else
+                snprintf(default_url, sizeof(default_url), "%s/.local/share/castore",
+                         getenv("HOME") ? getenv("HOME") : "/root");
+        return default_url;
+}
+
+void cli_set_store_url(const char *url) {
+        store_url = url;
+}
+
+int cli_store_open(unsigned flags, struct cas_store **ret) {
+        const char *url = cli_store_url();
+        int r = cas_store_open(url, flags, ret);
+
+        if (r == -ENOENT)
+                return log_error_errno(r, "No store at %s (run \"castore import\" first, or pass --store)", url);
+        if (r < 0)
+                return log_error_errno(r, "Failed to open store %s: %m", url);
+        return 0;
+}
+
+bool cli_common_option(int opt, const char *arg) {
+        switch (opt) {
+        case 'S':
+                cli_set_store_url(arg);
+                return true;
+        case 'v':
+                log_set_max_level(log_get_max_level() < LOG_INFO ? LOG_INFO : LOG_DEBUG);
+                return true;
+        case 'q':
+                log_set_max_level(LOG_ERR);
+                return true;
+        }
+        return false;
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...) {
+        char msg[512];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        log_error("%s: %s (see \"castore help\")", cmd, msg);
+        return -EINVAL;
+}
+
+static void help(FILE *f) {
+        fprintf(f, "Usage: castore [--store DIR] COMMAND [ARGS]\n\n"
+                   "A content-addressed store for file trees, served over FUSE and virtiofs.\n\n"
+                   "Commands:\n");
+        for (const struct cli_command *const *cp = cli_commands; *cp; cp++)
+                fprintf(f, "  %-10s %s\n             %s\n", (*cp)->name, (*cp)->usage, (*cp)->help);
+        fprintf(f, "\nThe store is --store DIR, else $CASTORE_STORE, else ~/.local/share/castore.\n");
+}
+
+static int exit_code(int r) {
+        if (r == -EINVAL)
+                return CLI_EXIT_USAGE;
+        return r < 0 ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
+}
+
+int main(int argc, char **argv) {
+        static const struct option opts[] = {
+                CLI_COMMON_LONGOPTS,
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, 'V' },
+                {},
+        };
+        int opt;
+
+        log_set_prefix("castore: ");
+        /* global options stop at the first non-option: the command */
+        while ((opt = getopt_long(argc, argv, "+hV" CLI_COMMON_SHORTOPTS, opts, NULL)) >= 0) {
+                if (cli_common_option(opt, optarg))
+                        continue;
+                switch (opt) {
+                case 'h':
+                        help(stdout);
+                        return CLI_EXIT_OK;
+                case 'V':
+                        printf("castore %s\n", CASTORE_VERSION);
+                        return CLI_EXIT_OK;
+                default:
+                        return CLI_EXIT_USAGE;
+                }
+        }
+        if (optind >= argc) {
+                help(stderr);
+                return CLI_EXIT_USAGE;
+        }
+        const char *name = argv[optind];
+        if (strcmp(name, "help") == 0) {
+                help(stdout);
+                return CLI_EXIT_OK;
+        }
+        for (const struct cli_command *const *cp = cli_commands; *cp; cp++) {
+                const struct cli_command *c = *cp;
+
+                if (strcmp(c->name, name) == 0) {
+                        int cmd_argc = argc - optind;
+                        char **cmd_argv = argv + optind;
+
+                        optind = 0; /* reset getopt for the command's own parsing */
+                        return exit_code(c->run(cmd_argc, cmd_argv));
+                }
+        }
+        log_error("Unknown command \"%s\" (see \"castore help\")", name);
+        return CLI_EXIT_USAGE;
+}
