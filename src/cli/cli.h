@@ -33,6 +33,10 @@ bool cli_common_option(int opt, const char *arg);
         { "quiet", no_argument, NULL, 'q' }
 #define CLI_COMMON_SHORTOPTS "vq"
 
+/* Resolves "ROOT[/sub/path]" (a named root, then directory entries; no
+ * symlinks followed).  *ret's strings live in *ret_mem.  Logs errors. */
+int cli_resolve(struct cas_store *store, const char *arg, struct cas_node *ret, void **ret_mem);
+
 /* Logs "Unknown option" / "Missing argument" style errors and returns -EINVAL. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

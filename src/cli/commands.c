@@ -2,6 +2,15 @@
  * Each command lives in its own src/cli/cmd-*.c file. */
 #include "cli.h"
 
+extern const struct cli_command cli_cmd_import, cli_cmd_ls, cli_cmd_stat, cli_cmd_cat, cli_cmd_export,
+        cli_cmd_verify;
+
 const struct cli_command *const cli_commands[] = {
+        &cli_cmd_import,
+        &cli_cmd_ls,
+        &cli_cmd_stat,
+        &cli_cmd_cat,
+        &cli_cmd_export,
+        &cli_cmd_verify,
         NULL,
 };

@@ -1,0 +1,33 @@
+/* The tree importer: walks a local file, symlink or directory tree,
+ * hashes and stores file contents on all cores, builds the Merkle
+ * Directory messages bottom-up and stores them.  Memory stays bounded
+ * whatever the tree size (a bounded job queue, directories flushed to the
+ * store in batches).  Crash-safe: directories are only stored after the
+ * blobs they reference are durable, so a killed import leaves a consistent
+ * store and a re-import completes. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "directory.h"
+#include "store.h"
+
+struct cas_import_opts {
+        unsigned threads;   /* hashing workers; 0 = one per CPU */
+        bool skip_special;  /* skip devices/fifos/sockets instead of failing */
+        bool progress;      /* progress line on stderr */
+};
+
+struct cas_import_stats {
+        uint64_t files, directories, symlinks, skipped;
+        uint64_t bytes;     /* file content bytes read */
+};
+
+/* Imports path.  On success *ret is the root node (name empty; strings in
+ * *ret_mem, free() it) and its blobs and directories are in the store and
+ * durable.  Special files give -EINVAL naming the path unless
+ * skip_special; unreadable files their -errno.  Nothing is registered as a
+ * root here: that is the caller's choice. */
+int cas_import_path(struct cas_store *store, const char *path, const struct cas_import_opts *opts,
+                    struct cas_node *ret, void **ret_mem, struct cas_import_stats *ret_stats);

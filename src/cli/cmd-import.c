@@ -1,0 +1,182 @@
+/* castore import: ingest local trees into the store and register each as a
+ * named root. */
+#include <errno.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "castore/import.h"
+#include "cli.h"
+#include "util/log.h"
+
+struct import_args {
+        const char *name;
+        bool json;
+        bool skip_special;
+        int progress; /* -1: if stderr is a TTY */
+        unsigned threads;
+};
+
+static const char *kind_str(enum cas_node_kind k) {
+        return k == CAS_NODE_DIRECTORY ? "directory" : k == CAS_NODE_FILE ? "file" : "symlink";
+}
+
+/* The default root name: the last component of the path as given, or of
+ * its canonical form for "/", "." and "..". */
+static int default_name(const char *path, char **ret) {
+        _cleanup_free_ char *copy = strdup(path), *real = NULL;
+        char *base;
+
+        if (!copy)
+                return -ENOMEM;
+        base = basename(copy);
+        if (strcmp(base, ".") == 0 || strcmp(base, "..") == 0 || strcmp(base, "/") == 0) {
+                real = realpath(path, NULL);
+                if (!real)
+                        return negative_errno();
+                base = basename(real);
+        }
+        *ret = strdup(base);
+        return *ret ? 0 : -ENOMEM;
+}
+
+static void print_json_string(const char *s) {
+        putchar('"');
+        for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
+                if (*p == '"' || *p == '\\')
+                        printf("\\%c", *p);
+                else if (*p < 0x20)
+                        printf("\\u%04x", *p);
+                else
+                        putchar(*p);
+        }
+        putchar('"');
+}
+
+static int import_one(struct cas_store *store, const char *path, const char *name, const struct import_args *a,
+                      bool first) {
+        struct cas_import_opts opts = {
+                .threads = a->threads,
+                .skip_special = a->skip_special,
+                .progress = a->progress < 0 ? isatty(STDERR_FILENO) : a->progress,
+        };
+        struct cas_import_stats st;
+        struct cas_node root;
+        _cleanup_free_ void *mem = NULL;
+        int r;
+
+        if (cas_name_check(name, strlen(name)) != CAS_VERR_NONE)
+                return log_error_errno(-EINVAL, "Invalid root name \"%s\" (use --name)", name);
+        r = cas_import_path(store, path, &opts, &root, &mem, &st);
+        if (r < 0)
+                return log_error_errno(r, "Failed to import %s: %m", path);
+        root.name = name;
+        root.name_len = strlen(name);
+        r = cas_root_put(store->roots, &root);
+        if (r < 0)
+                return log_error_errno(r, "Failed to register root %s: %m", name);
+        log_info("%s: %llu files, %llu directories, %llu symlinks, %llu bytes", name,
+                 (unsigned long long) st.files, (unsigned long long) st.directories,
+                 (unsigned long long) st.symlinks, (unsigned long long) st.bytes);
+        if (a->json) {
+                printf("%s\n  {\"name\": ", first ? "[" : ",");
+                print_json_string(name);
+                printf(", \"path\": ");
+                print_json_string(path);
+                printf(", \"kind\": \"%s\"", kind_str(root.kind));
+                if (root.kind != CAS_NODE_SYMLINK)
+                        printf(", \"digest\": \"%s\", \"size\": %llu", CAS_DIGEST_B3(&root.digest),
+                               (unsigned long long) root.size);
+                printf(", \"files\": %llu, \"directories\": %llu, \"symlinks\": %llu, \"bytes\": %llu}",
+                       (unsigned long long) st.files, (unsigned long long) st.directories,
+                       (unsigned long long) st.symlinks, (unsigned long long) st.bytes);
+        } else if (root.kind == CAS_NODE_SYMLINK)
+                printf("%s symlink:%s\n", name, root.target);
+        else
+                printf("%s %s\n", name, CAS_DIGEST_B3(&root.digest));
+        return 0;
+}
+
+static int run_import(int argc, char **argv) {
+        static const struct option opts[] = {
+                CLI_COMMON_LONGOPTS,
+                { "name", required_argument, NULL, 'n' },
+                { "json", no_argument, NULL, 'j' },
+                { "skip-special", no_argument, NULL, 's' },
+                { "threads", required_argument, NULL, 't' },
+                { "progress", no_argument, NULL, 'p' },
+                { "no-progress", no_argument, NULL, 'P' },
+                {},
+        };
+        struct import_args a = { .progress = -1 };
+        _cleanup_(cas_store_freep) struct cas_store *store = NULL;
+        int opt, r = 0;
+
+        while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORTOPTS "n:", opts, NULL)) >= 0) {
+                if (cli_common_option(opt, optarg))
+                        continue;
+                switch (opt) {
+                case 'n':
+                        a.name = optarg;
+                        break;
+                case 'j':
+                        a.json = true;
+                        break;
+                case 's':
+                        a.skip_special = true;
+                        break;
+                case 't': {
+                        char *end;
+                        unsigned long t = strtoul(optarg, &end, 10);
+                        if (*end || t == 0 || t > 1024)
+                                return cli_usage_error("import", "--threads takes a number from 1 to 1024");
+                        a.threads = t;
+                        break;
+                }
+                case 'p':
+                        a.progress = 1;
+                        break;
+                case 'P':
+                        a.progress = 0;
+                        break;
+                default:
+                        return -EINVAL;
+                }
+        }
+        if (optind >= argc)
+                return cli_usage_error("import", "missing PATH");
+        if (a.name && argc - optind > 1)
+                return cli_usage_error("import", "--name needs exactly one PATH");
+        for (int i = optind; i < argc; i++)
+                if (access(argv[i], F_OK) < 0 && errno == ENOENT)
+                        return log_error_errno(-ENOENT, "%s: No such file or directory", argv[i]);
+        r = cli_store_open(CAS_STORE_CREATE, &store);
+        if (r < 0)
+                return r;
+        for (int i = optind; i < argc; i++) {
+                _cleanup_free_ char *name = NULL;
+
+                if (!a.name) {
+                        r = default_name(argv[i], &name);
+                        if (r < 0)
+                                return log_error_errno(r, "%s: %m", argv[i]);
+                }
+                r = import_one(store, argv[i], a.name ? a.name : name, &a, i == optind);
+                if (r < 0)
+                        break;
+        }
+        if (a.json && r >= 0)
+                printf("\n]\n");
+        return r;
+}
+
+const struct cli_command cli_cmd_import = {
+        .name = "import",
+        .run = run_import,
+        .usage = "PATH... [--name NAME] [--json] [--threads N] [--skip-special]",
+        .help = "import files or trees and register each as a root (named after its last component)",
+};
