@@ -1,0 +1,329 @@
+/* Unit tests for the blob services (memory:// and the local one-file-per-
+ * blob store): put/stat/open/pread, streaming writes against SPEC §2 known
+ * answers, dedup, deferred sync, rot detection, list, concurrent preads. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "castore/blobsvc.h"
+#include "test.h"
+
+#define BLOB_B_LEN (255 * 4096)
+#define HELLO_HEX "5ca7815adcb484e9a136c11efe69c1d530176d549b5d18d038eb5280b4b3470c"
+#define BLOB_A_HEX "7b7015bb92cf0b318037702a6cdd81dee41224f734684c2c122cd6359cb1ee63"
+#define BLOB_B_HEX "a82c5154a7a0c262c6fdb929a317585646f8fbcf80326d0a7b8747edaf2d99d2"
+#define EMPTY_HEX "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"
+
+static uint8_t *blob_b;
+static char tmp_root[256];
+
+static const char *hex(const struct cas_digest *d) {
+        static char buf[CAS_DIGEST_HEX_LEN + 1];
+        cas_digest_to_hex(d, buf);
+        return buf;
+}
+
+static struct cas_digest digest_of_hex(const char *s) {
+        struct cas_digest d;
+        CHECK_OK(cas_digest_parse(s, &d));
+        return d;
+}
+
+/* ---- backends under test ---- */
+
+static struct cas_blob_service *new_memory(void) {
+        struct cas_blob_service *s;
+        CHECK_OK(cas_blob_memory_new(&s));
+        return s;
+}
+
+/* ---- tests, each run against a fresh service ---- */
+
+static void test_put_stat_open(struct cas_blob_service *s) {
+        struct cas_blob_reader *r;
+        struct cas_digest d;
+        uint64_t size;
+        char buf[32];
+
+        CHECK_OK(cas_blob_put(s, "Hello World!", 12, 0, &d));
+        CHECK_STREQ(hex(&d), HELLO_HEX);
+        CHECK_OK(cas_blob_stat(s, &d, &size));
+        CHECK_EQ(size, 12);
+        CHECK_OK(cas_blob_open(s, &d, &r));
+        CHECK(cas_digest_equal(&r->digest, &d));
+        CHECK_EQ(r->size, 12);
+        CHECK_EQ(cas_blob_pread(r, buf, sizeof(buf), 0), 12);
+        CHECK(memcmp(buf, "Hello World!", 12) == 0);
+        CHECK_EQ(cas_blob_pread(r, buf, 5, 6), 5);
+        CHECK(memcmp(buf, "World", 5) == 0);
+        CHECK_EQ(cas_blob_pread(r, buf, 5, 12), 0);
+        CHECK_EQ(cas_blob_pread(r, buf, 5, 1000), 0);
+        CHECK_EQ(cas_blob_pread(r, buf, 5, UINT64_MAX), 0);
+        CHECK_OK(cas_blob_reader_verify(r));
+        cas_blob_reader_close(r);
+
+        CHECK_OK(cas_blob_put(s, "\x00\x01", 2, 0, &d));
+        CHECK_STREQ(hex(&d), BLOB_A_HEX);
+        CHECK_OK(cas_blob_put(s, NULL, 0, 0, &d));
+        CHECK_STREQ(hex(&d), EMPTY_HEX);
+        CHECK_OK(cas_blob_stat(s, &d, &size));
+        CHECK_EQ(size, 0);
+        CHECK_OK(cas_blob_open(s, &d, &r));
+        CHECK_EQ(cas_blob_pread(r, buf, 1, 0), 0);
+        CHECK_OK(cas_blob_reader_verify(r));
+        cas_blob_reader_close(r);
+
+        d = digest_of_hex(BLOB_B_HEX);
+        CHECK_EQ(cas_blob_stat(s, &d, &size), -ENOENT);
+        CHECK_EQ(cas_blob_open(s, &d, &r), -ENOENT);
+}
+
+static void test_pread_offsets(struct cas_blob_service *s) {
+        struct cas_blob_reader *r;
+        struct cas_digest d;
+        uint8_t buf[70000];
+        static const uint64_t offs[] = { 0, 1, 254, 255, 256, 4095, 4096, 65535, 65536, 131071,
+                                         BLOB_B_LEN - 70000, BLOB_B_LEN - 1, BLOB_B_LEN, BLOB_B_LEN + 1 };
+        static const size_t lens[] = { 1, 7, 255, 4096, 65537, 70000 };
+
+        CHECK_OK(cas_blob_put(s, blob_b, BLOB_B_LEN, 0, &d));
+        CHECK_STREQ(hex(&d), BLOB_B_HEX);
+        CHECK_OK(cas_blob_open(s, &d, &r));
+        CHECK_EQ(r->size, BLOB_B_LEN);
+        CHECK(r->fd >= 0 || r->data);
+        for (size_t i = 0; i < ELEMENTSOF(offs); i++)
+                for (size_t j = 0; j < ELEMENTSOF(lens); j++) {
+                        uint64_t o = offs[i];
+                        size_t want = o >= BLOB_B_LEN ? 0 : MIN((uint64_t) lens[j], BLOB_B_LEN - o);
+                        ssize_t n = cas_blob_pread(r, buf, lens[j], o);
+
+                        CHECK_EQ(n, want);
+                        CHECK(memcmp(buf, blob_b + o, want) == 0);
+                }
+        CHECK_OK(cas_blob_reader_verify(r));
+        cas_blob_reader_close(r);
+}
+
+/* Streams BLOB_B in odd-sized pieces (1, 2, 3 ... bytes, then larger). */
+static void test_writer(struct cas_blob_service *s) {
+        struct cas_blob_writer *w;
+        struct cas_digest d;
+        uint64_t size, off = 0;
+        size_t step = 1;
+
+        CHECK_OK(cas_blob_writer_new(s, 0, &w));
+        while (off < BLOB_B_LEN) {
+                size_t n = MIN((uint64_t) step, BLOB_B_LEN - off);
+                CHECK_OK(cas_blob_write(w, blob_b + off, n));
+                off += n;
+                step = step < 100 ? step + 1 : step * 3 + 7;
+        }
+        CHECK_OK(cas_blob_commit(w, &d, &size));
+        CHECK_STREQ(hex(&d), BLOB_B_HEX);
+        CHECK_EQ(size, BLOB_B_LEN);
+        CHECK_OK(cas_blob_stat(s, &d, &size));
+        CHECK_EQ(size, BLOB_B_LEN);
+
+        /* a writer that is aborted leaves nothing behind */
+        CHECK_OK(cas_blob_writer_new(s, 0, &w));
+        CHECK_OK(cas_blob_write(w, "\x00\x01", 2));
+        cas_blob_abort(w);
+        d = digest_of_hex(BLOB_A_HEX);
+        CHECK_EQ(cas_blob_stat(s, &d, NULL), -ENOENT);
+
+        /* an empty writer stores the empty blob */
+        CHECK_OK(cas_blob_writer_new(s, 0, &w));
+        CHECK_OK(cas_blob_commit(w, &d, &size));
+        CHECK_STREQ(hex(&d), EMPTY_HEX);
+        CHECK_EQ(size, 0);
+}
+
+static int count_cb(void *userdata, const struct cas_digest *d) {
+        (*(int *) userdata)++;
+        return 0;
+}
+
+/* Storing the same content again (put and writer) changes nothing. */
+static void test_dedup(struct cas_blob_service *s) {
+        struct cas_blob_writer *w;
+        struct cas_digest d1, d2;
+        uint64_t size;
+        int count = 0;
+
+        CHECK_OK(cas_blob_put(s, blob_b, BLOB_B_LEN, 0, &d1));
+        CHECK_OK(cas_blob_put(s, blob_b, BLOB_B_LEN, 0, &d2));
+        CHECK(cas_digest_equal(&d1, &d2));
+        CHECK_OK(cas_blob_writer_new(s, 0, &w));
+        CHECK_OK(cas_blob_write(w, blob_b, BLOB_B_LEN));
+        CHECK_OK(cas_blob_commit(w, &d2, &size));
+        CHECK(cas_digest_equal(&d1, &d2));
+        CHECK_EQ(size, BLOB_B_LEN);
+        CHECK_OK(cas_blob_list(s, count_cb, &count));
+        CHECK_EQ(count, 1);
+}
+
+static void test_defer_sync(struct cas_blob_service *s) {
+        struct cas_blob_writer *w;
+        struct cas_digest d;
+        uint64_t size;
+
+        CHECK_OK(cas_blob_put(s, "Hello World!", 12, CAS_BLOB_DEFER_SYNC, &d));
+        CHECK_STREQ(hex(&d), HELLO_HEX);
+        CHECK_OK(cas_blob_writer_new(s, CAS_BLOB_DEFER_SYNC, &w));
+        CHECK_OK(cas_blob_write(w, blob_b, BLOB_B_LEN));
+        CHECK_OK(cas_blob_commit(w, &d, &size));
+        CHECK_STREQ(hex(&d), BLOB_B_HEX);
+        CHECK_OK(cas_blob_sync(s));
+        CHECK_OK(cas_blob_stat(s, &d, &size));
+        CHECK_EQ(size, BLOB_B_LEN);
+        d = digest_of_hex(HELLO_HEX);
+        CHECK_OK(cas_blob_stat(s, &d, &size));
+        CHECK_EQ(size, 12);
+        CHECK_OK(cas_blob_sync(s)); /* nothing pending: fine */
+}
+
+struct list_state {
+        struct cas_digest want[4];
+        bool seen[4];
+        int n, stop_after;
+};
+
+static int list_cb(void *userdata, const struct cas_digest *d) {
+        struct list_state *st = userdata;
+        bool found = false;
+
+        for (int i = 0; i < 4; i++)
+                if (cas_digest_equal(d, &st->want[i])) {
+                        CHECK(!st->seen[i]);
+                        st->seen[i] = found = true;
+                }
+        CHECK(found);
+        st->n++;
+        return st->stop_after && st->n == st->stop_after ? -ECANCELED : 0;
+}
+
+static void test_list(struct cas_blob_service *s) {
+        struct list_state st = {};
+
+        CHECK_OK(cas_blob_list(s, list_cb, &st));
+        CHECK_EQ(st.n, 0);
+        CHECK_OK(cas_blob_put(s, "Hello World!", 12, 0, &st.want[0]));
+        CHECK_OK(cas_blob_put(s, "\x00\x01", 2, 0, &st.want[1]));
+        CHECK_OK(cas_blob_put(s, "", 0, 0, &st.want[2]));
+        CHECK_OK(cas_blob_put(s, blob_b, BLOB_B_LEN, 0, &st.want[3]));
+        CHECK_OK(cas_blob_list(s, list_cb, &st));
+        CHECK_EQ(st.n, 4);
+        for (int i = 0; i < 4; i++)
+                CHECK(st.seen[i]);
+        memset(st.seen, 0, sizeof(st.seen));
+        st.n = 0;
+        st.stop_after = 2;
+        CHECK_EQ(cas_blob_list(s, list_cb, &st), -ECANCELED);
+        CHECK_EQ(st.n, 2);
+}
+
+struct pread_job {
+        struct cas_blob_reader *r;
+        unsigned seed;
+        int ok;
+};
+
+static void *pread_thread(void *arg) {
+        struct pread_job *j = arg;
+        uint8_t buf[9000];
+
+        for (int i = 0; i < 300; i++) {
+                uint64_t off = rand_r(&j->seed) % (BLOB_B_LEN + 100);
+                size_t len = 1 + rand_r(&j->seed) % sizeof(buf);
+                size_t want = off >= BLOB_B_LEN ? 0 : MIN((uint64_t) len, BLOB_B_LEN - off);
+
+                if (cas_blob_pread(j->r, buf, len, off) != (ssize_t) want || memcmp(buf, blob_b + off, want) != 0)
+                        return NULL;
+        }
+        j->ok = 1;
+        return NULL;
+}
+
+static void test_concurrent_pread(struct cas_blob_service *s) {
+        struct cas_blob_reader *r;
+        struct cas_digest d;
+        pthread_t t[8];
+        struct pread_job jobs[8];
+
+        CHECK_OK(cas_blob_put(s, blob_b, BLOB_B_LEN, 0, &d));
+        CHECK_OK(cas_blob_open(s, &d, &r));
+        for (int i = 0; i < 8; i++) {
+                jobs[i] = (struct pread_job){ .r = r, .seed = 1234 + i };
+                CHECK_EQ(pthread_create(&t[i], NULL, pread_thread, &jobs[i]), 0);
+        }
+        for (int i = 0; i < 8; i++) {
+                CHECK_EQ(pthread_join(t[i], NULL), 0);
+                CHECK(jobs[i].ok);
+        }
+        cas_blob_reader_close(r);
+}
+
+static void test_args(struct cas_blob_service *s) {
+        struct cas_digest d = cas_digest_empty;
+        struct cas_blob_reader *r;
+
+        CHECK_EQ(cas_blob_put(NULL, "", 0, 0, &d), -EINVAL);
+        CHECK_EQ(cas_blob_put(s, NULL, 3, 0, &d), -EINVAL);
+        CHECK_EQ(cas_blob_open(s, NULL, &r), -EINVAL);
+        CHECK_EQ(cas_blob_stat(s, NULL, NULL), -EINVAL);
+        CHECK_EQ(cas_blob_list(s, NULL, NULL), -EINVAL);
+}
+
+static void remove_tree(const char *dir) {
+        char cmd[600];
+
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+        CHECK_EQ(system(cmd), 0);
+}
+
+typedef void (*backend_test)(struct cas_blob_service *s);
+
+static const struct {
+        const char *name;
+        struct cas_blob_service *(*make)(void);
+} backends[] = {
+        { "memory", new_memory },
+};
+
+static void run_both(const char *name, backend_test t) {
+        for (size_t i = 0; i < ELEMENTSOF(backends); i++) {
+                struct cas_blob_service *s = backends[i].make();
+
+                fprintf(stderr, "  %s (%s)\n", name, backends[i].name);
+                t(s);
+                cas_blob_service_free(s);
+        }
+}
+
+#define RUN_BOTH(t) run_both(#t, t)
+
+int main(void) {
+        const char *tmpdir = getenv("TMPDIR");
+
+        blob_b = malloc(BLOB_B_LEN);
+        for (size_t i = 0; i < BLOB_B_LEN; i++)
+                blob_b[i] = i % 255;
+        snprintf(tmp_root, sizeof(tmp_root), "%s/test-blobsvc.XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
+        CHECK(mkdtemp(tmp_root));
+
+        RUN_BOTH(test_put_stat_open);
+        RUN_BOTH(test_pread_offsets);
+        RUN_BOTH(test_writer);
+        RUN_BOTH(test_dedup);
+        RUN_BOTH(test_defer_sync);
+        RUN_BOTH(test_list);
+        RUN_BOTH(test_concurrent_pread);
+        RUN_BOTH(test_args);
+
+        remove_tree(tmp_root);
+        free(blob_b);
+        return 0;
+}

@@ -1,0 +1,353 @@
+/* Unit tests for the directory services (memory:// and LMDB): SPEC §2
+ * digests through put/get, closure under children, lenient and strict
+ * sizes, atomic batches, corruption detection, the recursive walk. */
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "castore/dirsvc.h"
+#include "castore/lmdb.h"
+#include "castore/store.h"
+#include "test.h"
+
+#define N(s) .name = (s), .name_len = sizeof(s) - 1
+
+#define WITH_KEEP_HEX "8b5b5d642b646bb8ed504b0862c39413e87e57491497de7bd075953f7b83810e"
+#define COMPLICATED_HEX "3f951a15afd586fb3121ef4d13d582e811ce0e5a7f21c0497fd87490e9e2355a"
+#define COMPLICATED2_HEX "424a7f6ce08d805d15b428062faae96299a1675d708c3a39261afe38cdd04feb"
+#define B_HEX "8701f4722d8dae7f2c40fa003331b8437a3825f9e1bfd3a77998c64cc226b9cc"
+#define EMPTY_HEX "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"
+
+static char tmp_root[256];
+
+static const char *hex(const struct cas_digest *d) {
+        static char buf[CAS_DIGEST_HEX_LEN + 1];
+        cas_digest_to_hex(d, buf);
+        return buf;
+}
+
+static struct cas_directory *mkdir_nodes(const struct cas_node *n, size_t count) {
+        struct cas_directory *d;
+        CHECK_OK(cas_directory_new(n, count, &d, NULL));
+        return d;
+}
+
+static struct cas_directory *empty_dir(void) {
+        return mkdir_nodes(NULL, 0);
+}
+
+static struct cas_directory *with_keep(void) {
+        struct cas_node n = { .kind = CAS_NODE_FILE, N(".keep"), .digest = cas_digest_empty };
+        return mkdir_nodes(&n, 1);
+}
+
+static struct cas_directory *complicated(uint64_t keep_size) {
+        _cleanup_(cas_directory_freep) struct cas_directory *k = with_keep();
+        struct cas_node n[3] = {
+                { .kind = CAS_NODE_DIRECTORY, N("keep"), .digest = k->digest, .size = keep_size },
+                { .kind = CAS_NODE_FILE, N(".keep"), .digest = cas_digest_empty },
+                { .kind = CAS_NODE_SYMLINK, N("aa"), .target = "/nix/store/somewhereelse", .target_len = 24 },
+        };
+        return mkdir_nodes(n, 3);
+}
+
+static struct cas_directory *dir_b(void) {
+        struct cas_node n = { .kind = CAS_NODE_DIRECTORY, N("a"), .digest = cas_digest_empty, .size = 0 };
+        return mkdir_nodes(&n, 1);
+}
+
+/* A directory holding `child` under each of the given names. */
+static struct cas_directory *parent_of(const struct cas_directory *child, const char *const *names, size_t n) {
+        struct cas_node nodes[8];
+
+        CHECK(n <= 8);
+        for (size_t i = 0; i < n; i++)
+                nodes[i] = (struct cas_node){ .kind = CAS_NODE_DIRECTORY, .name = names[i],
+                                              .name_len = strlen(names[i]), .digest = child->digest,
+                                              .size = child->size };
+        return mkdir_nodes(nodes, n);
+}
+
+static void put_one(struct cas_dir_service *s, struct cas_directory *d) {
+        CHECK_OK(cas_dir_put(s, &d, 1, 0, NULL));
+}
+
+static void check_get(struct cas_dir_service *s, const struct cas_directory *want) {
+        _cleanup_(cas_directory_freep) struct cas_directory *got = NULL;
+        uint64_t size;
+
+        CHECK_OK(cas_dir_get(s, &want->digest, &got));
+        CHECK(cas_digest_equal(&got->digest, &want->digest));
+        CHECK_EQ(got->n_entries, want->n_entries);
+        CHECK_EQ(got->size, want->size);
+        for (size_t i = 0; i < got->n_entries; i++)
+                CHECK_STREQ(got->entries[i].name, want->entries[i].name);
+        CHECK_OK(cas_dir_stat(s, &want->digest, &size));
+        CHECK_EQ(size, want->size);
+}
+
+/* ---- backends ---- */
+
+struct backend {
+        struct cas_dir_service *s;
+        struct cas_lmdb *db; /* LMDB only */
+        char path[300];
+};
+
+static void open_memory(struct backend *b) {
+        CHECK_OK(cas_dir_memory_new(&b->s));
+}
+
+static void close_backend(struct backend *b) {
+        cas_dir_service_free(b->s);
+        b->s = NULL;
+}
+
+/* ---- tests ---- */
+
+static void test_known_digests(struct backend *b) {
+        _cleanup_(cas_directory_freep) struct cas_directory *e = empty_dir(), *k = with_keep(), *c = complicated(1),
+                                                            *db = dir_b();
+
+        CHECK_STREQ(hex(&k->digest), WITH_KEEP_HEX);
+        CHECK_STREQ(hex(&c->digest), COMPLICATED_HEX);
+        CHECK_STREQ(hex(&db->digest), B_HEX);
+        put_one(b->s, k);
+        put_one(b->s, c);
+        put_one(b->s, e);
+        put_one(b->s, db);
+        put_one(b->s, c); /* again: dedup */
+        check_get(b->s, k);
+        check_get(b->s, c);
+        check_get(b->s, e);
+        check_get(b->s, db);
+        {
+                _cleanup_(cas_directory_freep) struct cas_directory *c2 = complicated(2);
+                CHECK_EQ(cas_dir_stat(b->s, &c2->digest, NULL), -ENOENT);
+        }
+}
+
+static void test_missing_child(struct backend *b) {
+        _cleanup_(cas_directory_freep) struct cas_directory *c = complicated(1), *db = dir_b();
+        struct cas_directory *got;
+        enum cas_verr why = CAS_VERR_NONE;
+
+        CHECK_EQ(cas_dir_put(b->s, &c, 1, 0, &why), -EBADMSG);
+        CHECK_EQ(why, CAS_VERR_MISSING_CHILD);
+        CHECK_EQ(cas_dir_get(b->s, &c->digest, &got), -ENOENT);
+        CHECK_EQ(cas_dir_put(b->s, &db, 1, 0, &why), -EBADMSG);
+        CHECK_EQ(why, CAS_VERR_MISSING_CHILD);
+}
+
+static void test_sizes(struct backend *b) {
+        _cleanup_(cas_directory_freep) struct cas_directory *k = with_keep(), *small = complicated(0),
+                                                            *big = complicated(2), *exact = complicated(1);
+        enum cas_verr why = CAS_VERR_NONE;
+
+        put_one(b->s, k);
+        CHECK_EQ(cas_dir_put(b->s, &small, 1, 0, &why), -EBADMSG);
+        CHECK_EQ(why, CAS_VERR_SIZE_MISMATCH);
+        CHECK_EQ(cas_dir_put(b->s, &small, 1, CAS_DECODE_STRICT_SIZE, &why), -EBADMSG);
+        CHECK_EQ(why, CAS_VERR_SIZE_MISMATCH);
+        CHECK_STREQ(hex(&big->digest), COMPLICATED2_HEX);
+        CHECK_EQ(cas_dir_put(b->s, &big, 1, CAS_DECODE_STRICT_SIZE, &why), -EBADMSG);
+        CHECK_EQ(why, CAS_VERR_SIZE_MISMATCH);
+        CHECK_EQ(cas_dir_stat(b->s, &big->digest, NULL), -ENOENT);
+        CHECK_OK(cas_dir_put(b->s, &big, 1, 0, &why));
+        CHECK_EQ(why, CAS_VERR_NONE);
+        check_get(b->s, big);
+        CHECK_OK(cas_dir_put(b->s, &exact, 1, CAS_DECODE_STRICT_SIZE, &why));
+        check_get(b->s, exact);
+}
+
+/* Leaves first in one call; a batch with a bad member stores nothing. */
+static void test_batch(struct backend *b) {
+        _cleanup_(cas_directory_freep) struct cas_directory *e = empty_dir(), *k = with_keep(), *c = complicated(1),
+                                                            *db = dir_b(), *bad = complicated(0);
+        struct cas_directory *wrong_order[] = { c, k };
+        struct cas_directory *with_bad[] = { e, db, k, bad };
+        struct cas_directory *good[] = { e, k, db, c, k };
+        enum cas_verr why = CAS_VERR_NONE;
+
+        CHECK_EQ(cas_dir_put(b->s, wrong_order, 2, 0, &why), -EBADMSG);
+        CHECK_EQ(why, CAS_VERR_MISSING_CHILD);
+        CHECK_EQ(cas_dir_stat(b->s, &k->digest, NULL), -ENOENT);
+        CHECK_EQ(cas_dir_put(b->s, with_bad, 4, 0, &why), -EBADMSG);
+        CHECK_EQ(why, CAS_VERR_SIZE_MISMATCH);
+        for (size_t i = 0; i < 3; i++)
+                CHECK_EQ(cas_dir_stat(b->s, &with_bad[i]->digest, NULL), -ENOENT);
+        CHECK_OK(cas_dir_put(b->s, good, 5, 0, &why));
+        CHECK_EQ(why, CAS_VERR_NONE);
+        for (size_t i = 0; i < 5; i++)
+                check_get(b->s, good[i]);
+        CHECK_OK(cas_dir_put(b->s, NULL, 0, 0, NULL));
+}
+
+struct walk_state {
+        struct cas_digest seen[16];
+        size_t n;
+};
+
+static int walk_cb(void *userdata, const struct cas_directory *d) {
+        struct walk_state *w = userdata;
+
+        for (size_t i = 0; i < w->n; i++)
+                CHECK(!cas_digest_equal(&w->seen[i], &d->digest));
+        CHECK(w->n < 16);
+        w->seen[w->n++] = d->digest;
+        return 0;
+}
+
+static size_t index_of(const struct walk_state *w, const struct cas_digest *d) {
+        for (size_t i = 0; i < w->n; i++)
+                if (cas_digest_equal(&w->seen[i], d))
+                        return i;
+        CHECK(!"digest not walked");
+        return 0;
+}
+
+/* root -> {x -> complicated -> with_keep, y -> complicated, z -> B -> empty},
+ * so complicated and with_keep are reachable twice. */
+static void test_recursive(struct backend *b) {
+        _cleanup_(cas_directory_freep) struct cas_directory *e = empty_dir(), *k = with_keep(), *c = complicated(1),
+                                                            *db = dir_b(), *x = NULL, *z = NULL, *root = NULL;
+        static const char *const xy[] = { "x", "y" }, *const zz[] = { "z" };
+        struct walk_state w = {};
+
+        x = parent_of(c, xy, 2);
+        z = parent_of(db, zz, 1);
+        {
+                struct cas_node n[3] = {
+                        { .kind = CAS_NODE_DIRECTORY, N("x"), .digest = x->digest, .size = x->size },
+                        { .kind = CAS_NODE_DIRECTORY, N("y"), .digest = c->digest, .size = c->size },
+                        { .kind = CAS_NODE_DIRECTORY, N("z"), .digest = z->digest, .size = z->size },
+                };
+                root = mkdir_nodes(n, 3);
+        }
+        struct cas_directory *all[] = { e, k, c, db, x, z, root };
+        CHECK_OK(cas_dir_put(b->s, all, ELEMENTSOF(all), CAS_DECODE_STRICT_SIZE, NULL));
+
+        CHECK_OK(cas_dir_get_recursive(b->s, &root->digest, walk_cb, &w));
+        CHECK_EQ(w.n, 7);
+        CHECK(cas_digest_equal(&w.seen[0], &root->digest));
+        /* each directory comes after the parent that reached it first */
+        CHECK(index_of(&w, &x->digest) < index_of(&w, &k->digest));
+        CHECK(index_of(&w, &root->digest) < index_of(&w, &c->digest));
+        CHECK(index_of(&w, &c->digest) < index_of(&w, &k->digest));
+        CHECK(index_of(&w, &z->digest) < index_of(&w, &db->digest));
+        CHECK(index_of(&w, &db->digest) < index_of(&w, &e->digest));
+
+        w.n = 0;
+        CHECK_OK(cas_dir_get_recursive(b->s, &e->digest, walk_cb, &w));
+        CHECK_EQ(w.n, 1);
+
+        /* a missing root or descendant is -ENOENT */
+        {
+                _cleanup_(cas_directory_freep) struct cas_directory *kk = complicated(7);
+                w.n = 0;
+                CHECK_EQ(cas_dir_get_recursive(b->s, &kk->digest, walk_cb, &w), -ENOENT);
+                CHECK_EQ(w.n, 0);
+        }
+}
+
+static int stop_cb(void *userdata, const struct cas_directory *d) {
+        return -ECANCELED;
+}
+
+static void test_walk_stop(struct backend *b) {
+        _cleanup_(cas_directory_freep) struct cas_directory *e = empty_dir(), *db = dir_b();
+        struct cas_directory *all[] = { e, db };
+
+        CHECK_OK(cas_dir_put(b->s, all, 2, 0, NULL));
+        CHECK_EQ(cas_dir_get_recursive(b->s, &db->digest, stop_cb, NULL), -ECANCELED);
+}
+
+struct list_state {
+        size_t n;
+        bool saw_keep;
+};
+
+static int list_cb(void *userdata, const struct cas_digest *d, const void *data, size_t len) {
+        struct list_state *st = userdata;
+        struct cas_directory *dir;
+
+        CHECK_OK(cas_directory_decode(data, len, 0, &dir, NULL));
+        CHECK(cas_digest_equal(&dir->digest, d));
+        if (strcmp(hex(d), WITH_KEEP_HEX) == 0) {
+                CHECK_EQ(len, 43);
+                st->saw_keep = true;
+        }
+        cas_directory_free(dir);
+        st->n++;
+        return 0;
+}
+
+static void test_list(struct backend *b) {
+        _cleanup_(cas_directory_freep) struct cas_directory *e = empty_dir(), *k = with_keep(), *c = complicated(1);
+        struct cas_directory *all[] = { e, k, c };
+        struct list_state st = {};
+
+        CHECK_OK(cas_dir_list(b->s, list_cb, &st));
+        CHECK_EQ(st.n, 0);
+        CHECK_OK(cas_dir_put(b->s, all, 3, 0, NULL));
+        CHECK_OK(cas_dir_list(b->s, list_cb, &st));
+        CHECK_EQ(st.n, 3);
+        CHECK(st.saw_keep);
+}
+
+static void test_check_children_args(struct backend *b) {
+        _cleanup_(cas_directory_freep) struct cas_directory *k = with_keep();
+        enum cas_verr why;
+
+        CHECK_EQ(cas_dir_put(NULL, &k, 1, 0, NULL), -EINVAL);
+        CHECK_EQ(cas_dir_get(b->s, NULL, &k), -EINVAL);
+        CHECK_EQ(cas_dir_check_children(k, 0, NULL, NULL, &why), -EINVAL);
+}
+
+typedef void (*backend_test)(struct backend *b);
+
+static const struct {
+        const char *name;
+        void (*open)(struct backend *b);
+} backends[] = {
+        { "memory", open_memory },
+};
+
+static void run_all(const char *name, backend_test t) {
+        for (size_t i = 0; i < ELEMENTSOF(backends); i++) {
+                struct backend b = {};
+
+                fprintf(stderr, "  %s (%s)\n", name, backends[i].name);
+                backends[i].open(&b);
+                t(&b);
+                close_backend(&b);
+        }
+}
+
+#define RUN_ALL(t) run_all(#t, t)
+
+static void remove_tree(const char *dir) {
+        char cmd[600];
+
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+        CHECK_EQ(system(cmd), 0);
+}
+
+int main(void) {
+        const char *tmpdir = getenv("TMPDIR");
+
+        snprintf(tmp_root, sizeof(tmp_root), "%s/test-dirsvc.XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
+        CHECK(mkdtemp(tmp_root));
+
+        RUN_ALL(test_known_digests);
+        RUN_ALL(test_missing_child);
+        RUN_ALL(test_sizes);
+        RUN_ALL(test_batch);
+        RUN_ALL(test_recursive);
+        RUN_ALL(test_walk_stop);
+        RUN_ALL(test_list);
+        RUN_ALL(test_check_children_args);
+
+        remove_tree(tmp_root);
+        return 0;
+}
