@@ -1,0 +1,87 @@
+/* NAR (Nix ARchive): rendering a castore tree as the byte stream that
+ * nix-store --dump produces, and ingesting a NAR stream into castore.
+ *
+ * Format: every token is a string = u64 little-endian length, the bytes,
+ * zero padding to a multiple of 8.
+ *   nar       = "nix-archive-1" node
+ *   node      = "(" "type" ( regular | symlink | directory ) ")"
+ *   regular   = "regular" [ "executable" "" ] "contents" <data>
+ *   symlink   = "symlink" "target" <target>
+ *   directory = "directory" { "entry" "(" "name" <name> "node" node ")" }
+ * Directory entries are strictly ascending by name bytes across all kinds,
+ * which is the order of struct cas_directory entries. */
+#pragma once
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "../castore/blobsvc.h"
+#include "../castore/dirsvc.h"
+#include "sha256.h"
+
+/* Most directory levels (the root directory counting as one) rendered or
+ * accepted: beyond any real tree (PATH_MAX allows 2048 levels of
+ * one-letter names only through *at() calls), small enough to bound
+ * recursion. */
+#define NAR_DEPTH_MAX 1024
+
+/* Output sink: consumes all len bytes or returns -errno (which aborts the
+ * render and is returned by it). */
+typedef int (*nar_write_fn)(void *userdata, const void *buf, size_t len);
+
+enum {
+        NAR_RENDER_NO_SHA256 = 1 << 0, /* skip the NAR hash (ret_sha256 untouched) */
+};
+
+/* Renders the NAR of root (its name is ignored) to write, or only computes
+ * its size and SHA-256 if write is NULL.  Memory stays constant whatever
+ * the file sizes (one I/O buffer plus the directories on the current path).
+ *
+ * Blob integrity: no byte of a blob that does not hash to its digest is
+ * ever written.  With a sink, each on-disk blob is verified in full before
+ * its first byte is emitted (a second read, usually from the page cache),
+ * and hashed again while streaming; if the bytes changed between the two
+ * reads the render fails with -EBADMSG after having written them, so a
+ * caller must treat the output of a failed render as garbage (the CLI
+ * exits non-zero).  In-memory blobs are hashed once and emitted from the
+ * same immutable bytes.  Without a sink (hash only) one streaming pass
+ * suffices since nothing escapes before the check.
+ *
+ * Errors: -ENOENT (missing blob or directory), -EBADMSG (blob size differs
+ * from the FileNode's, digest mismatch, directory smaller than the node
+ * claims), -ELOOP (deeper than NAR_DEPTH_MAX), a sink or service error.
+ * Errors are logged. */
+int nar_render(struct cas_blob_service *blobs, struct cas_dir_service *dirs, const struct cas_node *root,
+               unsigned flags, nar_write_fn write, void *userdata, uint64_t *ret_size,
+               uint8_t ret_sha256[NIX_SHA256_LEN]);
+
+/* Input source: reads up to len bytes, returns the count, 0 at end of
+ * input, or -errno. */
+typedef ssize_t (*nar_read_fn)(void *userdata, void *buf, size_t len);
+
+struct nar_ingest_result {
+        /* The root node, name empty; a symlink's target lives in mem (free()). */
+        struct cas_node root;
+        void *mem;
+        uint64_t nar_size;
+        uint8_t nar_sha256[NIX_SHA256_LEN];
+        /* On -EBADMSG: what was wrong (a static string) and the offset in
+         * the NAR of the token that broke the rule. */
+        const char *error;
+        uint64_t error_offset;
+};
+
+/* Parses a NAR from read and stores its contents: file contents through
+ * the blob service (streaming; memory stays bounded whatever the file
+ * size), then, once the whole NAR has parsed, directories leaves-first with
+ * one cas_dir_put.  Strict: the exact token grammar above, zero padding,
+ * names valid castore names (cas_name_check) strictly ascending without
+ * duplicates, targets valid (cas_target_check), tokens and names no longer
+ * than they can be, nesting at most NAR_DEPTH_MAX, nothing after the end.
+ *
+ * Returns 0 and fills *ret; -EBADMSG for a malformed or truncated NAR
+ * (ret->error says why), a read or store error otherwise.  On failure no
+ * directory is stored (blobs already written are harmless orphans) and
+ * ret owns nothing. */
+int nar_ingest(struct cas_blob_service *blobs, struct cas_dir_service *dirs, nar_read_fn read, void *userdata,
+               struct nar_ingest_result *ret);

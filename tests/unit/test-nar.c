@@ -1,0 +1,536 @@
+/* Unit tests for NAR rendering and ingestion: SPEC §3 known answers,
+ * round trips (including reads split at every size), blob integrity on
+ * render, and one hostile NAR per ingestion rule. */
+#include <stdarg.h>
+
+#include "castore/blobsvc.h"
+#include "castore/dirsvc.h"
+#include "store/nar.h"
+#include "test.h"
+
+#define N(s) .name = (s), .name_len = sizeof(s) - 1
+#define T(s) .target = (s), .target_len = sizeof(s) - 1
+
+/* ---- growable byte buffer: a render sink and a NAR builder ---- */
+
+struct buf {
+        uint8_t *p;
+        size_t len, cap;
+        size_t pos;       /* read position for buf_read */
+        size_t chunk;     /* max bytes per read (0: unlimited) */
+        int fail_after;   /* sink: fail on this call (0: never) */
+        int calls;
+};
+
+static int buf_write(void *userdata, const void *data, size_t len) {
+        struct buf *b = userdata;
+
+        if (b->fail_after && ++b->calls >= b->fail_after)
+                return -ENOSPC;
+        if (b->len + len > b->cap) {
+                b->cap = (b->len + len) * 2;
+                b->p = realloc(b->p, b->cap);
+                CHECK(b->p);
+        }
+        memcpy(b->p + b->len, data, len);
+        b->len += len;
+        return 0;
+}
+
+static ssize_t buf_read(void *userdata, void *dst, size_t len) {
+        struct buf *b = userdata;
+        size_t n = MIN(len, b->len - b->pos);
+
+        if (b->chunk)
+                n = MIN(n, b->chunk);
+        memcpy(dst, b->p + b->pos, n);
+        b->pos += n;
+        return (ssize_t) n;
+}
+
+static void put_u64(struct buf *b, uint64_t v) {
+        uint8_t le[8];
+        for (int i = 0; i < 8; i++)
+                le[i] = (uint8_t) (v >> (8 * i));
+        buf_write(b, le, 8);
+}
+
+static void put_bytes(struct buf *b, const void *s, size_t len) {
+        static const uint8_t zero[8];
+        put_u64(b, len);
+        buf_write(b, s, len);
+        buf_write(b, zero, (8 - len % 8) % 8);
+}
+
+static void put_str(struct buf *b, const char *s) {
+        put_bytes(b, s, strlen(s));
+}
+
+/* Several tokens at once: put_strs(b, "(", "type", "regular", NULL). */
+static void put_strs(struct buf *b, ...) {
+        va_list ap;
+        const char *s;
+
+        va_start(ap, b);
+        while ((s = va_arg(ap, const char *)))
+                put_str(b, s);
+        va_end(ap);
+}
+
+/* ---- a store ---- */
+
+static struct cas_blob_service *blobs;
+static struct cas_dir_service *dirs;
+
+static void store_reset(void) {
+        if (blobs)
+                cas_blob_service_free(blobs);
+        if (dirs)
+                cas_dir_service_free(dirs);
+        CHECK_OK(cas_blob_memory_new(&blobs));
+        CHECK_OK(cas_dir_memory_new(&dirs));
+}
+
+static int count_cb(void *userdata, const struct cas_digest *d, const void *data, size_t len) {
+        (*(size_t *) userdata)++;
+        return 0;
+}
+
+static size_t n_dirs(void) {
+        size_t n = 0;
+        CHECK_OK(cas_dir_list(dirs, count_cb, &n));
+        return n;
+}
+
+static const char *sha_hex(const uint8_t sha[32]) {
+        static char buf[65];
+        return test_hex(sha, 32, buf);
+}
+
+static void render(const struct cas_node *root, struct buf *out, uint64_t *size, uint8_t sha[32]) {
+        uint64_t size2;
+        uint8_t sha2[32];
+
+        memset(out, 0, sizeof(*out));
+        CHECK_OK(nar_render(blobs, dirs, root, 0, buf_write, out, size, sha));
+        CHECK_EQ(*size, out->len);
+        /* hash only, no sink: same figures */
+        CHECK_OK(nar_render(blobs, dirs, root, 0, NULL, NULL, &size2, sha2));
+        CHECK_EQ(size2, *size);
+        CHECK(memcmp(sha, sha2, 32) == 0);
+}
+
+/* Ingests nar (read in chunks of at most `chunk` bytes), checks the result
+ * re-renders to the same bytes. */
+static void round_trip(const struct buf *nar, size_t chunk, struct cas_node *ret_root) {
+        struct buf in = { .p = nar->p, .len = nar->len, .chunk = chunk }, out = {};
+        struct nar_ingest_result res;
+        uint64_t size;
+        uint8_t sha[32], sha_in[32];
+
+        CHECK_OK(nar_ingest(blobs, dirs, buf_read, &in, &res));
+        CHECK_EQ(res.nar_size, nar->len);
+        CHECK_OK(nar_render(blobs, dirs, &res.root, 0, buf_write, &out, &size, sha));
+        CHECK_EQ(out.len, nar->len);
+        CHECK(memcmp(out.p, nar->p, nar->len) == 0);
+        CHECK(memcmp(sha, res.nar_sha256, 32) == 0);
+        CHECK_OK(nix_sha256_of(nar->p, nar->len, sha_in));
+        CHECK(memcmp(sha, sha_in, 32) == 0);
+        if (ret_root)
+                *ret_root = res.root;
+        free(res.mem);
+        free(out.p);
+}
+
+/* ---- known answers ---- */
+
+static void test_symlink(void) {
+        struct cas_node n = { .kind = CAS_NODE_SYMLINK, T("/nix/store/somewhereelse") };
+        struct buf out;
+        uint64_t size;
+        uint8_t sha[32];
+
+        store_reset();
+        render(&n, &out, &size, sha);
+        CHECK_EQ(size, 136);
+        CHECK_STREQ(sha_hex(sha), "097d397e9b5826384eaa16c457715d1c1a51670313ead0f58566e0b232539cf1");
+        round_trip(&out, 0, NULL);
+        free(out.p);
+}
+
+static void test_hello(void) {
+        struct cas_node n = { .kind = CAS_NODE_FILE, .size = 12 };
+        struct buf out, want = {};
+        uint64_t size;
+        uint8_t sha[32];
+
+        store_reset();
+        CHECK_OK(cas_blob_put(blobs, "Hello World!", 12, 0, &n.digest));
+        render(&n, &out, &size, sha);
+        CHECK_EQ(size, 128);
+        CHECK_STREQ(sha_hex(sha), "03e7f63be30b065d78bcf615f5473545fdb4eb69aa416f43495b4e05cdfb8040");
+        /* the exact bytes */
+        put_strs(&want, "nix-archive-1", "(", "type", "regular", "contents", "Hello World!", ")", NULL);
+        CHECK_EQ(want.len, 128);
+        CHECK(memcmp(want.p, out.p, 128) == 0);
+        round_trip(&out, 0, NULL);
+        free(out.p);
+        free(want.p);
+
+        /* executable: the marker and its empty value */
+        n.executable = true;
+        render(&n, &out, &size, sha);
+        memset(&want, 0, sizeof(want));
+        put_strs(&want, "nix-archive-1", "(", "type", "regular", "executable", "", "contents", "Hello World!", ")",
+                 NULL);
+        CHECK_EQ(out.len, want.len);
+        CHECK(memcmp(want.p, out.p, want.len) == 0);
+        struct cas_node back;
+        round_trip(&out, 0, &back);
+        CHECK(back.executable);
+        CHECK_EQ(back.kind, CAS_NODE_FILE);
+        free(out.p);
+        free(want.p);
+}
+
+/* DIRECTORY_COMPLICATED: dir keep -> WITH_KEEP, file .keep, symlink aa. */
+static struct cas_node complicated(uint64_t keep_size) {
+        struct cas_node keep = { .kind = CAS_NODE_FILE, N(".keep"), .digest = cas_digest_empty };
+        struct cas_directory *k, *c;
+        struct cas_digest empty;
+
+        CHECK_OK(cas_blob_put(blobs, "", 0, 0, &empty));
+        CHECK(cas_digest_equal(&empty, &cas_digest_empty));
+        CHECK_OK(cas_directory_new(&keep, 1, &k, NULL));
+        struct cas_node n[3] = {
+                { .kind = CAS_NODE_SYMLINK, N("aa"), T("/nix/store/somewhereelse") },
+                { .kind = CAS_NODE_FILE, N(".keep"), .digest = cas_digest_empty },
+                { .kind = CAS_NODE_DIRECTORY, N("keep"), .digest = k->digest, .size = keep_size },
+        };
+        CHECK_OK(cas_directory_new(n, 3, &c, NULL));
+        struct cas_directory *both[2] = { k, c };
+        CHECK_OK(cas_dir_put(dirs, both, 2, 0, NULL));
+        struct cas_node root = { .kind = CAS_NODE_DIRECTORY, .digest = c->digest, .size = c->size };
+        cas_directory_free(k);
+        cas_directory_free(c);
+        return root;
+}
+
+static void test_complicated(void) {
+        struct cas_node root, back;
+        struct buf out;
+        uint64_t size;
+        uint8_t sha[32];
+
+        store_reset();
+        root = complicated(1);
+        CHECK_STREQ(CAS_DIGEST_HEX(&root.digest), "3f951a15afd586fb3121ef4d13d582e811ce0e5a7f21c0497fd87490e9e2355a");
+        render(&root, &out, &size, sha);
+        CHECK_EQ(size, 840);
+        CHECK_STREQ(sha_hex(sha), "ebd52279a8df024c9fd5718de4103bf5e760dc7f2cf49044ee7dea87ab16911a");
+
+        /* ingest into a fresh store: the same Directory digests come back */
+        store_reset();
+        CHECK_EQ(n_dirs(), 0);
+        round_trip(&out, 0, &back);
+        CHECK_EQ(back.kind, CAS_NODE_DIRECTORY);
+        CHECK(cas_digest_equal(&back.digest, &root.digest));
+        CHECK_EQ(back.size, 4);
+        CHECK_EQ(n_dirs(), 2);
+        /* reads split at every small size */
+        for (size_t chunk = 1; chunk <= 17; chunk++)
+                round_trip(&out, chunk, NULL);
+        free(out.p);
+
+        /* snix-style inflated child size (keep: 2) renders the same NAR */
+        store_reset();
+        root = complicated(2);
+        CHECK_STREQ(CAS_DIGEST_HEX(&root.digest), "424a7f6ce08d805d15b428062faae96299a1675d708c3a39261afe38cdd04feb");
+        render(&root, &out, &size, sha);
+        CHECK_EQ(size, 840);
+        CHECK_STREQ(sha_hex(sha), "ebd52279a8df024c9fd5718de4103bf5e760dc7f2cf49044ee7dea87ab16911a");
+        free(out.p);
+}
+
+/* Files larger than every internal buffer, of sizes around the padding. */
+static void test_large_files(void) {
+        static const size_t sizes[] = { 64 * 1024 - 1, 64 * 1024, 64 * 1024 + 1, 1044480, 3 * 512 * 1024 + 5 };
+        struct cas_node n[ELEMENTSOF(sizes)];
+        char names[ELEMENTSOF(sizes)][8];
+        struct cas_directory *d;
+        uint8_t *data = malloc(sizes[ELEMENTSOF(sizes) - 1]);
+
+        store_reset();
+        CHECK(data);
+        for (size_t i = 0; i < sizes[ELEMENTSOF(sizes) - 1]; i++)
+                data[i] = (uint8_t) (i % 255);
+        for (size_t i = 0; i < ELEMENTSOF(sizes); i++) {
+                snprintf(names[i], sizeof(names[i]), "f%zu", i);
+                n[i] = (struct cas_node){ .kind = CAS_NODE_FILE, .name = names[i], .name_len = strlen(names[i]),
+                                          .size = sizes[i], .executable = i % 2 };
+                CHECK_OK(cas_blob_put(blobs, data, sizes[i], 0, &n[i].digest));
+        }
+        /* BLOB_B of SPEC §2 */
+        CHECK_STREQ(CAS_DIGEST_HEX(&n[3].digest), "a82c5154a7a0c262c6fdb929a317585646f8fbcf80326d0a7b8747edaf2d99d2");
+        CHECK_OK(cas_directory_new(n, ELEMENTSOF(sizes), &d, NULL));
+        CHECK_OK(cas_dir_put(dirs, &d, 1, 0, NULL));
+        struct cas_node root = { .kind = CAS_NODE_DIRECTORY, .digest = d->digest, .size = d->size };
+        struct buf out;
+        uint64_t size;
+        uint8_t sha[32];
+        render(&root, &out, &size, sha);
+        store_reset();
+        round_trip(&out, 0, NULL);
+        round_trip(&out, 4093, NULL);
+        free(out.p);
+        free(data);
+        cas_directory_free(d);
+}
+
+/* ---- integrity on render ---- */
+
+/* A blob service whose blobs hold wrong bytes: "bad" either as a plain
+ * positional reader or as in-memory data. */
+struct bad_blobs {
+        struct cas_blob_service base;
+        bool in_memory;
+        uint64_t size; /* what the reader claims */
+};
+static const uint8_t bad_bytes[12] = "Hello World?";
+
+static ssize_t bad_pread(struct cas_blob_reader *r, void *buf, size_t len, uint64_t off) {
+        if (off >= sizeof(bad_bytes))
+                return 0;
+        len = MIN(len, sizeof(bad_bytes) - off);
+        memcpy(buf, bad_bytes + off, len);
+        return (ssize_t) len;
+}
+static void bad_close(struct cas_blob_reader *r) {
+        free(r);
+}
+static const struct cas_blob_reader_ops bad_reader_ops = { .pread = bad_pread, .close = bad_close };
+static int bad_open(struct cas_blob_service *s, const struct cas_digest *d, struct cas_blob_reader **ret) {
+        struct bad_blobs *b = (struct bad_blobs *) s;
+        struct cas_blob_reader *r = calloc(1, sizeof(*r));
+
+        CHECK(r);
+        *r = (struct cas_blob_reader){ .ops = &bad_reader_ops, .digest = *d, .size = b->size, .fd = -1,
+                                       .data = b->in_memory ? bad_bytes : NULL };
+        *ret = r;
+        return 0;
+}
+static const struct cas_blob_ops bad_ops = { .name = "bad", .open = bad_open };
+
+static void test_corrupt_blob(void) {
+        struct cas_node n = { .kind = CAS_NODE_FILE, .size = 12 };
+        struct bad_blobs bad = { .base.ops = &bad_ops, .size = 12 };
+        uint64_t size;
+        uint8_t sha[32];
+
+        store_reset();
+        cas_digest_of("Hello World!", 12, &n.digest);
+        for (int mem = 0; mem < 2; mem++) {
+                struct buf out = {};
+
+                bad.in_memory = mem;
+                CHECK_EQ(nar_render(&bad.base, dirs, &n, 0, buf_write, &out, &size, sha), -EBADMSG);
+                /* not one byte of the blob escaped */
+                CHECK(!out.p || !memmem(out.p, out.len, "Hello", 5));
+                free(out.p);
+                CHECK_EQ(nar_render(&bad.base, dirs, &n, 0, NULL, NULL, &size, sha), -EBADMSG);
+        }
+        /* blob size differs from the FileNode's */
+        bad.size = 11;
+        CHECK_EQ(nar_render(&bad.base, dirs, &n, 0, NULL, NULL, &size, sha), -EBADMSG);
+        CHECK_OK(cas_blob_put(blobs, "Hello World!", 12, 0, &n.digest));
+        n.size = 13;
+        CHECK_EQ(nar_render(blobs, dirs, &n, 0, NULL, NULL, &size, sha), -EBADMSG);
+        n.size = 11;
+        CHECK_EQ(nar_render(blobs, dirs, &n, 0, NULL, NULL, &size, sha), -EBADMSG);
+        /* missing blob, missing directory */
+        n.size = 1;
+        cas_digest_of("x", 1, &n.digest);
+        CHECK_EQ(nar_render(blobs, dirs, &n, 0, NULL, NULL, &size, sha), -ENOENT);
+        struct cas_node d = { .kind = CAS_NODE_DIRECTORY, .digest = n.digest, .size = 1 };
+        CHECK_EQ(nar_render(blobs, dirs, &d, 0, NULL, NULL, &size, sha), -ENOENT);
+        /* directory node claiming fewer entries than it has */
+        store_reset();
+        struct cas_node root = complicated(1);
+        root.size = 3;
+        CHECK_EQ(nar_render(blobs, dirs, &root, 0, NULL, NULL, &size, sha), -EBADMSG);
+}
+
+static void test_sink_error(void) {
+        struct cas_node root;
+        struct buf out = { .fail_after = 1 };
+        uint64_t size = 77;
+
+        store_reset();
+        root = complicated(1);
+        CHECK_EQ(nar_render(blobs, dirs, &root, 0, buf_write, &out, &size, NULL), -ENOSPC);
+        CHECK_EQ(size, 77);
+        /* NO_SHA256: bytes and size, no hash */
+        uint8_t sha[32] = { 1 };
+        struct buf ok = {};
+        CHECK_OK(nar_render(blobs, dirs, &root, NAR_RENDER_NO_SHA256, buf_write, &ok, &size, sha));
+        CHECK_EQ(size, 840);
+        CHECK_EQ(sha[0], 1);
+        free(ok.p);
+}
+
+/* ---- hostile NARs ---- */
+
+static void expect_reject(struct buf *nar, const char *why) {
+        struct buf in = { .p = nar->p, .len = nar->len };
+        struct nar_ingest_result res;
+        int r;
+
+        store_reset();
+        r = nar_ingest(blobs, dirs, buf_read, &in, &res);
+        if (r != -EBADMSG || !res.error || !strstr(res.error, why)) {
+                fprintf(stderr, "expected rejection \"%s\", got %d \"%s\"\n", why, r, res.error ? res.error : "");
+                abort();
+        }
+        CHECK_EQ(n_dirs(), 0);
+        free(nar->p);
+        memset(nar, 0, sizeof(*nar));
+}
+
+static void test_hostile(void) {
+        struct buf b = {}, good;
+        uint64_t size;
+        uint8_t sha[32];
+
+        /* every truncation of a valid NAR */
+        store_reset();
+        struct cas_node root = complicated(1);
+        render(&root, &good, &size, sha);
+        for (size_t len = 0; len < good.len; len++) {
+                struct buf in = { .p = good.p, .len = len };
+                struct nar_ingest_result res;
+
+                store_reset();
+                CHECK_EQ(nar_ingest(blobs, dirs, buf_read, &in, &res), -EBADMSG);
+                CHECK(res.error);
+                CHECK_EQ(n_dirs(), 0);
+        }
+        /* trailing data */
+        b = good;
+        b.p = malloc(good.len + 1);
+        memcpy(b.p, good.p, good.len);
+        b.cap = good.len + 1;
+        buf_write(&b, "x", 1);
+        expect_reject(&b, "trailing data");
+        /* non-zero padding: last padding byte of "nix-archive-1" */
+        b.p = malloc(good.len);
+        memcpy(b.p, good.p, good.len);
+        b.len = b.cap = good.len;
+        b.p[23] = 1;
+        expect_reject(&b, "padding");
+        free(good.p);
+
+        put_strs(&b, "nix-archive-2", "(", "type", "regular", "contents", "", ")", NULL);
+        expect_reject(&b, "bad magic");
+        put_u64(&b, 1ULL << 62);
+        expect_reject(&b, "bad magic");
+        put_strs(&b, "nix-archive-1", "(", "type", "fifo", ")", NULL);
+        expect_reject(&b, "unknown node type");
+        put_strs(&b, "nix-archive-1", "(", "kind", NULL);
+        expect_reject(&b, "expected \"type\"");
+        /* unsorted, duplicate, bad names */
+        put_strs(&b, "nix-archive-1", "(", "type", "directory", "entry", "(", "name", "b", "node", "(", "type",
+                 "symlink", "target", "x", ")", ")", "entry", "(", "name", "a", "node", "(", "type", "symlink",
+                 "target", "x", ")", ")", ")", NULL);
+        expect_reject(&b, "ascending");
+        put_strs(&b, "nix-archive-1", "(", "type", "directory", "entry", "(", "name", "a", "node", "(", "type",
+                 "symlink", "target", "x", ")", ")", "entry", "(", "name", "a", "node", "(", "type", "regular",
+                 "contents", "", ")", ")", ")", NULL);
+        expect_reject(&b, "duplicate");
+        const char *bad_names[] = { "..", ".", "", "a/b" };
+        for (size_t i = 0; i < ELEMENTSOF(bad_names); i++) {
+                put_strs(&b, "nix-archive-1", "(", "type", "directory", "entry", "(", "name", bad_names[i], "node",
+                         "(", "type", "symlink", "target", "x", ")", ")", ")", NULL);
+                expect_reject(&b, "invalid entry name");
+        }
+        put_strs(&b, "nix-archive-1", "(", "type", "directory", "entry", "(", "name", NULL);
+        put_bytes(&b, "a\0b", 3);
+        put_strs(&b, "node", "(", "type", "symlink", "target", "x", ")", ")", ")", NULL);
+        expect_reject(&b, "invalid entry name");
+        /* oversized lengths: name, target, token, contents beyond the input */
+        put_strs(&b, "nix-archive-1", "(", "type", "directory", "entry", "(", "name", NULL);
+        put_u64(&b, 256);
+        expect_reject(&b, "longer than 255");
+        put_strs(&b, "nix-archive-1", "(", "type", "symlink", "target", NULL);
+        put_u64(&b, 4096);
+        expect_reject(&b, "longer than 4095");
+        put_strs(&b, "nix-archive-1", "(", NULL);
+        put_u64(&b, UINT64_MAX);
+        expect_reject(&b, "expected \"type\"");
+        put_strs(&b, "nix-archive-1", "(", "type", "regular", "contents", NULL);
+        put_u64(&b, UINT64_MAX);
+        put_u64(&b, 0);
+        expect_reject(&b, "truncated");
+        put_strs(&b, "nix-archive-1", "(", "type", "regular", "contents", NULL);
+        put_u64(&b, 1 << 20);
+        put_u64(&b, 0);
+        expect_reject(&b, "truncated");
+        /* symlink targets */
+        put_strs(&b, "nix-archive-1", "(", "type", "symlink", "target", "", ")", NULL);
+        expect_reject(&b, "invalid symlink target");
+        put_strs(&b, "nix-archive-1", "(", "type", "symlink", "target", NULL);
+        put_bytes(&b, "a\0", 2);
+        put_str(&b, ")");
+        expect_reject(&b, "invalid symlink target");
+        /* executable: only on regular files, value empty, before contents */
+        put_strs(&b, "nix-archive-1", "(", "type", "symlink", "executable", "", "target", "x", ")", NULL);
+        expect_reject(&b, "expected \"target\"");
+        put_strs(&b, "nix-archive-1", "(", "type", "regular", "executable", "1", "contents", "", ")", NULL);
+        expect_reject(&b, "non-empty value");
+        put_strs(&b, "nix-archive-1", "(", "type", "regular", "contents", "", "executable", "", ")", NULL);
+        expect_reject(&b, "closing a node");
+        put_strs(&b, "nix-archive-1", "(", "type", "regular", "executable", "", "executable", "", "contents", "",
+                 ")", NULL);
+        expect_reject(&b, "expected \"contents\"");
+        put_strs(&b, "nix-archive-1", "(", "type", "directory", "executable", "", ")", NULL);
+        expect_reject(&b, "expected \"entry\"");
+        /* entry structure */
+        put_strs(&b, "nix-archive-1", "(", "type", "directory", "entry", "name", "a", NULL);
+        expect_reject(&b, "expected \"(\" after");
+        put_strs(&b, "nix-archive-1", "(", "type", "directory", "entry", "(", "name", "a", "(", NULL);
+        expect_reject(&b, "expected \"node\"");
+        put_strs(&b, "nix-archive-1", "(", "type", "directory", "entry", "(", "name", "a", "node", "(", "type",
+                 "symlink", "target", "x", ")", ")", NULL);
+        expect_reject(&b, "truncated");
+
+        /* nesting: NAR_DEPTH_MAX directories deep is refused, one less is fine */
+        for (int depth = NAR_DEPTH_MAX - 1; depth <= NAR_DEPTH_MAX; depth++) {
+                put_str(&b, "nix-archive-1");
+                for (int i = 0; i < depth; i++)
+                        put_strs(&b, "(", "type", "directory", "entry", "(", "name", "d", "node", NULL);
+                put_strs(&b, "(", "type", "directory", ")", NULL);
+                for (int i = 0; i < depth; i++)
+                        put_strs(&b, ")", ")", NULL);
+                if (depth == NAR_DEPTH_MAX) {
+                        expect_reject(&b, "nested too deeply");
+                } else {
+                        store_reset();
+                        round_trip(&b, 0, NULL);
+                        CHECK_EQ(n_dirs(), (size_t) depth + 1);
+                        free(b.p);
+                        memset(&b, 0, sizeof(b));
+                }
+        }
+}
+
+int main(void) {
+        RUN(test_symlink);
+        RUN(test_hello);
+        RUN(test_complicated);
+        RUN(test_large_files);
+        RUN(test_corrupt_blob);
+        RUN(test_sink_error);
+        RUN(test_hostile);
+        cas_blob_service_free(blobs);
+        cas_dir_service_free(dirs);
+        return 0;
+}
