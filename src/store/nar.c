@@ -10,6 +10,10 @@
 #include "../util/log.h"
 
 #define RENDER_BUF_SIZE (512 * 1024)
+/* On-disk blobs up to this size are read once into a scratch buffer,
+ * verified there and emitted from it: one read, and nothing can change
+ * between the check and the output. */
+#define WHOLE_BLOB_MAX (1024 * 1024)
 
 struct renderer {
         struct cas_blob_service *blobs;
@@ -21,6 +25,7 @@ struct renderer {
         uint64_t size;   /* bytes emitted so far (flushed or buffered) */
         uint8_t *buf;    /* RENDER_BUF_SIZE bytes */
         size_t len;      /* bytes buffered */
+        uint8_t *scratch; /* WHOLE_BLOB_MAX bytes, allocated on first use */
 };
 
 static int flush(struct renderer *rd) {
@@ -86,14 +91,37 @@ static int emit_bytes(struct renderer *rd, const void *s, size_t len) {
 
 #define emit_str(rd, s) emit_bytes((rd), (s), sizeof(s) - 1)
 
-/* Emits an in-memory blob: verified first, then copied from the same bytes. */
-static int emit_memory_blob(struct renderer *rd, struct cas_blob_reader *b) {
+/* Emits bytes of a blob held in memory: verified first, then copied from
+ * the same bytes. */
+static int emit_verified(struct renderer *rd, const struct cas_digest *want, const uint8_t *data, size_t len) {
         struct cas_digest d;
 
-        cas_digest_of(b->data, b->size, &d);
-        if (!cas_digest_equal(&d, &b->digest))
-                return log_error_errno(-EBADMSG, "Blob %s does not match its digest", CAS_DIGEST_HEX(&b->digest));
-        return emit(rd, b->data, b->size);
+        cas_digest_of(data, len, &d);
+        if (!cas_digest_equal(&d, want))
+                return log_error_errno(-EBADMSG, "Blob %s does not match its digest", CAS_DIGEST_HEX(want));
+        return emit(rd, data, len);
+}
+
+/* Reads a small on-disk blob whole into the scratch buffer. */
+static int read_whole(struct renderer *rd, struct cas_blob_reader *b) {
+        size_t got = 0;
+
+        if (!rd->scratch) {
+                rd->scratch = malloc(WHOLE_BLOB_MAX);
+                if (!rd->scratch)
+                        return -ENOMEM;
+        }
+        while (got < b->size) {
+                ssize_t n = cas_blob_pread(b, rd->scratch + got, (size_t) b->size - got, got);
+
+                if (n < 0)
+                        return log_error_errno((int) n, "Failed to read blob %s: %m", CAS_DIGEST_HEX(&b->digest));
+                if (n == 0)
+                        return log_error_errno(-EBADMSG, "Blob %s is shorter than its size %" PRIu64,
+                                               CAS_DIGEST_HEX(&b->digest), b->size);
+                got += (size_t) n;
+        }
+        return 0;
 }
 
 /* Streams a blob read with pread through the buffer, hashing what is read.
@@ -145,11 +173,15 @@ static int render_file(struct renderer *rd, const struct cas_node *n) {
         if (b->size != n->size)
                 return log_error_errno(-EBADMSG, "Blob %s has %" PRIu64 " bytes, the file node says %" PRIu64,
                                        CAS_DIGEST_HEX(&n->digest), b->size, n->size);
-        if (!b->data && rd->write) {
+        if (!b->data && rd->write && b->size > WHOLE_BLOB_MAX) {
                 /* verify before any byte of it can escape */
                 r = cas_blob_reader_verify(b);
                 if (r < 0)
                         return log_error_errno(r, "Blob %s does not verify: %m", CAS_DIGEST_HEX(&n->digest));
+        } else if (!b->data && rd->write) {
+                r = read_whole(rd, b);
+                if (r < 0)
+                        return r;
         }
 
         r = emit_str(rd, "regular");
@@ -164,7 +196,12 @@ static int render_file(struct renderer *rd, const struct cas_node *n) {
                 r = emit_u64(rd, n->size);
         if (r < 0)
                 return r;
-        r = b->data ? emit_memory_blob(rd, b) : emit_streamed_blob(rd, b);
+        if (b->data)
+                r = emit_verified(rd, &b->digest, b->data, (size_t) b->size);
+        else if (rd->write && b->size <= WHOLE_BLOB_MAX)
+                r = emit_verified(rd, &b->digest, rd->scratch, (size_t) b->size);
+        else
+                r = emit_streamed_blob(rd, b);
         if (r < 0)
                 return r;
         return emit_padding(rd, n->size);
@@ -242,6 +279,7 @@ int nar_render(struct cas_blob_service *blobs, struct cas_dir_service *dirs, con
                unsigned flags, nar_write_fn write, void *userdata, uint64_t *ret_size,
                uint8_t ret_sha256[NIX_SHA256_LEN]) {
         _cleanup_free_ uint8_t *buf = NULL;
+        _cleanup_free_ uint8_t *scratch = NULL;
         struct renderer rd = {
                 .blobs = blobs,
                 .dirs = dirs,
@@ -268,6 +306,7 @@ int nar_render(struct cas_blob_service *blobs, struct cas_dir_service *dirs, con
         r = emit_str(&rd, "nix-archive-1");
         if (r >= 0)
                 r = render_node(&rd, root, 0);
+        scratch = rd.scratch;
         if (r >= 0)
                 r = flush(&rd);
         if (rd.hash) {

@@ -38,14 +38,15 @@ enum {
  * the file sizes (one I/O buffer plus the directories on the current path).
  *
  * Blob integrity: no byte of a blob that does not hash to its digest is
- * ever written.  With a sink, each on-disk blob is verified in full before
- * its first byte is emitted (a second read, usually from the page cache),
- * and hashed again while streaming; if the bytes changed between the two
- * reads the render fails with -EBADMSG after having written them, so a
- * caller must treat the output of a failed render as garbage (the CLI
- * exits non-zero).  In-memory blobs are hashed once and emitted from the
- * same immutable bytes.  Without a sink (hash only) one streaming pass
- * suffices since nothing escapes before the check.
+ * ever written.  In-memory blobs, and on-disk blobs up to 1 MiB (read once
+ * into a scratch buffer), are hashed and then emitted from the very bytes
+ * hashed.  Larger on-disk blobs are verified in full before their first
+ * byte is emitted (a second read, usually from the page cache) and hashed
+ * again while streaming; if the bytes changed between the two reads the
+ * render fails with -EBADMSG after having written them, so a caller must
+ * treat the output of a failed render as garbage (the CLI exits non-zero).
+ * Without a sink (hash only) one streaming pass suffices since nothing
+ * escapes before the check.
  *
  * Errors: -ENOENT (missing blob or directory), -EBADMSG (blob size differs
  * from the FileNode's, digest mismatch, directory smaller than the node

@@ -289,41 +289,51 @@ static void test_large_files(void) {
 
 /* ---- integrity on render ---- */
 
-/* A blob service whose blobs hold wrong bytes: "bad" either as a plain
- * positional reader or as in-memory data. */
-struct bad_blobs {
+/* A blob service serving one blob's bytes: pass1 for the first read from
+ * offset 0, pass2 for later ones (a file changing between reads), either
+ * through pread or as in-memory data. */
+struct fake_blobs {
         struct cas_blob_service base;
         bool in_memory;
         uint64_t size; /* what the reader claims */
+        const uint8_t *pass1, *pass2;
+        size_t len;    /* bytes actually available */
+        int passes;
 };
-static const uint8_t bad_bytes[12] = "Hello World?";
 
-static ssize_t bad_pread(struct cas_blob_reader *r, void *buf, size_t len, uint64_t off) {
-        if (off >= sizeof(bad_bytes))
+static ssize_t fake_pread(struct cas_blob_reader *r, void *buf, size_t len, uint64_t off) {
+        struct fake_blobs *f = *(struct fake_blobs **) (r + 1);
+
+        if (off == 0)
+                f->passes++;
+        if (off >= f->len)
                 return 0;
-        len = MIN(len, sizeof(bad_bytes) - off);
-        memcpy(buf, bad_bytes + off, len);
+        len = MIN(len, f->len - off);
+        memcpy(buf, (f->passes <= 1 ? f->pass1 : f->pass2) + off, len);
         return (ssize_t) len;
 }
-static void bad_close(struct cas_blob_reader *r) {
+static void fake_close(struct cas_blob_reader *r) {
         free(r);
 }
-static const struct cas_blob_reader_ops bad_reader_ops = { .pread = bad_pread, .close = bad_close };
-static int bad_open(struct cas_blob_service *s, const struct cas_digest *d, struct cas_blob_reader **ret) {
-        struct bad_blobs *b = (struct bad_blobs *) s;
-        struct cas_blob_reader *r = calloc(1, sizeof(*r));
+static const struct cas_blob_reader_ops fake_reader_ops = { .pread = fake_pread, .close = fake_close };
+static int fake_open(struct cas_blob_service *s, const struct cas_digest *d, struct cas_blob_reader **ret) {
+        struct fake_blobs *f = (struct fake_blobs *) s;
+        struct cas_blob_reader *r = calloc(1, sizeof(*r) + sizeof(f));
 
         CHECK(r);
-        *r = (struct cas_blob_reader){ .ops = &bad_reader_ops, .digest = *d, .size = b->size, .fd = -1,
-                                       .data = b->in_memory ? bad_bytes : NULL };
+        *r = (struct cas_blob_reader){ .ops = &fake_reader_ops, .digest = *d, .size = f->size, .fd = -1,
+                                       .data = f->in_memory ? f->pass1 : NULL };
+        memcpy(r + 1, &f, sizeof(f));
+        f->passes = 0;
         *ret = r;
         return 0;
 }
-static const struct cas_blob_ops bad_ops = { .name = "bad", .open = bad_open };
+static const struct cas_blob_ops fake_ops = { .name = "fake", .open = fake_open };
 
 static void test_corrupt_blob(void) {
         struct cas_node n = { .kind = CAS_NODE_FILE, .size = 12 };
-        struct bad_blobs bad = { .base.ops = &bad_ops, .size = 12 };
+        struct fake_blobs bad = { .base.ops = &fake_ops, .size = 12, .len = 12, .pass1 = (const uint8_t *) "Hello World?",
+                                  .pass2 = (const uint8_t *) "Hello World?" };
         uint64_t size;
         uint8_t sha[32];
 
@@ -339,9 +349,25 @@ static void test_corrupt_blob(void) {
                 free(out.p);
                 CHECK_EQ(nar_render(&bad.base, dirs, &n, 0, NULL, NULL, &size, sha), -EBADMSG);
         }
+        /* a small blob changing between reads: read once, so it renders or fails as a whole */
+        bad.in_memory = false;
+        bad.pass1 = (const uint8_t *) "Hello World!";
+        struct buf out1 = {};
+        CHECK_OK(nar_render(&bad.base, dirs, &n, 0, buf_write, &out1, &size, sha));
+        CHECK_EQ(size, 128);
+        CHECK_EQ(bad.passes, 1);
+        free(out1.p);
+
         /* blob size differs from the FileNode's */
         bad.size = 11;
         CHECK_EQ(nar_render(&bad.base, dirs, &n, 0, NULL, NULL, &size, sha), -EBADMSG);
+        /* blob shorter than it claims */
+        bad.size = 12;
+        bad.len = 11;
+        CHECK_EQ(nar_render(&bad.base, dirs, &n, 0, NULL, NULL, &size, sha), -EBADMSG);
+        out1 = (struct buf){};
+        CHECK_EQ(nar_render(&bad.base, dirs, &n, 0, buf_write, &out1, &size, sha), -EBADMSG);
+        free(out1.p);
         CHECK_OK(cas_blob_put(blobs, "Hello World!", 12, 0, &n.digest));
         n.size = 13;
         CHECK_EQ(nar_render(blobs, dirs, &n, 0, NULL, NULL, &size, sha), -EBADMSG);
@@ -358,6 +384,58 @@ static void test_corrupt_blob(void) {
         struct cas_node root = complicated(1);
         root.size = 3;
         CHECK_EQ(nar_render(blobs, dirs, &root, 0, NULL, NULL, &size, sha), -EBADMSG);
+}
+
+/* Blobs above the scratch size: verified before streaming, re-hashed while
+ * streaming. */
+static void test_corrupt_large_blob(void) {
+        size_t len = 3 * 1024 * 1024 + 3;
+        uint8_t *good = malloc(len), *evil = malloc(len);
+        struct cas_node n = { .kind = CAS_NODE_FILE, .size = len };
+        struct fake_blobs f = { .base.ops = &fake_ops, .size = len, .len = len };
+        struct buf out = {}, want = {};
+        uint64_t size, want_size;
+        uint8_t sha[32], want_sha[32];
+
+        CHECK(good && evil);
+        for (size_t i = 0; i < len; i++)
+                good[i] = evil[i] = (uint8_t) (i * 7);
+        evil[len / 2] ^= 1;
+        cas_digest_of(good, len, &n.digest);
+
+        /* intact: same bytes as from the memory store; two passes */
+        store_reset();
+        CHECK_OK(cas_blob_put(blobs, good, len, 0, &n.digest));
+        CHECK_OK(nar_render(blobs, dirs, &n, 0, buf_write, &want, &want_size, want_sha));
+        f.pass1 = f.pass2 = good;
+        CHECK_OK(nar_render(&f.base, dirs, &n, 0, buf_write, &out, &size, sha));
+        CHECK_EQ(f.passes, 2);
+        CHECK_EQ(out.len, want.len);
+        CHECK(memcmp(out.p, want.p, want.len) == 0);
+        CHECK(memcmp(sha, want_sha, 32) == 0);
+        free(out.p);
+        /* hash only: one pass */
+        CHECK_OK(nar_render(&f.base, dirs, &n, 0, NULL, NULL, &size, sha));
+        CHECK_EQ(f.passes, 1);
+        CHECK(memcmp(sha, want_sha, 32) == 0);
+
+        /* corrupt: refused before any of its bytes is written */
+        f.pass1 = f.pass2 = evil;
+        memset(&out, 0, sizeof(out));
+        CHECK_EQ(nar_render(&f.base, dirs, &n, 0, buf_write, &out, &size, sha), -EBADMSG);
+        CHECK(out.len < 200);
+        free(out.p);
+        CHECK_EQ(nar_render(&f.base, dirs, &n, 0, NULL, NULL, &size, sha), -EBADMSG);
+
+        /* changed between the check and the output: the render fails */
+        f.pass1 = good;
+        f.pass2 = evil;
+        memset(&out, 0, sizeof(out));
+        CHECK_EQ(nar_render(&f.base, dirs, &n, 0, buf_write, &out, &size, sha), -EBADMSG);
+        free(out.p);
+        free(want.p);
+        free(good);
+        free(evil);
 }
 
 static void test_sink_error(void) {
@@ -528,6 +606,7 @@ int main(void) {
         RUN(test_complicated);
         RUN(test_large_files);
         RUN(test_corrupt_blob);
+        RUN(test_corrupt_large_blob);
         RUN(test_sink_error);
         RUN(test_hostile);
         cas_blob_service_free(blobs);
