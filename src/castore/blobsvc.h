@@ -37,7 +37,9 @@ struct cas_blob_ops {
                    struct cas_digest *ret_digest);
         /* Starts a streaming write that hashes as it goes. */
         int (*writer_new)(struct cas_blob_service *s, unsigned flags, struct cas_blob_writer **ret);
-        /* Makes every blob written with CAS_BLOB_DEFER_SYNC durable and visible. */
+        /* Makes every blob committed with CAS_BLOB_DEFER_SYNC before the
+         * call durable and visible.  NULL (nothing is ever deferred): the
+         * wrapper returns 0. */
         int (*sync)(struct cas_blob_service *s);
         /* Enumerates stored digests (any order). */
         int (*list)(struct cas_blob_service *s, cas_blob_list_cb cb, void *userdata);
@@ -111,5 +113,11 @@ int cas_blob_reader_verify(struct cas_blob_reader *r);
 /* Backends. */
 int cas_blob_memory_new(struct cas_blob_service **ret);
 /* One file per blob under dir/<2 hex>/<64 hex>; temporary files in
- * tmpdir (same filesystem).  Creates the directories if missing. */
+ * tmpdir (same filesystem, else -EXDEV).  Creates the two directories (not
+ * their parents) if missing.  Temporaries of dead processes are removed
+ * before the first write.  Deferred blobs still pending when the service
+ * is freed are synced then. */
 int cas_blob_local_new(const char *dir, const char *tmpdir, struct cas_blob_service **ret);
+/* Local store only: how many CAS_BLOB_DEFER_SYNC blobs may wait before a
+ * commit flushes them itself (default 4096).  -EINVAL for another backend. */
+int cas_blob_local_set_flush_at(struct cas_blob_service *s, size_t n);

@@ -4,21 +4,45 @@
 #pragma once
 
 #include <lmdb.h>
+#include <pthread.h>
+#include <stdbool.h>
 
 #include "../util/macro.h"
 
+/* Address space reserved for the map.  LMDB (without MDB_WRITEMAP) grows
+ * data.mdb only as pages are written, so this costs virtual addresses, not
+ * disk: it is the largest the metadata may ever grow to. */
+#define CAS_LMDB_MAP_SIZE (1ULL << 40) /* 1 TiB */
+#define CAS_LMDB_MAX_DBS 16
+#define CAS_LMDB_MAX_READERS 512
+
+/* The env is opened with MDB_NOTLS: a read transaction is not tied to a
+ * thread, and one thread may hold several (a callback of a list may look
+ * things up).  Read transactions are snapshots: begin a fresh one per
+ * lookup to see what other processes committed since. */
 struct cas_lmdb {
         MDB_env *env;
+        bool readonly;            /* immutable */
+        pthread_mutex_t dbi_lock; /* serialises mdb_dbi_open (LMDB requires it) */
 };
 
-/* Opens (creating if flags has CAS_STORE_CREATE) the env in dir. */
+/* Opens the env in dir.  flags: CAS_STORE_CREATE creates dir and the env
+ * if missing (otherwise a missing env is -ENOENT); CAS_STORE_READONLY opens
+ * it read-only (write transactions then fail with -EROFS). */
 int cas_lmdb_open(const char *dir, unsigned flags, struct cas_lmdb **ret);
 void cas_lmdb_close(struct cas_lmdb *db);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct cas_lmdb *, cas_lmdb_close);
 
-/* Opens or creates a named database; dbi handles stay valid for the env's
- * life and may be used from any thread. */
+/* Opens a named database, creating it unless the env is read-only (then a
+ * missing one is -ENOENT).  dbi handles stay valid for the env's life and
+ * may be used from any thread.  Thread-safe. */
 int cas_lmdb_dbi(struct cas_lmdb *db, const char *name, MDB_dbi *ret);
 
+/* mdb_txn_begin with errors mapped; flags: 0 (write) or MDB_RDONLY.  A
+ * write transaction on a read-only env is -EROFS.  A write transaction
+ * must be committed or aborted by the thread that began it. */
+int cas_lmdb_txn_begin(struct cas_lmdb *db, unsigned flags, MDB_txn **ret);
+
 /* MDB_* codes and system errors -> -errno (MDB_NOTFOUND -> -ENOENT,
- * MDB_MAP_FULL -> -ENOSPC, corruption -> -EBADMSG, ...). */
+ * MDB_MAP_FULL -> -ENOSPC, corruption -> -EBADMSG, ...).  0 stays 0. */
 int cas_lmdb_errno(int rc);

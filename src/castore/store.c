@@ -2,11 +2,17 @@
  * directory) and, for the local store, creates or checks its layout. */
 #include "store.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "../util/log.h"
+#include "lmdb.h"
 
 void cas_store_free(struct cas_store *s) {
         if (!s)
@@ -14,6 +20,7 @@ void cas_store_free(struct cas_store *s) {
         cas_root_service_free(s->roots);
         cas_dir_service_free(s->dirs);
         cas_blob_service_free(s->blobs);
+        cas_lmdb_close(s->lmdb); /* after the services that use it */
         free(s->url);
         free(s);
 }
@@ -29,8 +36,154 @@ static int open_memory(struct cas_store *s) {
         return r;
 }
 
+/* ---- the local store ---- */
+
+#define MARKER "castore-store"
+#define FORMAT_VERSION 1
+
+/* Creates path and its missing parents. */
+static int mkdir_parents(const char *path) {
+        _cleanup_free_ char *p = strdup(path);
+
+        if (!p)
+                return -ENOMEM;
+        for (char *q = p + 1; *q; q++) {
+                if (*q != '/')
+                        continue;
+                *q = 0;
+                if (mkdir(p, 0755) < 0 && errno != EEXIST)
+                        return negative_errno();
+                *q = '/';
+        }
+        if (mkdir(p, 0755) < 0 && errno != EEXIST)
+                return negative_errno();
+        return 0;
+}
+
+/* Is dir empty but for what a store (or one being created by someone
+ * else right now) holds?  A fresh filesystem's lost+found is fine too. */
+static int layout_only(int dirfd, bool *ret) {
+        int fd = fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
+        DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+        struct dirent *de;
+        bool only = true;
+
+        if (!d) {
+                if (fd >= 0)
+                        close(fd);
+                return negative_errno();
+        }
+        while ((de = readdir(d)))
+                if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") && strcmp(de->d_name, "blobs") &&
+                    strcmp(de->d_name, "tmp") && strcmp(de->d_name, "meta") && strcmp(de->d_name, "lost+found") &&
+                    strncmp(de->d_name, MARKER, strlen(MARKER)) != 0)
+                        only = false;
+        closedir(d);
+        *ret = only;
+        return 0;
+}
+
+/* 0 if the marker names a format we read; -ENOENT if there is none. */
+static int check_marker(int dirfd, const char *path) {
+        _cleanup_close_ int fd = openat(dirfd, MARKER, O_RDONLY | O_CLOEXEC);
+        char buf[64];
+        unsigned version;
+        ssize_t n;
+
+        if (fd < 0)
+                return errno == ENOENT ? -ENOENT
+                                       : log_error_errno(negative_errno(), "Cannot read %s/" MARKER ": %m", path);
+        n = read(fd, buf, sizeof(buf) - 1);
+        if (n < 0)
+                return log_error_errno(negative_errno(), "Cannot read %s/" MARKER ": %m", path);
+        buf[n] = 0;
+        if (sscanf(buf, MARKER " %u", &version) != 1)
+                return log_error_errno(-EBADMSG, "%s/" MARKER " is malformed", path);
+        if (version != FORMAT_VERSION)
+                return log_error_errno(-EPROTONOSUPPORT, "Store %s has format %u, this castore reads format %d",
+                                       path, version, FORMAT_VERSION);
+        return 0;
+}
+
+/* Written last, atomically and durably: a store without it is unfinished. */
+static int write_marker(int dirfd, const char *path) {
+        char tmp[64], text[64];
+        _cleanup_close_ int fd = -1;
+        int len = snprintf(text, sizeof(text), MARKER " %d\n", FORMAT_VERSION);
+
+        snprintf(tmp, sizeof(tmp), MARKER ".%d.tmp", (int) getpid());
+        fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd < 0 || write(fd, text, len) != len || fsync(fd) < 0 || renameat(dirfd, tmp, dirfd, MARKER) < 0 ||
+            fsync(dirfd) < 0) {
+                int r = negative_errno();
+                (void) unlinkat(dirfd, tmp, 0);
+                return log_error_errno(r, "Cannot write %s/" MARKER ": %m", path);
+        }
+        return 0;
+}
+
 static int open_local(struct cas_store *s, const char *path, unsigned flags) {
-        return log_error_errno(-EOPNOTSUPP, "Local store %s: not available in this build yet", path);
+        _cleanup_free_ char *blobs = NULL, *tmp = NULL, *meta = NULL;
+        _cleanup_close_ int dirfd = -1;
+        bool create = (flags & CAS_STORE_CREATE) && !(flags & CAS_STORE_READONLY), new_store = false;
+        int r;
+
+        dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dirfd < 0 && errno == ENOENT && create) {
+                r = mkdir_parents(path);
+                if (r < 0)
+                        return log_error_errno(r, "Cannot create store directory %s: %m", path);
+                dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        }
+        if (dirfd < 0) {
+                r = negative_errno();
+                if (r == -ENOENT)
+                        return log_error_errno(r, "No store at %s", path);
+                return log_error_errno(r, "Cannot open store %s: %m", path);
+        }
+
+        r = check_marker(dirfd, path);
+        if (r == -ENOENT) {
+                bool only;
+
+                r = layout_only(dirfd, &only);
+                if (r < 0)
+                        return log_error_errno(r, "Cannot read directory %s: %m", path);
+                if (!only)
+                        return log_error_errno(-EMEDIUMTYPE,
+                                               "%s is not a castore store (it has files but no " MARKER
+                                               " file); refusing to use it",
+                                               path);
+                if (!create)
+                        return log_error_errno(-ENOENT, "No store at %s (no " MARKER " file yet)", path);
+                new_store = true;
+                r = 0;
+        }
+        if (r < 0)
+                return r;
+
+        if (asprintf(&blobs, "%s/blobs", path) < 0 || asprintf(&tmp, "%s/tmp", path) < 0 ||
+            asprintf(&meta, "%s/meta", path) < 0)
+                return -ENOMEM;
+        r = cas_lmdb_open(meta, new_store ? CAS_STORE_CREATE : (flags & CAS_STORE_READONLY), &s->lmdb);
+        if (r < 0)
+                return r;
+        r = cas_dir_lmdb_new(s->lmdb, &s->dirs);
+        if (r < 0)
+                return log_error_errno(r, "Cannot open the directory database of %s: %m", path);
+        r = cas_root_lmdb_new(s->lmdb, &s->roots);
+        if (r < 0)
+                return log_error_errno(r, "Cannot open the root database of %s: %m", path);
+        r = cas_blob_local_new(blobs, tmp, &s->blobs);
+        if (r < 0)
+                return r;
+        if (new_store) {
+                r = write_marker(dirfd, path);
+                if (r < 0)
+                        return r;
+                log_info("Created store %s", path);
+        }
+        return 0;
 }
 
 int cas_store_open(const char *url, unsigned flags, struct cas_store **ret) {

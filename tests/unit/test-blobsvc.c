@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -37,6 +38,32 @@ static struct cas_digest digest_of_hex(const char *s) {
 static struct cas_blob_service *new_memory(void) {
         struct cas_blob_service *s;
         CHECK_OK(cas_blob_memory_new(&s));
+        return s;
+}
+
+static int local_counter;
+static char local_dir[512];
+
+static struct cas_blob_service *new_local(void) {
+        struct cas_blob_service *s;
+        char tmp[600];
+
+        snprintf(local_dir, sizeof(local_dir), "%s/store%d", tmp_root, local_counter++);
+        CHECK_OK(mkdir(local_dir, 0755));
+        snprintf(tmp, sizeof(tmp), "%s/tmp", local_dir);
+        CHECK_OK(mkdir(tmp, 0755));
+        strcat(local_dir, "/blobs");
+        CHECK_OK(cas_blob_local_new(local_dir, tmp, &s));
+        return s;
+}
+
+/* Reopens the local store whose blobs live in local_dir. */
+static struct cas_blob_service *reopen_local(void) {
+        struct cas_blob_service *s;
+        char tmp[600];
+
+        snprintf(tmp, sizeof(tmp), "%.*s/tmp", (int) (strlen(local_dir) - strlen("/blobs")), local_dir);
+        CHECK_OK(cas_blob_local_new(local_dir, tmp, &s));
         return s;
 }
 
@@ -284,6 +311,289 @@ static void remove_tree(const char *dir) {
         CHECK_EQ(system(cmd), 0);
 }
 
+/* ---- local store only ---- */
+
+static void blob_file(const struct cas_digest *d, char *ret, size_t size) {
+        char h[CAS_DIGEST_HEX_LEN + 1];
+
+        cas_digest_to_hex(d, h);
+        snprintf(ret, size, "%s/%.2s/%s", local_dir, h, h);
+}
+
+static void tmp_dir(char *ret, size_t size) {
+        snprintf(ret, size, "%.*s/tmp", (int) (strlen(local_dir) - strlen("/blobs")), local_dir);
+}
+
+/* Entries of tmp/ other than lock files. */
+static int count_temps(void) {
+        char path[700];
+        DIR *d;
+        struct dirent *de;
+        int n = 0;
+
+        tmp_dir(path, sizeof(path));
+        CHECK(d = opendir(path));
+        while ((de = readdir(d)))
+                if (de->d_name[0] != '.' && !strstr(de->d_name, ".lock"))
+                        n++;
+        closedir(d);
+        return n;
+}
+
+static void test_local_layout(void) {
+        struct cas_blob_service *s = new_local();
+        struct cas_blob_writer *w;
+        struct cas_digest d;
+        char path[800];
+        struct stat st;
+        uint64_t size;
+
+        CHECK_OK(cas_blob_put(s, blob_b, BLOB_B_LEN, 0, &d));
+        blob_file(&d, path, sizeof(path));
+        CHECK_OK(stat(path, &st));
+        CHECK(S_ISREG(st.st_mode));
+        CHECK_EQ(st.st_size, BLOB_B_LEN);
+        CHECK_EQ(count_temps(), 0);
+
+        /* deferred: invisible (a temporary) until synced */
+        CHECK_OK(cas_blob_writer_new(s, CAS_BLOB_DEFER_SYNC, &w));
+        CHECK_OK(cas_blob_write(w, "Hello World!", 12));
+        CHECK_OK(cas_blob_commit(w, &d, &size));
+        CHECK_EQ(cas_blob_stat(s, &d, NULL), -ENOENT);
+        CHECK_EQ(count_temps(), 1);
+        CHECK_OK(cas_blob_sync(s));
+        CHECK_EQ(count_temps(), 0);
+        CHECK_OK(cas_blob_stat(s, &d, &size));
+        CHECK_EQ(size, 12);
+
+        /* an aborted writer past its memory buffer removes its temporary */
+        CHECK_OK(cas_blob_writer_new(s, 0, &w));
+        CHECK_OK(cas_blob_write(w, blob_b, BLOB_B_LEN));
+        CHECK_EQ(count_temps(), 1);
+        cas_blob_abort(w);
+        CHECK_EQ(count_temps(), 0);
+
+        /* deferred blobs not yet synced are stored when the service closes */
+        CHECK_OK(cas_blob_put(s, "\x00\x01", 2, CAS_BLOB_DEFER_SYNC, &d));
+        cas_blob_service_free(s);
+        s = reopen_local();
+        CHECK_OK(cas_blob_stat(s, &d, &size));
+        CHECK_EQ(size, 2);
+        d = digest_of_hex(BLOB_B_HEX);
+        CHECK_OK(cas_blob_stat(s, &d, &size));
+        CHECK_EQ(size, BLOB_B_LEN);
+        cas_blob_service_free(s);
+}
+
+/* Bytes changed on disk are caught by verify; a truncated file is replaced
+ * by the next put of the same content. */
+static void test_local_rot(void) {
+        struct cas_blob_service *s = new_local();
+        struct cas_blob_reader *r;
+        struct cas_digest d;
+        char path[800];
+        uint8_t byte;
+        int fd;
+
+        CHECK_OK(cas_blob_put(s, blob_b, BLOB_B_LEN, 0, &d));
+        blob_file(&d, path, sizeof(path));
+        CHECK_OK(chmod(path, 0644));
+        CHECK((fd = open(path, O_RDWR)) >= 0);
+        CHECK_EQ(pread(fd, &byte, 1, 500000), 1);
+        byte ^= 0x10;
+        CHECK_EQ(pwrite(fd, &byte, 1, 500000), 1);
+        CHECK_OK(cas_blob_open(s, &d, &r));
+        CHECK_EQ(cas_blob_reader_verify(r), -EBADMSG);
+        cas_blob_reader_close(r);
+
+        CHECK_OK(ftruncate(fd, 1000));
+        close(fd);
+        CHECK_OK(cas_blob_open(s, &d, &r));
+        CHECK_EQ(r->size, 1000);
+        CHECK_EQ(cas_blob_reader_verify(r), -EBADMSG);
+        cas_blob_reader_close(r);
+
+        CHECK_OK(cas_blob_put(s, blob_b, BLOB_B_LEN, 0, &d));
+        CHECK_OK(cas_blob_open(s, &d, &r));
+        CHECK_EQ(r->size, BLOB_B_LEN);
+        CHECK_OK(cas_blob_reader_verify(r));
+        cas_blob_reader_close(r);
+        cas_blob_service_free(s);
+}
+
+static void touch(const char *dir, const char *name) {
+        char path[800];
+        int fd;
+
+        snprintf(path, sizeof(path), "%s/%s", dir, name);
+        CHECK((fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600)) >= 0);
+        close(fd);
+}
+
+static bool exists_in(const char *dir, const char *name) {
+        char path[800];
+
+        snprintf(path, sizeof(path), "%s/%s", dir, name);
+        return access(path, F_OK) == 0;
+}
+
+/* Temporaries of dead writers go on the first write; those of a live one
+ * (its lock file held) and foreign files stay. */
+static void test_local_stale_temps(void) {
+        struct cas_blob_service *s = new_local();
+        struct cas_digest d;
+        char tmp[700], path[800];
+        int live;
+
+        tmp_dir(tmp, sizeof(tmp));
+        touch(tmp, "4242-00000000000000aa.7");            /* no lock file: orphan */
+        touch(tmp, "4242-00000000000000bb.lock");         /* lock file nobody holds */
+        touch(tmp, "4242-00000000000000bb.1");
+        touch(tmp, "4242-00000000000000bb.2");
+        touch(tmp, "4243-00000000000000cc.lock");         /* held below: alive */
+        touch(tmp, "4243-00000000000000cc.3");
+        touch(tmp, "notes.txt");                          /* not ours */
+        snprintf(path, sizeof(path), "%s/4243-00000000000000cc.lock", tmp);
+        CHECK((live = open(path, O_RDONLY)) >= 0);
+        CHECK_OK(flock(live, LOCK_EX));
+
+        CHECK_OK(cas_blob_stat(s, &cas_digest_empty, NULL) == -ENOENT ? 0 : -1); /* reading cleans nothing */
+        CHECK(exists_in(tmp, "4242-00000000000000aa.7"));
+        CHECK_OK(cas_blob_put(s, "x", 1, 0, &d));
+        CHECK(!exists_in(tmp, "4242-00000000000000aa.7"));
+        CHECK(!exists_in(tmp, "4242-00000000000000bb.lock"));
+        CHECK(!exists_in(tmp, "4242-00000000000000bb.1"));
+        CHECK(!exists_in(tmp, "4242-00000000000000bb.2"));
+        CHECK(exists_in(tmp, "4243-00000000000000cc.lock"));
+        CHECK(exists_in(tmp, "4243-00000000000000cc.3"));
+        CHECK(exists_in(tmp, "notes.txt"));
+        close(live);
+        cas_blob_service_free(s);
+}
+
+/* Two writers on one store (two importers): the second one's clean-up
+ * must leave the first one's deferred temporaries alone. */
+static void test_local_two_writers(void) {
+        struct cas_blob_service *a = new_local(), *b = reopen_local();
+        struct cas_digest da, db;
+        uint64_t size;
+
+        CHECK_OK(cas_blob_put(a, blob_b, BLOB_B_LEN, CAS_BLOB_DEFER_SYNC, &da));
+        CHECK_OK(cas_blob_put(b, "Hello World!", 12, CAS_BLOB_DEFER_SYNC, &db));
+        CHECK_EQ(count_temps(), 2);
+        CHECK_OK(cas_blob_sync(a));
+        CHECK_OK(cas_blob_sync(b));
+        CHECK_OK(cas_blob_stat(b, &da, &size));
+        CHECK_EQ(size, BLOB_B_LEN);
+        CHECK_OK(cas_blob_stat(a, &db, &size));
+        CHECK_EQ(size, 12);
+        cas_blob_service_free(a);
+        cas_blob_service_free(b);
+        CHECK_EQ(count_temps(), 0);
+}
+
+struct writer_job {
+        struct cas_blob_service *s;
+        int id;
+        int ok;
+};
+
+/* Each thread stores 32 small blobs, half of them shared with the others. */
+static void *writer_thread(void *arg) {
+        struct writer_job *j = arg;
+
+        for (int i = 0; i < 32; i++) {
+                char buf[64];
+                int len = snprintf(buf, sizeof(buf), "blob %d of %d", i, i % 2 ? j->id : -1);
+                struct cas_digest d;
+
+                if (i % 3 == 0) {
+                        struct cas_blob_writer *w;
+                        uint64_t size;
+                        if (cas_blob_writer_new(j->s, CAS_BLOB_DEFER_SYNC, &w) < 0 ||
+                            cas_blob_write(w, buf, len) < 0 || cas_blob_commit(w, &d, &size) < 0)
+                                return NULL;
+                } else if (cas_blob_put(j->s, buf, len, CAS_BLOB_DEFER_SYNC, &d) < 0)
+                        return NULL;
+        }
+        j->ok = 1;
+        return NULL;
+}
+
+static int count_cb2(void *userdata, const struct cas_digest *d) {
+        (*(int *) userdata)++;
+        return 0;
+}
+
+static void test_local_concurrent_writers(void) {
+        struct cas_blob_service *s = new_local();
+        struct writer_job jobs[4];
+        pthread_t t[4];
+        int count = 0;
+
+        for (int i = 0; i < 4; i++) {
+                jobs[i] = (struct writer_job){ .s = s, .id = i };
+                CHECK_EQ(pthread_create(&t[i], NULL, writer_thread, &jobs[i]), 0);
+        }
+        for (int i = 0; i < 4; i++) {
+                CHECK_EQ(pthread_join(t[i], NULL), 0);
+                CHECK(jobs[i].ok);
+        }
+        CHECK_OK(cas_blob_sync(s));
+        CHECK_OK(cas_blob_list(s, count_cb2, &count));
+        CHECK_EQ(count, 16 + 4 * 16);
+        CHECK_EQ(count_temps(), 0);
+        cas_blob_service_free(s);
+}
+
+/* Past the pending limit a commit flushes by itself. */
+static void test_local_auto_flush(void) {
+        struct cas_blob_service *s = new_local();
+        struct cas_digest first, d;
+        uint64_t size;
+
+        CHECK_EQ(cas_blob_local_set_flush_at(NULL, 100), -EINVAL);
+        CHECK_OK(cas_blob_local_set_flush_at(s, 100));
+        CHECK_OK(cas_blob_put(s, "0", 1, CAS_BLOB_DEFER_SYNC, &first));
+        CHECK_EQ(cas_blob_stat(s, &first, NULL), -ENOENT);
+        for (int i = 1; i < 99; i++) {
+                char buf[16];
+                int len = snprintf(buf, sizeof(buf), "%d", i);
+                CHECK_OK(cas_blob_put(s, buf, len, CAS_BLOB_DEFER_SYNC, &d));
+        }
+        CHECK_EQ(cas_blob_stat(s, &first, NULL), -ENOENT);
+        CHECK_EQ(count_temps(), 99);
+        for (int i = 99; i < 100; i++) {
+                char buf[16];
+                int len = snprintf(buf, sizeof(buf), "%d", i);
+                CHECK_OK(cas_blob_put(s, buf, len, CAS_BLOB_DEFER_SYNC, &d));
+        }
+        CHECK_OK(cas_blob_stat(s, &first, &size));
+        CHECK_EQ(size, 1);
+        CHECK_EQ(count_temps(), 0);
+        cas_blob_service_free(s);
+}
+
+/* Names in the blob tree that are not blobs are not listed. */
+static void test_local_list_skips_junk(void) {
+        struct cas_blob_service *s = new_local();
+        struct cas_digest d;
+        char path[800];
+        int count = 0;
+
+        CHECK_OK(cas_blob_put(s, "Hello World!", 12, 0, &d));
+        snprintf(path, sizeof(path), "%s/5c", local_dir);
+        touch(path, "5ca7815adcb484e9a136c11efe69c1d530176d549b5d18d038eb5280b4b3470"); /* 63 hex */
+        touch(path, "00a7815adcb484e9a136c11efe69c1d530176d549b5d18d038eb5280b4b3470c"); /* wrong shard */
+        touch(path, "5CA7815ADCB484E9A136C11EFE69C1D530176D549B5D18D038EB5280B4B3470C"); /* upper case */
+        touch(local_dir, "README");
+        snprintf(path, sizeof(path), "%s/zz", local_dir);
+        CHECK_OK(mkdir(path, 0755));
+        CHECK_OK(cas_blob_list(s, count_cb2, &count));
+        CHECK_EQ(count, 1);
+        cas_blob_service_free(s);
+}
+
 typedef void (*backend_test)(struct cas_blob_service *s);
 
 static const struct {
@@ -291,6 +601,7 @@ static const struct {
         struct cas_blob_service *(*make)(void);
 } backends[] = {
         { "memory", new_memory },
+        { "local", new_local },
 };
 
 static void run_both(const char *name, backend_test t) {
@@ -322,6 +633,13 @@ int main(void) {
         RUN_BOTH(test_list);
         RUN_BOTH(test_concurrent_pread);
         RUN_BOTH(test_args);
+        RUN(test_local_layout);
+        RUN(test_local_rot);
+        RUN(test_local_stale_temps);
+        RUN(test_local_two_writers);
+        RUN(test_local_concurrent_writers);
+        RUN(test_local_auto_flush);
+        RUN(test_local_list_skips_junk);
 
         remove_tree(tmp_root);
         free(blob_b);

@@ -98,9 +98,23 @@ static void open_memory(struct backend *b) {
         CHECK_OK(cas_dir_memory_new(&b->s));
 }
 
+static int lmdb_counter;
+
+static void open_lmdb_at(struct backend *b, unsigned flags) {
+        CHECK_OK(cas_lmdb_open(b->path, flags, &b->db));
+        CHECK_OK(cas_dir_lmdb_new(b->db, &b->s));
+}
+
+static void open_lmdb(struct backend *b) {
+        snprintf(b->path, sizeof(b->path), "%s/meta%d", tmp_root, lmdb_counter++);
+        open_lmdb_at(b, CAS_STORE_CREATE);
+}
+
 static void close_backend(struct backend *b) {
         cas_dir_service_free(b->s);
         b->s = NULL;
+        cas_lmdb_close(b->db);
+        b->db = NULL;
 }
 
 /* ---- tests ---- */
@@ -304,6 +318,128 @@ static void test_check_children_args(struct backend *b) {
         CHECK_EQ(cas_dir_check_children(k, 0, NULL, NULL, &why), -EINVAL);
 }
 
+/* ---- LMDB only ---- */
+
+/* Overwrites the stored value of d with raw bytes. */
+static void poke(struct backend *b, const struct cas_digest *d, const void *data, size_t len) {
+        MDB_txn *txn;
+        MDB_dbi dbi;
+        MDB_val k = { CAS_DIGEST_LEN, (void *) d->b }, v = { len, (void *) data };
+
+        CHECK_OK(cas_lmdb_dbi(b->db, "directories", &dbi));
+        CHECK_OK(cas_lmdb_txn_begin(b->db, 0, &txn));
+        CHECK_OK(cas_lmdb_errno(mdb_put(txn, dbi, &k, &v, 0)));
+        CHECK_OK(cas_lmdb_errno(mdb_txn_commit(txn)));
+}
+
+static int count_list(void *userdata, const struct cas_digest *d, const void *data, size_t len) {
+        (*(int *) userdata)++;
+        return 0;
+}
+
+static void test_lmdb_corrupt(void) {
+        _cleanup_(cas_directory_freep) struct cas_directory *k = with_keep(), *c = complicated(1),
+                                                            *db = dir_b();
+        struct backend b = {};
+        struct cas_directory *got;
+        uint8_t *enc;
+        uint8_t val[8 + 64];
+        size_t len;
+        uint64_t size;
+        int n = 0;
+
+        open_lmdb(&b);
+        struct cas_directory *all[] = { k, c };
+        CHECK_OK(cas_dir_put(b.s, all, 2, 0, NULL));
+        CHECK_OK(cas_directory_encode(k, &enc, &len));
+        CHECK(len + 8 <= sizeof(val));
+
+        /* a flipped byte in the encoding */
+        memcpy(val, "\x01\0\0\0\0\0\0\0", 8);
+        memcpy(val + 8, enc, len);
+        val[8 + 5] ^= 1;
+        poke(&b, &k->digest, val, 8 + len);
+        CHECK_EQ(cas_dir_get(b.s, &k->digest, &got), -EBADMSG);
+        /* unparseable protobuf */
+        memset(val + 8, 0xff, len);
+        poke(&b, &k->digest, val, 8 + len);
+        CHECK_EQ(cas_dir_get(b.s, &k->digest, &got), -EBADMSG);
+        /* a valid Directory, but not the one its key names */
+        poke(&b, &k->digest, "\0\0\0\0\0\0\0\0", 8);
+        CHECK_EQ(cas_dir_get(b.s, &k->digest, &got), -EBADMSG);
+        /* right encoding, wrong stored size */
+        memcpy(val, "\x05\0\0\0\0\0\0\0", 8);
+        memcpy(val + 8, enc, len);
+        poke(&b, &k->digest, val, 8 + len);
+        CHECK_EQ(cas_dir_get(b.s, &k->digest, &got), -EBADMSG);
+        /* too short to hold the size */
+        poke(&b, &k->digest, "\x01", 1);
+        CHECK_EQ(cas_dir_get(b.s, &k->digest, &got), -EBADMSG);
+        CHECK_EQ(cas_dir_stat(b.s, &k->digest, &size), -EBADMSG);
+        CHECK_EQ(cas_dir_list(b.s, count_list, &n), -EBADMSG);
+        /* the walk reports it too */
+        CHECK_EQ(cas_dir_get_recursive(b.s, &c->digest, stop_cb, NULL), -ECANCELED);
+        /* a put that needs it as a child fails without storing anything */
+        {
+                static const char *const names[] = { "sub" };
+                _cleanup_(cas_directory_freep) struct cas_directory *p = parent_of(k, names, 1);
+                CHECK_EQ(cas_dir_put(b.s, &p, 1, 0, NULL), -EBADMSG);
+                CHECK_EQ(cas_dir_stat(b.s, &p->digest, NULL), -ENOENT);
+        }
+        /* repaired by hand, all is well again */
+        memcpy(val, "\x01\0\0\0\0\0\0\0", 8);
+        memcpy(val + 8, enc, len);
+        poke(&b, &k->digest, val, 8 + len);
+        check_get(b.s, k);
+        {
+                enum cas_verr why;
+                CHECK_EQ(cas_dir_put(b.s, &db, 1, 0, &why), -EBADMSG); /* B's child is not stored */
+                CHECK_EQ(why, CAS_VERR_MISSING_CHILD);
+        }
+        free(enc);
+        close_backend(&b);
+}
+
+static void test_lmdb_persistence(void) {
+        _cleanup_(cas_directory_freep) struct cas_directory *e = empty_dir(), *k = with_keep(), *c = complicated(2),
+                                                            *db = dir_b();
+        struct cas_directory *all[] = { e, k, c, db };
+        struct backend b = {};
+        struct walk_state w = {};
+        enum cas_verr why;
+
+        open_lmdb(&b);
+        CHECK_OK(cas_dir_put(b.s, all, 4, 0, NULL));
+        close_backend(&b);
+
+        open_lmdb_at(&b, 0);
+        for (size_t i = 0; i < 4; i++)
+                check_get(b.s, all[i]);
+        CHECK_OK(cas_dir_get_recursive(b.s, &c->digest, walk_cb, &w));
+        CHECK_EQ(w.n, 2);
+        close_backend(&b);
+
+        /* read-only: reads work, writes are refused */
+        open_lmdb_at(&b, CAS_STORE_READONLY);
+        check_get(b.s, c);
+        CHECK_EQ(cas_dir_put(b.s, &k, 1, 0, &why), -EROFS);
+        close_backend(&b);
+
+        /* a missing env is not created without CAS_STORE_CREATE */
+        snprintf(b.path, sizeof(b.path), "%s/nonexistent", tmp_root);
+        CHECK_EQ(cas_lmdb_open(b.path, 0, &b.db), -ENOENT);
+        CHECK_EQ(cas_lmdb_open(b.path, CAS_STORE_READONLY, &b.db), -ENOENT);
+}
+
+static void test_lmdb_errno(void) {
+        CHECK_EQ(cas_lmdb_errno(0), 0);
+        CHECK_EQ(cas_lmdb_errno(MDB_NOTFOUND), -ENOENT);
+        CHECK_EQ(cas_lmdb_errno(MDB_MAP_FULL), -ENOSPC);
+        CHECK_EQ(cas_lmdb_errno(MDB_CORRUPTED), -EBADMSG);
+        CHECK_EQ(cas_lmdb_errno(MDB_KEYEXIST), -EEXIST);
+        CHECK_EQ(cas_lmdb_errno(EACCES), -EACCES);
+}
+
 typedef void (*backend_test)(struct backend *b);
 
 static const struct {
@@ -311,6 +447,7 @@ static const struct {
         void (*open)(struct backend *b);
 } backends[] = {
         { "memory", open_memory },
+        { "lmdb", open_lmdb },
 };
 
 static void run_all(const char *name, backend_test t) {
@@ -347,6 +484,9 @@ int main(void) {
         RUN_ALL(test_walk_stop);
         RUN_ALL(test_list);
         RUN_ALL(test_check_children_args);
+        RUN(test_lmdb_corrupt);
+        RUN(test_lmdb_persistence);
+        RUN(test_lmdb_errno);
 
         remove_tree(tmp_root);
         return 0;

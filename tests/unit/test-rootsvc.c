@@ -1,11 +1,13 @@
 /* Unit tests for the named-root services (memory:// and LMDB): put, get,
  * replace, remove, listing in name order, name validation, persistence. */
 #include <stdio.h>
+#include <sys/wait.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "castore/lmdb.h"
 #include "castore/rootsvc.h"
+#include "castore/store.h"
 #include "test.h"
 
 static char tmp_root[256];
@@ -20,9 +22,23 @@ static void open_memory(struct backend *b) {
         CHECK_OK(cas_root_memory_new(&b->s));
 }
 
+static int lmdb_counter;
+
+static void open_lmdb_at(struct backend *b, unsigned flags) {
+        CHECK_OK(cas_lmdb_open(b->path, flags, &b->db));
+        CHECK_OK(cas_root_lmdb_new(b->db, &b->s));
+}
+
+static void open_lmdb(struct backend *b) {
+        snprintf(b->path, sizeof(b->path), "%s/meta%d", tmp_root, lmdb_counter++);
+        open_lmdb_at(b, CAS_STORE_CREATE);
+}
+
 static void close_backend(struct backend *b) {
         cas_root_service_free(b->s);
         b->s = NULL;
+        cas_lmdb_close(b->db);
+        b->db = NULL;
 }
 
 static struct cas_node file_node(const char *name, uint64_t size) {
@@ -127,6 +143,87 @@ static void test_list(struct backend *b) {
         CHECK_EQ(st.n, 3);
 }
 
+/* ---- LMDB only ---- */
+
+static void test_lmdb_persistence(void) {
+        struct backend b = {};
+        struct cas_node n = file_node("kept", 7), got;
+        void *mem;
+
+        open_lmdb(&b);
+        CHECK_OK(cas_root_put(b.s, &n));
+        close_backend(&b);
+        open_lmdb_at(&b, CAS_STORE_READONLY);
+        CHECK_OK(cas_root_get(b.s, "kept", 4, &got, &mem));
+        CHECK_EQ(got.size, 7);
+        free(mem);
+        CHECK_EQ(cas_root_put(b.s, &n), -EROFS);
+        CHECK_EQ(cas_root_remove(b.s, "kept", 4), -EROFS);
+        close_backend(&b);
+}
+
+/* A read-only opener (a mount daemon) sees roots another process adds
+ * after it opened the env. */
+static void test_lmdb_sees_later_roots(void) {
+        struct backend b = {}, w = {};
+        struct cas_node got;
+        void *mem;
+        pid_t pid;
+        int status;
+
+        open_lmdb(&w);
+        close_backend(&w);
+        snprintf(b.path, sizeof(b.path), "%s", w.path);
+        open_lmdb_at(&b, CAS_STORE_READONLY);
+        CHECK_EQ(cas_root_get(b.s, "later", 5, &got, &mem), -ENOENT);
+
+        pid = fork();
+        CHECK(pid >= 0);
+        if (pid == 0) {
+                struct cas_node n = file_node("later", 3);
+                open_lmdb_at(&w, 0);
+                CHECK_OK(cas_root_put(w.s, &n));
+                close_backend(&w);
+                _exit(0);
+        }
+        CHECK_EQ(waitpid(pid, &status, 0), pid);
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        CHECK_OK(cas_root_get(b.s, "later", 5, &got, &mem));
+        CHECK_EQ(got.size, 3);
+        free(mem);
+        close_backend(&b);
+}
+
+static void test_lmdb_corrupt(void) {
+        struct backend b = {};
+        struct cas_node n = file_node("good", 1), got;
+        MDB_txn *txn;
+        MDB_dbi dbi;
+        uint8_t *enc;
+        size_t len;
+        void *mem;
+
+        open_lmdb(&b);
+        CHECK_OK(cas_root_put(b.s, &n));
+        CHECK_OK(cas_node_encode(&n, &enc, &len));
+        CHECK_OK(cas_lmdb_dbi(b.db, "roots", &dbi));
+        CHECK_OK(cas_lmdb_txn_begin(b.db, 0, &txn));
+        /* a node stored under another name, and garbage */
+        CHECK_OK(mdb_put(txn, dbi, &(MDB_val){ 5, "other" }, &(MDB_val){ len, enc }, 0));
+        CHECK_OK(mdb_put(txn, dbi, &(MDB_val){ 4, "junk" }, &(MDB_val){ 3, "\xff\xff\xff" }, 0));
+        CHECK_OK(mdb_txn_commit(txn));
+        CHECK_EQ(cas_root_get(b.s, "other", 5, &got, &mem), -EBADMSG);
+        CHECK_EQ(cas_root_get(b.s, "junk", 4, &got, &mem), -EBADMSG);
+        CHECK_OK(cas_root_get(b.s, "good", 4, &got, &mem));
+        free(mem);
+        {
+                struct list_state st = {};
+                CHECK_EQ(cas_root_list(b.s, list_cb, &st), -EBADMSG);
+        }
+        free(enc);
+        close_backend(&b);
+}
+
 typedef void (*backend_test)(struct backend *b);
 
 static const struct {
@@ -134,6 +231,7 @@ static const struct {
         void (*open)(struct backend *b);
 } backends[] = {
         { "memory", open_memory },
+        { "lmdb", open_lmdb },
 };
 
 static void run_all(const char *name, backend_test t) {
@@ -165,6 +263,9 @@ int main(void) {
         RUN_ALL(test_put_get);
         RUN_ALL(test_invalid);
         RUN_ALL(test_list);
+        RUN(test_lmdb_persistence);
+        RUN(test_lmdb_sees_later_roots);
+        RUN(test_lmdb_corrupt);
 
         remove_tree(tmp_root);
         return 0;

@@ -1,0 +1,841 @@
+/* Local blob backend: one read-only file per blob at <dir>/<2 hex>/<64 hex>,
+ * written to a per-process temporary in <tmpdir> while hashing, then fsynced
+ * and renamed into place (or, deferred, many at once after one syncfs). */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../util/log.h"
+#include "blobsvc.h"
+
+/* Deferred blobs waiting for cas_blob_sync(); past this many, the
+ * committing thread flushes them itself, which bounds both the work lost
+ * by a crash and the files left in tmp/.  Tunable per service. */
+#define PENDING_FLUSH_AT 4096
+/* Writers keep this much in memory before creating their temporary: a
+ * small blob that already exists costs no file I/O at all. */
+#define WRITER_BUF (64 * 1024)
+#define SHARD_NAME_LEN 2
+#define BLOB_PATH_LEN (SHARD_NAME_LEN + 1 + CAS_DIGEST_HEX_LEN) /* "ab/ab12..." */
+#define PREFIX_MAX 40                                           /* "<pid>-<16 hex>" */
+#define TMP_NAME_MAX (PREFIX_MAX + 1 + 20 + 1)
+
+struct pending {
+        uint64_t seq; /* temporary <prefix>.<seq> */
+        struct cas_digest digest;
+};
+
+/* Temporary files are named <prefix>.<seq>, where prefix = "<pid>-<random>"
+ * is this service's; tmp/<prefix>.lock is held with flock() for the
+ * service's life.  A temporary whose prefix has no lock file, or whose
+ * lock file can be locked, belongs to a dead process and is removed before
+ * this service writes for the first time.
+ *
+ * Lock order: flush_lock, then pending_lock; init_lock alone. */
+struct blob_local {
+        struct cas_blob_service base;
+        int blobs_fd; /* immutable */
+        int tmp_fd;   /* immutable */
+        int noatime;  /* atomic: 0 once O_NOATIME was refused */
+
+        pthread_mutex_t init_lock;
+        bool write_ready;          /* init_lock for writing; read with acquire */
+        int lock_fd;               /* init_lock; immutable once write_ready */
+        char prefix[PREFIX_MAX];   /* init_lock; immutable once write_ready */
+        uint64_t next_seq;         /* atomic */
+
+        pthread_mutex_t pending_lock;
+        size_t flush_at;         /* pending_lock */
+        struct pending *pending; /* pending_lock */
+        size_t n_pending;        /* pending_lock */
+        size_t cap_pending;      /* pending_lock */
+
+        /* Serialises flushes and is held across their I/O on purpose: a
+         * flush takes blobs out of the list, so cas_blob_sync() must wait
+         * for one in progress before it may report that all is durable.
+         * Writers never block on it (they only try it). */
+        pthread_mutex_t flush_lock;
+};
+
+/* ---- small helpers ---- */
+
+static void blob_path(const struct cas_digest *d, char ret[BLOB_PATH_LEN + 1]) {
+        char hex[CAS_DIGEST_HEX_LEN + 1];
+
+        cas_digest_to_hex(d, hex);
+        memcpy(ret, hex, SHARD_NAME_LEN);
+        ret[SHARD_NAME_LEN] = '/';
+        memcpy(ret + SHARD_NAME_LEN + 1, hex, CAS_DIGEST_HEX_LEN + 1);
+}
+
+static void tmp_name(const struct blob_local *l, uint64_t seq, char ret[TMP_NAME_MAX]) {
+        snprintf(ret, TMP_NAME_MAX, "%s.%" PRIu64, l->prefix, seq);
+}
+
+static int write_all(int fd, const void *buf, size_t len) {
+        const uint8_t *p = buf;
+
+        while (len > 0) {
+                ssize_t n = write(fd, p, len);
+
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return negative_errno();
+                }
+                if (n == 0)
+                        return -EIO;
+                p += n;
+                len -= n;
+        }
+        return 0;
+}
+
+static int fsync_dirat(int dirfd, const char *name) {
+        _cleanup_close_ int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+        if (fd < 0)
+                return negative_errno();
+        return fsync(fd) < 0 ? negative_errno() : 0;
+}
+
+/* 0 if a blob file with this digest exists and has the expected size (or
+ * any size if size is UINT64_MAX); -ENOENT if absent.  A file of the wrong
+ * size is reported (it is damaged) and treated as absent so that the new
+ * write replaces it. */
+static int blob_exists(struct blob_local *l, const struct cas_digest *d, uint64_t size) {
+        char path[BLOB_PATH_LEN + 1];
+        struct stat st;
+
+        blob_path(d, path);
+        if (fstatat(l->blobs_fd, path, &st, 0) < 0)
+                return errno == ENOENT ? -ENOENT : negative_errno();
+        if (!S_ISREG(st.st_mode))
+                return log_error_errno(-EUCLEAN, "Blob %s is not a regular file", path);
+        if (size != UINT64_MAX && (uint64_t) st.st_size != size) {
+                log_warning("Blob %s has %" PRIu64 " bytes instead of %" PRIu64 ", replacing it", path,
+                            (uint64_t) st.st_size, size);
+                return -ENOENT;
+        }
+        return 0;
+}
+
+/* Renames temporary seq to its blob path, creating the shard directory
+ * (durably) if needed.  Does not sync the shard directory. */
+static int rename_into_place(struct blob_local *l, uint64_t seq, const struct cas_digest *d) {
+        char from[TMP_NAME_MAX], to[BLOB_PATH_LEN + 1];
+
+        tmp_name(l, seq, from);
+        blob_path(d, to);
+        if (renameat(l->tmp_fd, from, l->blobs_fd, to) >= 0)
+                return 0;
+        if (errno != ENOENT)
+                return negative_errno();
+        to[SHARD_NAME_LEN] = 0;
+        if (mkdirat(l->blobs_fd, to, 0755) < 0 && errno != EEXIST)
+                return negative_errno();
+        if (fsync(l->blobs_fd) < 0)
+                return negative_errno();
+        to[SHARD_NAME_LEN] = '/';
+        if (renameat(l->tmp_fd, from, l->blobs_fd, to) < 0)
+                return negative_errno();
+        return 0;
+}
+
+static void unlink_tmp(struct blob_local *l, uint64_t seq) {
+        char name[TMP_NAME_MAX];
+
+        tmp_name(l, seq, name);
+        (void) unlinkat(l->tmp_fd, name, 0);
+}
+
+/* ---- stale temporaries and the per-service lock file ---- */
+
+/* Splits "<prefix>.<rest>"; false for names that are not ours. */
+static bool split_tmp_name(const char *name, size_t *ret_prefix_len, const char **ret_rest) {
+        const char *dot = strchr(name, '.'), *dash = strchr(name, '-');
+
+        if (!dot || !dash || dash > dot || dot == name || (size_t) (dot - name) >= PREFIX_MAX)
+                return false;
+        if (strspn(name, "0123456789") != (size_t) (dash - name) ||
+            strspn(dash + 1, "0123456789abcdef") != (size_t) (dot - dash - 1) || dot[1] == 0)
+                return false;
+        *ret_prefix_len = dot - name;
+        *ret_rest = dot + 1;
+        return true;
+}
+
+/* Is the owner of a prefix alive?  It is while it holds its lock file. */
+static bool prefix_alive(struct blob_local *l, const char *prefix, size_t len) {
+        char name[PREFIX_MAX + 8];
+        _cleanup_close_ int fd = -1;
+
+        snprintf(name, sizeof(name), "%.*s.lock", (int) len, prefix);
+        fd = openat(l->tmp_fd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0)
+                return errno != ENOENT; /* no lock file: nobody owns these */
+        if (flock(fd, LOCK_EX | LOCK_NB) < 0)
+                return true; /* EWOULDBLOCK: held (or we cannot tell: keep) */
+        return false;
+}
+
+static int name_cmp(const void *a, const void *b) {
+        return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+/* Removes the temporaries (then the lock files) of dead services.  Names
+ * are sorted so each prefix's liveness is checked once. */
+static void clean_stale(struct blob_local *l) {
+        _cleanup_free_ char **names = NULL;
+        size_t n = 0, cap = 0, removed = 0;
+        int fd = fcntl(l->tmp_fd, F_DUPFD_CLOEXEC, 3);
+        DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
+        struct dirent *de;
+        const char *last = NULL, *rest;
+        size_t last_len = 0, plen;
+        bool last_alive = true;
+
+        if (!dir) {
+                if (fd >= 0)
+                        close(fd);
+                log_warning_errno(negative_errno(), "Cannot list temporary blob directory: %m");
+                return;
+        }
+        rewinddir(dir);
+        while ((de = readdir(dir))) {
+                if (!split_tmp_name(de->d_name, &plen, &rest))
+                        continue;
+                if (plen == strlen(l->prefix) && memcmp(de->d_name, l->prefix, plen) == 0)
+                        continue;
+                if (n == cap) {
+                        char **v = realloc(names, (cap = cap ? cap * 2 : 64) * sizeof(*v));
+                        if (!v)
+                                break;
+                        names = v;
+                }
+                if (!(names[n] = strdup(de->d_name)))
+                        break;
+                n++;
+        }
+        closedir(dir);
+        if (n == 0)
+                return;
+        qsort(names, n, sizeof(*names), name_cmp);
+
+        /* Pass 1: temporaries.  Pass 2: the lock files of dead owners, removed
+         * while we hold their lock so no one else decides on them meanwhile. */
+        for (size_t i = 0; i < n; i++) {
+                split_tmp_name(names[i], &plen, &rest);
+                if (strcmp(rest, "lock") == 0)
+                        continue;
+                if (!last || plen != last_len || memcmp(names[i], last, plen) != 0) {
+                        last = names[i];
+                        last_len = plen;
+                        last_alive = prefix_alive(l, names[i], plen);
+                }
+                if (!last_alive && unlinkat(l->tmp_fd, names[i], 0) >= 0)
+                        removed++;
+        }
+        for (size_t i = 0; i < n; i++) {
+                split_tmp_name(names[i], &plen, &rest);
+                if (strcmp(rest, "lock") == 0) {
+                        _cleanup_close_ int lfd = openat(l->tmp_fd, names[i], O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+                        if (lfd >= 0 && flock(lfd, LOCK_EX | LOCK_NB) >= 0)
+                                (void) unlinkat(l->tmp_fd, names[i], 0);
+                }
+        }
+        for (size_t i = 0; i < n; i++)
+                free(names[i]);
+        if (removed > 0)
+                log_info("Removed %zu stale temporary blob files", removed);
+}
+
+/* Creates and locks this service's lock file under a fresh prefix.  A
+ * cleaner in another process may lock (and remove) a lock file in the
+ * instant between its creation and our flock(): we notice, since the name
+ * then no longer leads to our file, and pick another prefix. */
+static int take_prefix(struct blob_local *l) {
+        for (int attempt = 0; attempt < 16; attempt++) {
+                char name[PREFIX_MAX + 8];
+                uint64_t rnd;
+                struct stat a, b;
+                int fd;
+
+                if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
+                        return negative_errno();
+                snprintf(l->prefix, sizeof(l->prefix), "%d-%016" PRIx64, (int) getpid(), rnd);
+                snprintf(name, sizeof(name), "%s.lock", l->prefix);
+                fd = openat(l->tmp_fd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+                if (fd < 0) {
+                        if (errno == EEXIST)
+                                continue;
+                        return log_error_errno(negative_errno(), "Cannot create temporary blob lock file: %m");
+                }
+                if (flock(fd, LOCK_EX | LOCK_NB) < 0 || fstat(fd, &a) < 0 || fstatat(l->tmp_fd, name, &b, 0) < 0 ||
+                    a.st_ino != b.st_ino || a.st_dev != b.st_dev) {
+                        close(fd);
+                        continue;
+                }
+                l->lock_fd = fd;
+                return 0;
+        }
+        return log_error_errno(-EAGAIN, "Cannot take a temporary blob file prefix");
+}
+
+/* Called before every write; does the work once. */
+static int ensure_writable(struct blob_local *l) {
+        int r = 0;
+
+        if (__atomic_load_n(&l->write_ready, __ATOMIC_ACQUIRE))
+                return 0;
+        pthread_mutex_lock(&l->init_lock);
+        if (!l->write_ready) {
+                r = take_prefix(l);
+                if (r >= 0) {
+                        clean_stale(l);
+                        __atomic_store_n(&l->write_ready, true, __ATOMIC_RELEASE);
+                }
+        }
+        pthread_mutex_unlock(&l->init_lock);
+        return r;
+}
+
+/* Creates temporary <prefix>.<seq>. */
+static int tmp_create(struct blob_local *l, uint64_t *ret_seq) {
+        uint64_t seq = __atomic_fetch_add(&l->next_seq, 1, __ATOMIC_RELAXED);
+        char name[TMP_NAME_MAX];
+        int fd;
+
+        tmp_name(l, seq, name);
+        fd = openat(l->tmp_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
+        if (fd < 0)
+                return log_error_errno(negative_errno(), "Cannot create temporary blob file: %m");
+        *ret_seq = seq;
+        return fd;
+}
+
+/* ---- deferred renames ---- */
+
+/* Called with flush_lock held.  Makes the temporaries durable with one
+ * syncfs, renames them into place, then syncs the shard directories.
+ * Entries that fail go back to the list (their data is kept) and the first
+ * error is returned. */
+static int flush_locked(struct blob_local *l) {
+        _cleanup_free_ struct pending *p = NULL;
+        size_t n, failed = 0;
+        uint8_t touched[256] = {};
+        int r = 0, k;
+
+        pthread_mutex_lock(&l->pending_lock);
+        p = TAKE_PTR(l->pending);
+        n = l->n_pending;
+        l->n_pending = l->cap_pending = 0;
+        pthread_mutex_unlock(&l->pending_lock);
+        if (n == 0)
+                return 0;
+
+        if (syncfs(l->tmp_fd) < 0) {
+                r = log_error_errno(negative_errno(), "Cannot sync the blob store: %m");
+                failed = n;
+        } else
+                for (size_t i = 0; i < n; i++) {
+                        k = rename_into_place(l, p[i].seq, &p[i].digest);
+                        if (k < 0) {
+                                if (r >= 0)
+                                        r = log_error_errno(k, "Cannot move blob %s into place: %m",
+                                                            CAS_DIGEST_HEX(&p[i].digest));
+                                p[failed++] = p[i];
+                        } else
+                                touched[p[i].digest.b[0]] = 1;
+                }
+        for (int i = 0; i < 256; i++) {
+                char shard[3];
+
+                if (!touched[i])
+                        continue;
+                snprintf(shard, sizeof(shard), "%02x", i);
+                k = fsync_dirat(l->blobs_fd, shard);
+                if (k < 0 && r >= 0)
+                        r = log_error_errno(k, "Cannot sync blob directory %s: %m", shard);
+        }
+
+        if (failed > 0) {
+                /* Put them back in front of what arrived meanwhile. */
+                pthread_mutex_lock(&l->pending_lock);
+                struct pending *v = realloc(p, (failed + l->n_pending) * sizeof(*v));
+                if (v) {
+                        memcpy(v + failed, l->pending, l->n_pending * sizeof(*v));
+                        free(l->pending);
+                        l->pending = v;
+                        l->n_pending += failed;
+                        l->cap_pending = l->n_pending;
+                        p = NULL;
+                }
+                pthread_mutex_unlock(&l->pending_lock);
+                if (p) {
+                        for (size_t i = 0; i < failed; i++)
+                                unlink_tmp(l, p[i].seq);
+                        log_error("Out of memory: dropped %zu deferred blobs", failed);
+                }
+        }
+        return r;
+}
+
+/* Queues a deferred rename: -ENOMEM (nothing queued), 0, or 1 when the
+ * list is long enough that the caller should flush. */
+static int pending_add(struct blob_local *l, uint64_t seq, const struct cas_digest *d) {
+        bool flush;
+
+        pthread_mutex_lock(&l->pending_lock);
+        if (l->n_pending == l->cap_pending) {
+                size_t cap = l->cap_pending ? l->cap_pending * 2 : 256;
+                struct pending *v = realloc(l->pending, cap * sizeof(*v));
+
+                if (!v) {
+                        pthread_mutex_unlock(&l->pending_lock);
+                        return -ENOMEM;
+                }
+                l->pending = v;
+                l->cap_pending = cap;
+        }
+        l->pending[l->n_pending++] = (struct pending){ seq, *d };
+        flush = l->n_pending >= l->flush_at;
+        pthread_mutex_unlock(&l->pending_lock);
+        return flush;
+}
+
+/* If another thread is flushing, it or a later commit will take ours. */
+static int flush_if_idle(struct blob_local *l) {
+        int r;
+
+        if (pthread_mutex_trylock(&l->flush_lock) != 0)
+                return 0;
+        r = flush_locked(l);
+        pthread_mutex_unlock(&l->flush_lock);
+        return r;
+}
+
+static int local_sync(struct cas_blob_service *s) {
+        struct blob_local *l = (struct blob_local *) s;
+        int r;
+
+        pthread_mutex_lock(&l->flush_lock);
+        r = flush_locked(l);
+        pthread_mutex_unlock(&l->flush_lock);
+        return r;
+}
+
+/* Finishes a fully written temporary: fsync + rename + directory fsync,
+ * or with CAS_BLOB_DEFER_SYNC a pending entry.  Takes fd; removes the
+ * temporary on failure. */
+static int tmp_finish(struct blob_local *l, int fd, uint64_t seq, const struct cas_digest *d, unsigned flags) {
+        char path[BLOB_PATH_LEN + 1];
+        int r = 0;
+
+        if (!(flags & CAS_BLOB_DEFER_SYNC) && fsync(fd) < 0)
+                r = negative_errno();
+        if (close(fd) < 0 && r >= 0 && errno != EINTR)
+                r = negative_errno();
+        if (r >= 0) {
+                if (flags & CAS_BLOB_DEFER_SYNC) {
+                        r = pending_add(l, seq, d);
+                        if (r < 0) {
+                                unlink_tmp(l, seq);
+                                return r;
+                        }
+                        /* Ours is queued whatever the flush does; its errors
+                         * concern the store as a whole and are reported. */
+                        return r > 0 ? flush_if_idle(l) : 0;
+                }
+                r = rename_into_place(l, seq, d);
+                if (r >= 0) {
+                        blob_path(d, path);
+                        path[SHARD_NAME_LEN] = 0;
+                        r = fsync_dirat(l->blobs_fd, path);
+                        return r < 0 ? log_error_errno(r, "Cannot sync blob directory %s: %m", path) : 0;
+                }
+        }
+        unlink_tmp(l, seq);
+        return log_error_errno(r, "Cannot store blob %s: %m", CAS_DIGEST_HEX(d));
+}
+
+/* ---- put and the writer ---- */
+
+static int local_put(struct cas_blob_service *s, const void *data, size_t len, unsigned flags,
+                     struct cas_digest *ret_digest) {
+        struct blob_local *l = (struct blob_local *) s;
+        struct cas_digest d;
+        uint64_t seq;
+        int r, fd;
+
+        cas_digest_of(data, len, &d);
+        r = blob_exists(l, &d, len);
+        if (r != -ENOENT) {
+                if (r >= 0)
+                        *ret_digest = d;
+                return r;
+        }
+        r = ensure_writable(l);
+        if (r < 0)
+                return r;
+        fd = tmp_create(l, &seq);
+        if (fd < 0)
+                return fd;
+        r = write_all(fd, data, len);
+        if (r < 0) {
+                close(fd);
+                unlink_tmp(l, seq);
+                return log_error_errno(r, "Cannot write blob %s: %m", CAS_DIGEST_HEX(&d));
+        }
+        r = tmp_finish(l, fd, seq, &d, flags);
+        if (r >= 0)
+                *ret_digest = d;
+        return r;
+}
+
+struct local_writer {
+        struct cas_blob_writer base;
+        struct blob_local *l;
+        unsigned flags;
+        int fd;       /* temporary, -1 until the buffer first overflows */
+        uint64_t seq; /* its name */
+        uint64_t size;
+        struct cas_hasher hasher;
+        size_t buf_len;
+        uint8_t buf[WRITER_BUF];
+};
+
+/* Writes the buffered bytes to the temporary, creating it if needed. */
+static int writer_spill(struct local_writer *w) {
+        int r;
+
+        if (w->fd < 0) {
+                r = ensure_writable(w->l);
+                if (r < 0)
+                        return r;
+                w->fd = tmp_create(w->l, &w->seq);
+                if (w->fd < 0)
+                        return w->fd;
+        }
+        r = write_all(w->fd, w->buf, w->buf_len);
+        if (r < 0)
+                return log_error_errno(r, "Cannot write temporary blob file: %m");
+        w->buf_len = 0;
+        return 0;
+}
+
+static int local_write(struct cas_blob_writer *bw, const void *buf, size_t len) {
+        struct local_writer *w = (struct local_writer *) bw;
+        int r;
+
+        if (len > UINT64_MAX - w->size)
+                return -EFBIG;
+        cas_hasher_update(&w->hasher, buf, len);
+        w->size += len;
+        if (len <= WRITER_BUF - w->buf_len) {
+                memcpy(w->buf + w->buf_len, buf, len);
+                w->buf_len += len;
+                return 0;
+        }
+        r = writer_spill(w);
+        if (r < 0)
+                return r;
+        if (len < WRITER_BUF) {
+                memcpy(w->buf, buf, len);
+                w->buf_len = len;
+                return 0;
+        }
+        r = write_all(w->fd, buf, len);
+        return r < 0 ? log_error_errno(r, "Cannot write temporary blob file: %m") : 0;
+}
+
+static void local_abort(struct cas_blob_writer *bw) {
+        struct local_writer *w = (struct local_writer *) bw;
+
+        if (w->fd >= 0) {
+                close(w->fd);
+                unlink_tmp(w->l, w->seq);
+        }
+        free(w);
+}
+
+static int local_commit(struct cas_blob_writer *bw, struct cas_digest *ret_digest, uint64_t *ret_size) {
+        struct local_writer *w = (struct local_writer *) bw;
+        struct cas_digest d;
+        int r;
+
+        cas_hasher_final(&w->hasher, &d);
+        r = blob_exists(w->l, &d, w->size);
+        if (r == -ENOENT) {
+                r = writer_spill(w);
+                if (r >= 0) {
+                        r = tmp_finish(w->l, TAKE_FD(w->fd), w->seq, &d, w->flags);
+                }
+        }
+        if (r >= 0) {
+                *ret_digest = d;
+                *ret_size = w->size;
+        }
+        local_abort(bw); /* drops the temporary if still ours (dedup, errors) */
+        return r;
+}
+
+static const struct cas_blob_writer_ops local_writer_ops = {
+        .write = local_write,
+        .commit = local_commit,
+        .abort = local_abort,
+};
+
+static int local_writer_new(struct cas_blob_service *s, unsigned flags, struct cas_blob_writer **ret) {
+        struct local_writer *w = malloc(sizeof(*w));
+
+        if (!w)
+                return -ENOMEM;
+        w->base.ops = &local_writer_ops;
+        w->l = (struct blob_local *) s;
+        w->flags = flags;
+        w->fd = -1;
+        w->seq = 0;
+        w->size = 0;
+        w->buf_len = 0;
+        cas_hasher_init(&w->hasher);
+        *ret = &w->base;
+        return 0;
+}
+
+/* ---- reading ---- */
+
+static int local_stat(struct cas_blob_service *s, const struct cas_digest *d, uint64_t *ret_size) {
+        struct blob_local *l = (struct blob_local *) s;
+        char path[BLOB_PATH_LEN + 1];
+        struct stat st;
+
+        blob_path(d, path);
+        if (fstatat(l->blobs_fd, path, &st, 0) < 0)
+                return negative_errno();
+        if (!S_ISREG(st.st_mode))
+                return -EUCLEAN;
+        *ret_size = st.st_size;
+        return 0;
+}
+
+static ssize_t local_pread(struct cas_blob_reader *r, void *buf, size_t len, uint64_t off) {
+        size_t got = 0;
+
+        if (off > INT64_MAX)
+                return 0;
+        len = MIN((uint64_t) len, (uint64_t) SSIZE_MAX);
+        while (got < len) {
+                ssize_t n = pread(r->fd, (uint8_t *) buf + got, len - got, (off_t) (off + got));
+
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return got > 0 ? (ssize_t) got : negative_errno();
+                }
+                if (n == 0)
+                        break;
+                got += n;
+        }
+        return (ssize_t) got;
+}
+
+static void local_reader_close(struct cas_blob_reader *r) {
+        if (r->fd >= 0)
+                close(r->fd);
+        free(r);
+}
+
+static const struct cas_blob_reader_ops local_reader_ops = {
+        .pread = local_pread,
+        .close = local_reader_close,
+};
+
+static int local_open(struct cas_blob_service *s, const struct cas_digest *d, struct cas_blob_reader **ret) {
+        struct blob_local *l = (struct blob_local *) s;
+        char path[BLOB_PATH_LEN + 1];
+        _cleanup_close_ int fd = -1;
+        struct cas_blob_reader *r;
+        struct stat st;
+
+        blob_path(d, path);
+        /* O_NOATIME spares a metadata write per open, but only the file's
+         * owner may ask for it: fall back once and remember. */
+        if (__atomic_load_n(&l->noatime, __ATOMIC_RELAXED)) {
+                fd = openat(l->blobs_fd, path, O_RDONLY | O_CLOEXEC | O_NOATIME);
+                if (fd < 0 && errno == EPERM)
+                        __atomic_store_n(&l->noatime, 0, __ATOMIC_RELAXED);
+                else if (fd < 0)
+                        return negative_errno();
+        }
+        if (fd < 0)
+                fd = openat(l->blobs_fd, path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return negative_errno();
+        if (fstat(fd, &st) < 0)
+                return negative_errno();
+        if (!S_ISREG(st.st_mode))
+                return -EUCLEAN;
+        r = calloc(1, sizeof(*r));
+        if (!r)
+                return -ENOMEM;
+        *r = (struct cas_blob_reader){
+                .ops = &local_reader_ops, .digest = *d, .size = st.st_size, .fd = TAKE_FD(fd),
+        };
+        *ret = r;
+        return 0;
+}
+
+static bool is_hex(const char *s, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+                        return false;
+        return true;
+}
+
+/* Walks the 256 shard directories; names that are not a 64-hex digest
+ * belonging to their shard are skipped. */
+static int local_list(struct cas_blob_service *s, cas_blob_list_cb cb, void *userdata) {
+        struct blob_local *l = (struct blob_local *) s;
+        int r = 0;
+
+        for (int i = 0; i < 256 && r >= 0; i++) {
+                char shard[3];
+                struct dirent *de;
+                DIR *dir;
+                int fd;
+
+                snprintf(shard, sizeof(shard), "%02x", i);
+                fd = openat(l->blobs_fd, shard, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (fd < 0) {
+                        if (errno == ENOENT)
+                                continue;
+                        return log_error_errno(negative_errno(), "Cannot open blob directory %s: %m", shard);
+                }
+                dir = fdopendir(fd);
+                if (!dir) {
+                        r = negative_errno();
+                        close(fd);
+                        return r;
+                }
+                while (r >= 0 && (errno = 0, de = readdir(dir))) {
+                        struct cas_digest d;
+
+                        if (strlen(de->d_name) != CAS_DIGEST_HEX_LEN || memcmp(de->d_name, shard, 2) != 0 ||
+                            !is_hex(de->d_name, CAS_DIGEST_HEX_LEN) || cas_digest_parse(de->d_name, &d) < 0)
+                                continue;
+                        if (de->d_type != DT_REG && de->d_type != DT_UNKNOWN)
+                                continue;
+                        r = cb(userdata, &d);
+                }
+                if (r >= 0 && errno != 0)
+                        r = negative_errno();
+                closedir(dir);
+        }
+        return r < 0 ? r : 0;
+}
+
+/* Makes deferred blobs durable, then gives up the temporary prefix. */
+static void local_free(struct cas_blob_service *s) {
+        struct blob_local *l = (struct blob_local *) s;
+
+        if (local_sync(s) < 0) {
+                for (size_t i = 0; i < l->n_pending; i++)
+                        unlink_tmp(l, l->pending[i].seq);
+                log_error("%zu deferred blobs could not be stored", l->n_pending);
+        }
+        free(l->pending);
+        if (l->lock_fd >= 0) {
+                char name[PREFIX_MAX + 8];
+
+                snprintf(name, sizeof(name), "%s.lock", l->prefix);
+                (void) unlinkat(l->tmp_fd, name, 0);
+                close(l->lock_fd);
+        }
+        close(l->blobs_fd);
+        close(l->tmp_fd);
+        pthread_mutex_destroy(&l->init_lock);
+        pthread_mutex_destroy(&l->pending_lock);
+        pthread_mutex_destroy(&l->flush_lock);
+        free(l);
+}
+
+static const struct cas_blob_ops blob_local_ops = {
+        .name = "local",
+        .stat = local_stat,
+        .open = local_open,
+        .put = local_put,
+        .writer_new = local_writer_new,
+        .sync = local_sync,
+        .list = local_list,
+        .free = local_free,
+};
+
+int cas_blob_local_set_flush_at(struct cas_blob_service *s, size_t n) {
+        struct blob_local *l = (struct blob_local *) s;
+
+        if (!s || s->ops != &blob_local_ops || n == 0)
+                return -EINVAL;
+        pthread_mutex_lock(&l->pending_lock);
+        l->flush_at = n;
+        pthread_mutex_unlock(&l->pending_lock);
+        return 0;
+}
+
+/* Opens dir, creating it (not its parents) if missing. */
+static int open_dir(const char *path) {
+        int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+        if (fd < 0 && errno == ENOENT) {
+                if (mkdir(path, 0755) < 0 && errno != EEXIST)
+                        return log_error_errno(negative_errno(), "Cannot create %s: %m", path);
+                fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        }
+        if (fd < 0)
+                return log_error_errno(negative_errno(), "Cannot open %s: %m", path);
+        return fd;
+}
+
+int cas_blob_local_new(const char *dir, const char *tmpdir, struct cas_blob_service **ret) {
+        _cleanup_close_ int blobs_fd = -1, tmp_fd = -1;
+        struct blob_local *l;
+        struct stat a, b;
+
+        if (!dir || !tmpdir || !ret)
+                return -EINVAL;
+        blobs_fd = open_dir(dir);
+        if (blobs_fd < 0)
+                return blobs_fd;
+        tmp_fd = open_dir(tmpdir);
+        if (tmp_fd < 0)
+                return tmp_fd;
+        if (fstat(blobs_fd, &a) < 0 || fstat(tmp_fd, &b) < 0)
+                return negative_errno();
+        if (a.st_dev != b.st_dev)
+                return log_error_errno(-EXDEV, "%s and %s are on different filesystems", dir, tmpdir);
+
+        l = calloc(1, sizeof(*l));
+        if (!l)
+                return -ENOMEM;
+        l->base.ops = &blob_local_ops;
+        l->blobs_fd = TAKE_FD(blobs_fd);
+        l->tmp_fd = TAKE_FD(tmp_fd);
+        l->lock_fd = -1;
+        l->noatime = 1;
+        l->flush_at = PENDING_FLUSH_AT;
+        pthread_mutex_init(&l->init_lock, NULL);
+        pthread_mutex_init(&l->pending_lock, NULL);
+        pthread_mutex_init(&l->flush_lock, NULL);
+        *ret = &l->base;
+        return 0;
+}

@@ -1,0 +1,219 @@
+/* LMDB directory backend.  Database "directories": key = the 32-byte
+ * digest; value = the directory's recursive size as 8 bytes little-endian,
+ * then its canonical encoding.  The size prefix lets put check a child's
+ * claimed size with one lookup and no decoding. */
+#include <endian.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../util/log.h"
+#include "dirsvc.h"
+#include "lmdb.h"
+
+#define SIZE_PREFIX 8
+
+struct dir_lmdb {
+        struct cas_dir_service base;
+        struct cas_lmdb *db; /* not owned; immutable */
+        MDB_dbi dbi;         /* immutable */
+};
+
+static int value_size(const MDB_val *v, uint64_t *ret_size) {
+        uint64_t le;
+
+        if (v->mv_size < SIZE_PREFIX)
+                return -EBADMSG;
+        memcpy(&le, v->mv_data, SIZE_PREFIX);
+        *ret_size = le64toh(le);
+        return 0;
+}
+
+static int lookup(struct dir_lmdb *l, MDB_txn *txn, const struct cas_digest *d, MDB_val *ret) {
+        MDB_val key = { CAS_DIGEST_LEN, (void *) d->b };
+
+        return cas_lmdb_errno(mdb_get(txn, l->dbi, &key, ret));
+}
+
+static int lmdb_get(struct cas_dir_service *s, const struct cas_digest *d, struct cas_directory **ret) {
+        struct dir_lmdb *l = (struct dir_lmdb *) s;
+        _cleanup_(cas_directory_freep) struct cas_directory *dir = NULL;
+        MDB_txn *txn;
+        MDB_val v;
+        uint64_t size = 0;
+        int r;
+
+        r = cas_lmdb_txn_begin(l->db, MDB_RDONLY, &txn);
+        if (r < 0)
+                return r;
+        r = lookup(l, txn, d, &v);
+        if (r >= 0)
+                r = value_size(&v, &size);
+        /* decode copies what it keeps: the map may go with the txn */
+        if (r >= 0)
+                r = cas_directory_decode((const uint8_t *) v.mv_data + SIZE_PREFIX, v.mv_size - SIZE_PREFIX, 0, &dir,
+                                         NULL);
+        mdb_txn_abort(txn);
+        if (r == -EBADMSG || (r >= 0 && (!cas_digest_equal(&dir->digest, d) || dir->size != size)))
+                return log_error_errno(-EBADMSG, "Stored directory %s is corrupt", CAS_DIGEST_HEX(d));
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(dir);
+        return 0;
+}
+
+static int lmdb_stat(struct cas_dir_service *s, const struct cas_digest *d, uint64_t *ret_size) {
+        struct dir_lmdb *l = (struct dir_lmdb *) s;
+        MDB_txn *txn;
+        MDB_val v;
+        int r;
+
+        r = cas_lmdb_txn_begin(l->db, MDB_RDONLY, &txn);
+        if (r < 0)
+                return r;
+        r = lookup(l, txn, d, &v);
+        if (r >= 0)
+                r = value_size(&v, ret_size);
+        mdb_txn_abort(txn);
+        return r;
+}
+
+struct txn_ctx {
+        struct dir_lmdb *l;
+        MDB_txn *txn;
+};
+
+/* Sees the stored directories and those this transaction already put. */
+static int txn_child_size(void *userdata, const struct cas_digest *d, uint64_t *ret_size) {
+        struct txn_ctx *c = userdata;
+        MDB_val v;
+        int r;
+
+        r = lookup(c->l, c->txn, d, &v);
+        if (r < 0)
+                return r;
+        return value_size(&v, ret_size);
+}
+
+static int lmdb_put(struct cas_dir_service *s, struct cas_directory *const *dirs, size_t n, unsigned flags,
+                    enum cas_verr *ret_why) {
+        struct dir_lmdb *l = (struct dir_lmdb *) s;
+        struct txn_ctx c = { l, NULL };
+        uint8_t **vals;
+        size_t *lens;
+        int r = 0;
+
+        /* Encode before the write transaction, which serialises writers. */
+        vals = calloc(n, sizeof(*vals) + sizeof(*lens));
+        if (!vals)
+                return -ENOMEM;
+        lens = (size_t *) (vals + n);
+        for (size_t i = 0; i < n && r >= 0; i++) {
+                _cleanup_free_ uint8_t *buf = NULL;
+                uint64_t le = htole64(dirs[i]->size);
+                size_t len;
+
+                r = cas_directory_encode(dirs[i], &buf, &len);
+                if (r < 0)
+                        break;
+                vals[i] = malloc(SIZE_PREFIX + len);
+                if (!vals[i]) {
+                        r = -ENOMEM;
+                        break;
+                }
+                memcpy(vals[i], &le, SIZE_PREFIX);
+                memcpy(vals[i] + SIZE_PREFIX, buf, len);
+                lens[i] = SIZE_PREFIX + len;
+        }
+
+        if (r >= 0)
+                r = cas_lmdb_txn_begin(l->db, 0, &c.txn);
+        for (size_t i = 0; i < n && r >= 0; i++) {
+                MDB_val key = { CAS_DIGEST_LEN, dirs[i]->digest.b }, v = { lens[i], vals[i] };
+                MDB_val old;
+
+                r = cas_dir_check_children(dirs[i], flags, txn_child_size, &c, ret_why);
+                if (r < 0)
+                        break;
+                r = lookup(l, c.txn, &dirs[i]->digest, &old);
+                if (r >= 0)
+                        continue; /* already stored */
+                if (r != -ENOENT)
+                        break;
+                r = cas_lmdb_errno(mdb_put(c.txn, l->dbi, &key, &v, 0));
+        }
+        if (c.txn) {
+                if (r >= 0)
+                        r = cas_lmdb_errno(mdb_txn_commit(c.txn));
+                else
+                        mdb_txn_abort(c.txn);
+        }
+        for (size_t i = 0; i < n; i++)
+                free(vals[i]);
+        free(vals);
+        if (r < 0 && r != -EBADMSG)
+                log_error_errno(r, "Cannot store directories: %m");
+        return r < 0 ? r : 0;
+}
+
+/* cb runs inside one read transaction and gets pointers into the map. */
+static int lmdb_list(struct cas_dir_service *s, cas_dir_list_cb cb, void *userdata) {
+        struct dir_lmdb *l = (struct dir_lmdb *) s;
+        MDB_cursor *cur = NULL;
+        MDB_txn *txn;
+        MDB_val k, v;
+        int r, rc;
+
+        r = cas_lmdb_txn_begin(l->db, MDB_RDONLY, &txn);
+        if (r < 0)
+                return r;
+        r = cas_lmdb_errno(mdb_cursor_open(txn, l->dbi, &cur));
+        for (rc = r < 0 ? MDB_NOTFOUND : mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 && r >= 0;
+             rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+                struct cas_digest d;
+
+                if (k.mv_size != CAS_DIGEST_LEN || v.mv_size < SIZE_PREFIX) {
+                        r = log_error_errno(-EBADMSG, "Malformed record in the directory database");
+                        break;
+                }
+                memcpy(d.b, k.mv_data, CAS_DIGEST_LEN);
+                r = cb(userdata, &d, (const uint8_t *) v.mv_data + SIZE_PREFIX, v.mv_size - SIZE_PREFIX);
+        }
+        if (r >= 0 && rc != MDB_NOTFOUND)
+                r = cas_lmdb_errno(rc);
+        if (cur)
+                mdb_cursor_close(cur);
+        mdb_txn_abort(txn);
+        return r < 0 ? r : 0;
+}
+
+static void lmdb_free(struct cas_dir_service *s) {
+        free(s);
+}
+
+static const struct cas_dir_ops dir_lmdb_ops = {
+        .name = "lmdb",
+        .get = lmdb_get,
+        .stat = lmdb_stat,
+        .put = lmdb_put,
+        .list = lmdb_list,
+        .free = lmdb_free,
+};
+
+int cas_dir_lmdb_new(struct cas_lmdb *db, struct cas_dir_service **ret) {
+        struct dir_lmdb *l;
+        MDB_dbi dbi;
+        int r;
+
+        if (!db || !ret)
+                return -EINVAL;
+        r = cas_lmdb_dbi(db, "directories", &dbi);
+        if (r < 0)
+                return r;
+        l = calloc(1, sizeof(*l));
+        if (!l)
+                return -ENOMEM;
+        *l = (struct dir_lmdb){ .base.ops = &dir_lmdb_ops, .db = db, .dbi = dbi };
+        *ret = &l->base;
+        return 0;
+}

@@ -1,0 +1,140 @@
+/* The local store's LMDB environment: opening with the store's settings,
+ * named databases, and the one mapping of LMDB result codes to -errno. */
+#include "lmdb.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include "../util/log.h"
+#include "store.h"
+
+int cas_lmdb_errno(int rc) {
+        switch (rc) {
+        case MDB_SUCCESS:
+                return 0;
+        case MDB_NOTFOUND:
+                return -ENOENT;
+        case MDB_KEYEXIST:
+                return -EEXIST;
+        case MDB_MAP_FULL:
+        case MDB_DBS_FULL:
+        case MDB_TXN_FULL:
+        case MDB_CURSOR_FULL:
+        case MDB_PAGE_FULL:
+                return -ENOSPC;
+        case MDB_READERS_FULL:
+        case MDB_MAP_RESIZED:
+                return -EAGAIN;
+        case MDB_PAGE_NOTFOUND:
+        case MDB_CORRUPTED:
+        case MDB_INVALID:
+        case MDB_VERSION_MISMATCH:
+                return -EBADMSG;
+        case MDB_PANIC:
+        case MDB_TLS_FULL:
+                return -EIO;
+        case MDB_INCOMPATIBLE:
+        case MDB_BAD_RSLOT:
+        case MDB_BAD_TXN:
+        case MDB_BAD_VALSIZE:
+        case MDB_BAD_DBI:
+                return -EINVAL;
+        default:
+                /* LMDB passes system errors through as positive errno values. */
+                return rc > 0 ? -rc : -EIO;
+        }
+}
+
+int cas_lmdb_open(const char *dir, unsigned flags, struct cas_lmdb **ret) {
+        struct cas_lmdb *db;
+        bool ro = flags & CAS_STORE_READONLY;
+        int rc, dead = 0;
+
+        if (!dir || !ret)
+                return -EINVAL;
+        if ((flags & CAS_STORE_CREATE) && !ro && mkdir(dir, 0755) < 0 && errno != EEXIST)
+                return log_error_errno(negative_errno(), "Cannot create %s: %m", dir);
+        if (!(flags & CAS_STORE_CREATE)) {
+                /* mdb_env_open would create an empty env: refuse instead. */
+                _cleanup_free_ char *data = NULL;
+                struct stat st;
+
+                if (asprintf(&data, "%s/data.mdb", dir) < 0)
+                        return -ENOMEM;
+                if (stat(data, &st) < 0)
+                        return log_error_errno(negative_errno(), "Cannot open metadata database %s: %m", data);
+        }
+
+        db = calloc(1, sizeof(*db));
+        if (!db)
+                return -ENOMEM;
+        db->readonly = ro;
+        pthread_mutex_init(&db->dbi_lock, NULL);
+        rc = mdb_env_create(&db->env);
+        if (rc == 0)
+                rc = mdb_env_set_maxdbs(db->env, CAS_LMDB_MAX_DBS);
+        if (rc == 0)
+                rc = mdb_env_set_maxreaders(db->env, CAS_LMDB_MAX_READERS);
+        if (rc == 0)
+                rc = mdb_env_set_mapsize(db->env, CAS_LMDB_MAP_SIZE);
+        if (rc == 0)
+                rc = mdb_env_open(db->env, dir, MDB_NOTLS | (ro ? MDB_RDONLY : 0), 0644);
+        if (rc == 0)
+                /* Free the reader slots of processes that died in a transaction. */
+                rc = mdb_reader_check(db->env, &dead);
+        if (rc != 0) {
+                int r = cas_lmdb_errno(rc);
+                log_error_errno(r, "Cannot open metadata database in %s: %s", dir, mdb_strerror(rc));
+                cas_lmdb_close(db);
+                return r;
+        }
+        if (dead > 0)
+                log_debug("Cleared %d stale LMDB reader slots", dead);
+        *ret = db;
+        return 0;
+}
+
+void cas_lmdb_close(struct cas_lmdb *db) {
+        if (!db)
+                return;
+        if (db->env)
+                mdb_env_close(db->env);
+        pthread_mutex_destroy(&db->dbi_lock);
+        free(db);
+}
+
+int cas_lmdb_txn_begin(struct cas_lmdb *db, unsigned flags, MDB_txn **ret) {
+        if (!db || !ret)
+                return -EINVAL;
+        if (!(flags & MDB_RDONLY) && db->readonly)
+                return -EROFS;
+        return cas_lmdb_errno(mdb_txn_begin(db->env, NULL, flags, ret));
+}
+
+int cas_lmdb_dbi(struct cas_lmdb *db, const char *name, MDB_dbi *ret) {
+        MDB_txn *txn;
+        MDB_dbi dbi;
+        int r, rc;
+
+        if (!db || !name || !ret)
+                return -EINVAL;
+        /* The handle becomes visible to other transactions when this one
+         * commits (also for a read-only one). */
+        pthread_mutex_lock(&db->dbi_lock);
+        r = cas_lmdb_txn_begin(db, db->readonly ? MDB_RDONLY : 0, &txn);
+        if (r >= 0) {
+                rc = mdb_dbi_open(txn, name, db->readonly ? 0 : MDB_CREATE, &dbi);
+                if (rc == 0)
+                        rc = mdb_txn_commit(txn);
+                else
+                        mdb_txn_abort(txn);
+                r = cas_lmdb_errno(rc);
+        }
+        pthread_mutex_unlock(&db->dbi_lock);
+        if (r < 0)
+                return log_debug_errno(r, "Cannot open database %s: %m", name);
+        *ret = dbi;
+        return 0;
+}

@@ -1,0 +1,153 @@
+/* LMDB root backend.  Database "roots": key = the root's name bytes, value
+ * = cas_node_encode() of its node (whose name repeats the key).  LMDB's
+ * default key order is bytewise, which is the name order list promises. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../util/log.h"
+#include "lmdb.h"
+#include "rootsvc.h"
+
+struct root_lmdb {
+        struct cas_root_service base;
+        struct cas_lmdb *db; /* not owned; immutable */
+        MDB_dbi dbi;         /* immutable */
+};
+
+/* Decodes a stored value and checks it is the node its key names. */
+static int decode(const MDB_val *k, const MDB_val *v, struct cas_node *ret, void **ret_mem) {
+        void *mem = NULL;
+        int r;
+
+        r = cas_node_decode(v->mv_data, v->mv_size, 0, ret, &mem, NULL);
+        if (r == -EBADMSG || (r >= 0 && (ret->name_len != k->mv_size || memcmp(ret->name, k->mv_data, k->mv_size))))
+                r = log_error_errno(-EBADMSG, "Stored root %.*s is corrupt", (int) MIN(k->mv_size, (size_t) 255),
+                                    (const char *) k->mv_data);
+        if (r < 0) {
+                free(mem);
+                return r;
+        }
+        *ret_mem = mem;
+        return 0;
+}
+
+static int lmdb_get(struct cas_root_service *s, const char *name, size_t len, struct cas_node *ret, void **ret_mem) {
+        struct root_lmdb *l = (struct root_lmdb *) s;
+        MDB_val k = { len, (void *) name }, v;
+        MDB_txn *txn;
+        int r;
+
+        r = cas_lmdb_txn_begin(l->db, MDB_RDONLY, &txn);
+        if (r < 0)
+                return r;
+        r = cas_lmdb_errno(mdb_get(txn, l->dbi, &k, &v));
+        if (r >= 0)
+                r = decode(&k, &v, ret, ret_mem); /* copies out of the map */
+        mdb_txn_abort(txn);
+        return r;
+}
+
+static int lmdb_put(struct cas_root_service *s, const struct cas_node *n) {
+        struct root_lmdb *l = (struct root_lmdb *) s;
+        _cleanup_free_ uint8_t *buf = NULL;
+        MDB_txn *txn;
+        MDB_val k, v;
+        size_t len;
+        int r;
+
+        r = cas_node_encode(n, &buf, &len);
+        if (r < 0)
+                return r;
+        k = (MDB_val){ n->name_len, (void *) n->name };
+        v = (MDB_val){ len, buf };
+        r = cas_lmdb_txn_begin(l->db, 0, &txn);
+        if (r < 0)
+                return r;
+        r = cas_lmdb_errno(mdb_put(txn, l->dbi, &k, &v, 0));
+        if (r >= 0)
+                r = cas_lmdb_errno(mdb_txn_commit(txn));
+        else
+                mdb_txn_abort(txn);
+        return r;
+}
+
+static int lmdb_remove(struct cas_root_service *s, const char *name, size_t len) {
+        struct root_lmdb *l = (struct root_lmdb *) s;
+        MDB_val k = { len, (void *) name };
+        MDB_txn *txn;
+        int r;
+
+        r = cas_lmdb_txn_begin(l->db, 0, &txn);
+        if (r < 0)
+                return r;
+        r = cas_lmdb_errno(mdb_del(txn, l->dbi, &k, NULL));
+        if (r >= 0)
+                r = cas_lmdb_errno(mdb_txn_commit(txn));
+        else
+                mdb_txn_abort(txn);
+        return r;
+}
+
+/* One read transaction for the walk; each node is decoded into its own
+ * memory before cb sees it. */
+static int lmdb_list(struct cas_root_service *s, cas_root_list_cb cb, void *userdata) {
+        struct root_lmdb *l = (struct root_lmdb *) s;
+        MDB_cursor *cur = NULL;
+        MDB_txn *txn;
+        MDB_val k, v;
+        int r, rc;
+
+        r = cas_lmdb_txn_begin(l->db, MDB_RDONLY, &txn);
+        if (r < 0)
+                return r;
+        r = cas_lmdb_errno(mdb_cursor_open(txn, l->dbi, &cur));
+        for (rc = r < 0 ? MDB_NOTFOUND : mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 && r >= 0;
+             rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+                struct cas_node n;
+                void *mem;
+
+                r = decode(&k, &v, &n, &mem);
+                if (r < 0)
+                        break;
+                r = cb(userdata, &n);
+                free(mem);
+        }
+        if (r >= 0 && rc != MDB_NOTFOUND)
+                r = cas_lmdb_errno(rc);
+        if (cur)
+                mdb_cursor_close(cur);
+        mdb_txn_abort(txn);
+        return r < 0 ? r : 0;
+}
+
+static void lmdb_free(struct cas_root_service *s) {
+        free(s);
+}
+
+static const struct cas_root_ops root_lmdb_ops = {
+        .name = "lmdb",
+        .get = lmdb_get,
+        .put = lmdb_put,
+        .remove = lmdb_remove,
+        .list = lmdb_list,
+        .free = lmdb_free,
+};
+
+int cas_root_lmdb_new(struct cas_lmdb *db, struct cas_root_service **ret) {
+        struct root_lmdb *l;
+        MDB_dbi dbi;
+        int r;
+
+        if (!db || !ret)
+                return -EINVAL;
+        r = cas_lmdb_dbi(db, "roots", &dbi);
+        if (r < 0)
+                return r;
+        l = calloc(1, sizeof(*l));
+        if (!l)
+                return -ENOMEM;
+        *l = (struct root_lmdb){ .base.ops = &root_lmdb_ops, .db = db, .dbi = dbi };
+        *ret = &l->base;
+        return 0;
+}
