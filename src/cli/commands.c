@@ -4,6 +4,7 @@
 
 extern const struct cli_command cli_cmd_import, cli_cmd_ls, cli_cmd_stat, cli_cmd_cat, cli_cmd_export,
         cli_cmd_verify;
+extern const struct cli_command cli_cmd_nar, cli_cmd_path_info;
 
 const struct cli_command *const cli_commands[] = {
         &cli_cmd_import,
@@ -12,5 +13,7 @@ const struct cli_command *const cli_commands[] = {
         &cli_cmd_cat,
         &cli_cmd_export,
         &cli_cmd_verify,
+        &cli_cmd_nar,
+        &cli_cmd_path_info,
         NULL,
 };

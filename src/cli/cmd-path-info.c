@@ -1,0 +1,218 @@
+/* castore path-info: show the PathInfo of store paths, as narinfo-style
+ * text or as JSON shaped like "nix path-info --json". */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "store/nixbase32.h"
+#include "store/pathinfosvc.h"
+#include "util/base64.h"
+#include "util/log.h"
+
+struct pi_args {
+        bool json;
+        bool all;
+        unsigned shown; /* JSON objects printed so far */
+};
+
+/* Names and key names are restricted to printable ASCII already; escape
+ * anyway so the output stays valid JSON whatever a record holds. */
+static void json_string(const char *s) {
+        putchar('"');
+        for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
+                if (*p == '"' || *p == '\\')
+                        printf("\\%c", *p);
+                else if (*p < 0x20 || *p >= 0x7f)
+                        printf("\\u%04x", *p);
+                else
+                        putchar(*p);
+        }
+        putchar('"');
+}
+
+static void signature_string(const struct nix_signature *s, char *ret) {
+        size_t n = strlen(s->name);
+
+        memcpy(ret, s->name, n);
+        ret[n] = ':';
+        base64_encode(s->data, NIX_SIGNATURE_LEN, ret + n + 1);
+}
+
+#define SIG_STR_MAX (NIX_SIGNATURE_NAME_MAX + 1 + BASE64_ENCODED_LEN(NIX_SIGNATURE_LEN) + 1)
+
+static void show_json(const struct nix_pathinfo *pi, struct pi_args *a) {
+        char path[NIX_PATH_MAX + 1], b64[BASE64_ENCODED_LEN(NIX_SHA256_LEN) + 1], ca[NIX_CA_STR_MAX],
+                sig[SIG_STR_MAX];
+
+        nix_store_path_absolute(&pi->path, path);
+        base64_encode(pi->nar_sha256, NIX_SHA256_LEN, b64);
+        printf("%s{\"path\":", a->shown++ ? "," : "");
+        json_string(path);
+        printf(",\"narHash\":\"sha256-%s\",\"narSize\":%" PRIu64 ",\"references\":[", b64, pi->nar_size);
+        for (size_t i = 0; i < pi->n_references; i++) {
+                nix_store_path_absolute(&pi->references[i], path);
+                if (i)
+                        putchar(',');
+                json_string(path);
+        }
+        putchar(']');
+        if (pi->has_ca && nix_ca_to_string(pi->ca_type, pi->ca_digest, ca) >= 0)
+                printf(",\"ca\":\"%s\"", ca);
+        if (pi->has_deriver) {
+                nix_store_path_absolute(&pi->deriver, path);
+                printf(",\"deriver\":");
+                json_string(path);
+        }
+        if (pi->n_signatures > 0) {
+                printf(",\"signatures\":[");
+                for (size_t i = 0; i < pi->n_signatures; i++) {
+                        signature_string(&pi->signatures[i], sig);
+                        if (i)
+                                putchar(',');
+                        json_string(sig);
+                }
+                putchar(']');
+        }
+        putchar('}');
+}
+
+static void show_text(const struct nix_pathinfo *pi, struct pi_args *a) {
+        char path[NIX_PATH_MAX + 1], base[NIX_BASENAME_MAX + 1], b32[64], ca[NIX_CA_STR_MAX], sig[SIG_STR_MAX];
+
+        if (a->shown++)
+                putchar('\n');
+        nix_store_path_absolute(&pi->path, path);
+        nixbase32_encode(pi->nar_sha256, NIX_SHA256_LEN, b32);
+        printf("StorePath: %s\nNarHash: sha256:%s\nNarSize: %" PRIu64 "\nReferences:", path, b32, pi->nar_size);
+        for (size_t i = 0; i < pi->n_references; i++) {
+                nix_store_path_basename(&pi->references[i], base);
+                printf(" %s", base);
+        }
+        putchar('\n');
+        if (pi->has_deriver) {
+                nix_store_path_basename(&pi->deriver, base);
+                printf("Deriver: %s\n", base);
+        }
+        for (size_t i = 0; i < pi->n_signatures; i++) {
+                signature_string(&pi->signatures[i], sig);
+                printf("Sig: %s\n", sig);
+        }
+        if (pi->has_ca && nix_ca_to_string(pi->ca_type, pi->ca_digest, ca) >= 0)
+                printf("CA: %s\n", ca);
+}
+
+static void show(const struct nix_pathinfo *pi, struct pi_args *a) {
+        if (a->json)
+                show_json(pi, a);
+        else
+                show_text(pi, a);
+}
+
+static int show_cb(void *userdata, const struct nix_pathinfo *pi) {
+        show(pi, userdata);
+        return 0;
+}
+
+static int run_path_info(int argc, char **argv) {
+        static const struct option opts[] = {
+                CLI_COMMON_LONGOPTS,
+                { "json", no_argument, NULL, 'j' },
+                { "all", no_argument, NULL, 'a' },
+                {},
+        };
+        _cleanup_(cas_store_freep) struct cas_store *store = NULL;
+        _cleanup_(nix_pathinfo_service_freep) struct nix_pathinfo_service *pis = NULL;
+        struct pi_args a = {};
+        int opt, r, ret = 0;
+
+        while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORTOPTS, opts, NULL)) >= 0) {
+                if (cli_common_option(opt, optarg))
+                        continue;
+                switch (opt) {
+                case 'j':
+                        a.json = true;
+                        break;
+                case 'a':
+                        a.all = true;
+                        break;
+                default:
+                        return -EINVAL;
+                }
+        }
+        if (a.all && optind < argc)
+                return cli_usage_error("path-info", "--all takes no STOREPATH");
+        if (!a.all && optind >= argc)
+                return cli_usage_error("path-info", "missing STOREPATH");
+        /* check every argument before any output */
+        for (int i = optind; i < argc; i++) {
+                struct nix_store_path p;
+                const char *sub;
+
+                if (nix_store_path_parse(argv[i], &p, &sub) < 0)
+                        return log_error_errno(-EINVAL, "\"%s\" is not a store path (/nix/store/HASH-NAME or HASH-NAME)",
+                                               argv[i]);
+        }
+        r = cli_store_open(0, &store);
+        if (r < 0)
+                return r;
+        r = nix_pathinfo_open_store(store, &pis);
+        if (r < 0)
+                return log_error_errno(r, "Failed to open the PathInfo database: %m");
+
+        if (a.json)
+                putchar('[');
+        if (a.all) {
+                /* sorted by basename, as the filesystem lists them */
+                char **names = NULL;
+                size_t n = 0;
+
+                r = nix_root_list(pis, &names, &n);
+                for (size_t i = 0; r >= 0 && i < n; i++) {
+                        _cleanup_(nix_pathinfo_freep) struct nix_pathinfo *pi = NULL;
+                        struct nix_store_path p;
+
+                        if (nix_store_path_from_basename(names[i], strlen(names[i]), &p) < 0 ||
+                            nix_pathinfo_get_path(pis, &p, &pi) < 0)
+                                continue; /* replaced meanwhile */
+                        show(pi, &a);
+                }
+                nix_basenames_free(names, n);
+                if (r < 0)
+                        ret = log_error_errno(r, "Failed to list store paths: %m");
+        }
+        for (int i = optind; i < argc; i++) {
+                _cleanup_(nix_pathinfo_freep) struct nix_pathinfo *pi = NULL;
+                struct nix_store_path p;
+                char path[NIX_PATH_MAX + 1];
+                const char *sub;
+
+                /* like Nix, a path inside a store path means that store path */
+                (void) nix_store_path_parse(argv[i], &p, &sub);
+                r = nix_pathinfo_get_path(pis, &p, &pi);
+                if (r < 0) {
+                        nix_store_path_absolute(&p, path);
+                        if (a.json) {
+                                printf("%s{\"path\":", a.shown++ ? "," : "");
+                                json_string(path);
+                                printf(",\"valid\":false}");
+                        }
+                        ret = r == -ENOENT ? log_error_errno(r, "%s: not in the store", path)
+                                           : log_error_errno(r, "%s: %m", path);
+                        continue;
+                }
+                show_cb(&a, pi);
+        }
+        if (a.json)
+                printf("]\n");
+        return ret;
+}
+
+const struct cli_command cli_cmd_path_info = {
+        .name = "path-info",
+        .run = run_path_info,
+        .usage = "STOREPATH... | --all [--json]",
+        .help = "show store paths' NAR hash, size, references, signatures and content address",
+};

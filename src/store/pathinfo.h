@@ -1,0 +1,103 @@
+/* PathInfo: what a Nix store path holds (its castore root node) plus the
+ * NAR metadata Nix needs (references, NAR size and SHA-256, signatures,
+ * content address, deriver).  Wire-compatible with tvix.store.v1.PathInfo;
+ * every decode validates, from any source. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../castore/directory.h"
+#include "../util/macro.h"
+#include "sha256.h"
+#include "storepath.h"
+
+#define NIX_SIGNATURE_LEN 64 /* ed25519 */
+#define NIX_SIGNATURE_NAME_MAX 255
+
+/* NARInfo.CA.Hash: how a content-addressed path was ingested and hashed. */
+enum nix_ca_hash {
+        NIX_CA_NAR_SHA256 = 0,
+        NIX_CA_NAR_SHA1 = 1,
+        NIX_CA_NAR_SHA512 = 2,
+        NIX_CA_NAR_MD5 = 3,
+        NIX_CA_TEXT_SHA256 = 4,
+        NIX_CA_FLAT_SHA1 = 5,
+        NIX_CA_FLAT_MD5 = 6,
+        NIX_CA_FLAT_SHA256 = 7,
+        NIX_CA_FLAT_SHA512 = 8,
+        _NIX_CA_MAX,
+};
+#define NIX_CA_DIGEST_MAX 64
+
+/* Digest length of a CA hash type, or 0 for an unknown type. */
+size_t nix_ca_digest_len(enum nix_ca_hash t);
+
+/* Nix's rendering of a content address, e.g. "fixed:r:sha256:<nixbase32>"
+ * or "text:sha256:<nixbase32>"; ret holds NIX_CA_STR_MAX bytes. */
+#define NIX_CA_STR_MAX (sizeof("fixed:r:sha512:") + 103 + 1)
+int nix_ca_to_string(enum nix_ca_hash t, const uint8_t *digest, char *ret);
+
+struct nix_signature {
+        char *name; /* key name, e.g. "cache.nixos.org-1"; owned */
+        uint8_t data[NIX_SIGNATURE_LEN];
+};
+
+/* A PathInfo.  Owns everything it points to (nix_pathinfo_free). */
+struct nix_pathinfo {
+        /* The root node, named by the store path basename; its strings live
+         * in node_mem. */
+        struct cas_node node;
+        void *node_mem;
+        struct nix_store_path path; /* node.name, parsed */
+
+        /* Other store paths this one refers to, in stored order (on the
+         * wire: 20-byte digests plus full basenames, same order). */
+        size_t n_references;
+        struct nix_store_path *references;
+
+        uint64_t nar_size;
+        uint8_t nar_sha256[NIX_SHA256_LEN];
+
+        size_t n_signatures;
+        struct nix_signature *signatures;
+
+        bool has_deriver;
+        struct nix_store_path deriver;
+
+        bool has_ca;
+        enum nix_ca_hash ca_type;
+        uint8_t ca_digest[NIX_CA_DIGEST_MAX]; /* nix_ca_digest_len(ca_type) bytes */
+};
+
+/* A PathInfo for path holding root (copied and renamed to the basename),
+ * with no references, signatures, deriver or CA.  0, -EINVAL (bad node),
+ * -ENOMEM. */
+int nix_pathinfo_new(const struct nix_store_path *path, const struct cas_node *root, uint64_t nar_size,
+                     const uint8_t nar_sha256[NIX_SHA256_LEN], struct nix_pathinfo **ret);
+void nix_pathinfo_free(struct nix_pathinfo *pi);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct nix_pathinfo *, nix_pathinfo_free);
+
+/* Appends a reference / a signature (name copied).  0 or -ENOMEM. */
+int nix_pathinfo_add_reference(struct nix_pathinfo *pi, const struct nix_store_path *ref);
+int nix_pathinfo_add_signature(struct nix_pathinfo *pi, const char *name, const uint8_t data[NIX_SIGNATURE_LEN]);
+
+/* Checks a PathInfo built in memory by the same rules decode applies:
+ * NULL if valid, else a sentence saying what is wrong. */
+const char *nix_pathinfo_check(const struct nix_pathinfo *pi);
+
+/* Encodes through protobuf-c (fields in field-number order, proto3
+ * defaults omitted).  Refuses an invalid PathInfo with -EINVAL.
+ * *ret_buf is malloc'ed. */
+int nix_pathinfo_encode(const struct nix_pathinfo *pi, uint8_t **ret_buf, size_t *ret_len);
+
+/* Parses and validates a PathInfo message: node present and valid, named
+ * by a valid store path basename; narinfo present; nar_sha256 32 bytes;
+ * references 20 bytes each, as many as reference_names, and each name a
+ * valid basename whose digest is that reference; signatures with a
+ * non-empty printable name without ':' and 64 bytes of data; CA type known
+ * and its digest as long as the type says; deriver a valid store path.
+ * Returns 0, -EBADMSG (with *ret_why, a static sentence, if non-NULL) or
+ * -ENOMEM. */
+int nix_pathinfo_decode(const void *buf, size_t len, struct nix_pathinfo **ret, const char **ret_why);

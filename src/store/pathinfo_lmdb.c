@@ -1,0 +1,148 @@
+/* LMDB PathInfo backend.  Database "pathinfo" in the local store's
+ * environment: key = the 20-byte store path digest, value = the encoded
+ * PathInfo, validated again on every read. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../castore/lmdb.h"
+#include "../util/log.h"
+#include "pathinfosvc.h"
+
+struct pathinfo_lmdb {
+        struct nix_pathinfo_service base;
+        struct cas_lmdb *db; /* not owned; immutable */
+        MDB_dbi dbi;         /* immutable */
+        bool absent;         /* read-only env without the database: empty; immutable */
+};
+
+/* Decodes a stored value (copying it out of the map) and checks that the
+ * key is its store path digest. */
+static int decode(const MDB_val *k, const MDB_val *v, struct nix_pathinfo **ret) {
+        struct nix_pathinfo *pi;
+        const char *why = NULL;
+        int r;
+
+        r = nix_pathinfo_decode(v->mv_data, v->mv_size, &pi, &why);
+        if (r >= 0 && (k->mv_size != NIX_DIGEST_LEN || memcmp(k->mv_data, pi->path.digest, NIX_DIGEST_LEN) != 0)) {
+                nix_pathinfo_free(pi);
+                r = -EBADMSG;
+                why = "stored under another digest";
+        }
+        if (r == -EBADMSG)
+                return log_error_errno(r, "Stored PathInfo is corrupt: %s", why ? why : "?");
+        if (r < 0)
+                return r;
+        *ret = pi;
+        return 0;
+}
+
+static int lmdb_get(struct nix_pathinfo_service *s, const uint8_t digest[NIX_DIGEST_LEN], struct nix_pathinfo **ret) {
+        struct pathinfo_lmdb *l = (struct pathinfo_lmdb *) s;
+        MDB_val k = { NIX_DIGEST_LEN, (void *) digest }, v;
+        MDB_txn *txn;
+        int r;
+
+        if (l->absent)
+                return -ENOENT;
+        r = cas_lmdb_txn_begin(l->db, MDB_RDONLY, &txn);
+        if (r < 0)
+                return r;
+        r = cas_lmdb_errno(mdb_get(txn, l->dbi, &k, &v));
+        if (r >= 0)
+                r = decode(&k, &v, ret);
+        mdb_txn_abort(txn);
+        return r;
+}
+
+static int lmdb_put(struct nix_pathinfo_service *s, const struct nix_pathinfo *pi) {
+        struct pathinfo_lmdb *l = (struct pathinfo_lmdb *) s;
+        _cleanup_free_ uint8_t *buf = NULL;
+        MDB_txn *txn;
+        MDB_val k, v;
+        size_t len;
+        int r;
+
+        if (l->absent)
+                return -EROFS;
+        r = nix_pathinfo_encode(pi, &buf, &len);
+        if (r < 0)
+                return r;
+        k = (MDB_val){ NIX_DIGEST_LEN, (void *) pi->path.digest };
+        v = (MDB_val){ len, buf };
+        r = cas_lmdb_txn_begin(l->db, 0, &txn);
+        if (r < 0)
+                return r;
+        r = cas_lmdb_errno(mdb_put(txn, l->dbi, &k, &v, 0));
+        if (r >= 0)
+                r = cas_lmdb_errno(mdb_txn_commit(txn));
+        else
+                mdb_txn_abort(txn);
+        return r;
+}
+
+/* One read transaction for the walk, in digest order; each PathInfo is
+ * decoded into its own memory before cb sees it. */
+static int lmdb_list(struct nix_pathinfo_service *s, nix_pathinfo_list_cb cb, void *userdata) {
+        struct pathinfo_lmdb *l = (struct pathinfo_lmdb *) s;
+        MDB_cursor *cur = NULL;
+        MDB_txn *txn;
+        MDB_val k, v;
+        int r, rc;
+
+        if (l->absent)
+                return 0;
+        r = cas_lmdb_txn_begin(l->db, MDB_RDONLY, &txn);
+        if (r < 0)
+                return r;
+        r = cas_lmdb_errno(mdb_cursor_open(txn, l->dbi, &cur));
+        for (rc = r < 0 ? MDB_NOTFOUND : mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 && r >= 0;
+             rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+                struct nix_pathinfo *pi;
+
+                r = decode(&k, &v, &pi);
+                if (r < 0)
+                        break;
+                r = cb(userdata, pi);
+                nix_pathinfo_free(pi);
+        }
+        if (r >= 0 && rc != MDB_NOTFOUND)
+                r = cas_lmdb_errno(rc);
+        if (cur)
+                mdb_cursor_close(cur);
+        mdb_txn_abort(txn);
+        return r < 0 ? r : 0;
+}
+
+static void lmdb_free(struct nix_pathinfo_service *s) {
+        free(s);
+}
+
+static const struct nix_pathinfo_ops pathinfo_lmdb_ops = {
+        .name = "lmdb",
+        .get = lmdb_get,
+        .put = lmdb_put,
+        .list = lmdb_list,
+        .free = lmdb_free,
+};
+
+int nix_pathinfo_lmdb_new(struct cas_lmdb *db, struct nix_pathinfo_service **ret) {
+        struct pathinfo_lmdb *l;
+        MDB_dbi dbi = 0;
+        bool absent = false;
+        int r;
+
+        if (!db || !ret)
+                return -EINVAL;
+        r = cas_lmdb_dbi(db, "pathinfo", &dbi);
+        if (r == -ENOENT && db->readonly)
+                absent = true; /* nothing registered yet; nothing can be */
+        else if (r < 0)
+                return r;
+        l = calloc(1, sizeof(*l));
+        if (!l)
+                return -ENOMEM;
+        *l = (struct pathinfo_lmdb){ .base.ops = &pathinfo_lmdb_ops, .db = db, .dbi = dbi, .absent = absent };
+        *ret = &l->base;
+        return 0;
+}
