@@ -1,0 +1,28 @@
+/* virtiofs: serves a filesystem to virtual machines as a vhost-user-fs
+ * device back-end, with the same FUSE protocol engine as /dev/fuse.
+ * Listens on a unix socket, serves one VMM connection at a time, and is
+ * ready for the next one when the VMM goes away. */
+#pragma once
+
+#include <stdbool.h>
+
+#include "fuse/fuse_ll.h"
+
+struct fs;
+
+struct virtiofs_config {
+        const char *socket_path;
+        unsigned request_queues;  /* offered to the VMM (1..16); one worker thread each */
+        bool once;                /* return after the first connection ends */
+        int stop_fd;              /* readable = stop serving (signalfd, eventfd); -1 for none */
+        struct fuse_ll_config ll; /* engine options */
+};
+
+/* Serves fs on cfg->socket_path until stop_fd becomes readable (or, with
+ * once, until the first connection ends).  A stale socket file at the path
+ * is replaced; the socket is removed on return.  fs is kept across
+ * connections (each new FUSE session forgets the old kernel's inodes).
+ * SIGPIPE must be ignored or blocked by the caller; stop signals should be
+ * blocked in all threads (threads created here inherit the mask).
+ * Returns 0 or -errno (socket setup failures). */
+int virtiofs_serve(struct fs *fs, const struct virtiofs_config *cfg);
