@@ -69,3 +69,8 @@ int fuse_ll_handle(struct fuse_ll *ll, const void *req, size_t len, void *scratc
 /* Buffer sizes the transport must provide. */
 size_t fuse_ll_request_size(const struct fuse_ll *ll); /* largest request accepted */
 size_t fuse_ll_scratch_size(const struct fuse_ll *ll); /* largest in-memory reply payload */
+
+/* After INIT: whether FUSE passthrough was negotiated, and the largest
+ * READ reply (bytes of file data) the engine will describe. */
+bool fuse_ll_passthrough(const struct fuse_ll *ll);
+uint32_t fuse_ll_max_read(const struct fuse_ll *ll);

@@ -1,0 +1,621 @@
+/* Unit tests for the FUSE protocol engine, driven with synthetic request
+ * buffers: INIT negotiation, request validation (-EPROTO), ENOSYS and
+ * EROFS answers, and the encoding of entry, attr, open, read, readdir,
+ * xattr and statfs replies over a memory:// store. */
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "castore/store.h"
+#include "fs/fs.h"
+#include "fuse/fuse_ll.h"
+#include "test.h"
+
+#define N(s) .name = (s), .name_len = sizeof(s) - 1
+
+static struct cas_store *store;
+static struct cas_digest hello;
+static uint8_t scratch[(256 + 1) * 4096];
+static uint8_t req[16384];
+static uint64_t unique;
+
+static void make_store(void) {
+        struct cas_directory *d, *top;
+        enum cas_verr why;
+
+        CHECK_OK(cas_store_open("memory://", 0, &store));
+        CHECK_OK(cas_blob_put(store->blobs, "hello", 5, 0, &hello));
+        struct cas_node n[] = {
+                { .kind = CAS_NODE_FILE, N("a"), .digest = hello, .size = 5 },
+                { .kind = CAS_NODE_FILE, N("b"), .digest = hello, .size = 5, .executable = true },
+                { .kind = CAS_NODE_SYMLINK, N("c"), .target = "/x/y", .target_len = 4 },
+                { .kind = CAS_NODE_FILE, N("d"), .digest = hello, .size = 5 },
+        };
+        CHECK_OK(cas_directory_new(n, ELEMENTSOF(n), &d, NULL));
+        CHECK_OK(cas_dir_put(store->dirs, &d, 1, 0, &why));
+        struct cas_node t = { .kind = CAS_NODE_DIRECTORY, N("tree"), .digest = d->digest, .size = d->size };
+        CHECK_OK(cas_directory_new(&t, 1, &top, NULL));
+        CHECK_OK(cas_root_put(store->roots, &t));
+        cas_directory_free(d);
+        cas_directory_free(top);
+}
+
+/* Builds a request; returns its length. */
+static size_t build(uint32_t opcode, uint64_t nodeid, const void *a, size_t alen, const void *b, size_t blen) {
+        struct fuse_in_header h = {
+                .len = sizeof(h) + alen + blen,
+                .opcode = opcode,
+                .unique = ++unique,
+                .nodeid = nodeid,
+        };
+        CHECK(h.len <= sizeof(req));
+        memcpy(req, &h, sizeof(h));
+        if (alen)
+                memcpy(req + sizeof(h), a, alen);
+        if (blen)
+                memcpy(req + sizeof(h) + alen, b, blen);
+        return h.len;
+}
+
+static int handle(struct fuse_ll *ll, size_t len, struct fuse_ll_reply *rep) {
+        int r = fuse_ll_handle(ll, req, len, scratch, sizeof(scratch), rep);
+        if (!rep->none) {
+                CHECK_EQ(rep->hdr.unique, unique);
+                CHECK_EQ(rep->hdr.len, sizeof(struct fuse_out_header) + rep->payload_len + rep->data_len);
+        }
+        return r;
+}
+
+/* Sends a request that must succeed; returns the payload length. */
+static size_t call_ok(struct fuse_ll *ll, uint32_t opcode, uint64_t nodeid, const void *a, size_t alen, const void *b,
+                      size_t blen, struct fuse_ll_reply *rep) {
+        CHECK_OK(handle(ll, build(opcode, nodeid, a, alen, b, blen), rep));
+        CHECK(!rep->none);
+        if (rep->hdr.error != 0)
+                fprintf(stderr, "opcode %u: error %d\n", opcode, rep->hdr.error);
+        CHECK_EQ(rep->hdr.error, 0);
+        return rep->payload_len;
+}
+
+static int call_err(struct fuse_ll *ll, uint32_t opcode, uint64_t nodeid, const void *a, size_t alen) {
+        struct fuse_ll_reply rep;
+        CHECK_OK(handle(ll, build(opcode, nodeid, a, alen, NULL, 0), &rep));
+        CHECK(!rep.none);
+        CHECK_EQ(rep.payload_len, 0);
+        return rep.hdr.error;
+}
+
+static struct fuse_ll_init_out init_with(struct fuse_ll *ll, uint32_t major, uint32_t minor, uint64_t flags,
+                                         size_t *ret_len) {
+        struct fuse_init_in in = {
+                .major = major,
+                .minor = minor,
+                .max_readahead = 131072,
+                .flags = (uint32_t) flags,
+                .flags2 = (uint32_t) (flags >> 32),
+        };
+        struct fuse_ll_reply rep;
+        struct fuse_ll_init_out out = {};
+        size_t n = call_ok(ll, FUSE_INIT, 0, &in, sizeof(in), NULL, 0, &rep);
+        CHECK(n <= sizeof(out));
+        memcpy(&out, rep.payload, n);
+        if (ret_len)
+                *ret_len = n;
+        return out;
+}
+
+#define KERNEL_FLAGS                                                                                           \
+        (FUSE_ASYNC_READ | FUSE_POSIX_LOCKS | FUSE_ATOMIC_O_TRUNC | FUSE_EXPORT_SUPPORT | FUSE_BIG_WRITES |  \
+         FUSE_DONT_MASK | FUSE_SPLICE_WRITE | FUSE_SPLICE_MOVE | FUSE_SPLICE_READ | FUSE_FLOCK_LOCKS |        \
+         FUSE_HAS_IOCTL_DIR | FUSE_AUTO_INVAL_DATA | FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO |            \
+         FUSE_ASYNC_DIO | FUSE_WRITEBACK_CACHE | FUSE_NO_OPEN_SUPPORT | FUSE_PARALLEL_DIROPS |                \
+         FUSE_HANDLE_KILLPRIV | FUSE_POSIX_ACL | FUSE_ABORT_ERROR | FUSE_MAX_PAGES | FUSE_CACHE_SYMLINKS |    \
+         FUSE_NO_OPENDIR_SUPPORT | FUSE_EXPLICIT_INVAL_DATA | FUSE_INIT_EXT | FUSE_SECURITY_CTX |             \
+         FUSE_PASSTHROUGH | FUSE_HAS_RESEND)
+
+static int fake_backing_open(void *ctx, int fd) {
+        return 7;
+}
+static int fake_backing_close(void *ctx, int id) {
+        return 0;
+}
+
+struct env {
+        struct fs *fs;
+        struct fuse_ll *ll;
+};
+
+static struct env env_new(bool list_root, const struct fuse_ll_transport *t, bool passthrough) {
+        static struct fs_root_provider p;
+        p = (struct fs_root_provider){ &fs_root_service_ops, store->roots };
+        struct fs_config cfg = { .list_root = list_root, .roots = &p, .n_roots = 1 };
+        struct fuse_ll_config lcfg = { .passthrough = passthrough };
+        static const struct fuse_ll_transport plain = { .name = "test" };
+        struct env e;
+        CHECK_OK(fs_new(store->blobs, store->dirs, &cfg, &e.fs));
+        CHECK_OK(fuse_ll_new(e.fs, t ? t : &plain, &lcfg, &e.ll));
+        CHECK(fuse_ll_request_size(e.ll) >= 8192);
+        CHECK(fuse_ll_scratch_size(e.ll) <= sizeof(scratch));
+        return e;
+}
+
+static void env_free(struct env *e) {
+        fuse_ll_free(e->ll);
+        fs_free(e->fs);
+}
+
+static struct env env_init(bool list_root) {
+        struct env e = env_new(list_root, NULL, false);
+        init_with(e.ll, 7, 45, KERNEL_FLAGS, NULL);
+        return e;
+}
+
+static void test_init(void) {
+        struct fuse_ll_transport t = { .name = "test", .can_splice = true, .backing_open = fake_backing_open,
+                                       .backing_close = fake_backing_close };
+        size_t len;
+
+        /* everything offered, passthrough allowed */
+        struct env e = env_new(false, &t, true);
+        struct fuse_ll_init_out o = init_with(e.ll, 7, 45, KERNEL_FLAGS, &len);
+        uint64_t got = o.flags | (uint64_t) o.flags2 << 32;
+        CHECK_EQ(len, 64);
+        CHECK_EQ(o.major, 7);
+        CHECK_EQ(o.minor, 45);
+        CHECK_EQ(o.max_readahead, 131072);
+        uint64_t want = FUSE_ASYNC_READ | FUSE_PARALLEL_DIROPS | FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO |
+                        FUSE_CACHE_SYMLINKS | FUSE_MAX_PAGES | FUSE_EXPLICIT_INVAL_DATA | FUSE_ASYNC_DIO |
+                        FUSE_INIT_EXT | FUSE_SPLICE_WRITE | FUSE_SPLICE_MOVE | FUSE_PASSTHROUGH;
+        CHECK_EQ(got, want);
+        CHECK(!(got & (FUSE_WRITEBACK_CACHE | FUSE_POSIX_LOCKS | FUSE_AUTO_INVAL_DATA | FUSE_NO_OPEN_SUPPORT)));
+        CHECK_EQ(o.max_pages, 256);
+        CHECK_EQ(o.max_stack_depth, 1);
+        CHECK_EQ(o.time_gran, 1);
+        CHECK(o.max_write >= 4096);
+        CHECK(fuse_ll_passthrough(e.ll));
+        CHECK_EQ(fuse_ll_max_read(e.ll), 1 << 20);
+        env_free(&e);
+
+        /* passthrough off by configuration; no splice in the transport */
+        t.can_splice = false;
+        e = env_new(false, &t, false);
+        o = init_with(e.ll, 7, 45, KERNEL_FLAGS, &len);
+        got = o.flags | (uint64_t) o.flags2 << 32;
+        CHECK(!(got & (FUSE_PASSTHROUGH | FUSE_SPLICE_WRITE | FUSE_SPLICE_MOVE)));
+        CHECK_EQ(o.max_stack_depth, 0);
+        CHECK(!fuse_ll_passthrough(e.ll));
+        env_free(&e);
+
+        /* a newer kernel: we answer with our minor */
+        e = env_new(false, &t, true);
+        o = init_with(e.ll, 7, 99, KERNEL_FLAGS, &len);
+        CHECK_EQ(o.minor, FUSE_LL_MINOR);
+        CHECK(fuse_ll_passthrough(e.ll));
+        env_free(&e);
+
+        /* a 7.38 kernel: no passthrough, no flags2 bits it did not offer */
+        e = env_new(false, &t, true);
+        o = init_with(e.ll, 7, 38, KERNEL_FLAGS & ~FUSE_PASSTHROUGH, &len);
+        CHECK_EQ(o.minor, 38);
+        CHECK_EQ(o.flags2, 0);
+        CHECK(!fuse_ll_passthrough(e.ll));
+        env_free(&e);
+
+        /* without FUSE_INIT_EXT flags2 is neither read nor answered */
+        e = env_new(false, &t, true);
+        o = init_with(e.ll, 7, 45, KERNEL_FLAGS & ~(uint64_t) FUSE_INIT_EXT, &len);
+        CHECK_EQ(o.flags2, 0);
+        CHECK(!(o.flags & FUSE_INIT_EXT));
+        CHECK(!fuse_ll_passthrough(e.ll));
+        env_free(&e);
+
+        /* an old kernel gets the short reply of its version, and no max_pages */
+        e = env_new(false, &t, false);
+        o = init_with(e.ll, 7, 22, FUSE_ASYNC_READ | FUSE_BIG_WRITES, &len);
+        CHECK_EQ(len, 24);
+        CHECK_EQ(o.minor, 22);
+        CHECK_EQ(o.flags, FUSE_ASYNC_READ);
+        CHECK_EQ(fuse_ll_max_read(e.ll), 32 * 4096);
+        env_free(&e);
+
+        /* a newer major version: answer 7 and wait for another INIT */
+        e = env_new(false, &t, false);
+        o = init_with(e.ll, 8, 0, 0, &len);
+        CHECK_EQ(o.major, 7);
+        CHECK_EQ(call_err(e.ll, FUSE_GETATTR, 1, (struct fuse_getattr_in[]){ {} }, 16), -EIO);
+        o = init_with(e.ll, 7, 45, KERNEL_FLAGS, &len);
+        CHECK_EQ(o.minor, 45);
+        env_free(&e);
+
+        /* too old */
+        e = env_new(false, &t, false);
+        struct fuse_init_in in = { .major = 7, .minor = 8 };
+        struct fuse_ll_reply rep;
+        CHECK_EQ(handle(e.ll, build(FUSE_INIT, 0, &in, sizeof(in), NULL, 0), &rep), -EPROTO);
+        CHECK(rep.hdr.error < 0);
+        in.major = 6;
+        in.minor = 45;
+        CHECK_EQ(handle(e.ll, build(FUSE_INIT, 0, &in, sizeof(in), NULL, 0), &rep), -EPROTO);
+        /* a truncated INIT */
+        CHECK_EQ(handle(e.ll, build(FUSE_INIT, 0, &in, 8, NULL, 0), &rep), -EPROTO);
+        env_free(&e);
+}
+
+static void test_before_init(void) {
+        struct env e = env_new(false, NULL, false);
+        struct fuse_ll_reply rep;
+        struct fuse_forget_in f = { 1 };
+
+        CHECK_EQ(call_err(e.ll, FUSE_LOOKUP, 1, "tree", 5), -EIO);
+        CHECK_OK(handle(e.ll, build(FUSE_FORGET, 5, &f, sizeof(f), NULL, 0), &rep));
+        CHECK(rep.none);
+        env_free(&e);
+}
+
+static void test_malformed(void) {
+        struct env e = env_init(false);
+        struct fuse_ll_reply rep;
+        size_t len;
+
+        /* shorter than a header */
+        CHECK_EQ(fuse_ll_handle(e.ll, req, 39, scratch, sizeof(scratch), &rep), -EPROTO);
+        CHECK(rep.none);
+        CHECK_EQ(fuse_ll_handle(e.ll, req, 0, scratch, sizeof(scratch), &rep), -EPROTO);
+        /* header length disagrees with the bytes received */
+        len = build(FUSE_LOOKUP, 1, "tree", 5, NULL, 0);
+        CHECK_EQ(fuse_ll_handle(e.ll, req, len - 1, scratch, sizeof(scratch), &rep), -EPROTO);
+        CHECK(!rep.none);
+        CHECK_EQ(rep.hdr.error, -EIO);
+        CHECK_EQ(rep.hdr.unique, unique);
+        ((struct fuse_in_header *) req)->len = len + 1;
+        CHECK_EQ(fuse_ll_handle(e.ll, req, len, scratch, sizeof(scratch), &rep), -EPROTO);
+        ((struct fuse_in_header *) req)->len = 0xffffffff;
+        CHECK_EQ(fuse_ll_handle(e.ll, req, len, scratch, sizeof(scratch), &rep), -EPROTO);
+        /* names without their NUL, or empty bodies */
+        CHECK_EQ(handle(e.ll, build(FUSE_LOOKUP, 1, "tree", 4, NULL, 0), &rep), -EPROTO);
+        CHECK_EQ(rep.hdr.error, -EIO);
+        CHECK_EQ(handle(e.ll, build(FUSE_LOOKUP, 1, NULL, 0, NULL, 0), &rep), -EPROTO);
+        struct fuse_getxattr_in gx = { .size = 100 };
+        CHECK_EQ(handle(e.ll, build(FUSE_GETXATTR, 1, &gx, sizeof(gx), "user.x", 6), &rep), -EPROTO);
+        CHECK_EQ(handle(e.ll, build(FUSE_GETXATTR, 1, &gx, sizeof(gx), NULL, 0), &rep), -EPROTO);
+        /* bodies shorter than the opcode's arguments */
+        struct fuse_read_in rd = {};
+        CHECK_EQ(handle(e.ll, build(FUSE_READ, 2, &rd, sizeof(rd) - 1, NULL, 0), &rep), -EPROTO);
+        CHECK_EQ(handle(e.ll, build(FUSE_GETATTR, 1, &rd, 8, NULL, 0), &rep), -EPROTO);
+        CHECK_EQ(handle(e.ll, build(FUSE_OPEN, 2, &rd, 4, NULL, 0), &rep), -EPROTO);
+        CHECK_EQ(handle(e.ll, build(FUSE_READDIR, 1, &rd, 39, NULL, 0), &rep), -EPROTO);
+        CHECK_EQ(handle(e.ll, build(FUSE_RELEASE, 1, &rd, 16, NULL, 0), &rep), -EPROTO);
+        CHECK_EQ(handle(e.ll, build(FUSE_ACCESS, 1, &rd, 4, NULL, 0), &rep), -EPROTO);
+        CHECK_EQ(handle(e.ll, build(FUSE_FORGET, 5, &rd, 4, NULL, 0), &rep), -EPROTO);
+        CHECK(rep.none); /* FORGET never gets a reply, even when malformed */
+        /* extensions longer than the body */
+        len = build(FUSE_LOOKUP, 1, "tree", 5, NULL, 0);
+        ((struct fuse_in_header *) req)->total_extlen = 1;
+        CHECK_EQ(handle(e.ll, len, &rep), -EPROTO);
+        /* a BATCH_FORGET announcing more entries than it carries */
+        struct {
+                struct fuse_batch_forget_in in;
+                struct fuse_forget_one one;
+        } bf = { { .count = 2 }, { 99, 1 } };
+        CHECK_EQ(handle(e.ll, build(FUSE_BATCH_FORGET, 0, &bf, sizeof(bf), NULL, 0), &rep), -EPROTO);
+        CHECK(rep.none);
+        /* still serving afterwards */
+        struct fuse_entry_out eo;
+        call_ok(e.ll, FUSE_LOOKUP, 1, "tree", 5, NULL, 0, &rep);
+        memcpy(&eo, rep.payload, sizeof(eo));
+        CHECK(eo.nodeid > 1);
+        env_free(&e);
+}
+
+static void test_enosys_erofs(void) {
+        struct env e = env_init(false);
+        static const uint32_t erofs[] = { FUSE_SETATTR, FUSE_SYMLINK, FUSE_MKNOD, FUSE_MKDIR, FUSE_UNLINK,
+                                          FUSE_RMDIR, FUSE_RENAME, FUSE_LINK, FUSE_WRITE, FUSE_SETXATTR,
+                                          FUSE_REMOVEXATTR, FUSE_CREATE, FUSE_FALLOCATE, FUSE_RENAME2,
+                                          FUSE_COPY_FILE_RANGE, FUSE_TMPFILE };
+        static const uint32_t enosys[] = { 0, 7, 19, FUSE_FSYNC, FUSE_FLUSH, FUSE_GETLK, FUSE_SETLK, FUSE_BMAP,
+                                           FUSE_IOCTL, FUSE_POLL, FUSE_LSEEK, FUSE_STATX, FUSE_SYNCFS, 55, 999,
+                                           4096, 0xffffffff };
+        uint8_t body[128] = {};
+
+        for (size_t i = 0; i < ELEMENTSOF(erofs); i++)
+                CHECK_EQ(call_err(e.ll, erofs[i], 1, body, sizeof(body)), -EROFS);
+        for (size_t i = 0; i < ELEMENTSOF(enosys); i++)
+                CHECK_EQ(call_err(e.ll, enosys[i], 1, body, sizeof(body)), -ENOSYS);
+        /* opening a file for writing */
+        struct fuse_ll_reply rep;
+        struct fuse_entry_out eo;
+        call_ok(e.ll, FUSE_LOOKUP, 1, "tree", 5, NULL, 0, &rep);
+        memcpy(&eo, rep.payload, sizeof(eo));
+        call_ok(e.ll, FUSE_LOOKUP, eo.nodeid, "a", 2, NULL, 0, &rep);
+        memcpy(&eo, rep.payload, sizeof(eo));
+        struct fuse_open_in oi = { .flags = O_RDWR };
+        CHECK_EQ(call_err(e.ll, FUSE_OPEN, eo.nodeid, &oi, sizeof(oi)), -EROFS);
+        struct fuse_access_in ai = { .mask = W_OK };
+        CHECK_EQ(call_err(e.ll, FUSE_ACCESS, eo.nodeid, &ai, sizeof(ai)), -EROFS);
+        env_free(&e);
+}
+
+static uint64_t lookup(struct env *e, uint64_t parent, const char *name, struct fuse_entry_out *eo) {
+        struct fuse_ll_reply rep;
+        CHECK_EQ(call_ok(e->ll, FUSE_LOOKUP, parent, name, strlen(name) + 1, NULL, 0, &rep), sizeof(*eo));
+        memcpy(eo, rep.payload, sizeof(*eo));
+        return eo->nodeid;
+}
+
+static void test_lookup_getattr(void) {
+        struct env e = env_init(false);
+        struct fuse_entry_out eo;
+        struct fuse_attr_out ao;
+        struct fuse_ll_reply rep;
+        uint64_t tree = lookup(&e, 1, "tree", &eo);
+
+        CHECK_EQ(eo.attr.ino, tree);
+        CHECK_EQ(eo.attr.mode, S_IFDIR | 0555);
+        CHECK_EQ(eo.attr.size, 4);
+        CHECK_EQ(eo.entry_valid, 1); /* root names: short */
+        CHECK(eo.attr_valid > 3600);
+        CHECK_EQ(call_err(e.ll, FUSE_LOOKUP, 1, "tre", 4), -ENOENT);
+        uint64_t a = lookup(&e, tree, "a", &eo);
+        CHECK_EQ(eo.attr.mode, S_IFREG | 0444);
+        CHECK_EQ(eo.attr.size, 5);
+        CHECK_EQ(eo.attr.blksize, 4096);
+        CHECK_EQ(eo.attr.mtime, 1);
+        CHECK(eo.entry_valid > 3600);
+        CHECK_EQ(lookup(&e, tree, "d", &eo), a);
+        CHECK(lookup(&e, tree, "b", &eo) != a);
+        CHECK_EQ(eo.attr.mode, S_IFREG | 0555);
+        /* negative entry below the root: nodeid 0, cacheable */
+        CHECK_EQ(lookup(&e, tree, "zz", &eo), 0);
+        CHECK(eo.entry_valid > 3600);
+
+        struct fuse_getattr_in gi = {};
+        CHECK_EQ(call_ok(e.ll, FUSE_GETATTR, a, &gi, sizeof(gi), NULL, 0, &rep), sizeof(ao));
+        memcpy(&ao, rep.payload, sizeof(ao));
+        CHECK_EQ(ao.attr.ino, a);
+        CHECK_EQ(ao.attr.size, 5);
+        CHECK_EQ(call_ok(e.ll, FUSE_GETATTR, 1, &gi, sizeof(gi), NULL, 0, &rep), sizeof(ao));
+        memcpy(&ao, rep.payload, sizeof(ao));
+        CHECK_EQ(ao.attr.ino, 1);
+        CHECK_EQ(ao.attr_valid, 1);
+        CHECK_EQ(call_err(e.ll, FUSE_GETATTR, 123456, &gi, sizeof(gi)), -ESTALE);
+
+        /* readlink */
+        uint64_t c = lookup(&e, tree, "c", &eo);
+        CHECK_EQ(eo.attr.mode, S_IFLNK | 0444);
+        CHECK_EQ(call_ok(e.ll, FUSE_READLINK, c, NULL, 0, NULL, 0, &rep), 4);
+        CHECK(memcmp(rep.payload, "/x/y", 4) == 0);
+        CHECK_EQ(call_err(e.ll, FUSE_READLINK, a, NULL, 0), -EINVAL);
+
+        /* forget: no reply; the inode goes once every lookup is forgotten */
+        struct fuse_forget_in fi = { 2 };
+        CHECK_OK(handle(e.ll, build(FUSE_FORGET, a, &fi, sizeof(fi), NULL, 0), &rep));
+        CHECK(rep.none);
+        CHECK_EQ(call_err(e.ll, FUSE_GETATTR, a, &gi, sizeof(gi)), -ESTALE);
+        struct {
+                struct fuse_batch_forget_in in;
+                struct fuse_forget_one one[2];
+        } bf = { { .count = 2 }, { { c, 1 }, { tree, 1 } } };
+        CHECK_OK(handle(e.ll, build(FUSE_BATCH_FORGET, 0, &bf, sizeof(bf), NULL, 0), &rep));
+        CHECK(rep.none);
+        CHECK_EQ(call_err(e.ll, FUSE_READLINK, c, NULL, 0), -ESTALE);
+        struct fs_stats st;
+        fs_get_stats(e.fs, &st);
+        CHECK_EQ(st.inodes, 2); /* root and b */
+
+        struct fuse_interrupt_in ii = { unique };
+        CHECK_OK(handle(e.ll, build(FUSE_INTERRUPT, 0, &ii, sizeof(ii), NULL, 0), &rep));
+        CHECK(rep.none);
+        env_free(&e);
+}
+
+static void test_open_read(void) {
+        struct env e = env_init(false);
+        struct fuse_entry_out eo;
+        struct fuse_ll_reply rep;
+        struct fuse_ll_open_out oo;
+        uint64_t tree = lookup(&e, 1, "tree", &eo);
+        uint64_t a = lookup(&e, tree, "a", &eo);
+        struct fuse_open_in oi = { .flags = O_RDONLY };
+
+        CHECK_EQ(call_ok(e.ll, FUSE_OPEN, a, &oi, sizeof(oi), NULL, 0, &rep), sizeof(oo));
+        memcpy(&oo, rep.payload, sizeof(oo));
+        CHECK(oo.open_flags & FOPEN_KEEP_CACHE);
+        CHECK(!(oo.open_flags & (FOPEN_PASSTHROUGH | FOPEN_DIRECT_IO)));
+        CHECK(oo.open_flags & FOPEN_NOFLUSH);
+        struct fuse_read_in ri = { .fh = oo.fh, .offset = 1, .size = 100 };
+        CHECK_EQ(call_ok(e.ll, FUSE_READ, a, &ri, sizeof(ri), NULL, 0, &rep), 4);
+        CHECK(memcmp(rep.payload, "ello", 4) == 0);
+        CHECK_EQ(rep.data_fd, -1);
+        ri.offset = 5;
+        CHECK_EQ(call_ok(e.ll, FUSE_READ, a, &ri, sizeof(ri), NULL, 0, &rep), 0);
+        ri.fh = oo.fh + 1;
+        CHECK_EQ(call_err(e.ll, FUSE_READ, a, &ri, sizeof(ri)), -EBADF);
+        struct fuse_release_in rl = { .fh = oo.fh };
+        call_ok(e.ll, FUSE_RELEASE, a, &rl, sizeof(rl), NULL, 0, &rep);
+        ri.fh = oo.fh;
+        CHECK_EQ(call_err(e.ll, FUSE_READ, a, &ri, sizeof(ri)), -EBADF);
+        CHECK_EQ(call_err(e.ll, FUSE_OPEN, tree, &oi, sizeof(oi)), -EISDIR);
+
+        /* statfs */
+        struct fuse_statfs_out so;
+        CHECK_EQ(call_ok(e.ll, FUSE_STATFS, 1, NULL, 0, NULL, 0, &rep), sizeof(so));
+        memcpy(&so, rep.payload, sizeof(so));
+        CHECK_EQ(so.st.namelen, 255);
+        CHECK_EQ(so.st.bsize, 4096);
+        env_free(&e);
+}
+
+/* Walks the entries of a READDIR(PLUS) reply; returns the count and the
+ * last offset, appending names to out. */
+static size_t parse_dir(const uint8_t *p, size_t len, bool plus, char *out, uint64_t *ret_off, uint64_t *inos) {
+        size_t n = 0, pos = 0;
+        while (pos < len) {
+                struct fuse_dirent d;
+                size_t head = plus ? sizeof(struct fuse_entry_out) : 0;
+                CHECK(pos + head + sizeof(d) <= len);
+                memcpy(&d, p + pos + head, sizeof(d));
+                if (plus) {
+                        struct fuse_entry_out eo;
+                        memcpy(&eo, p + pos, sizeof(eo));
+                        CHECK_EQ(eo.nodeid, d.ino);
+                        CHECK_EQ(eo.attr.ino, d.ino);
+                        CHECK_EQ(eo.attr.mode >> 12, d.type);
+                }
+                strncat(out, (const char *) p + pos + head + sizeof(d), d.namelen);
+                strcat(out, "/");
+                if (inos)
+                        inos[n] = d.ino;
+                *ret_off = d.off;
+                pos += FUSE_DIRENT_ALIGN(head + sizeof(d) + d.namelen);
+                n++;
+        }
+        CHECK_EQ(pos, len);
+        return n;
+}
+
+static void test_readdir(void) {
+        struct env e = env_init(false);
+        struct fuse_entry_out eo;
+        struct fuse_ll_reply rep;
+        struct fuse_ll_open_out oo;
+        uint64_t tree = lookup(&e, 1, "tree", &eo);
+        struct fuse_open_in oi = { .flags = O_RDONLY | O_DIRECTORY };
+        char names[256];
+        uint64_t off = 0, inos[8];
+
+        CHECK_EQ(call_err(e.ll, FUSE_OPENDIR, 1, &oi, sizeof(oi)), -EPERM);
+        call_ok(e.ll, FUSE_OPENDIR, tree, &oi, sizeof(oi), NULL, 0, &rep);
+        memcpy(&oo, rep.payload, sizeof(oo));
+        CHECK(oo.open_flags & FOPEN_CACHE_DIR);
+        CHECK(oo.open_flags & FOPEN_KEEP_CACHE);
+
+        struct fuse_read_in ri = { .fh = oo.fh, .size = 4096 };
+        names[0] = 0;
+        size_t n = call_ok(e.ll, FUSE_READDIR, tree, &ri, sizeof(ri), NULL, 0, &rep);
+        CHECK_EQ(parse_dir(rep.payload, n, false, names, &off, inos), 4);
+        CHECK_STREQ(names, "a/b/c/d/");
+        CHECK_EQ(off, 4);
+        CHECK_EQ(inos[0], inos[3]);
+        /* a buffer for 3 entries (32 bytes each), then resume */
+        names[0] = 0;
+        ri.size = 3 * 32 + 31;
+        n = call_ok(e.ll, FUSE_READDIR, tree, &ri, sizeof(ri), NULL, 0, &rep);
+        CHECK_EQ(parse_dir(rep.payload, n, false, names, &off, NULL), 3);
+        ri.offset = off;
+        n = call_ok(e.ll, FUSE_READDIR, tree, &ri, sizeof(ri), NULL, 0, &rep);
+        CHECK_EQ(parse_dir(rep.payload, n, false, names, &off, NULL), 1);
+        CHECK_STREQ(names, "a/b/c/d/");
+        ri.offset = off;
+        CHECK_EQ(call_ok(e.ll, FUSE_READDIR, tree, &ri, sizeof(ri), NULL, 0, &rep), 0);
+        /* a buffer too small for any entry */
+        ri.offset = 0;
+        ri.size = 10;
+        CHECK_EQ(call_ok(e.ll, FUSE_READDIR, tree, &ri, sizeof(ri), NULL, 0, &rep), 0);
+
+        /* readdirplus: two entries per call, references counted */
+        struct fs_stats st0, st1;
+        fs_get_stats(e.fs, &st0);
+        names[0] = 0;
+        ri.offset = 0;
+        ri.size = 2 * 160;
+        n = call_ok(e.ll, FUSE_READDIRPLUS, tree, &ri, sizeof(ri), NULL, 0, &rep);
+        CHECK_EQ(parse_dir(rep.payload, n, true, names, &off, NULL), 2);
+        ri.offset = off;
+        n = call_ok(e.ll, FUSE_READDIRPLUS, tree, &ri, sizeof(ri), NULL, 0, &rep);
+        CHECK_EQ(parse_dir(rep.payload, n, true, names, &off, NULL), 2);
+        CHECK_STREQ(names, "a/b/c/d/");
+        fs_get_stats(e.fs, &st1);
+        CHECK_EQ(st1.inodes, st0.inodes + 3); /* a = d */
+        struct fuse_release_in rl = { .fh = oo.fh };
+        call_ok(e.ll, FUSE_RELEASEDIR, tree, &rl, sizeof(rl), NULL, 0, &rep);
+        env_free(&e);
+
+        /* the root with --list-root */
+        e = env_init(true);
+        call_ok(e.ll, FUSE_OPENDIR, 1, &oi, sizeof(oi), NULL, 0, &rep);
+        memcpy(&oo, rep.payload, sizeof(oo));
+        CHECK(!(oo.open_flags & (FOPEN_CACHE_DIR | FOPEN_KEEP_CACHE)));
+        ri = (struct fuse_read_in){ .fh = oo.fh, .size = 4096 };
+        names[0] = 0;
+        n = call_ok(e.ll, FUSE_READDIRPLUS, 1, &ri, sizeof(ri), NULL, 0, &rep);
+        CHECK_EQ(parse_dir(rep.payload, n, true, names, &off, NULL), 1);
+        CHECK_STREQ(names, "tree/");
+        rl.fh = oo.fh;
+        call_ok(e.ll, FUSE_RELEASEDIR, 1, &rl, sizeof(rl), NULL, 0, &rep);
+        CHECK_EQ(call_err(e.ll, FUSE_READDIR, 1, &ri, sizeof(ri)), -EBADF);
+        env_free(&e);
+}
+
+static void test_xattr(void) {
+        struct env e = env_init(false);
+        struct fuse_entry_out eo;
+        struct fuse_ll_reply rep;
+        struct fuse_getxattr_out go;
+        uint64_t tree = lookup(&e, 1, "tree", &eo);
+        uint64_t a = lookup(&e, tree, "a", &eo);
+        struct fuse_getxattr_in gi = { .size = 0 };
+        char want[CAS_DIGEST_B3_LEN + 1];
+
+        CHECK_EQ(call_ok(e.ll, FUSE_GETXATTR, a, &gi, sizeof(gi), FS_XATTR_BLOB_DIGEST,
+                         sizeof(FS_XATTR_BLOB_DIGEST), &rep), sizeof(go));
+        memcpy(&go, rep.payload, sizeof(go));
+        CHECK_EQ(go.size, CAS_DIGEST_B3_LEN);
+        gi.size = 100;
+        CHECK_EQ(call_ok(e.ll, FUSE_GETXATTR, a, &gi, sizeof(gi), FS_XATTR_BLOB_DIGEST,
+                         sizeof(FS_XATTR_BLOB_DIGEST), &rep), CAS_DIGEST_B3_LEN);
+        cas_digest_to_b3(&hello, want);
+        CHECK(memcmp(rep.payload, want, CAS_DIGEST_B3_LEN) == 0);
+        gi.size = 5;
+        CHECK_OK(handle(e.ll, build(FUSE_GETXATTR, a, &gi, sizeof(gi), FS_XATTR_BLOB_DIGEST,
+                                    sizeof(FS_XATTR_BLOB_DIGEST)), &rep));
+        CHECK_EQ(rep.hdr.error, -ERANGE);
+        CHECK_OK(handle(e.ll, build(FUSE_GETXATTR, a, &gi, sizeof(gi), "user.nope", 10), &rep));
+        CHECK_EQ(rep.hdr.error, -ENODATA);
+
+        gi.size = 0;
+        CHECK_EQ(call_ok(e.ll, FUSE_LISTXATTR, tree, &gi, sizeof(gi), NULL, 0, &rep), sizeof(go));
+        memcpy(&go, rep.payload, sizeof(go));
+        CHECK_EQ(go.size, sizeof(FS_XATTR_DIRECTORY_DIGEST));
+        gi.size = 200;
+        CHECK_EQ(call_ok(e.ll, FUSE_LISTXATTR, tree, &gi, sizeof(gi), NULL, 0, &rep), sizeof(FS_XATTR_DIRECTORY_DIGEST));
+        CHECK(memcmp(rep.payload, FS_XATTR_DIRECTORY_DIGEST, sizeof(FS_XATTR_DIRECTORY_DIGEST)) == 0);
+        env_free(&e);
+}
+
+static void test_destroy(void) {
+        struct env e = env_init(false);
+        struct fuse_ll_reply rep;
+        struct fuse_entry_out eo;
+
+        lookup(&e, 1, "tree", &eo);
+        CHECK_EQ(handle(e.ll, build(FUSE_DESTROY, 0, NULL, 0, NULL, 0), &rep), -ESHUTDOWN);
+        CHECK(!rep.none);
+        CHECK_EQ(rep.hdr.error, 0);
+        CHECK_EQ(handle(e.ll, build(FUSE_LOOKUP, 1, "tree", 5, NULL, 0), &rep), -ESHUTDOWN);
+        CHECK_EQ(rep.hdr.error, -ENOTCONN);
+        /* a new session (virtiofs guest remount) starts clean */
+        init_with(e.ll, 7, 45, KERNEL_FLAGS, NULL);
+        struct fs_stats st;
+        fs_get_stats(e.fs, &st);
+        CHECK_EQ(st.inodes, 1);
+        lookup(&e, 1, "tree", &eo);
+        env_free(&e);
+}
+
+int main(void) {
+        make_store();
+        RUN(test_init);
+        RUN(test_before_init);
+        RUN(test_malformed);
+        RUN(test_enosys_erofs);
+        RUN(test_lookup_getattr);
+        RUN(test_open_read);
+        RUN(test_readdir);
+        RUN(test_xattr);
+        RUN(test_destroy);
+        cas_store_free(store);
+        return 0;
+}
