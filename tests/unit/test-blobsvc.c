@@ -4,8 +4,10 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -354,6 +356,17 @@ static void test_local_layout(void) {
         CHECK(S_ISREG(st.st_mode));
         CHECK_EQ(st.st_size, BLOB_B_LEN);
         CHECK_EQ(count_temps(), 0);
+        /* storing it again leaves the file alone */
+        {
+                struct stat st2;
+                CHECK_OK(cas_blob_writer_new(s, 0, &w));
+                CHECK_OK(cas_blob_write(w, blob_b, BLOB_B_LEN));
+                CHECK_OK(cas_blob_commit(w, &d, &size));
+                CHECK_OK(cas_blob_put(s, blob_b, BLOB_B_LEN, 0, &d));
+                CHECK_OK(stat(path, &st2));
+                CHECK_EQ(st2.st_ino, st.st_ino);
+                CHECK_EQ(count_temps(), 0);
+        }
 
         /* deferred: invisible (a temporary) until synced */
         CHECK_OK(cas_blob_writer_new(s, CAS_BLOB_DEFER_SYNC, &w));
@@ -574,6 +587,42 @@ static void test_local_auto_flush(void) {
         cas_blob_service_free(s);
 }
 
+/* A failing write (here the file size limit, as ENOSPC would) returns the
+ * error and leaves no temporary behind. */
+static void test_local_write_error(void) {
+        struct cas_blob_service *s = new_local();
+        struct cas_blob_writer *w;
+        struct rlimit old, lim;
+        struct cas_digest d;
+        uint64_t size;
+
+        CHECK_OK(getrlimit(RLIMIT_FSIZE, &old));
+        lim = (struct rlimit){ 100000, old.rlim_max };
+        signal(SIGXFSZ, SIG_IGN);
+        CHECK_OK(setrlimit(RLIMIT_FSIZE, &lim));
+
+        CHECK_EQ(cas_blob_put(s, blob_b, BLOB_B_LEN, 0, &d), -EFBIG);
+        CHECK_EQ(count_temps(), 0);
+        CHECK_OK(cas_blob_writer_new(s, CAS_BLOB_DEFER_SYNC, &w));
+        int r = 0;
+        for (size_t off = 0; off < BLOB_B_LEN && r >= 0; off += 30000)
+                r = cas_blob_write(w, blob_b + off, MIN((size_t) 30000, BLOB_B_LEN - off));
+        if (r >= 0)
+                r = cas_blob_commit(w, &d, &size);
+        else
+                cas_blob_abort(w);
+        CHECK_EQ(r, -EFBIG);
+        CHECK_EQ(count_temps(), 0);
+        /* small blobs still fit */
+        CHECK_OK(cas_blob_put(s, "Hello World!", 12, 0, &d));
+
+        CHECK_OK(setrlimit(RLIMIT_FSIZE, &old));
+        signal(SIGXFSZ, SIG_DFL);
+        d = digest_of_hex(BLOB_B_HEX);
+        CHECK_EQ(cas_blob_stat(s, &d, NULL), -ENOENT);
+        cas_blob_service_free(s);
+}
+
 /* Names in the blob tree that are not blobs are not listed. */
 static void test_local_list_skips_junk(void) {
         struct cas_blob_service *s = new_local();
@@ -639,6 +688,7 @@ int main(void) {
         RUN(test_local_two_writers);
         RUN(test_local_concurrent_writers);
         RUN(test_local_auto_flush);
+        RUN(test_local_write_error);
         RUN(test_local_list_skips_junk);
 
         remove_tree(tmp_root);
