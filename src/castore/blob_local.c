@@ -354,7 +354,8 @@ static int flush_locked(struct blob_local *l) {
                                 if (r >= 0)
                                         r = log_error_errno(k, "Cannot move blob %s into place: %m",
                                                             CAS_DIGEST_HEX(&p[i].digest));
-                                p[failed++] = p[i];
+                                if (k != -ENOENT) /* a vanished temporary cannot be retried */
+                                        p[failed++] = p[i];
                         } else
                                 touched[p[i].digest.b[0]] = 1;
                 }

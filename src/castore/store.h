@@ -26,8 +26,16 @@ struct cas_store {
         char *url;
 };
 
-/* -ENOENT (with a log line naming the path) if a local store is missing
- * and CAS_STORE_CREATE is not given; -EINVAL for an unknown URL scheme. */
+/* Errors (each with a log line naming the path):
+ *   -ENOENT      the local store is missing (or an empty directory) and
+ *                CAS_STORE_CREATE is not given (READONLY ignores CREATE);
+ *   -EMEDIUMTYPE the directory holds other files but no castore-store
+ *                marker: never turned into a store, even with CREATE;
+ *   -EPROTONOSUPPORT  a store of another format version;
+ *   -ENOTDIR     the path is not a directory;
+ *   -EINVAL      an unknown URL scheme.
+ * The local store's LMDB env must not be used across fork(): open the
+ * store in the process that uses it. */
 int cas_store_open(const char *url, unsigned flags, struct cas_store **ret);
 void cas_store_free(struct cas_store *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct cas_store *, cas_store_free);
