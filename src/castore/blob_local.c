@@ -275,14 +275,26 @@ static int take_prefix(struct blob_local *l) {
                         return negative_errno();
                 snprintf(l->prefix, sizeof(l->prefix), "%d-%016" PRIx64, (int) getpid(), rnd);
                 snprintf(name, sizeof(name), "%s.lock", l->prefix);
-                fd = openat(l->tmp_fd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+                /* readable by all: other users' cleaners must be able to test the lock */
+                fd = openat(l->tmp_fd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
                 if (fd < 0) {
                         if (errno == EEXIST)
                                 continue;
                         return log_error_errno(negative_errno(), "Cannot create temporary blob lock file: %m");
                 }
-                if (flock(fd, LOCK_EX | LOCK_NB) < 0 || fstat(fd, &a) < 0 || fstatat(l->tmp_fd, name, &b, 0) < 0 ||
-                    a.st_ino != b.st_ino || a.st_dev != b.st_dev) {
+                if (fstat(fd, &a) < 0) {
+                        close(fd);
+                        return negative_errno();
+                }
+                if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+                        /* a cleaner is testing it this instant: leave it the
+                         * file if it is still ours, and try another name */
+                        if (fstatat(l->tmp_fd, name, &b, 0) >= 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev)
+                                (void) unlinkat(l->tmp_fd, name, 0);
+                        close(fd);
+                        continue;
+                }
+                if (fstatat(l->tmp_fd, name, &b, 0) < 0 || a.st_ino != b.st_ino || a.st_dev != b.st_dev) {
                         close(fd);
                         continue;
                 }
