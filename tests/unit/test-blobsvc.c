@@ -9,6 +9,7 @@
 #include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "castore/blobsvc.h"
@@ -484,6 +485,49 @@ static void test_local_stale_temps(void) {
         cas_blob_service_free(s);
 }
 
+/* A writer killed with deferred blobs pending leaves temporaries that the
+ * next writer removes; its blobs never appear. */
+static void test_local_killed_writer(void) {
+        struct cas_blob_service *s = new_local();
+        struct cas_digest d;
+        pid_t pid;
+        int status;
+
+        cas_blob_service_free(s);
+        pid = fork();
+        CHECK(pid >= 0);
+        if (pid == 0) {
+                struct cas_blob_service *c = reopen_local();
+                if (cas_blob_put(c, blob_b, BLOB_B_LEN, CAS_BLOB_DEFER_SYNC, &d) < 0 ||
+                    cas_blob_put(c, "Hello World!", 12, CAS_BLOB_DEFER_SYNC, &d) < 0)
+                        _exit(1);
+                _exit(0); /* no sync, no free: as if killed */
+        }
+        CHECK_EQ(waitpid(pid, &status, 0), pid);
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        CHECK_EQ(count_temps(), 2);
+
+        s = reopen_local();
+        CHECK_OK(cas_blob_put(s, "\x00\x01", 2, 0, &d));
+        CHECK_EQ(count_temps(), 0);
+        d = digest_of_hex(BLOB_B_HEX);
+        CHECK_EQ(cas_blob_stat(s, &d, NULL), -ENOENT);
+        cas_blob_service_free(s);
+        {
+                char tmp[700];
+                DIR *dir;
+                struct dirent *de;
+                int n = 0;
+
+                tmp_dir(tmp, sizeof(tmp));
+                CHECK(dir = opendir(tmp));
+                while ((de = readdir(dir)))
+                        n += de->d_name[0] != '.';
+                closedir(dir);
+                CHECK_EQ(n, 0); /* lock files too */
+        }
+}
+
 /* Two writers on one store (two importers): the second one's clean-up
  * must leave the first one's deferred temporaries alone. */
 static void test_local_two_writers(void) {
@@ -685,6 +729,7 @@ int main(void) {
         RUN(test_local_layout);
         RUN(test_local_rot);
         RUN(test_local_stale_temps);
+        RUN(test_local_killed_writer);
         RUN(test_local_two_writers);
         RUN(test_local_concurrent_writers);
         RUN(test_local_auto_flush);
