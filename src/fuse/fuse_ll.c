@@ -185,7 +185,7 @@ static int do_init(struct req *rq) {
                FUSE_CACHE_SYMLINKS | FUSE_MAX_PAGES | FUSE_EXPLICIT_INVAL_DATA | FUSE_ASYNC_DIO |
                FUSE_INIT_EXT;
         if (ll->t.can_splice && !ll->t.is_virtio)
-                want |= FUSE_SPLICE_WRITE | FUSE_SPLICE_MOVE;
+                want |= FUSE_SPLICE_WRITE; /* no SPLICE_MOVE: blob pages stay in their file's cache */
         if (ll->cfg.passthrough && ll->t.backing_open && !ll->t.is_virtio)
                 want |= FUSE_PASSTHROUGH;
         flags = kflags & want;

@@ -167,7 +167,7 @@ static void test_init(void) {
         CHECK_EQ(o.max_readahead, 131072);
         uint64_t want = FUSE_ASYNC_READ | FUSE_PARALLEL_DIROPS | FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO |
                         FUSE_CACHE_SYMLINKS | FUSE_MAX_PAGES | FUSE_EXPLICIT_INVAL_DATA | FUSE_ASYNC_DIO |
-                        FUSE_INIT_EXT | FUSE_SPLICE_WRITE | FUSE_SPLICE_MOVE | FUSE_PASSTHROUGH;
+                        FUSE_INIT_EXT | FUSE_SPLICE_WRITE | FUSE_PASSTHROUGH;
         CHECK_EQ(got, want);
         CHECK(!(got & (FUSE_WRITEBACK_CACHE | FUSE_POSIX_LOCKS | FUSE_AUTO_INVAL_DATA | FUSE_NO_OPEN_SUPPORT)));
         CHECK_EQ(o.max_pages, 256);

@@ -1,0 +1,235 @@
+/* castore mount and castore umount: serve the store as a read-only FUSE
+ * filesystem on a directory (in the foreground, or as a daemon that
+ * returns once the mount is ready), and take it down again. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "fs/fs.h"
+#include "transport/devfuse.h"
+#include "transport/fusemount.h"
+#include "util/log.h"
+
+static int parse_u32(const char *s, unsigned long max, uint32_t *ret) {
+        char *end;
+        unsigned long v;
+
+        errno = 0;
+        v = strtoul(s, &end, 10);
+        if (errno || end == s || *end || s[0] == '-' || v > max)
+                return -EINVAL;
+        *ret = (uint32_t) v;
+        return 0;
+}
+
+struct daemon_state {
+        int ready_fd;   /* the parent waits for a byte on it */
+        bool keep_stderr;
+};
+
+/* The mount serves: let the waiting parent return, and let go of the
+ * terminal (so that $(castore mount --daemon ...) does not wait for us). */
+static void daemon_ready(void *userdata) {
+        struct daemon_state *d = userdata;
+        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+        if (null >= 0) {
+                dup2(null, STDIN_FILENO);
+                dup2(null, STDOUT_FILENO);
+                if (!d->keep_stderr)
+                        dup2(null, STDERR_FILENO);
+                close(null);
+        }
+        (void) !write(d->ready_fd, "1", 1);
+        close(d->ready_fd);
+        d->ready_fd = -1;
+}
+
+/* Forks; the parent returns 1 once the child reported readiness (or the
+ * child's failure as -errno), the child returns 0 with *ret_fd to report. */
+static int daemonize(int *ret_fd) {
+        int p[2], status;
+        pid_t pid;
+        char c;
+        ssize_t n;
+
+        if (pipe2(p, O_CLOEXEC) < 0)
+                return log_error_errno(negative_errno(), "pipe: %m");
+        fflush(NULL);
+        pid = fork();
+        if (pid < 0)
+                return log_error_errno(negative_errno(), "fork: %m");
+        if (pid == 0) {
+                close(p[0]);
+                setsid();
+                *ret_fd = p[1];
+                return 0;
+        }
+        close(p[1]);
+        do
+                n = read(p[0], &c, 1);
+        while (n < 0 && errno == EINTR);
+        close(p[0]);
+        if (n == 1)
+                return 1;
+        /* the child failed before the mount served; it said why on stderr */
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+                ;
+        return -EIO;
+}
+
+static int run_mount(int argc, char **argv) {
+        enum { OPT_ALLOW_OTHER = 0x100, OPT_PASSTHROUGH, OPT_NO_SPLICE };
+        static const struct option opts[] = {
+                CLI_COMMON_LONGOPTS,
+                { "list-root", no_argument, NULL, 'l' },
+                { "threads", required_argument, NULL, 't' },
+                { "allow-other", no_argument, NULL, OPT_ALLOW_OTHER },
+                { "daemon", no_argument, NULL, 'D' },
+                { "passthrough", required_argument, NULL, OPT_PASSTHROUGH },
+                { "no-splice", no_argument, NULL, OPT_NO_SPLICE },
+                { "uid", required_argument, NULL, 'u' },
+                { "gid", required_argument, NULL, 'g' },
+                { "debug", no_argument, NULL, 'd' },
+                {},
+        };
+        _cleanup_(cas_store_freep) struct cas_store *store = NULL;
+        struct devfuse_options o = { .splice = true, .passthrough = DEVFUSE_PASSTHROUGH_AUTO };
+        struct daemon_state ds = { .ready_fd = -1 };
+        struct fs_config fcfg = {};
+        struct fs *fs = NULL;
+        char mountpoint[PATH_MAX];
+        bool daemon = false;
+        uint32_t threads = 0;
+        struct stat st;
+        int opt, r;
+
+        while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORTOPTS, opts, NULL)) >= 0) {
+                if (cli_common_option(opt, optarg))
+                        continue;
+                switch (opt) {
+                case 'l':
+                        fcfg.list_root = true;
+                        break;
+                case 't':
+                        if (parse_u32(optarg, 256, &threads) < 0 || threads == 0)
+                                return cli_usage_error("mount", "--threads takes 1..256");
+                        break;
+                case OPT_ALLOW_OTHER:
+                        o.allow_other = true;
+                        break;
+                case 'D':
+                        daemon = true;
+                        break;
+                case OPT_PASSTHROUGH:
+                        if (strcmp(optarg, "auto") == 0)
+                                o.passthrough = DEVFUSE_PASSTHROUGH_AUTO;
+                        else if (strcmp(optarg, "on") == 0)
+                                o.passthrough = DEVFUSE_PASSTHROUGH_ON;
+                        else if (strcmp(optarg, "off") == 0)
+                                o.passthrough = DEVFUSE_PASSTHROUGH_OFF;
+                        else
+                                return cli_usage_error("mount", "--passthrough takes auto, on or off");
+                        break;
+                case OPT_NO_SPLICE:
+                        o.splice = false;
+                        break;
+                case 'u':
+                        if (parse_u32(optarg, UINT32_MAX - 1, &fcfg.uid) < 0)
+                                return cli_usage_error("mount", "bad --uid \"%s\"", optarg);
+                        break;
+                case 'g':
+                        if (parse_u32(optarg, UINT32_MAX - 1, &fcfg.gid) < 0)
+                                return cli_usage_error("mount", "bad --gid \"%s\"", optarg);
+                        break;
+                case 'd':
+                        o.debug = true;
+                        log_set_max_level(LOG_DEBUG);
+                        break;
+                default:
+                        return -EINVAL;
+                }
+        }
+        if (argc - optind != 1)
+                return cli_usage_error("mount", argc - optind < 1 ? "missing MOUNTPOINT" : "too many arguments");
+        if (!realpath(argv[optind], mountpoint) || stat(mountpoint, &st) < 0)
+                return log_error_errno(negative_errno(), "mount: %s: %m", argv[optind]);
+        if (!S_ISDIR(st.st_mode))
+                return log_error_errno(-ENOTDIR, "mount: %s: not a directory", argv[optind]);
+        o.mountpoint = mountpoint;
+        o.threads = threads;
+
+        if (daemon) {
+                r = daemonize(&ds.ready_fd);
+                if (r != 0)
+                        return r > 0 ? 0 : r; /* the parent */
+                ds.keep_stderr = o.debug;
+                o.ready = daemon_ready;
+                o.ready_userdata = &ds;
+        }
+
+        r = cli_store_open(CAS_STORE_READONLY, &store);
+        if (r < 0)
+                return r;
+        struct fs_root_provider roots = { .ops = &fs_root_service_ops, .ctx = store->roots };
+        fcfg.roots = &roots;
+        fcfg.n_roots = 1;
+        r = fs_new(store->blobs, store->dirs, &fcfg, &fs);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the filesystem: %m");
+        r = devfuse_serve(fs, &o);
+        fs_free(fs);
+        if (ds.ready_fd >= 0)
+                close(ds.ready_fd);
+        return r;
+}
+
+const struct cli_command cli_cmd_mount = {
+        .name = "mount",
+        .run = run_mount,
+        .usage = "MOUNTPOINT [--list-root] [--threads N] [--allow-other] [--daemon] [--passthrough=auto|on|off] "
+                 "[--uid N --gid N] [--debug]",
+        .help = "serve the store read-only over FUSE on MOUNTPOINT (--daemon: return once mounted)",
+};
+
+static int run_umount(int argc, char **argv) {
+        static const struct option opts[] = { CLI_COMMON_LONGOPTS, { "lazy", no_argument, NULL, 'z' }, {} };
+        bool lazy = false;
+        int opt, r;
+
+        while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORTOPTS "z", opts, NULL)) >= 0) {
+                if (cli_common_option(opt, optarg))
+                        continue;
+                if (opt == 'z')
+                        lazy = true;
+                else
+                        return -EINVAL;
+        }
+        if (argc - optind != 1)
+                return cli_usage_error("umount", argc - optind < 1 ? "missing MOUNTPOINT" : "too many arguments");
+        if (!fuse_is_mounted(argv[optind]))
+                return log_error_errno(-EINVAL, "umount: %s: not a FUSE mount", argv[optind]);
+        r = fuse_unmount(argv[optind], lazy, geteuid() != 0);
+        if (r == -EBUSY) {
+                log_notice("umount: %s is busy: detaching it; it goes away when its last user does", argv[optind]);
+                r = fuse_unmount(argv[optind], true, geteuid() != 0);
+        }
+        if (r < 0)
+                return log_error_errno(r, "umount: %s: %m", argv[optind]);
+        return 0;
+}
+
+const struct cli_command cli_cmd_umount = {
+        .name = "umount",
+        .run = run_umount,
+        .usage = "MOUNTPOINT [--lazy]",
+        .help = "unmount a castore mount (a busy one is detached lazily)",
+};

@@ -1,0 +1,527 @@
+/* The /dev/fuse transport: mount, INIT on the calling thread, then worker
+ * threads each reading requests from their own cloned device descriptor
+ * into private buffers and writing replies (file data spliced from the
+ * blob file through a pipe, or pread).  The calling thread waits for a
+ * signal or for the connection to end, then unmounts and stops workers. */
+#include "devfuse.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/signalfd.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fs/fs.h"
+#include "fuse/fuse_ll.h"
+#include "fusemount.h"
+#include "util/log.h"
+#include "util/macro.h"
+
+#define MAX_THREADS 256
+#define KICK_SIGNAL SIGUSR1
+
+struct devfuse;
+
+/* One worker thread and its private resources; only the thread itself
+ * touches them while it runs. */
+struct worker {
+        struct devfuse *df;
+        pthread_t thread;
+        bool started;
+        int fd;                /* cloned device descriptor, or the session's */
+        uint8_t *req;
+        size_t req_size;
+        uint8_t *scratch;
+        size_t scratch_size;
+        int pipe[2];           /* for splicing file data; -1 if unavailable */
+        size_t pipe_data_max;  /* largest data that fits behind a header */
+        bool exited;           /* atomic: the thread function returned */
+};
+
+/* Fields are written before the workers start and read-only afterwards,
+ * except `stop` (atomic). */
+struct devfuse {
+        const struct devfuse_options *o;
+        struct fs *fs;
+        struct fuse_ll *ll;
+        int fd;                /* session descriptor */
+        bool helper;           /* mounted through fusermount3 */
+        int event_fd;          /* workers report the end of the connection */
+        int signal_fd;
+        bool stop;             /* atomic */
+        struct worker *workers;
+        unsigned n_workers;
+};
+
+static void kick_handler(int sig) {
+        /* only there to interrupt a blocking read() */
+}
+
+/* --- passthrough: backing files are registered on the session descriptor --- */
+
+static int backing_open(void *ctx, int fd) {
+        struct devfuse *df = ctx;
+        struct fuse_backing_map map = { .fd = fd };
+        int id = ioctl(df->fd, FUSE_DEV_IOC_BACKING_OPEN, &map);
+
+        return id < 0 ? negative_errno() : id;
+}
+
+static int backing_close(void *ctx, int id) {
+        struct devfuse *df = ctx;
+        uint32_t v = id;
+
+        return ioctl(df->fd, FUSE_DEV_IOC_BACKING_CLOSE, &v) < 0 ? negative_errno() : 0;
+}
+
+/* --- replies --- */
+
+static int write_msg(struct worker *w, const struct iovec *iov, int n) {
+        ssize_t k;
+
+        do
+                k = writev(w->fd, iov, n);
+        while (k < 0 && errno == EINTR);
+        if (k < 0) {
+                /* ENOENT: the request was interrupted or aborted meanwhile */
+                if (errno == ENOENT)
+                        return 0;
+                return negative_errno();
+        }
+        return 0;
+}
+
+static int send_error(struct worker *w, uint64_t unique, int error) {
+        struct fuse_out_header h = { .len = sizeof(h), .error = error, .unique = unique };
+        struct iovec iov = { &h, sizeof(h) };
+        return write_msg(w, &iov, 1);
+}
+
+static void pipe_drain(struct worker *w) {
+        while (read(w->pipe[0], w->scratch, w->scratch_size) > 0)
+                ;
+}
+
+/* Header into the pipe, file pages spliced behind it, the whole message
+ * spliced into the device: the data is copied once, by the kernel. */
+static int send_spliced(struct worker *w, const struct fuse_ll_reply *rep) {
+        loff_t off = rep->data_off;
+        size_t left = rep->data_len;
+        ssize_t k;
+
+        k = write(w->pipe[1], &rep->hdr, sizeof(rep->hdr));
+        if (k != sizeof(rep->hdr)) {
+                pipe_drain(w);
+                return -EAGAIN;
+        }
+        while (left > 0) {
+                k = splice(rep->data_fd, &off, w->pipe[1], NULL, left, 0);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k <= 0)
+                        break;
+                left -= k;
+        }
+        if (left > 0) {
+                pipe_drain(w);
+                if (k < 0 && (errno == EINVAL || errno == EAGAIN))
+                        return -EAGAIN; /* the file cannot be spliced: copy instead */
+                return send_error(w, rep->hdr.unique, -EIO);
+        }
+        do
+                k = splice(w->pipe[0], NULL, w->fd, NULL, rep->hdr.len, 0);
+        while (k < 0 && errno == EINTR);
+        if (k != (ssize_t) rep->hdr.len) {
+                int r = k < 0 ? negative_errno() : -EIO;
+                pipe_drain(w);
+                return r == -ENOENT ? 0 : r;
+        }
+        return 0;
+}
+
+static int send_copied(struct worker *w, const struct fuse_ll_reply *rep) {
+        _cleanup_free_ uint8_t *tmp = NULL;
+        uint8_t *buf = w->scratch;
+        size_t got = 0;
+        struct iovec iov[3];
+        int n = 0;
+
+        if (rep->payload_len > 0 || rep->data_len > w->scratch_size) {
+                /* the engine never describes payload and file data together,
+                 * but the transport does not depend on it */
+                tmp = malloc(rep->data_len);
+                if (!tmp)
+                        return send_error(w, rep->hdr.unique, -ENOMEM);
+                buf = tmp;
+        }
+        while (got < rep->data_len) {
+                ssize_t k = pread(rep->data_fd, buf + got, rep->data_len - got, rep->data_off + got);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k <= 0)
+                        break;
+                got += k;
+        }
+        if (got < rep->data_len)
+                return send_error(w, rep->hdr.unique, -EIO);
+        iov[n++] = (struct iovec){ (void *) &rep->hdr, sizeof(rep->hdr) };
+        if (rep->payload_len > 0)
+                iov[n++] = (struct iovec){ (void *) rep->payload, rep->payload_len };
+        iov[n++] = (struct iovec){ buf, rep->data_len };
+        return write_msg(w, iov, n);
+}
+
+static int send_reply(struct worker *w, const struct fuse_ll_reply *rep) {
+        struct iovec iov[2];
+        int n = 0, r;
+
+        if (rep->data_fd < 0 || rep->data_len == 0) {
+                iov[n++] = (struct iovec){ (void *) &rep->hdr, sizeof(rep->hdr) };
+                if (rep->payload_len > 0)
+                        iov[n++] = (struct iovec){ (void *) rep->payload, rep->payload_len };
+                return write_msg(w, iov, n);
+        }
+        if (w->pipe[0] >= 0 && rep->payload_len == 0 && rep->data_len <= w->pipe_data_max) {
+                r = send_spliced(w, rep);
+                if (r != -EAGAIN)
+                        return r;
+        }
+        return send_copied(w, rep);
+}
+
+/* --- workers --- */
+
+static int worker_setup(struct worker *w, struct devfuse *df, bool clone) {
+        w->df = df;
+        w->pipe[0] = w->pipe[1] = -1;
+        w->fd = df->fd;
+        if (clone) {
+                int fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+                uint32_t session = df->fd;
+                if (fd >= 0 && ioctl(fd, FUSE_DEV_IOC_CLONE, &session) == 0)
+                        w->fd = fd;
+                else {
+                        /* still correct: the workers then share one descriptor */
+                        log_debug_errno(negative_errno(), "Cloning the FUSE descriptor failed: %m");
+                        if (fd >= 0)
+                                close(fd);
+                }
+        }
+        w->req_size = fuse_ll_request_size(df->ll);
+        w->scratch_size = fuse_ll_scratch_size(df->ll);
+        w->req = malloc(w->req_size);
+        w->scratch = malloc(w->scratch_size);
+        if (!w->req || !w->scratch)
+                return -ENOMEM;
+        if (df->o->splice && pipe2(w->pipe, O_CLOEXEC | O_NONBLOCK) == 0) {
+                /* room for the largest read: the header takes one slot, data
+                 * not aligned to pages one more */
+                size_t want = fuse_ll_max_read(df->ll) + 2 * 4096;
+                int size = fcntl(w->pipe[1], F_SETPIPE_SZ, (int) want);
+                if (size < 0)
+                        size = fcntl(w->pipe[1], F_GETPIPE_SZ);
+                if (size >= 3 * 4096)
+                        w->pipe_data_max = size - 2 * 4096;
+                else {
+                        close(w->pipe[0]);
+                        close(w->pipe[1]);
+                        w->pipe[0] = w->pipe[1] = -1;
+                }
+        }
+        return 0;
+}
+
+static void worker_cleanup(struct worker *w) {
+        if (w->fd >= 0 && w->fd != w->df->fd)
+                close(w->fd);
+        w->fd = -1;
+        if (w->pipe[0] >= 0) {
+                close(w->pipe[0]);
+                close(w->pipe[1]);
+        }
+        free(w->req);
+        free(w->scratch);
+}
+
+static void notify_main(struct devfuse *df) {
+        uint64_t one = 1;
+        (void) !write(df->event_fd, &one, sizeof(one));
+}
+
+/* Reads one request; 1 if one is in w->req (length in *ret_len), 0 to
+ * retry, -errno when the connection is gone or broken. */
+static int read_request(struct worker *w, size_t *ret_len) {
+        ssize_t k = read(w->fd, w->req, w->req_size);
+
+        if (k >= 0) {
+                *ret_len = k;
+                return 1;
+        }
+        switch (errno) {
+        case EINTR:
+        case EAGAIN:
+        case ENOENT: /* the request was interrupted before we got it */
+                return 0;
+        default:
+                return negative_errno(); /* ENODEV: unmounted; ECONNABORTED: aborted */
+        }
+}
+
+static void *worker_main(void *arg) {
+        struct worker *w = arg;
+        struct devfuse *df = w->df;
+        struct fuse_ll_reply rep;
+        sigset_t ss;
+        size_t len;
+        int r;
+
+        sigemptyset(&ss);
+        sigaddset(&ss, KICK_SIGNAL);
+        pthread_sigmask(SIG_UNBLOCK, &ss, NULL);
+        while (!__atomic_load_n(&df->stop, __ATOMIC_ACQUIRE)) {
+                r = read_request(w, &len);
+                if (r == 0)
+                        continue;
+                if (r < 0) {
+                        if (r != -ENODEV && r != -ECONNABORTED)
+                                log_error_errno(r, "Reading from /dev/fuse failed: %m");
+                        break;
+                }
+                r = fuse_ll_handle(df->ll, w->req, len, w->scratch, w->scratch_size, &rep);
+                if (!rep.none) {
+                        int k = send_reply(w, &rep);
+                        if (k == -ENODEV)
+                                break;
+                        if (k < 0)
+                                log_warning_errno(k, "Replying to the kernel failed: %m");
+                }
+                if (r == -ESHUTDOWN)
+                        break;
+        }
+        __atomic_store_n(&w->exited, true, __ATOMIC_RELEASE);
+        notify_main(df);
+        return NULL;
+}
+
+/* --- session --- */
+
+/* Answers requests on the calling thread until INIT is done. */
+static int handle_init(struct devfuse *df, struct worker *w) {
+        struct fuse_ll_reply rep;
+        struct pollfd p[2] = { { df->fd, POLLIN, 0 }, { df->signal_fd, POLLIN, 0 } };
+        size_t len;
+        int r;
+
+        for (;;) {
+                if (poll(p, 2, -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return negative_errno();
+                }
+                if (p[1].revents)
+                        return -EINTR;
+                r = read_request(w, &len);
+                if (r == 0)
+                        continue;
+                if (r < 0)
+                        return log_error_errno(r, "Reading INIT from /dev/fuse failed: %m");
+                struct fuse_in_header h = {};
+                struct fuse_init_in in = {};
+                memcpy(&h, w->req, MIN(len, sizeof(h)));
+                if (len > sizeof(h))
+                        memcpy(&in, w->req + sizeof(h), MIN(len - sizeof(h), sizeof(in)));
+                r = fuse_ll_handle(df->ll, w->req, len, w->scratch, w->scratch_size, &rep);
+                if (!rep.none) {
+                        int k = send_reply(w, &rep);
+                        if (k < 0)
+                                return log_error_errno(k, "Answering INIT failed: %m");
+                }
+                if (h.opcode != FUSE_INIT)
+                        continue;
+                if (r < 0 || rep.hdr.error != 0)
+                        return -EPROTO;
+                /* a kernel with a newer major version asks again */
+                if (in.major == FUSE_KERNEL_VERSION)
+                        return 0;
+        }
+}
+
+static unsigned default_threads(void) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        return n > 0 ? (unsigned) n : 1;
+}
+
+static void stop_workers(struct devfuse *df) {
+        __atomic_store_n(&df->stop, true, __ATOMIC_RELEASE);
+        for (unsigned i = 0; i < df->n_workers; i++) {
+                struct worker *w = &df->workers[i];
+                if (!w->started)
+                        continue;
+                /* the signal interrupts a blocking read; repeat it in case it
+                 * arrived just before the thread entered read() */
+                while (!__atomic_load_n(&w->exited, __ATOMIC_ACQUIRE)) {
+                        pthread_kill(w->thread, KICK_SIGNAL);
+                        struct timespec ts = { 0, 20 * 1000 * 1000 };
+                        nanosleep(&ts, NULL);
+                }
+                pthread_join(w->thread, NULL);
+                w->started = false;
+        }
+}
+
+static void do_unmount(struct devfuse *df) {
+        int r = fuse_unmount(df->o->mountpoint, false, df->helper);
+        if (r == -EBUSY) {
+                log_notice("%s is busy: detaching it lazily", df->o->mountpoint);
+                r = fuse_unmount(df->o->mountpoint, true, df->helper);
+        }
+        if (r < 0 && r != -EINVAL && r != -ENOENT)
+                log_warning_errno(r, "Unmounting %s failed: %m", df->o->mountpoint);
+}
+
+int devfuse_serve(struct fs *fs, const struct devfuse_options *o) {
+        struct fuse_ll_transport t = {
+                .name = "fuse",
+                .can_splice = o->splice,
+                .backing_open = backing_open,
+                .backing_close = backing_close,
+        };
+        struct fuse_ll_config cfg = {
+                .max_pages = 256,
+                .passthrough = o->passthrough != DEVFUSE_PASSTHROUGH_OFF,
+                .debug = o->debug,
+        };
+        struct fuse_mount_options mo = { .fsname = o->fsname ? o->fsname : "castore", .subtype = "castore",
+                                         .allow_other = o->allow_other };
+        struct devfuse df = { .o = o, .fs = fs, .fd = -1, .event_fd = -1, .signal_fd = -1 };
+        struct sigaction sa = { .sa_handler = kick_handler };
+        sigset_t ss, old;
+        bool mounted = false;
+        unsigned n;
+        int r;
+
+        if (!fs || !o || !o->mountpoint)
+                return -EINVAL;
+        n = o->threads ? MIN(o->threads, (unsigned) MAX_THREADS) : default_threads();
+        t.ctx = &df;
+
+        /* signals: SIGINT/SIGTERM/SIGHUP through a signalfd on this thread,
+         * the kick signal interrupts workers' reads (no SA_RESTART) */
+        sigemptyset(&ss);
+        sigaddset(&ss, SIGINT);
+        sigaddset(&ss, SIGTERM);
+        sigaddset(&ss, SIGHUP);
+        sigaddset(&ss, KICK_SIGNAL);
+        pthread_sigmask(SIG_BLOCK, &ss, &old);
+        sigaction(KICK_SIGNAL, &sa, NULL);
+        signal(SIGPIPE, SIG_IGN);
+        sigdelset(&ss, KICK_SIGNAL);
+        df.signal_fd = signalfd(-1, &ss, SFD_CLOEXEC);
+        df.event_fd = eventfd(0, EFD_CLOEXEC);
+        if (df.signal_fd < 0 || df.event_fd < 0) {
+                r = log_error_errno(negative_errno(), "Setting up signal handling failed: %m");
+                goto out;
+        }
+
+        r = fuse_ll_new(fs, &t, &cfg, &df.ll);
+        if (r < 0)
+                goto out;
+        df.workers = calloc(n, sizeof(*df.workers));
+        if (!df.workers) {
+                r = -ENOMEM;
+                goto out;
+        }
+        df.n_workers = n;
+        for (unsigned i = 0; i < n; i++)
+                df.workers[i].fd = -1;
+
+        r = fuse_mount(o->mountpoint, &mo, &df.fd, &df.helper);
+        if (r < 0) {
+                r = log_error_errno(r, "Mounting %s failed: %m", o->mountpoint);
+                goto out;
+        }
+        mounted = true;
+
+        /* INIT on this thread, with buffers of its own (the workers' pipes
+         * are sized for the read size INIT negotiates) */
+        struct worker init_w = {};
+        r = worker_setup(&init_w, &df, false);
+        if (r >= 0)
+                r = handle_init(&df, &init_w);
+        worker_cleanup(&init_w);
+        if (r < 0) {
+                if (r == -EINTR)
+                        r = 0; /* a signal before INIT: just unmount */
+                goto out;
+        }
+        if (o->passthrough == DEVFUSE_PASSTHROUGH_ON && !fuse_ll_passthrough(df.ll)) {
+                r = log_error_errno(-EOPNOTSUPP, "The kernel does not offer FUSE passthrough (--passthrough=on)");
+                goto out;
+        }
+        for (unsigned i = 0; i < n; i++) {
+                r = worker_setup(&df.workers[i], &df, i > 0);
+                if (r < 0)
+                        goto out;
+        }
+        for (unsigned i = 0; i < n; i++) {
+                r = -pthread_create(&df.workers[i].thread, NULL, worker_main, &df.workers[i]);
+                if (r < 0) {
+                        log_error_errno(r, "Starting worker threads failed: %m");
+                        goto out;
+                }
+                df.workers[i].started = true;
+        }
+        log_info("Serving %s with %u threads%s", o->mountpoint, n,
+                 fuse_ll_passthrough(df.ll) ? ", passthrough available" : "");
+        if (o->ready)
+                o->ready(o->ready_userdata);
+
+        /* wait for a signal or for a worker to see the connection end */
+        for (;;) {
+                struct pollfd p[2] = { { df.signal_fd, POLLIN, 0 }, { df.event_fd, POLLIN, 0 } };
+                if (poll(p, 2, -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        break;
+                }
+                if (p[0].revents) {
+                        struct signalfd_siginfo si;
+                        if (read(df.signal_fd, &si, sizeof(si)) == sizeof(si))
+                                log_info("Signal %u: unmounting %s", si.ssi_signo, o->mountpoint);
+                        break;
+                }
+                if (p[1].revents)
+                        break; /* unmounted from outside, or DESTROY */
+        }
+        r = 0;
+
+out:
+        if (mounted)
+                do_unmount(&df);
+        if (df.workers) {
+                stop_workers(&df);
+                for (unsigned i = 0; i < df.n_workers; i++)
+                        if (df.workers[i].df)
+                                worker_cleanup(&df.workers[i]);
+                free(df.workers);
+        }
+        /* closing the last descriptor aborts the connection: users of a
+         * lazily detached mount get ENOTCONN instead of hanging */
+        if (df.fd >= 0)
+                close(df.fd);
+        fuse_ll_free(df.ll);
+        if (df.signal_fd >= 0)
+                close(df.signal_fd);
+        if (df.event_fd >= 0)
+                close(df.event_fd);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        return r;
+}

@@ -1,0 +1,36 @@
+/* Serving a filesystem over /dev/fuse: mounts, answers INIT, runs worker
+ * threads (one cloned device descriptor each) that feed requests to the
+ * protocol engine and write replies, with file data spliced or passed
+ * through to the kernel, and unmounts cleanly on SIGINT/SIGTERM. */
+#pragma once
+
+#include <stdbool.h>
+
+struct fs;
+
+enum devfuse_passthrough {
+        DEVFUSE_PASSTHROUGH_AUTO, /* use it when the kernel offers it and allows us */
+        DEVFUSE_PASSTHROUGH_ON,   /* fail the mount without it */
+        DEVFUSE_PASSTHROUGH_OFF,
+};
+
+struct devfuse_options {
+        const char *mountpoint;
+        const char *fsname;        /* mount table source; "castore" if NULL */
+        unsigned threads;          /* workers; 0 = number of online CPUs */
+        bool allow_other;
+        enum devfuse_passthrough passthrough;
+        bool splice;               /* splice file data into replies (default on) */
+        bool debug;                /* log every request */
+        /* Called once on the calling thread when the mount serves requests
+         * (INIT answered, workers running); may be NULL. */
+        void (*ready)(void *userdata);
+        void *ready_userdata;
+};
+
+/* Mounts fs on o->mountpoint and serves it until the filesystem is
+ * unmounted (castore umount, umount, fusermount3 -u) or SIGINT, SIGTERM or
+ * SIGHUP arrives, in which case it unmounts (lazily if busy) and stops
+ * the workers.  Blocks those signals in the calling thread.  Returns 0
+ * after a clean stop, or -errno (the mount is removed again on failure). */
+int devfuse_serve(struct fs *fs, const struct devfuse_options *o);

@@ -1,0 +1,241 @@
+/* FUSE mounting: mount(2) as root with the fd=,rootmode=,user_id=,group_id=
+ * options of the fuse filesystem type, or fusermount3 with the descriptor
+ * passed back over a socketpair (SCM_RIGHTS, _FUSE_COMMFD). */
+#include "fusemount.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "util/log.h"
+#include "util/macro.h"
+
+#define FUSERMOUNT "fusermount3"
+
+/* Option values are comma separated: keep only characters that cannot
+ * break the list. */
+static void sanitize(const char *in, char *out, size_t size) {
+        size_t n = 0;
+
+        for (; in && *in && n + 1 < size; in++)
+                out[n++] = (*in == ',' || *in == '\\' || *in == ' ' || *in == '\t' || *in == '\n') ? '_' : *in;
+        out[n] = 0;
+}
+
+static int mount_kernel(const char *mountpoint, const struct fuse_mount_options *o, int *ret_fd) {
+        _cleanup_close_ int fd = -1;
+        char opts[512], fsname[256], type[128], sub[64];
+        struct stat st;
+
+        if (stat(mountpoint, &st) < 0)
+                return negative_errno();
+        if (!S_ISDIR(st.st_mode))
+                return -ENOTDIR;
+        fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+        if (fd < 0)
+                return negative_errno();
+        snprintf(opts, sizeof(opts), "fd=%d,rootmode=%o,user_id=%u,group_id=%u,default_permissions%s", fd,
+                 (unsigned) (st.st_mode & S_IFMT), (unsigned) getuid(), (unsigned) getgid(),
+                 o->allow_other ? ",allow_other" : "");
+        sanitize(o->fsname ? o->fsname : "castore", fsname, sizeof(fsname));
+        sanitize(o->subtype, sub, sizeof(sub));
+        snprintf(type, sizeof(type), "fuse%s%s", sub[0] ? "." : "", sub);
+        if (mount(fsname, mountpoint, type, MS_RDONLY | MS_NOSUID | MS_NODEV, opts) < 0)
+                return negative_errno();
+        *ret_fd = TAKE_FD(fd);
+        return 0;
+}
+
+/* Receives one descriptor sent with SCM_RIGHTS. */
+static int recv_fd(int sock) {
+        char byte;
+        struct iovec iov = { &byte, 1 };
+        union {
+                struct cmsghdr h;
+                char buf[CMSG_SPACE(sizeof(int))];
+        } ctl;
+        struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
+                              .msg_controllen = sizeof(ctl.buf) };
+        struct cmsghdr *c;
+        ssize_t n;
+        int fd;
+
+        do
+                n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+                return negative_errno();
+        c = CMSG_FIRSTHDR(&msg);
+        if (n == 0 || !c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
+            c->cmsg_len != CMSG_LEN(sizeof(int)))
+                return -EIO;
+        memcpy(&fd, CMSG_DATA(c), sizeof(fd));
+        return fd;
+}
+
+/* Runs fusermount3 with args (NULL-terminated, after the program name);
+ * with comm_fd >= 0 it is handed over as _FUSE_COMMFD.  Returns its exit
+ * status as 0 / -EIO. */
+static int run_fusermount(char *const *args, int comm_fd, pid_t *ret_pid) {
+        char *argv[16];
+        size_t n = 0;
+        pid_t pid;
+
+        argv[n++] = (char *) FUSERMOUNT;
+        for (; *args && n + 1 < ELEMENTSOF(argv); args++)
+                argv[n++] = *args;
+        argv[n] = NULL;
+        pid = fork();
+        if (pid < 0)
+                return negative_errno();
+        if (pid == 0) {
+                char env[32];
+                if (comm_fd >= 0) {
+                        int fl = fcntl(comm_fd, F_GETFD);
+                        if (fl >= 0)
+                                fcntl(comm_fd, F_SETFD, fl & ~FD_CLOEXEC);
+                        snprintf(env, sizeof(env), "%d", comm_fd);
+                        setenv("_FUSE_COMMFD", env, 1);
+                }
+                execvp(FUSERMOUNT, argv);
+                _exit(127);
+        }
+        *ret_pid = pid;
+        return 0;
+}
+
+static int wait_child(pid_t pid) {
+        int status;
+
+        while (waitpid(pid, &status, 0) < 0)
+                if (errno != EINTR)
+                        return negative_errno();
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+                return 0;
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
+                return -ENOENT;
+        return -EIO;
+}
+
+static int mount_helper(const char *mountpoint, const struct fuse_mount_options *o, int *ret_fd) {
+        int sv[2], r, fd;
+        char opts[512], fsname[256], sub[64];
+        pid_t pid;
+
+        sanitize(o->fsname ? o->fsname : "castore", fsname, sizeof(fsname));
+        sanitize(o->subtype, sub, sizeof(sub));
+        snprintf(opts, sizeof(opts), "ro,nosuid,nodev,default_permissions,fsname=%s%s%s%s", fsname,
+                 sub[0] ? ",subtype=" : "", sub, o->allow_other ? ",allow_other" : "");
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+                return negative_errno();
+        char *args[] = { (char *) "-o", opts, (char *) "--", (char *) mountpoint, NULL };
+        r = run_fusermount(args, sv[1], &pid);
+        close(sv[1]);
+        if (r < 0) {
+                close(sv[0]);
+                return r;
+        }
+        fd = recv_fd(sv[0]);
+        close(sv[0]);
+        r = wait_child(pid);
+        if (r < 0) {
+                if (fd >= 0)
+                        close(fd);
+                return r == -ENOENT ? log_error_errno(r, FUSERMOUNT " not found") : r;
+        }
+        if (fd < 0)
+                return fd;
+        *ret_fd = fd;
+        return 0;
+}
+
+int fuse_mount(const char *mountpoint, const struct fuse_mount_options *o, int *ret_fd, bool *ret_helper) {
+        int r;
+
+        if (!mountpoint || !o || !ret_fd || !ret_helper)
+                return -EINVAL;
+        if (geteuid() == 0) {
+                r = mount_kernel(mountpoint, o, ret_fd);
+                /* in a user namespace root may still lack the right to mount */
+                if (r != -EPERM) {
+                        *ret_helper = false;
+                        return r;
+                }
+        }
+        r = mount_helper(mountpoint, o, ret_fd);
+        if (r >= 0)
+                *ret_helper = true;
+        return r;
+}
+
+int fuse_unmount(const char *mountpoint, bool lazy, bool helper) {
+        pid_t pid;
+        int r;
+
+        if (!mountpoint)
+                return -EINVAL;
+        if (!helper && geteuid() == 0) {
+                if (umount2(mountpoint, lazy ? MNT_DETACH : 0) < 0) {
+                        r = negative_errno();
+                        if (r != -EPERM)
+                                return r;
+                } else
+                        return 0;
+        }
+        char *args[] = { (char *) "-u", (char *) (lazy ? "-z" : "-q"), (char *) "--", (char *) mountpoint, NULL };
+        r = run_fusermount(args, -1, &pid);
+        if (r < 0)
+                return r;
+        r = wait_child(pid);
+        if (r == -EIO)
+                return fuse_is_mounted(mountpoint) ? -EBUSY : -EINVAL;
+        return r;
+}
+
+bool fuse_is_mounted(const char *path) {
+        char real[PATH_MAX], line[4096 + 512];
+        bool found = false;
+        FILE *f;
+
+        if (!realpath(path, real))
+                return false;
+        f = fopen("/proc/self/mountinfo", "re");
+        if (!f)
+                return false;
+        while (fgets(line, sizeof(line), f)) {
+                /* id parent major:minor root mountpoint options ... - fstype source super */
+                char mnt[4096], *sep, fstype[256];
+                int n = sscanf(line, "%*s %*s %*s %*s %4095s", mnt);
+                if (n != 1)
+                        continue;
+                /* undo the octal escapes of spaces and the like */
+                char un[4096];
+                size_t j = 0;
+                for (size_t i = 0; mnt[i] && j + 1 < sizeof(un); i++) {
+                        if (mnt[i] == '\\' && mnt[i + 1] >= '0' && mnt[i + 1] <= '7' && mnt[i + 2] && mnt[i + 3]) {
+                                un[j++] = (char) ((mnt[i + 1] - '0') * 64 + (mnt[i + 2] - '0') * 8 + (mnt[i + 3] - '0'));
+                                i += 3;
+                        } else
+                                un[j++] = mnt[i];
+                }
+                un[j] = 0;
+                if (strcmp(un, real) != 0)
+                        continue;
+                sep = strstr(line, " - ");
+                if (sep && sscanf(sep + 3, "%255s", fstype) == 1 && strncmp(fstype, "fuse", 4) == 0)
+                        found = true; /* the last match is the top mount; keep scanning */
+                else
+                        found = false;
+        }
+        fclose(f);
+        return found;
+}
