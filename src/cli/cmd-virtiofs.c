@@ -3,6 +3,7 @@
  * -device vhost-user-fs-pci,chardev=...,tag=TAG). */
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,6 +78,18 @@ static int run_virtiofs(int argc, char **argv) {
                 return cli_usage_error("virtiofs", "expected one SOCKET argument");
         cfg.socket_path = argv[optind];
 
+        /* SIGINT/SIGTERM arrive through a signalfd the server polls.  Block
+         * them before any thread exists (the store and the filesystem may
+         * start some): every thread inherits the mask. */
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGTERM);
+        pthread_sigmask(SIG_BLOCK, &mask, NULL);
+        signal(SIGPIPE, SIG_IGN);
+        sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+        if (sfd < 0)
+                return log_error_errno(negative_errno(), "signalfd: %m");
+
         r = cli_store_open(CAS_STORE_READONLY, &store);
         if (r < 0)
                 return r;
@@ -87,19 +100,6 @@ static int run_virtiofs(int argc, char **argv) {
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the filesystem: %m");
 
-        /* SIGINT/SIGTERM arrive through a signalfd the server polls; the
-         * mask is inherited by its worker threads */
-        sigemptyset(&mask);
-        sigaddset(&mask, SIGINT);
-        sigaddset(&mask, SIGTERM);
-        pthread_sigmask(SIG_BLOCK, &mask, NULL);
-        signal(SIGPIPE, SIG_IGN);
-        sfd = signalfd(-1, &mask, SFD_CLOEXEC);
-        if (sfd < 0) {
-                r = log_error_errno(negative_errno(), "signalfd: %m");
-                fs_free(fs);
-                return r;
-        }
         cfg.stop_fd = sfd;
 
         r = virtiofs_serve(fs, &cfg);

@@ -11,6 +11,7 @@
 #                         returns QEMU's status (124 on timeout)
 #   vm_start NAME SOCK SCRIPT [QEMU ARGS...]
 #                         same in the background; $VM_PID is QEMU's pid
+#   vm_kill               SIGKILLs the guest of vm_start
 #   vm_wait_for NAME TEXT SECS   waits until out.log contains TEXT
 #
 # Settings: VM_CACHE (kernel and initramfs cache, default /var/cache/castore-vm
@@ -181,8 +182,21 @@ vm_run() {
 vm_start() {
         local name=$1
         vm_setup "$@" || return 125
-        timeout -k 5 "$VM_TIMEOUT" "${VM_CMD[@]}" > "$VM_DIR/$name/qemu.err" 2>&1 < /dev/null &
+        # QEMU itself (not a wrapper) is $VM_PID, so that killing it kills
+        # the guest; a watchdog enforces the timeout
+        "${VM_CMD[@]}" > "$VM_DIR/$name/qemu.err" 2>&1 < /dev/null &
         VM_PID=$!
+        ( sleep "$VM_TIMEOUT"; kill -9 "$VM_PID" ) > /dev/null 2>&1 &
+        VM_WATCHDOG=$!
+        disown "$VM_WATCHDOG"
+}
+
+# Kills a guest started by vm_start (SIGKILL) and reaps it.
+vm_kill() {
+        kill -9 "$VM_PID" 2>/dev/null
+        wait "$VM_PID" 2>/dev/null
+        kill "$VM_WATCHDOG" 2>/dev/null
+        return 0
 }
 
 vm_wait_for() {

@@ -1,0 +1,208 @@
+#!/bin/bash
+# End-to-end virtiofs: one "castore virtiofs" daemon serves a store to
+# several QEMU guests in turn (Debian's stock kernel, busybox initramfs,
+# TCG).  Guest A runs every check, reboots and mounts again; guest B is
+# killed (SIGKILL) in the middle of reading; guest C runs every check on
+# the same daemon.  Also: the vhost-user socket against a hostile client,
+# --once, stale sockets and SIGTERM.
+. "$(dirname "$0")/lib.sh"
+. "$SRC_DIR/tests/integration/vm/vm.sh"
+
+if ! vm_prepare; then
+        skip "virtiofs guests" "$VM_SKIP"
+        exit 0
+fi
+
+S=$T_TMP/store
+SOCK=$T_TMP/vfs.sock
+TREE=$T_TMP/tree
+REAL=/usr/include/linux
+cas() { "$CASTORE" --store "$S" "$@"; }
+
+# ---- the tree the guests check
+mkdir -p "$TREE"/{dir,bin,names,wide}
+printf 'hello\n' > "$TREE/file"
+printf 'hello\n' > "$TREE/dir/file-copy"
+: > "$TREE/emptyfile"
+cp /bin/busybox "$TREE/bin/busybox"
+cp /bin/busybox "$TREE/busybox.copy" && chmod 644 "$TREE/busybox.copy"
+printf '#!/bin/sh\necho script-ok\n' > "$TREE/bin/script.sh" && chmod 755 "$TREE/bin/script.sh"
+ln -s file "$TREE/link"
+ln -s /nix/store/somewhereelse "$TREE/abslink"
+ln -s dir "$TREE/dirlink"
+for n in B a a.b a-b Z _x 10 9 .hidden "$(printf 'caf\351')" "$(printf '\303\251t\303\251')" "$(printf '\377\376')" \
+        "$(printf 'sp ace')" "$(printf 'x\001y')"; do
+        printf '%s\n' other > "$TREE/names/$n"
+done
+printf 'latin1' > "$TREE/names/$(printf 'caf\351')"
+printf 'utf8' > "$TREE/names/$(printf '\303\251t\303\251')"
+E_WIDE=3000
+for i in $(seq 1 $E_WIDE); do : > "$TREE/wide/entry-with-a-longish-name-$i"; done
+head -c $((64 * 1024 * 1024 + 12345)) /dev/urandom > "$TREE/big"
+
+cas import "$TREE" --name t > "$T_TMP/import-t.out" 2>&1 || { cat "$T_TMP/import-t.out"; notok "import the test tree"; exit 1; }
+cas import "$REAL" --name real > "$T_TMP/import-real.out" 2>&1 || { cat "$T_TMP/import-real.out"; notok "import $REAL"; exit 1; }
+ok "import trees into the store"
+
+# ---- expected values, computed on the host
+digest_of() { # PATH-IN-STORE NAME: the b3 digest column of "castore ls -l"
+        cas ls -l "$1" | awk -v n="$2" '$1 != "link" && $NF == n { print $3 }'
+}
+E_FILE_DIGEST=$(digest_of t file)
+E_DIR_DIGEST=$(digest_of t dir)
+E_ROOT_DIGEST=$(cas ls -l | awk '$NF == "t" { print $3 }')
+E_NAMES=$(python3 - "$TREE/names" <<'EOF'
+import os, sys
+def esc(b):
+    return "".join(chr(c) if 0x20 < c < 0x7f and c != 0x5c else "\\x%02x" % c for c in b)
+print(" ".join(esc(n) for n in sorted(os.listdir(os.fsencode(sys.argv[1])))) + " ")
+EOF
+)
+E_NAMES_COUNT=$(ls -A "$TREE/names" | wc -l)
+E_BIG_SHA=$(sha256sum "$TREE/big" | cut -d' ' -f1)
+E_REAL_COUNT=$(cd "$REAL" && find . | wc -l)
+E_REAL_SHA=$(cd "$REAL" && find . -type f | LC_ALL=C sort | xargs cat | sha256sum | cut -d' ' -f1)
+for v in E_FILE_DIGEST E_DIR_DIGEST E_ROOT_DIGEST; do
+        [ -n "${!v}" ] || { notok "expected value $v from castore ls -l"; exit 1; }
+done
+
+# guest script: the expected values, then the checks
+guest_script() { # G OUT [EXTRA BODY]
+        {
+                printf 'G=%s\n' "$1"
+                for v in E_FILE_DIGEST E_DIR_DIGEST E_ROOT_DIGEST E_NAMES E_NAMES_COUNT E_BIG_SHA E_REAL_COUNT \
+                        E_REAL_SHA E_WIDE; do
+                        printf "%s='%s'\n" "$v" "${!v}"
+                done
+                cat "$3"
+        } > "$2"
+}
+
+# Passes a guest's ok/not ok lines on and checks it got to the end.
+report_guest() { # NAME G QEMU-RC
+        local log=$VM_DIR/$1/out.log
+        grep -E "^(ok|not ok) - |^#" "$log"
+        T_FAILED=$((T_FAILED + $(grep -c '^not ok - ' "$log")))
+        if grep -q '^CHECKS-DONE' "$log" && [ "$3" = 0 ]; then ok "$2: guest ran all checks"
+        else vm_show "$1"; notok "$2: guest ran all checks (qemu rc $3)"; fi
+}
+
+# ---- the daemon
+"$CASTORE" --store "$S" -v virtiofs "$SOCK" --list-root > "$T_TMP/daemon.log" 2>&1 &
+DPID=$!
+at_exit "kill $DPID"
+for i in $(seq 50); do [ -S "$SOCK" ] && break; sleep 0.1; done
+check "daemon listens on its socket" test -S "$SOCK"
+
+# hostile front-end: garbage on the socket closes that connection only
+check "vhost-user socket survives malformed messages" python3 - "$SOCK" <<'EOF'
+import socket, struct, sys
+def conn():
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(sys.argv[1])
+    s.settimeout(5)
+    return s
+s = conn()
+s.sendall(struct.pack("<III", 1, 2, 0))      # bad version: the daemon hangs up
+assert s.recv(64) == b"", "expected the connection to be closed"
+s = conn()
+s.sendall(struct.pack("<III", 5, 1, 100000))  # oversized payload
+assert s.recv(64) == b""
+s = conn()
+s.sendall(struct.pack("<III", 1, 1, 0))       # GET_FEATURES still answered
+req, flags, size = struct.unpack("<III", s.recv(12))
+feat, = struct.unpack("<Q", s.recv(8))
+assert req == 1 and flags == 5 and size == 8, (req, flags, size)
+want = (1 << 32) | (1 << 28) | (1 << 29) | (1 << 30)
+assert feat & want == want, hex(feat)
+s.sendall(struct.pack("<III", 17, 1, 0))      # GET_QUEUE_NUM: hiprio + 1 request queue
+req, flags, size = struct.unpack("<III", s.recv(12))
+assert struct.unpack("<Q", s.recv(8))[0] == 2
+s.close()
+print("hostile front-end handled")
+EOF
+
+# ---- guest A: every check, then a reboot within the same QEMU (the
+# device is stopped with GET_VRING_BASE, set up again, and the new
+# kernel starts a new FUSE session)
+cat > "$T_TMP/body-a.sh" <<'EOF'
+if [ "$(dd if=/dev/vda bs=6 count=1 2>/dev/null)" = BOOT-2 ]; then
+        G=A-after-reboot
+        mount -t virtiofs store /mnt && echo "ok - $G: mount again after reboot" || echo "not ok - $G: mount again after reboot"
+        [ "$(cat /mnt/t/file)" = hello ] && echo "ok - $G: read after reboot" || echo "not ok - $G: read after reboot"
+        [ "$(vmtool readdir /mnt/t/names | wc -l)" = "$E_NAMES_COUNT" ] && echo "ok - $G: readdir after reboot" ||
+                echo "not ok - $G: readdir after reboot"
+        echo CHECKS-DONE
+        exit 0
+fi
+mount -t virtiofs store /mnt && echo "ok - $G: mount" || echo "not ok - $G: mount"
+EOF
+cat "$SRC_DIR/tests/integration/vm/checks.sh" >> "$T_TMP/body-a.sh"
+echo 'printf BOOT-2 | dd of=/dev/vda 2>/dev/null; sync; touch /tmp/reboot' >> "$T_TMP/body-a.sh"
+guest_script A "$T_TMP/guest-a.sh" "$T_TMP/body-a.sh"
+truncate -s 1M "$T_TMP/state-a.img"
+start=$SECONDS
+rc=0
+VM_REBOOT=1 vm_run A "$SOCK" "$T_TMP/guest-a.sh" -drive "file=$T_TMP/state-a.img,format=raw,if=virtio" || rc=$?
+echo "# guest A (two boots) took $((SECONDS - start))s"
+report_guest A A $rc
+expect_eq "guest A rebooted once" "$(grep -c '^CHECKS-DONE' "$VM_DIR/A/out.log")" 2
+
+# ---- guest B: killed while reading the large file
+cat > "$T_TMP/body-b.sh" <<'EOF'
+mount -t virtiofs store /mnt || exit 1
+echo READING
+while :; do cat /mnt/t/big > /dev/null; done
+EOF
+guest_script B "$T_TMP/guest-b.sh" "$T_TMP/body-b.sh"
+vm_start B "$SOCK" "$T_TMP/guest-b.sh"
+if vm_wait_for B READING 120; then
+        sleep 3
+        vm_kill
+        ok "guest B killed in the middle of a read"
+else
+        vm_kill
+        vm_show B
+        notok "guest B killed in the middle of a read (it never started reading)"
+fi
+sleep 0.5
+check "daemon alive after the killed guest" kill -0 "$DPID"
+
+# ---- guest C: the same checks against the same daemon
+{ echo 'mount -t virtiofs store /mnt && echo "ok - $G: mount" || echo "not ok - $G: mount"'
+  cat "$SRC_DIR/tests/integration/vm/checks.sh"; } > "$T_TMP/body-c.sh"
+guest_script C "$T_TMP/guest-c.sh" "$T_TMP/body-c.sh"
+start=$SECONDS
+rc=0
+vm_run C "$SOCK" "$T_TMP/guest-c.sh" || rc=$?
+echo "# guest C took $((SECONDS - start))s"
+report_guest C C $rc
+expect_eq "daemon saw three guests connect" "$(grep -c 'front-end connected' "$T_TMP/daemon.log")" 6
+
+# ---- SIGTERM: clean exit, socket removed
+kill -TERM "$DPID"
+rc=0
+for i in $(seq 50); do kill -0 "$DPID" 2>/dev/null || break; sleep 0.1; done
+wait "$DPID" || rc=$?
+expect_eq "SIGTERM: daemon exits 0" "$rc" 0
+check "SIGTERM: socket removed" test ! -e "$SOCK"
+if grep -qE 'Sanitizer|runtime error|broke ring|cannot|Failed' "$T_TMP/daemon.log"; then
+        sed 's/^/# /' "$T_TMP/daemon.log" | tail -20
+        notok "daemon log has no errors"
+else ok "daemon log has no errors"; fi
+
+# ---- --once over a stale socket file; refuses to replace a regular file
+rm -f "$SOCK"
+python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1])' "$SOCK"
+"$CASTORE" --store "$S" virtiofs "$SOCK" --once > "$T_TMP/once.log" 2>&1 &
+OPID=$!
+for i in $(seq 50); do grep -q listening "$T_TMP/once.log" 2>/dev/null && break; sleep 0.1; done
+python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.close()' "$SOCK"
+rc=0
+timeout 10 tail --pid="$OPID" -f /dev/null || { kill "$OPID"; rc=timeout; }
+wait "$OPID" 2>/dev/null || [ "$rc" = timeout ] || rc=$?
+expect_eq "--once: exits after one connection (over a stale socket)" "$rc" 0
+: > "$T_TMP/regular"
+check "refuses to replace a non-socket file" bash -c "! '$CASTORE' --store '$S' virtiofs '$T_TMP/regular' --once"
+
+[ $T_FAILED -eq 0 ]
