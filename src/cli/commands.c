@@ -5,6 +5,7 @@
 extern const struct cli_command cli_cmd_import, cli_cmd_ls, cli_cmd_stat, cli_cmd_cat, cli_cmd_export,
         cli_cmd_verify;
 extern const struct cli_command cli_cmd_nar, cli_cmd_path_info;
+extern const struct cli_command cli_cmd_virtiofs;
 extern const struct cli_command cli_cmd_mount, cli_cmd_umount;
 
 const struct cli_command *const cli_commands[] = {
@@ -16,6 +17,7 @@ const struct cli_command *const cli_commands[] = {
         &cli_cmd_verify,
         &cli_cmd_nar,
         &cli_cmd_path_info,
+        &cli_cmd_virtiofs,
         &cli_cmd_mount,
         &cli_cmd_umount,
         NULL,
