@@ -339,13 +339,14 @@ static int tmp_create(struct blob_local *l, uint64_t *ret_seq) {
 /* ---- deferred renames ---- */
 
 /* Called with flush_lock held.  Makes the temporaries durable with one
- * syncfs, renames them into place, then syncs the shard directories.
+ * syncfs, renames them into place, then makes the renames durable with a
+ * second syncfs.
  * Entries that fail go back to the list (their data is kept) and the first
  * error is returned. */
 static int flush_locked(struct blob_local *l) {
         _cleanup_free_ struct pending *p = NULL;
         size_t n, failed = 0;
-        uint8_t touched[256] = {};
+        bool any_renamed = false;
         int r = 0, k;
 
         pthread_mutex_lock(&l->pending_lock);
@@ -369,18 +370,12 @@ static int flush_locked(struct blob_local *l) {
                                 if (k != -ENOENT) /* a vanished temporary cannot be retried */
                                         p[failed++] = p[i];
                         } else
-                                touched[p[i].digest.b[0]] = 1;
+                                any_renamed = true;
                 }
-        for (int i = 0; i < 256; i++) {
-                char shard[3];
-
-                if (!touched[i])
-                        continue;
-                snprintf(shard, sizeof(shard), "%02x", i);
-                k = fsync_dirat(l->blobs_fd, shard);
-                if (k < 0 && r >= 0)
-                        r = log_error_errno(k, "Cannot sync blob directory %s: %m", shard);
-        }
+        /* One more syncfs makes every rename durable: one journal commit
+         * instead of an fsync per touched shard directory. */
+        if (any_renamed && syncfs(l->blobs_fd) < 0 && r >= 0)
+                r = log_error_errno(negative_errno(), "Cannot sync the blob store: %m");
 
         if (failed > 0) {
                 /* Put them back in front of what arrived meanwhile. */
