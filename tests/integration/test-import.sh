@@ -34,7 +34,9 @@ find "$SRC" -type d -exec chmod 0755 {} +
 find "$SRC" -type f -perm /u+x -exec chmod 0755 {} +
 find "$SRC" -type f ! -perm /u+x -exec chmod 0644 {} +
 
-listing() { (cd "$1" && find . -printf '%y %m %s %l %P\n' | LC_ALL=C sort); }
+# type, mode, size (not for directories: ext4 sizes depend on history),
+# symlink target and path of everything in a tree
+listing() { (cd "$1" && { find . -type d -printf '%y %m %P\n'; find . ! -type d -printf '%y %m %s %l %P\n'; } | LC_ALL=C sort); }
 
 # ---- import, export, compare ----
 out=$(C import "$SRC" --name src 2>"$T_TMP/err") && ok "import of a real tree" ||
@@ -64,9 +66,8 @@ for line in sys.stdin.buffer:
         (cd "$SRC" && find . -type f ! -name '*
 *' -printf '%P\0' | xargs -0 b3sum --no-names | paste -d' ' - <(find . -type f ! -name '*
 *' -printf '%P\n')) | LC_ALL=C sort > "$T_TMP/theirs"
-        grep -v "$(printf 'with\nnewline')" "$T_TMP/ours" > "$T_TMP/ours2" || true
         n=$(wc -l < "$T_TMP/theirs")
-        if [ "$n" -gt 100 ] && diff <(sort "$T_TMP/theirs") <(sort "$T_TMP/ours2") > "$T_TMP/b3diff"; then
+        if [ "$n" -gt 100 ] && diff <(sort "$T_TMP/theirs") <(sort "$T_TMP/ours") > "$T_TMP/b3diff"; then
                 ok "every blob digest equals b3sum ($n files)"
         else
                 head -5 "$T_TMP/b3diff" | sed 's/^/# /'; notok "every blob digest equals b3sum ($n files)"
@@ -159,5 +160,5 @@ bad "cat of a directory" 1 "$CASTORE" cat src/edge
 bad "export onto an existing path" 1 "$CASTORE" export src "$T_TMP"
 bad "bad --threads" 2 "$CASTORE" import --threads 0 "$SRC"
 bad "a non-store directory" 1 "$CASTORE" --store /usr/share ls
-bad "an invalid root name" 1 "$CASTORE" import "$E/hello" --name "a/b"
+bad "an invalid root name" 2 "$CASTORE" import "$E/hello" --name "a/b"
 exit 0
