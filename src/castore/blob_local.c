@@ -17,6 +17,7 @@
 
 #include "../util/log.h"
 #include "blobsvc.h"
+#include "../util/io.h"
 
 /* Deferred blobs waiting for cas_blob_sync(); past this many, the
  * committing thread flushes them itself, which bounds both the work lost
@@ -80,25 +81,6 @@ static void blob_path(const struct cas_digest *d, char ret[BLOB_PATH_LEN + 1]) {
 
 static void tmp_name(const struct blob_local *l, uint64_t seq, char ret[TMP_NAME_MAX]) {
         snprintf(ret, TMP_NAME_MAX, "%s.%" PRIu64, l->prefix, seq);
-}
-
-static int write_all(int fd, const void *buf, size_t len) {
-        const uint8_t *p = buf;
-
-        while (len > 0) {
-                ssize_t n = write(fd, p, len);
-
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return negative_errno();
-                }
-                if (n == 0)
-                        return -EIO;
-                p += n;
-                len -= n;
-        }
-        return 0;
 }
 
 static int fsync_dirat(int dirfd, const char *name) {
@@ -499,7 +481,7 @@ static int local_put(struct cas_blob_service *s, const void *data, size_t len, u
         fd = tmp_create(l, &seq);
         if (fd < 0)
                 return fd;
-        r = write_all(fd, data, len);
+        r = loop_write(fd, data, len);
         if (r < 0) {
                 close(fd);
                 unlink_tmp(l, seq);
@@ -535,7 +517,7 @@ static int writer_spill(struct local_writer *w) {
                 if (w->fd < 0)
                         return w->fd;
         }
-        r = write_all(w->fd, w->buf, w->buf_len);
+        r = loop_write(w->fd, w->buf, w->buf_len);
         if (r < 0)
                 return log_error_errno(r, "Cannot write temporary blob file: %m");
         w->buf_len = 0;
@@ -563,7 +545,7 @@ static int local_write(struct cas_blob_writer *bw, const void *buf, size_t len) 
                 w->buf_len = len;
                 return 0;
         }
-        r = write_all(w->fd, buf, len);
+        r = loop_write(w->fd, buf, len);
         return r < 0 ? log_error_errno(r, "Cannot write temporary blob file: %m") : 0;
 }
 

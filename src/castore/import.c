@@ -19,6 +19,7 @@
 
 #include "../util/log.h"
 #include "../util/workqueue.h"
+#include "../util/io.h"
 
 #define SMALL_FILE_MAX (1024 * 1024) /* read whole, hash, then store if new */
 #define CHUNK_SIZE (1024 * 1024)     /* streaming chunk for larger files */
@@ -129,22 +130,6 @@ static int open_file(int dfd, const char *name, struct stat *ret_st) {
         return fd;
 }
 
-static ssize_t read_full(int fd, uint8_t *buf, size_t len) {
-        size_t got = 0;
-
-        while (got < len) {
-                ssize_t n = read(fd, buf + got, len - got);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0)
-                        return negative_errno();
-                if (n == 0)
-                        break;
-                got += n;
-        }
-        return got;
-}
-
 /* Streams fd (already positioned after `have` bytes held in buf) into a
  * blob writer. */
 static int store_stream(struct cas_blob_service *blobs, int fd, uint8_t *buf, size_t have, struct imp_entry *e) {
@@ -160,7 +145,7 @@ static int store_stream(struct cas_blob_service *blobs, int fd, uint8_t *buf, si
                         if (r < 0)
                                 return r;
                 }
-                ssize_t n = read_full(fd, buf, CHUNK_SIZE);
+                ssize_t n = loop_read(fd, buf, CHUNK_SIZE);
                 if (n < 0)
                         return n;
                 if (n == 0)
@@ -188,7 +173,7 @@ static int store_file(struct cas_blob_service *blobs, int dfd, const char *name,
                 buf = malloc(MAX((size_t) st.st_size + 1, (size_t) CHUNK_SIZE));
                 if (!buf)
                         return -ENOMEM;
-                n = read_full(fd, buf, st.st_size + 1);
+                n = loop_read(fd, buf, st.st_size + 1);
                 if (n < 0)
                         return n;
                 if (n <= st.st_size) {

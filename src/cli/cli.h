@@ -37,6 +37,10 @@ bool cli_common_option(int opt, const char *arg);
  * symlinks followed).  *ret's strings live in *ret_mem.  Logs errors. */
 int cli_resolve(struct cas_store *store, const char *arg, struct cas_node *ret, void **ret_mem);
 
+/* For commands that take only the common options: parses them and
+ * returns the index of the first argument, or -EINVAL. */
+int cli_parse_common_only(int argc, char **argv);
+
 /* Logs "Unknown option" / "Missing argument" style errors and returns -EINVAL. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

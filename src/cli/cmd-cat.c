@@ -9,22 +9,10 @@
 
 #include "cli.h"
 #include "util/log.h"
+#include "util/io.h"
 
 #define CAT_WHOLE_MAX (64ULL * 1024 * 1024) /* verified in memory up to this size */
 #define CAT_CHUNK (1024 * 1024)
-
-static int write_all(int fd, const uint8_t *buf, size_t len) {
-        while (len > 0) {
-                ssize_t n = write(fd, buf, len);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0)
-                        return negative_errno();
-                buf += n;
-                len -= n;
-        }
-        return 0;
-}
 
 static ssize_t pread_full(struct cas_blob_reader *rd, uint8_t *buf, size_t len, uint64_t off) {
         size_t got = 0;
@@ -69,7 +57,7 @@ static int cat_blob(struct cas_blob_reader *rd, int out) {
                 off += n;
                 if (rd->size <= CAT_WHOLE_MAX)
                         continue; /* written after verification below */
-                r = write_all(out, buf, n);
+                r = loop_write(out, buf, n);
                 if (r < 0)
                         return r;
         }
@@ -77,18 +65,18 @@ static int cat_blob(struct cas_blob_reader *rd, int out) {
         if (off != rd->size || !cas_digest_equal(&d, &rd->digest))
                 return -EBADMSG;
         if (rd->size <= CAT_WHOLE_MAX)
-                return write_all(out, buf, off);
+                return loop_write(out, buf, off);
         return 0;
 }
 
 static int run_cat(int argc, char **argv) {
-        static const struct option opts[] = { CLI_COMMON_LONGOPTS, {} };
         _cleanup_(cas_store_freep) struct cas_store *store = NULL;
-        int opt, r;
+        int r;
 
-        while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORTOPTS, opts, NULL)) >= 0)
-                if (!cli_common_option(opt, optarg))
-                        return -EINVAL;
+        r = cli_parse_common_only(argc, argv);
+        if (r < 0)
+                return r;
+        optind = r;
         if (optind == argc)
                 return cli_usage_error("cat", "missing ROOT/PATH");
         r = cli_store_open(0, &store);

@@ -11,6 +11,7 @@
 
 #include "cli.h"
 #include "util/log.h"
+#include "util/io.h"
 
 #define EXPORT_CHUNK (1024 * 1024)
 
@@ -19,19 +20,6 @@ struct export_ctx {
         uint8_t *buf; /* EXPORT_CHUNK bytes */
         uint64_t files, dirs, symlinks;
 };
-
-static int write_all(int fd, const uint8_t *buf, size_t len) {
-        while (len > 0) {
-                ssize_t n = write(fd, buf, len);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0)
-                        return negative_errno();
-                buf += n;
-                len -= n;
-        }
-        return 0;
-}
 
 static int copy_blob(struct export_ctx *ctx, const struct cas_node *n, int fd) {
         _cleanup_(cas_blob_reader_closep) struct cas_blob_reader *rd = NULL;
@@ -51,7 +39,7 @@ static int copy_blob(struct export_ctx *ctx, const struct cas_node *n, int fd) {
                 if (k == 0)
                         break;
                 cas_hasher_update(&h, ctx->buf, k);
-                r = write_all(fd, ctx->buf, k);
+                r = loop_write(fd, ctx->buf, k);
                 if (r < 0)
                         return r;
                 off += k;
@@ -132,16 +120,16 @@ static int export_node(struct export_ctx *ctx, int dfd, const char *name, const 
 }
 
 static int run_export(int argc, char **argv) {
-        static const struct option opts[] = { CLI_COMMON_LONGOPTS, {} };
         _cleanup_(cas_store_freep) struct cas_store *store = NULL;
         _cleanup_free_ void *mem = NULL;
         _cleanup_free_ uint8_t *buf = NULL;
         struct cas_node n;
-        int opt, r;
+        int r;
 
-        while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORTOPTS, opts, NULL)) >= 0)
-                if (!cli_common_option(opt, optarg))
-                        return -EINVAL;
+        r = cli_parse_common_only(argc, argv);
+        if (r < 0)
+                return r;
+        optind = r;
         if (argc - optind != 2)
                 return cli_usage_error("export", "expected ROOT[/PATH] DEST");
         const char *dest = argv[optind + 1];

@@ -118,13 +118,13 @@ const struct cli_command cli_cmd_ls = {
 };
 
 static int run_stat(int argc, char **argv) {
-        static const struct option opts[] = { CLI_COMMON_LONGOPTS, {} };
         _cleanup_(cas_store_freep) struct cas_store *store = NULL;
-        int opt, r;
+        int r;
 
-        while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORTOPTS, opts, NULL)) >= 0)
-                if (!cli_common_option(opt, optarg))
-                        return -EINVAL;
+        r = cli_parse_common_only(argc, argv);
+        if (r < 0)
+                return r;
+        optind = r;
         if (optind == argc)
                 return cli_usage_error("stat", "missing ROOT[/PATH]");
         r = cli_store_open(0, &store);

@@ -176,9 +176,12 @@ static int run_mount(int argc, char **argv) {
                 o.ready_userdata = &ds;
         }
 
-        r = cli_store_open(CAS_STORE_READONLY, &store);
-        if (r < 0)
+        /* cas_store_open names a missing store itself: one line is enough */
+        r = cas_store_open(cli_store_url(), CAS_STORE_READONLY, &store);
+        if (r == -ENOENT)
                 return r;
+        if (r < 0)
+                return log_error_errno(r, "Failed to open store %s: %m", cli_store_url());
         struct fs_root_provider roots = { .ops = &fs_root_service_ops, .ctx = store->roots };
         fcfg.roots = &roots;
         fcfg.n_roots = 1;

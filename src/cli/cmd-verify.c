@@ -213,14 +213,14 @@ static int check_root(void *userdata, const struct cas_node *n) {
 }
 
 static int run_verify(int argc, char **argv) {
-        static const struct option opts[] = { CLI_COMMON_LONGOPTS, {} };
         _cleanup_(cas_store_freep) struct cas_store *store = NULL;
         struct verify_ctx ctx = {};
-        int opt, r;
+        int r;
 
-        while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORTOPTS, opts, NULL)) >= 0)
-                if (!cli_common_option(opt, optarg))
-                        return -EINVAL;
+        r = cli_parse_common_only(argc, argv);
+        if (r < 0)
+                return r;
+        optind = r;
         if (optind != argc)
                 return cli_usage_error("verify", "no arguments expected");
         r = cli_store_open(0, &store);

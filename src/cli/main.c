@@ -60,6 +60,16 @@ bool cli_common_option(int opt, const char *arg) {
         return false;
 }
 
+int cli_parse_common_only(int argc, char **argv) {
+        static const struct option opts[] = { CLI_COMMON_LONGOPTS, {} };
+        int opt;
+
+        while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORTOPTS, opts, NULL)) >= 0)
+                if (!cli_common_option(opt, optarg))
+                        return -EINVAL;
+        return optind;
+}
+
 int cli_usage_error(const char *cmd, const char *fmt, ...) {
         char msg[512];
         va_list ap;
