@@ -11,6 +11,7 @@
 
 #include "castore/import.h"
 #include "cli.h"
+#include "store/pathinfosvc.h"
 #include "util/log.h"
 
 struct import_args {
@@ -19,6 +20,7 @@ struct import_args {
         bool skip_special;
         int progress; /* -1: if stderr is a TTY */
         unsigned threads;
+        bool no_nix;  /* no PathInfo under the CA store path */
 };
 
 static const char *kind_str(enum cas_node_kind k) {
@@ -57,8 +59,27 @@ static void print_json_string(const char *s) {
         putchar('"');
 }
 
-static int import_one(struct cas_store *store, const char *path, const char *name, const struct import_args *a,
-                      bool first) {
+/* Registers the tree as the store path nix-store --add would give it.
+ * Names Nix refuses only get a named root.  0 with *ret_path empty then. */
+static int register_nix(struct cas_store *store, struct nix_pathinfo_service *pis, const struct cas_node *root,
+                        const char *name, char *ret_path) {
+        struct nix_store_path sp;
+        int r;
+
+        ret_path[0] = 0;
+        if (nix_name_check(name, strlen(name)) < 0) {
+                log_warning("%s: not a valid Nix store path name; registered as a named root only", name);
+                return 0;
+        }
+        r = nix_register_tree(store, pis, root, name, &sp);
+        if (r < 0)
+                return log_error_errno(r, "Failed to register %s as a Nix store path: %m", name);
+        nix_store_path_absolute(&sp, ret_path);
+        return 0;
+}
+
+static int import_one(struct cas_store *store, struct nix_pathinfo_service *pis, const char *path, const char *name,
+                      const struct import_args *a, bool first) {
         struct cas_import_opts opts = {
                 .threads = a->threads,
                 .skip_special = a->skip_special,
@@ -67,6 +88,7 @@ static int import_one(struct cas_store *store, const char *path, const char *nam
         struct cas_import_stats st;
         struct cas_node root;
         _cleanup_free_ void *mem = NULL;
+        char store_path[NIX_PATH_MAX + 1] = "";
         int r;
 
         if (cas_name_check(name, strlen(name)) != CAS_VERR_NONE)
@@ -79,6 +101,11 @@ static int import_one(struct cas_store *store, const char *path, const char *nam
         r = cas_root_put(store->roots, &root);
         if (r < 0)
                 return log_error_errno(r, "Failed to register root %s: %m", name);
+        if (pis) {
+                r = register_nix(store, pis, &root, name, store_path);
+                if (r < 0)
+                        return r;
+        }
         log_info("%s: %llu files, %llu directories, %llu symlinks, %llu bytes", name,
                  (unsigned long long) st.files, (unsigned long long) st.directories,
                  (unsigned long long) st.symlinks, (unsigned long long) st.bytes);
@@ -91,13 +118,17 @@ static int import_one(struct cas_store *store, const char *path, const char *nam
                 if (root.kind != CAS_NODE_SYMLINK)
                         printf(", \"digest\": \"%s\", \"size\": %llu", CAS_DIGEST_B3(&root.digest),
                                (unsigned long long) root.size);
+                if (store_path[0]) {
+                        printf(", \"storePath\": ");
+                        print_json_string(store_path);
+                }
                 printf(", \"files\": %llu, \"directories\": %llu, \"symlinks\": %llu, \"bytes\": %llu}",
                        (unsigned long long) st.files, (unsigned long long) st.directories,
                        (unsigned long long) st.symlinks, (unsigned long long) st.bytes);
         } else if (root.kind == CAS_NODE_SYMLINK)
-                printf("%s symlink:%s\n", name, root.target);
+                printf("%s symlink:%s%s%s\n", name, root.target, store_path[0] ? " " : "", store_path);
         else
-                printf("%s %s\n", name, CAS_DIGEST_B3(&root.digest));
+                printf("%s %s%s%s\n", name, CAS_DIGEST_B3(&root.digest), store_path[0] ? " " : "", store_path);
         return 0;
 }
 
@@ -110,10 +141,12 @@ static int run_import(int argc, char **argv) {
                 { "threads", required_argument, NULL, 't' },
                 { "progress", no_argument, NULL, 'p' },
                 { "no-progress", no_argument, NULL, 'P' },
+                { "no-nix", no_argument, NULL, 'N' },
                 {},
         };
         struct import_args a = { .progress = -1 };
         _cleanup_(cas_store_freep) struct cas_store *store = NULL;
+        _cleanup_(nix_pathinfo_service_freep) struct nix_pathinfo_service *pis = NULL;
         int opt, r = 0;
 
         while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORTOPTS "n:", opts, NULL)) >= 0) {
@@ -143,6 +176,9 @@ static int run_import(int argc, char **argv) {
                 case 'P':
                         a.progress = 0;
                         break;
+                case 'N':
+                        a.no_nix = true;
+                        break;
                 default:
                         return -EINVAL;
                 }
@@ -157,6 +193,11 @@ static int run_import(int argc, char **argv) {
         r = cli_store_open(CAS_STORE_CREATE, &store);
         if (r < 0)
                 return r;
+        if (!a.no_nix) {
+                r = nix_pathinfo_open_store(store, &pis);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to open the PathInfo service: %m");
+        }
         for (int i = optind; i < argc; i++) {
                 _cleanup_free_ char *name = NULL;
 
@@ -165,7 +206,7 @@ static int run_import(int argc, char **argv) {
                         if (r < 0)
                                 return log_error_errno(r, "%s: %m", argv[i]);
                 }
-                r = import_one(store, argv[i], a.name ? a.name : name, &a, i == optind);
+                r = import_one(store, pis, argv[i], a.name ? a.name : name, &a, i == optind);
                 if (r < 0)
                         break;
         }
@@ -177,6 +218,7 @@ static int run_import(int argc, char **argv) {
 const struct cli_command cli_cmd_import = {
         .name = "import",
         .run = run_import,
-        .usage = "PATH... [--name NAME] [--json] [--threads N] [--skip-special]",
-        .help = "import files or trees and register each as a root (named after its last component)",
+        .usage = "PATH... [--name NAME] [--json] [--threads N] [--skip-special] [--no-nix]",
+        .help = "import files or trees; register each as a root (named after its last component) and as the\n"
+                "             Nix store path nix-store --add would give it (not with --no-nix)",
 };

@@ -55,6 +55,18 @@ d3=$(CASTORE_STORE=$T_TMP/store-b "$CASTORE" import "$T_TMP/out" --name x | awk 
 expect_eq "re-import is deterministic" "$d2" "$d1"
 expect_eq "import of the export gives the same digest" "$d3" "$d1"
 
+# ---- the store path is the one nix-store --add prints ----
+if have nix-store; then
+        want=$(NIX_CONFIG=$'build-users-group =\nsandbox = false' nix-store --store "$T_TMP/nix" --add "$SRC" 2>/dev/null)
+        got=$(C import "$SRC" | awk '{print $3}')
+        expect_eq "import prints the store path of nix-store --add" "$got" "$want"
+        got=$(C import "$E/hello" --name hello.txt | awk '{print $3}')
+        want=$(cp "$E/hello" "$T_TMP/hello.txt" && NIX_CONFIG=$'build-users-group =\nsandbox = false' nix-store --store "$T_TMP/nix" --add "$T_TMP/hello.txt" 2>/dev/null)
+        expect_eq "import of a single file prints the store path of nix-store --add" "$got" "$want"
+else
+        skip "store paths against nix-store --add" "nix-store is not installed"
+fi
+
 # ---- digests against b3sum ----
 if have b3sum; then
         C ls -lR src | awk '$1 == "file" || $1 == "exec" {d=$3; $1=$2=$3=""; sub(/^ +/, ""); print d, $0}' |
