@@ -86,7 +86,7 @@ struct fs {
         struct hashmap by_key;       /* fs->lock: node_key -> struct fs_inode */
         struct hashmap snapshots;    /* fs->lock: fh -> struct root_snapshot */
         uint64_t next_fh;            /* fs->lock */
-        struct fs_inode root;        /* never in the tables' free path */
+        struct fs_inode *root;       /* not in the tables, never freed before fs_free */
         struct fs_stats stats;       /* fs->lock */
 };
 
@@ -199,14 +199,14 @@ static int inode_for_node_locked(struct fs *fs, const struct cas_node *n, const 
 
 static struct fs_inode *inode_get_locked(struct fs *fs, uint64_t ino) {
         if (ino == FS_ROOT_INO)
-                return &fs->root;
+                return fs->root;
         return hashmap_get(&fs->by_ino, hash_u64(ino), &ino);
 }
 
 /* Unlinks in if nothing refers to it any more; returns it for freeing
  * after the lock is dropped, else NULL.  fs->lock held. */
 static struct fs_inode *inode_release_locked(struct fs *fs, struct fs_inode *in) {
-        if (in == &fs->root || in->nlookup > 0 || in->pins > 0 || in->busy || in->opens > 0 || in->reads > 0)
+        if (in == fs->root || in->nlookup > 0 || in->pins > 0 || in->busy || in->opens > 0 || in->reads > 0)
                 return NULL;
         hashmap_remove(&fs->by_ino, hash_u64(in->ino), &in->ino);
         hashmap_remove(&fs->by_key, in->key_hash, &in->key);
@@ -485,7 +485,13 @@ int fs_new(struct cas_blob_service *blobs, struct cas_dir_service *dirs, const s
         hashmap_init(&fs->by_key, key_eq);
         hashmap_init(&fs->snapshots, fh_eq);
         fs->next_fh = 1;
-        fs->root = (struct fs_inode){ .ino = FS_ROOT_INO, .key = { .kind = CAS_NODE_DIRECTORY }, .backing_id = -1 };
+        fs->root = calloc(1, sizeof(*fs->root));
+        if (!fs->root) {
+                free((void *) fs->cfg.roots);
+                free(fs);
+                return -ENOMEM;
+        }
+        *fs->root = (struct fs_inode){ .ino = FS_ROOT_INO, .key = { .kind = CAS_NODE_DIRECTORY }, .backing_id = -1 };
         fs->stats.inodes = 1;
         *ret = fs;
         return 0;
@@ -530,6 +536,7 @@ void fs_free(struct fs *fs) {
         pthread_mutex_destroy(&fs->lock);
         pthread_cond_destroy(&fs->cond);
         free((void *) fs->cfg.roots);
+        free(fs->root);
         free(fs);
 }
 
