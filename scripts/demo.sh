@@ -18,10 +18,10 @@ step castore import "$TREE"
 "$CASTORE" import --progress "$TREE"
 
 step castore ls
-"$CASTORE" ls | head -20
+"$CASTORE" ls | sed -n "1,20p"
 
 step castore ls -l "$NAME" "(first 10 entries)"
-"$CASTORE" ls -l "$NAME" | head -10
+"$CASTORE" ls -l "$NAME" | sed -n "1,10p"
 
 if "$CASTORE" help | grep -q '^  mount '; then
         MNT=$(mktemp -d "${TMPDIR:-/tmp}/castore-demo.XXXXXX")
@@ -29,9 +29,9 @@ if "$CASTORE" help | grep -q '^  mount '; then
         step castore mount --daemon --list-root "$MNT"
         "$CASTORE" mount --daemon --list-root "$MNT"
         step ls "$MNT"
-        ls "$MNT" | head -20
+        ls "$MNT" | sed -n "1,20p"
         step ls -l "$MNT/$NAME" "(first 10 entries)"
-        ls -l "$MNT/$NAME" | head -10
+        ls -l "$MNT/$NAME" | sed -n "1,10p"
         f=$(cd "$TREE" && find . -type f -name 'copyright' -print -quit)
         if [ -n "$f" ]; then
                 step head -5 "$MNT/$NAME/${f#./}"
