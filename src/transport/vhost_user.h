@@ -1,7 +1,6 @@
-/* The vhost-user back-end protocol (the control plane between a VMM such
- * as QEMU and us over a unix socket): message framing with fd passing,
- * feature negotiation, the guest memory table and vring configuration.
- * Serving the rings is delegated to the caller through struct vu_dev_ops. */
+/* The vhost-user back-end control plane (VMM <-> us over a unix socket):
+ * framing with fd passing, features, guest memory table, ring setup; the
+ * rings themselves are served by the caller through struct vu_dev_ops. */
 #pragma once
 
 #include <pthread.h>
@@ -144,18 +143,19 @@ struct vu_vring {
         bool broken_logged;        /* worker only */
 };
 
-/* One front-end connection's device state.  Lock order: a vring's
- * call_lock is a leaf lock. */
+/* One front-end connection's device state.  Everything but the rings'
+ * call/err fds belongs to the vhost-user thread; workers only read mem and
+ * their own ring while it runs.  Lock order: a vring's call_lock is a leaf. */
 struct vu_dev {
         const struct vu_dev_ops *ops;
         void *userdata;
-        unsigned num_queues;        /* what GET_QUEUE_NUM reports */
-        uint64_t features;          /* acked by SET_FEATURES */
-        uint64_t protocol_features; /* acked by SET_PROTOCOL_FEATURES */
-        bool owner;
-        struct vu_mem mem;          /* replaced only while no ring runs */
-        size_t map_len[VU_MAX_REGIONS]; /* mmap lengths of mem.regions */
-        void *map_base[VU_MAX_REGIONS];
+        unsigned num_queues;        /* what GET_QUEUE_NUM reports; immutable */
+        uint64_t features;          /* acked by SET_FEATURES; vhost-user thread */
+        uint64_t protocol_features; /* acked by SET_PROTOCOL_FEATURES; vhost-user thread */
+        bool owner;                 /* vhost-user thread */
+        struct vu_mem mem;          /* vhost-user thread; replaced only while no ring runs */
+        size_t map_len[VU_MAX_REGIONS]; /* mmap lengths of mem.regions; vhost-user thread */
+        void *map_base[VU_MAX_REGIONS]; /* vhost-user thread */
         struct vu_vring vring[VU_MAX_QUEUES];
 };
 

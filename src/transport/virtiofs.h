@@ -1,7 +1,6 @@
 /* virtiofs: serves a filesystem to virtual machines as a vhost-user-fs
- * device back-end, with the same FUSE protocol engine as /dev/fuse.
- * Listens on a unix socket, serves one VMM connection at a time, and is
- * ready for the next one when the VMM goes away. */
+ * device back-end with the same FUSE engine as /dev/fuse, one VMM at a
+ * time, ready for the next one when a VMM goes away. */
 #pragma once
 
 #include <stdbool.h>
