@@ -214,7 +214,7 @@ static int nar_import(int argc, char **argv) {
         r = open_services(CAS_STORE_CREATE, &store, &pis);
         if (r < 0)
                 return r;
-        r = nar_ingest(store->blobs, store->dirs, read_fd, &in, &res);
+        r = nar_ingest(store->blobs, store->dirs, read_fd, &in, 0, &res);
         if (r == -EBADMSG && res.error)
                 return log_error_errno(r, "%s: invalid NAR at byte %" PRIu64 ": %s", file, res.error_offset, res.error);
         if (r < 0)

@@ -72,6 +72,13 @@ struct nar_ingest_result {
         uint64_t error_offset;
 };
 
+enum {
+        /* Store every blob from the calling thread (by default small files
+         * are stored by a pool of one worker per CPU, the parser hashing
+         * them first; read is only ever called from the calling thread). */
+        NAR_INGEST_SERIAL = 1 << 0,
+};
+
 /* Parses a NAR from read and stores its contents: file contents through
  * the blob service (streaming; memory stays bounded whatever the file
  * size), then, once the whole NAR has parsed, directories leaves-first with
@@ -85,4 +92,4 @@ struct nar_ingest_result {
  * directory is stored (blobs already written are harmless orphans) and
  * ret owns nothing. */
 int nar_ingest(struct cas_blob_service *blobs, struct cas_dir_service *dirs, nar_read_fn read, void *userdata,
-               struct nar_ingest_result *ret);
+               unsigned flags, struct nar_ingest_result *ret);

@@ -1,13 +1,17 @@
 /* NAR ingestion: a strict streaming parser that stores file contents as
  * blobs while it reads and builds the Directory messages bottom-up, storing
- * them only once the whole NAR has parsed (see nar.h). */
+ * them only once the whole NAR has parsed (see nar.h).  Small files are
+ * hashed by the parser and stored by a pool of workers, since storing a
+ * blob costs a file creation, which dominates for trees of small files. */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../util/hashmap.h"
 #include "../util/log.h"
+#include "../util/workqueue.h"
 #include "nar.h"
 
 #define INGEST_BUF_SIZE (256 * 1024)
@@ -15,9 +19,28 @@
 #define SMALL_FILE_MAX (64 * 1024)
 /* Longest fixed token of the grammar ("nix-archive-1") with room to spare. */
 #define TOKEN_MAX 16
+/* Small-file stores queued at most (bounds the memory they hold). */
+#define STORE_QUEUE 64
+
+/* Errors of the store workers: the first one wins. */
+struct store_errors {
+        pthread_mutex_t lock;
+        int error; /* lock */
+};
+
+/* One small file to store: the parser computed its digest already. */
+struct store_job {
+        struct cas_blob_service *blobs;
+        struct store_errors *errors;
+        struct cas_digest digest;
+        size_t len;
+        uint8_t data[];
+};
 
 struct parser {
         struct cas_blob_service *blobs;
+        struct workqueue *workers; /* NULL: store small files inline */
+        struct store_errors errors;
         nar_read_fn read;
         void *userdata;
         uint8_t *buf; /* INGEST_BUF_SIZE bytes */
@@ -163,25 +186,66 @@ static int expect(struct parser *p, const char *want, const char *why) {
         return 0;
 }
 
+static void store_job_run(void *arg) {
+        struct store_job *j = arg;
+        struct cas_digest d;
+        int r;
+
+        r = cas_blob_put(j->blobs, j->data, j->len, CAS_BLOB_DEFER_SYNC, &d);
+        if (r >= 0 && !cas_digest_equal(&d, &j->digest))
+                r = -EIO; /* the service disagrees with our own hash */
+        if (r < 0) {
+                pthread_mutex_lock(&j->errors->lock);
+                if (j->errors->error == 0)
+                        j->errors->error = r;
+                pthread_mutex_unlock(&j->errors->lock);
+        }
+        free(j);
+}
+
+/* Reads a small file's contents, hashes them and has a worker store them
+ * (or stores them here without workers). */
+static int read_small_contents(struct parser *p, size_t len, struct cas_digest *ret) {
+        struct store_job *j = malloc(sizeof(*j) + len);
+        int r;
+
+        if (!j)
+                return -ENOMEM;
+        *j = (struct store_job){ .blobs = p->blobs, .errors = &p->errors, .len = len };
+        r = read_exact(p, j->data, len);
+        if (r >= 0)
+                r = read_padding(p, len);
+        if (r < 0) {
+                free(j);
+                return r;
+        }
+        cas_digest_of(j->data, len, &j->digest);
+        *ret = j->digest;
+        if (!p->workers) {
+                store_job_run(j);
+                r = p->errors.error;
+        } else {
+                pthread_mutex_lock(&p->errors.lock);
+                r = p->errors.error; /* stop early once a store failed */
+                pthread_mutex_unlock(&p->errors.lock);
+                if (r >= 0)
+                        r = workqueue_push(p->workers, store_job_run, j);
+                if (r < 0)
+                        free(j);
+        }
+        if (r < 0)
+                return log_error_errno(r, "Failed to store file contents: %m");
+        return 0;
+}
+
 /* Stores len bytes of file contents as a blob; *ret gets its digest. */
 static int read_contents(struct parser *p, uint64_t len, struct cas_digest *ret) {
         _cleanup_(cas_blob_abortp) struct cas_blob_writer *w = NULL;
         uint64_t left = len, size;
         int r;
 
-        if (len <= SMALL_FILE_MAX) {
-                _cleanup_free_ uint8_t *data = malloc(len ? len : 1);
-
-                if (!data)
-                        return -ENOMEM;
-                r = read_exact(p, data, (size_t) len);
-                if (r < 0)
-                        return r;
-                r = cas_blob_put(p->blobs, data, (size_t) len, CAS_BLOB_DEFER_SYNC, ret);
-                if (r < 0)
-                        return log_error_errno(r, "Failed to store file contents: %m");
-                return read_padding(p, len);
-        }
+        if (len <= SMALL_FILE_MAX)
+                return read_small_contents(p, (size_t) len, ret);
 
         r = cas_blob_writer_new(p->blobs, CAS_BLOB_DEFER_SYNC, &w);
         if (r < 0)
@@ -405,6 +469,8 @@ static int parse_node(struct parser *p, unsigned depth, struct cas_node *ret) {
 }
 
 static void parser_done(struct parser *p) {
+        workqueue_free(p->workers); /* waits for queued stores */
+        pthread_mutex_destroy(&p->errors.lock);
         for (size_t i = 0; i < p->n_dirs; i++)
                 cas_directory_free(p->dirs[i]);
         free(p->dirs);
@@ -414,7 +480,7 @@ static void parser_done(struct parser *p) {
 }
 
 int nar_ingest(struct cas_blob_service *blobs, struct cas_dir_service *dirs, nar_read_fn read, void *userdata,
-               struct nar_ingest_result *ret) {
+               unsigned flags, struct nar_ingest_result *ret) {
         _cleanup_(parser_done) struct parser p = {
                 .blobs = blobs,
                 .read = read,
@@ -428,6 +494,9 @@ int nar_ingest(struct cas_blob_service *blobs, struct cas_dir_service *dirs, nar
                 return -EINVAL;
         *ret = (struct nar_ingest_result){};
         hashmap_init(&p.seen, dir_eq);
+        pthread_mutex_init(&p.errors.lock, NULL);
+        if (!(flags & NAR_INGEST_SERIAL) && cpu_count() > 1 && workqueue_new(0, STORE_QUEUE, &p.workers) < 0)
+                p.workers = NULL; /* store inline instead */
         p.buf = malloc(INGEST_BUF_SIZE);
         if (!p.buf)
                 return -ENOMEM;
@@ -443,6 +512,11 @@ int nar_ingest(struct cas_blob_service *blobs, struct cas_dir_service *dirs, nar
                 r = fill(&p);
                 if (r >= 0 && p.pos < p.end)
                         r = bad(&p, "trailing data after the NAR");
+        }
+        if (p.workers) {
+                workqueue_free(TAKE_PTR(p.workers)); /* waits for the queued stores */
+                if (r >= 0 && p.errors.error < 0)
+                        r = log_error_errno(p.errors.error, "Failed to store file contents: %m");
         }
         if (r >= 0) {
                 r = cas_blob_sync(blobs);

@@ -50,7 +50,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         log_set_max_level(LOG_ERR - 1); /* quiet */
         if (cas_blob_memory_new(&blobs) < 0 || cas_dir_memory_new(&dirs) < 0)
                 abort();
-        r = nar_ingest(blobs, dirs, input_read, &in, &res);
+        r = nar_ingest(blobs, dirs, input_read, &in, NAR_INGEST_SERIAL, &res);
         if (r >= 0) {
                 struct output out = { .want = data, .len = size };
                 uint8_t sha[NIX_SHA256_LEN];

@@ -128,7 +128,7 @@ static void round_trip(const struct buf *nar, size_t chunk, struct cas_node *ret
         uint64_t size;
         uint8_t sha[32], sha_in[32];
 
-        CHECK_OK(nar_ingest(blobs, dirs, buf_read, &in, &res));
+        CHECK_OK(nar_ingest(blobs, dirs, buf_read, &in, chunk % 2 ? NAR_INGEST_SERIAL : 0, &res));
         CHECK_EQ(res.nar_size, nar->len);
         CHECK_OK(nar_render(blobs, dirs, &res.root, 0, buf_write, &out, &size, sha));
         CHECK_EQ(out.len, nar->len);
@@ -464,7 +464,7 @@ static void expect_reject(struct buf *nar, const char *why) {
         int r;
 
         store_reset();
-        r = nar_ingest(blobs, dirs, buf_read, &in, &res);
+        r = nar_ingest(blobs, dirs, buf_read, &in, 0, &res);
         if (r != -EBADMSG || !res.error || !strstr(res.error, why)) {
                 fprintf(stderr, "expected rejection \"%s\", got %d \"%s\"\n", why, r, res.error ? res.error : "");
                 abort();
@@ -488,7 +488,7 @@ static void test_hostile(void) {
                 struct nar_ingest_result res;
 
                 store_reset();
-                CHECK_EQ(nar_ingest(blobs, dirs, buf_read, &in, &res), -EBADMSG);
+                CHECK_EQ(nar_ingest(blobs, dirs, buf_read, &in, NAR_INGEST_SERIAL, &res), -EBADMSG);
                 CHECK(res.error);
                 CHECK_EQ(n_dirs(), 0);
         }
@@ -600,6 +600,50 @@ static void test_hostile(void) {
         }
 }
 
+/* A blob service whose stores fail: the error comes back, nothing is
+ * registered, with and without store workers. */
+static int full_put(struct cas_blob_service *s, const void *data, size_t len, unsigned flags,
+                    struct cas_digest *ret_digest) {
+        return -ENOSPC;
+}
+static int full_writer_new(struct cas_blob_service *s, unsigned flags, struct cas_blob_writer **ret) {
+        return -ENOSPC;
+}
+static const struct cas_blob_ops full_ops = { .name = "full", .put = full_put, .writer_new = full_writer_new };
+
+static void test_store_errors(void) {
+        struct cas_blob_service full = { .ops = &full_ops };
+        struct nar_ingest_result res;
+        struct buf b = {};
+        static const char big[100000];
+
+        for (int serial = 0; serial < 2; serial++) {
+                /* many small files, then a large one */
+                put_strs(&b, "nix-archive-1", "(", "type", "directory", NULL);
+                for (int i = 0; i < 200; i++) {
+                        char name[16];
+                        snprintf(name, sizeof(name), "f%03d", i);
+                        put_strs(&b, "entry", "(", "name", name, "node", "(", "type", "regular", "contents", name,
+                                 ")", ")", NULL);
+                }
+                put_strs(&b, ")", NULL);
+                struct buf in = { .p = b.p, .len = b.len };
+                store_reset();
+                CHECK_EQ(nar_ingest(&full, dirs, buf_read, &in, serial ? NAR_INGEST_SERIAL : 0, &res), -ENOSPC);
+                CHECK_EQ(n_dirs(), 0);
+                free(b.p);
+                memset(&b, 0, sizeof(b));
+
+                put_strs(&b, "nix-archive-1", "(", "type", "regular", "contents", NULL);
+                put_bytes(&b, big, sizeof(big));
+                put_strs(&b, ")", NULL);
+                in = (struct buf){ .p = b.p, .len = b.len };
+                CHECK_EQ(nar_ingest(&full, dirs, buf_read, &in, serial ? NAR_INGEST_SERIAL : 0, &res), -ENOSPC);
+                free(b.p);
+                memset(&b, 0, sizeof(b));
+        }
+}
+
 int main(void) {
         RUN(test_symlink);
         RUN(test_hello);
@@ -609,6 +653,7 @@ int main(void) {
         RUN(test_corrupt_large_blob);
         RUN(test_sink_error);
         RUN(test_hostile);
+        RUN(test_store_errors);
         cas_blob_service_free(blobs);
         cas_dir_service_free(dirs);
         return 0;
