@@ -500,6 +500,12 @@ int vu_dev_handle(struct vu_dev *dev, struct vu_msg *msg, int *fds, unsigned nfd
         close_fds(fds, nfds); /* whatever the handler did not take */
         if (r < 0 && r != -EOPNOTSUPP)
                 log_debug("vhost-user: %s failed: %s", request_name(msg->hdr.request), strerror(-r));
+        /* a request whose answer the front-end waits for, and that we cannot
+         * answer (bad ring index): there is no way to say no, hang up */
+        if (r < 0 && !has_reply && msg->hdr.request == VU_GET_VRING_BASE) {
+                *ret_reply = false;
+                return log_warning_errno(-EPROTO, "vhost-user: cannot answer GET_VRING_BASE, closing");
+        }
 
         /* REPLY_ACK: a status for requests without their own reply */
         if (!has_reply && (msg->hdr.flags & VU_FLAG_NEED_REPLY)) {

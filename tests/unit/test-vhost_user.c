@@ -426,6 +426,11 @@ static void test_refusals(void) {
         CHECK(!request(99, VU_FLAG_VERSION, NULL, 0, fds, 1, &r));
         fds[0] = dup(memfd);
         CHECK_EQ(acked(VU_SET_BACKEND_REQ_FD, NULL, 0, fds, 1), 1);
+        /* GET_VRING_BASE of a ring that does not exist cannot be answered:
+         * the connection is to be closed */
+        struct vu_vring_state bad = { 7, 0 };
+        send_msg(VU_GET_VRING_BASE, VU_FLAG_VERSION, &bad, sizeof(bad), NULL, 0);
+        CHECK_EQ(vu_dev_process(&dev, sv[1]), -EPROTO);
         /* GET_CONFIG: empty payload means "no" */
         struct vu_config_space cs = { .offset = 0, .size = 16 };
         CHECK(request(VU_GET_CONFIG, VU_FLAG_VERSION, &cs, 12 + 16, NULL, 0, &r));
