@@ -1,6 +1,7 @@
 /* castore import: ingest local trees into the store and register each as a
  * named root. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <libgen.h>
 #include <limits.h>
@@ -188,7 +189,7 @@ static int run_import(int argc, char **argv) {
         if (a.name && argc - optind > 1)
                 return cli_usage_error("import", "--name needs exactly one PATH");
         for (int i = optind; i < argc; i++)
-                if (access(argv[i], F_OK) < 0 && errno == ENOENT)
+                if (faccessat(AT_FDCWD, argv[i], F_OK, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT)
                         return log_error_errno(-ENOENT, "%s: No such file or directory", argv[i]);
         r = cli_store_open(CAS_STORE_CREATE, &store);
         if (r < 0)
