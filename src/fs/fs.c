@@ -815,6 +815,10 @@ int fs_opendir(struct fs *fs, uint64_t ino, struct fs_open *ret) {
         return 0;
 }
 
+bool fs_dir_handles_needed(const struct fs *fs) {
+        return fs->cfg.list_root;
+}
+
 static void snapshot_put(struct fs *fs, struct root_snapshot *s) {
         bool last;
 

@@ -134,6 +134,12 @@ struct fs_open {
  * a snapshot of the roots is taken for this handle).  Other directories:
  * -EIO if the Directory is missing. */
 int fs_opendir(struct fs *fs, uint64_t ino, struct fs_open *ret);
+
+/* Whether directory handles carry state.  Without --list-root they do
+ * not: fs_readdir works with fh 0 (the root then answers EPERM, a missing
+ * Directory EIO), so a front end may skip opendir/releasedir altogether
+ * and let the kernel cache listings. */
+bool fs_dir_handles_needed(const struct fs *fs);
 int fs_releasedir(struct fs *fs, uint64_t ino, uint64_t fh);
 
 /* Called by fs_readdir for each entry.  entry is non-NULL for readdirplus

@@ -34,6 +34,7 @@ struct fuse_ll {
         uint32_t minor;
         uint32_t max_read;              /* bytes per READ reply */
         bool passthrough;
+        bool no_opendir;                /* zero-message opendir: answer OPENDIR with ENOSYS */
         bool destroyed;                 /* atomic: DESTROY seen */
 };
 
@@ -198,6 +199,10 @@ static int do_init(struct req *rq) {
                 flags &= ~FUSE_PASSTHROUGH;
         ll->max_read = (flags & FUSE_MAX_PAGES) ? ll->cfg.max_pages * PAGE : KERNEL_DEFAULT_MAX_PAGES * PAGE;
         ll->max_read = MIN(ll->max_read, ll->cfg.max_pages * PAGE);
+        /* Directory handles are stateless unless the root is listable: let
+         * the kernel open directories without asking (two requests fewer per
+         * directory walked, listings cached with FOPEN_CACHE_DIR). */
+        ll->no_opendir = (kflags & FUSE_NO_OPENDIR_SUPPORT) && !fs_dir_handles_needed(ll->fs);
 
         out->minor = ll->minor;
         out->max_readahead = in.max_readahead;
@@ -328,6 +333,8 @@ static int do_opendir(struct req *rq) {
         struct fs_open o;
         int r;
 
+        if (rq->ll->no_opendir)
+                return -ENOSYS; /* the kernel stops sending OPENDIR and RELEASEDIR */
         r = fs_opendir(rq->ll->fs, rq->h.nodeid, &o);
         if (r < 0)
                 return r;
