@@ -15,9 +15,11 @@ CASTORE=${CASTORE:-$SRC_DIR/build/src/cli/castore}
 MIN_FILES=${BENCH_MIN_FILES:-30000}
 MIN_BYTES=${BENCH_MIN_BYTES:-$((1024 * 1024 * 1024))}
 
-bench_prepare() {
+bench_prepare() {  # BENCH_NO_BUILD=1 with CASTORE=... uses a binary built elsewhere
         "$SRC_DIR/scripts/deps.sh" bench
-        "$SRC_DIR/scripts/build.sh" "$SRC_DIR/build" release
+        if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then
+                "$SRC_DIR/scripts/build.sh" "$SRC_DIR/build" release
+        fi
         mkdir -p "$OUT"
 }
 
