@@ -50,10 +50,12 @@ struct fs_inode {
         bool busy;                   /* a Directory fetch or blob open is in progress (fs->cond) */
         bool verified;               /* files: the blob was hashed and matched */
         struct cas_directory *dir;   /* dirs: once fetched; immutable, freed with the inode */
-        struct cas_blob_reader *reader; /* files: while opens + reads > 0 */
+        struct cas_blob_reader *reader; /* files: while used, then idle in fs->idle_* */
         int backing_id;              /* files: passthrough id for reader, or -1 */
         uint32_t opens;              /* files: open handles */
         uint32_t reads;              /* files: fs_read calls using reader */
+        bool idle;                   /* files: reader unused, on the idle list */
+        struct fs_inode *idle_prev, *idle_next;
 
         uint16_t target_len;         /* symlinks */
         char target[];               /* symlinks: NUL-terminated */
@@ -66,6 +68,16 @@ struct root_snapshot {
         size_t n;
         struct cas_node *nodes;      /* sorted by name, unique */
         void **mems;                 /* strings of nodes[i] */
+};
+
+/* A blob file that hashed to its digest, identified so that a replaced or
+ * modified file is hashed again. */
+struct verified_file {
+        struct cas_digest digest;
+        dev_t dev;
+        ino_t ino;
+        uint64_t size;
+        int64_t mtime_ns, ctime_ns;
 };
 
 /* Lock order: fs->lock is the only lock; it is never held across a
@@ -87,8 +99,17 @@ struct fs {
         struct hashmap snapshots;    /* fs->lock: fh -> struct root_snapshot */
         uint64_t next_fh;            /* fs->lock */
         struct fs_inode *root;       /* not in the tables, never freed before fs_free */
+        struct fs_inode *idle_head, *idle_tail; /* fs->lock: idle readers, least recently used first */
+        size_t n_idle;               /* fs->lock */
+        struct hashmap verified;     /* fs->lock: digest -> struct verified_file */
         struct fs_stats stats;       /* fs->lock */
 };
+
+/* Readers kept open after their last use, so that reopening a file costs
+ * no open(2) (and no new passthrough registration). */
+#define IDLE_READERS_MAX 1024
+/* Blob files remembered as verified beyond their inodes' lifetime. */
+#define VERIFIED_MAX 262144
 
 static bool ino_eq(const void *entry, const void *key) {
         return ((const struct fs_inode *) entry)->ino == *(const uint64_t *) key;
@@ -99,6 +120,15 @@ static bool key_eq(const void *entry, const void *key) {
         const struct node_key *k = key;
         return in->key.kind == k->kind && in->key.executable == k->executable &&
                cas_digest_equal(&in->key.digest, &k->digest);
+}
+
+static bool verified_eq(const void *entry, const void *key) {
+        return cas_digest_equal(&((const struct verified_file *) entry)->digest, key);
+}
+
+static bool free_verified(void *entry, void *userdata) {
+        free(entry);
+        return true;
 }
 
 static bool fh_eq(const void *entry, const void *key) {
@@ -205,9 +235,28 @@ static struct fs_inode *inode_get_locked(struct fs *fs, uint64_t ino) {
 
 /* Unlinks in if nothing refers to it any more; returns it for freeing
  * after the lock is dropped, else NULL.  fs->lock held. */
+static void idle_remove_locked(struct fs *fs, struct fs_inode *in) {
+        if (!in->idle)
+                return;
+        if (in->idle_prev)
+                in->idle_prev->idle_next = in->idle_next;
+        else
+                fs->idle_head = in->idle_next;
+        if (in->idle_next)
+                in->idle_next->idle_prev = in->idle_prev;
+        else
+                fs->idle_tail = in->idle_prev;
+        in->idle_prev = in->idle_next = NULL;
+        in->idle = false;
+        fs->n_idle--;
+}
+
 static struct fs_inode *inode_release_locked(struct fs *fs, struct fs_inode *in) {
         if (in == fs->root || in->nlookup > 0 || in->pins > 0 || in->busy || in->opens > 0 || in->reads > 0)
                 return NULL;
+        idle_remove_locked(fs, in);
+        if (in->reader)
+                fs->stats.open_files--;
         hashmap_remove(&fs->by_ino, hash_u64(in->ino), &in->ino);
         hashmap_remove(&fs->by_key, in->key_hash, &in->key);
         fs->stats.inodes--;
@@ -216,11 +265,13 @@ static struct fs_inode *inode_release_locked(struct fs *fs, struct fs_inode *in)
         return in;
 }
 
-static void inode_free(struct fs_inode *in) {
+/* Frees an unlinked inode; fs->lock not held (closing may be a syscall). */
+static void inode_free(struct fs *fs, struct fs_inode *in) {
         if (!in)
                 return;
         cas_directory_free(in->dir);
-        /* a reader is only left here by fs_free/fs_forget_all */
+        if (in->backing_id >= 0 && fs->backing)
+                fs->backing->close(fs->backing_ctx, in->backing_id);
         if (in->reader)
                 cas_blob_reader_close(in->reader);
         free(in);
@@ -248,7 +299,7 @@ static void inode_unpin(struct fs *fs, struct fs_inode *in) {
         in->pins--;
         dead = inode_release_locked(fs, in);
         pthread_mutex_unlock(&fs->lock);
-        inode_free(dead);
+        inode_free(fs, dead);
 }
 
 static uint32_t inode_mode(const struct fs_inode *in) {
@@ -484,6 +535,7 @@ int fs_new(struct cas_blob_service *blobs, struct cas_dir_service *dirs, const s
         hashmap_init(&fs->by_ino, ino_eq);
         hashmap_init(&fs->by_key, key_eq);
         hashmap_init(&fs->snapshots, fh_eq);
+        hashmap_init(&fs->verified, verified_eq);
         fs->next_fh = 1;
         fs->root = calloc(1, sizeof(*fs->root));
         if (!fs->root) {
@@ -516,11 +568,8 @@ void fs_free(struct fs *fs) {
         struct fs_inode **all = malloc((fs->by_ino.count + 1) * sizeof(*all)), **p = all;
         if (all) {
                 hashmap_foreach(&fs->by_ino, collect_inode, &p);
-                for (struct fs_inode **i = all; i < p; i++) {
-                        if ((*i)->backing_id >= 0 && fs->backing)
-                                fs->backing->close(fs->backing_ctx, (*i)->backing_id);
-                        inode_free(*i);
-                }
+                for (struct fs_inode **i = all; i < p; i++)
+                        inode_free(fs, *i);
                 free(all);
         }
         struct root_snapshot **snaps = malloc((fs->snapshots.count + 1) * sizeof(*snaps)), **q = snaps;
@@ -533,6 +582,8 @@ void fs_free(struct fs *fs) {
         hashmap_done(&fs->by_ino);
         hashmap_done(&fs->by_key);
         hashmap_done(&fs->snapshots);
+        hashmap_foreach(&fs->verified, free_verified, NULL);
+        hashmap_done(&fs->verified);
         pthread_mutex_destroy(&fs->lock);
         pthread_cond_destroy(&fs->cond);
         free((void *) fs->cfg.roots);
@@ -568,7 +619,7 @@ void fs_forget_all(struct fs *fs) {
         }
         pthread_mutex_unlock(&fs->lock);
         for (struct fs_inode **i = all; i < dead; i++)
-                inode_free(*i);
+                inode_free(fs, *i);
         free(all);
 }
 
@@ -717,7 +768,7 @@ void fs_forget(struct fs *fs, uint64_t ino, uint64_t n) {
                 dead = inode_release_locked(fs, in);
         }
         pthread_mutex_unlock(&fs->lock);
-        inode_free(dead);
+        inode_free(fs, dead);
 }
 
 int fs_getattr(struct fs *fs, uint64_t ino, struct fs_attr *ret, struct fs_timeout *ret_valid) {
@@ -813,6 +864,15 @@ int fs_opendir(struct fs *fs, uint64_t ino, struct fs_open *ret) {
         ret->keep_cache = true;
         ret->cache_dir = true;
         return 0;
+}
+
+bool fs_backing_enabled(struct fs *fs) {
+        bool on;
+
+        pthread_mutex_lock(&fs->lock);
+        on = fs->backing && !fs->backing_failed;
+        pthread_mutex_unlock(&fs->lock);
+        return on;
 }
 
 bool fs_dir_handles_needed(const struct fs *fs) {
@@ -924,19 +984,68 @@ int fs_readdir(struct fs *fs, uint64_t ino, uint64_t fh, uint64_t off, bool plus
 
 /* --- files --- */
 
-/* Opens and (once per inode) verifies the blob of a pinned file inode,
- * registering it for passthrough when enabled. */
-static int file_open_reader(struct fs *fs, struct fs_inode *in, struct cas_blob_reader **ret_reader,
-                            int *ret_backing) {
+static bool verified_match(const struct verified_file *v, const struct stat *st) {
+        return v->dev == st->st_dev && v->ino == st->st_ino && v->size == (uint64_t) st->st_size &&
+               v->mtime_ns == (int64_t) st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec &&
+               v->ctime_ns == (int64_t) st->st_ctim.tv_sec * 1000000000 + st->st_ctim.tv_nsec;
+}
+
+/* Has this blob file been hashed before, unchanged since?  A file that
+ * was rewritten or replaced has a new ctime or inode number. */
+static bool verified_lookup(struct fs *fs, const struct cas_digest *d, const struct stat *st) {
+        struct verified_file *v;
+        bool hit;
+
+        pthread_mutex_lock(&fs->lock);
+        v = hashmap_get(&fs->verified, le64(d->b), d);
+        hit = v && verified_match(v, st);
+        pthread_mutex_unlock(&fs->lock);
+        return hit;
+}
+
+static void verified_add(struct fs *fs, const struct cas_digest *d, const struct stat *st) {
+        struct verified_file *v, *old;
+
+        v = malloc(sizeof(*v));
+        if (!v)
+                return;
+        *v = (struct verified_file){
+                .digest = *d,
+                .dev = st->st_dev,
+                .ino = st->st_ino,
+                .size = st->st_size,
+                .mtime_ns = (int64_t) st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec,
+                .ctime_ns = (int64_t) st->st_ctim.tv_sec * 1000000000 + st->st_ctim.tv_nsec,
+        };
+        pthread_mutex_lock(&fs->lock);
+        old = hashmap_remove(&fs->verified, le64(d->b), d);
+        if (!old && fs->verified.count >= VERIFIED_MAX) {
+                /* bounded memory: start over (files are hashed again) */
+                hashmap_foreach(&fs->verified, free_verified, NULL);
+                hashmap_done(&fs->verified);
+                hashmap_init(&fs->verified, verified_eq);
+        }
+        if (hashmap_put(&fs->verified, le64(d->b), v) < 0)
+                free(TAKE_PTR(v));
+        pthread_mutex_unlock(&fs->lock);
+        free(old);
+}
+
+/* Opens the blob of a pinned file inode and checks it: hashed unless this
+ * inode or an unchanged file of the same digest was hashed before.  With
+ * want_backing, registers it for passthrough when that is enabled. */
+static int file_open_reader(struct fs *fs, struct fs_inode *in, bool want_backing,
+                            struct cas_blob_reader **ret_reader, int *ret_backing) {
         _cleanup_(cas_blob_reader_closep) struct cas_blob_reader *reader = NULL;
         const struct fs_backing_ops *backing;
-        bool verified, try_backing;
+        bool verified, try_backing, have_stat = false;
+        struct stat st;
         int r, id = -1;
 
         pthread_mutex_lock(&fs->lock);
         verified = in->verified;
         backing = fs->backing;
-        try_backing = backing && !fs->backing_failed;
+        try_backing = want_backing && backing && !fs->backing_failed;
         pthread_mutex_unlock(&fs->lock);
 
         r = cas_blob_open(fs->blobs, &in->key.digest, &reader);
@@ -947,6 +1056,10 @@ static int file_open_reader(struct fs *fs, struct fs_inode *in, struct cas_blob_
                 return log_warning_errno(-EIO, "Blob %s has %llu bytes, its file node says %llu",
                                          CAS_DIGEST_B3(&in->key.digest), (unsigned long long) reader->size,
                                          (unsigned long long) in->size);
+        if (reader->fd >= 0 && fstat(reader->fd, &st) == 0)
+                have_stat = true;
+        if (!verified && have_stat && verified_lookup(fs, &in->key.digest, &st))
+                verified = true;
         if (!verified) {
                 r = cas_blob_reader_verify(reader);
                 pthread_mutex_lock(&fs->lock);
@@ -956,6 +1069,8 @@ static int file_open_reader(struct fs *fs, struct fs_inode *in, struct cas_blob_
                         return log_warning_errno(-EIO, "Blob %s: %s", CAS_DIGEST_B3(&in->key.digest),
                                                  r == -EBADMSG ? "content does not match its digest"
                                                                : strerror(-r));
+                if (have_stat)
+                        verified_add(fs, &in->key.digest, &st);
         }
         if (try_backing && reader->fd >= 0) {
                 id = backing->open(fs->backing_ctx, reader->fd);
@@ -974,10 +1089,74 @@ static int file_open_reader(struct fs *fs, struct fs_inode *in, struct cas_blob_
         return 0;
 }
 
-int fs_open(struct fs *fs, uint64_t ino, int flags, struct fs_open *ret) {
+/* Makes sure a pinned file inode has a reader, opening it without the
+ * lock if needed (one opener, others wait).  Called and returns with
+ * fs->lock held; the reader is off the idle list on success. */
+static int reader_get_locked(struct fs *fs, struct fs_inode *in, bool want_backing) {
         struct cas_blob_reader *reader = NULL;
-        struct fs_inode *in, *dead;
         int r, id = -1;
+
+        while (!in->reader && in->busy)
+                pthread_cond_wait(&fs->cond, &fs->lock);
+        if (in->reader) {
+                idle_remove_locked(fs, in);
+                return 0;
+        }
+        in->busy = true;
+        pthread_mutex_unlock(&fs->lock);
+        r = file_open_reader(fs, in, want_backing, &reader, &id);
+        pthread_mutex_lock(&fs->lock);
+        in->busy = false;
+        if (r >= 0) {
+                in->reader = reader;
+                in->backing_id = id;
+                in->verified = true;
+                fs->stats.open_files++;
+        }
+        pthread_cond_broadcast(&fs->cond);
+        return r;
+}
+
+/* The reader of in is no longer used by anyone: it goes to the idle list;
+ * returns the least recently used idle inode whose reader must be closed
+ * (after the lock is dropped, with reader_close), or NULL.  fs->lock held. */
+static struct fs_inode *reader_unused_locked(struct fs *fs, struct fs_inode *in,
+                                             struct cas_blob_reader **ret_reader, int *ret_backing) {
+        struct fs_inode *victim;
+
+        *ret_reader = NULL;
+        *ret_backing = -1;
+        if (in->opens > 0 || in->reads > 0 || !in->reader || in->idle)
+                return NULL;
+        in->idle = true;
+        in->idle_prev = fs->idle_tail;
+        in->idle_next = NULL;
+        if (fs->idle_tail)
+                fs->idle_tail->idle_next = in;
+        else
+                fs->idle_head = in;
+        fs->idle_tail = in;
+        fs->n_idle++;
+        if (fs->n_idle <= IDLE_READERS_MAX)
+                return NULL;
+        victim = fs->idle_head;
+        idle_remove_locked(fs, victim);
+        *ret_reader = TAKE_PTR(victim->reader);
+        *ret_backing = victim->backing_id;
+        victim->backing_id = -1;
+        fs->stats.open_files--;
+        return victim;
+}
+
+static void reader_close(struct fs *fs, struct cas_blob_reader *reader, int backing_id) {
+        if (backing_id >= 0 && fs->backing)
+                fs->backing->close(fs->backing_ctx, backing_id);
+        cas_blob_reader_close(reader);
+}
+
+int fs_open(struct fs *fs, uint64_t ino, int flags, struct fs_open *ret) {
+        struct fs_inode *in, *dead;
+        int r;
 
         if (!fs || !ret)
                 return -EINVAL;
@@ -995,23 +1174,7 @@ int fs_open(struct fs *fs, uint64_t ino, int flags, struct fs_open *ret) {
                 return in->key.kind == CAS_NODE_DIRECTORY ? -EISDIR : -ELOOP;
         }
         in->pins++;
-        while (!in->reader && in->busy)
-                pthread_cond_wait(&fs->cond, &fs->lock);
-        if (!in->reader) {
-                in->busy = true;
-                pthread_mutex_unlock(&fs->lock);
-                r = file_open_reader(fs, in, &reader, &id);
-                pthread_mutex_lock(&fs->lock);
-                in->busy = false;
-                if (r >= 0) {
-                        in->reader = reader;
-                        in->backing_id = id;
-                        in->verified = true;
-                        fs->stats.open_files++;
-                }
-                pthread_cond_broadcast(&fs->cond);
-        } else
-                r = 0;
+        r = reader_get_locked(fs, in, true);
         if (r >= 0) {
                 in->opens++;
                 ret->fh = in->ino;
@@ -1021,29 +1184,8 @@ int fs_open(struct fs *fs, uint64_t ino, int flags, struct fs_open *ret) {
         in->pins--;
         dead = inode_release_locked(fs, in);
         pthread_mutex_unlock(&fs->lock);
-        inode_free(dead);
+        inode_free(fs, dead);
         return r;
-}
-
-/* Detaches the reader once no handle or read uses it; returns what the
- * caller must close after dropping the lock.  fs->lock held. */
-static struct cas_blob_reader *reader_release_locked(struct fs *fs, struct fs_inode *in, int *ret_backing) {
-        struct cas_blob_reader *reader;
-
-        *ret_backing = -1;
-        if (in->opens > 0 || in->reads > 0 || !in->reader)
-                return NULL;
-        reader = TAKE_PTR(in->reader);
-        *ret_backing = in->backing_id;
-        in->backing_id = -1;
-        fs->stats.open_files--;
-        return reader;
-}
-
-static void reader_close(struct fs *fs, struct cas_blob_reader *reader, int backing_id) {
-        if (backing_id >= 0 && fs->backing)
-                fs->backing->close(fs->backing_ctx, backing_id);
-        cas_blob_reader_close(reader);
 }
 
 int fs_release(struct fs *fs, uint64_t ino, uint64_t fh) {
@@ -1059,13 +1201,13 @@ int fs_release(struct fs *fs, uint64_t ino, uint64_t fh) {
                 r = -EBADF;
         else {
                 in->opens--;
-                reader = reader_release_locked(fs, in, &id);
+                reader_unused_locked(fs, in, &reader, &id);
                 dead = inode_release_locked(fs, in);
         }
         pthread_mutex_unlock(&fs->lock);
         if (reader)
                 reader_close(fs, reader, id);
-        inode_free(dead);
+        inode_free(fs, dead);
         return r;
 }
 
@@ -1080,9 +1222,20 @@ int fs_read(struct fs *fs, uint64_t ino, uint64_t fh, uint64_t off, size_t size,
         *ret = (struct fs_read_result){ .fd = -1 };
         pthread_mutex_lock(&fs->lock);
         in = inode_get_locked(fs, ino);
-        if (!in || in->key.kind != CAS_NODE_FILE || !in->reader || in->opens == 0 || fh != in->ino) {
+        /* fh 0: a front end that does not open files (zero-message open);
+         * the blob is then opened and checked on the first read */
+        if (!in || in->key.kind != CAS_NODE_FILE || (fh != 0 && (fh != in->ino || in->opens == 0))) {
                 pthread_mutex_unlock(&fs->lock);
                 return -EBADF;
+        }
+        in->pins++;
+        r = reader_get_locked(fs, in, false);
+        in->pins--;
+        if (r < 0) {
+                dead = inode_release_locked(fs, in);
+                pthread_mutex_unlock(&fs->lock);
+                inode_free(fs, dead);
+                return r;
         }
         in->reads++;
         reader = in->reader;
@@ -1107,12 +1260,12 @@ int fs_read(struct fs *fs, uint64_t ino, uint64_t fh, uint64_t off, size_t size,
 
         pthread_mutex_lock(&fs->lock);
         in->reads--;
-        to_close = reader_release_locked(fs, in, &id);
+        reader_unused_locked(fs, in, &to_close, &id);
         dead = inode_release_locked(fs, in);
         pthread_mutex_unlock(&fs->lock);
         if (to_close)
                 reader_close(fs, to_close, id);
-        inode_free(dead);
+        inode_free(fs, dead);
         return r;
 }
 

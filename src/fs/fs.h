@@ -140,6 +140,11 @@ int fs_opendir(struct fs *fs, uint64_t ino, struct fs_open *ret);
  * Directory EIO), so a front end may skip opendir/releasedir altogether
  * and let the kernel cache listings. */
 bool fs_dir_handles_needed(const struct fs *fs);
+
+/* Whether opens register blob files for passthrough (fs_set_backing and
+ * no refusal so far).  When not, file handles carry no state either:
+ * fs_read works with fh 0, opening and checking the blob on first use. */
+bool fs_backing_enabled(struct fs *fs);
 int fs_releasedir(struct fs *fs, uint64_t ino, uint64_t fh);
 
 /* Called by fs_readdir for each entry.  entry is non-NULL for readdirplus

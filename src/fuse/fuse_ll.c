@@ -35,6 +35,7 @@ struct fuse_ll {
         uint32_t max_read;              /* bytes per READ reply */
         bool passthrough;
         bool no_opendir;                /* zero-message opendir: answer OPENDIR with ENOSYS */
+        bool no_open_ok;                /* the kernel can open files without asking */
         bool destroyed;                 /* atomic: DESTROY seen */
 };
 
@@ -203,6 +204,7 @@ static int do_init(struct req *rq) {
          * the kernel open directories without asking (two requests fewer per
          * directory walked, listings cached with FOPEN_CACHE_DIR). */
         ll->no_opendir = (kflags & FUSE_NO_OPENDIR_SUPPORT) && !fs_dir_handles_needed(ll->fs);
+        ll->no_open_ok = kflags & FUSE_NO_OPEN_SUPPORT;
 
         out->minor = ll->minor;
         out->max_readahead = in.max_readahead;
@@ -323,6 +325,14 @@ static int do_open(struct req *rq) {
         int r;
 
         memcpy(&in, rq->body, sizeof(in));
+        /* Without passthrough an open handle carries no state: answering
+         * ENOSYS makes the kernel open files without asking from now on
+         * (one request fewer per file; content cached with KEEP_CACHE), and
+         * blobs are checked on first read instead. */
+        if ((in.flags & O_ACCMODE) != O_RDONLY || (in.flags & (O_TRUNC | O_CREAT)))
+                return -EROFS;
+        if (rq->ll->no_open_ok && !fs_backing_enabled(rq->ll->fs))
+                return -ENOSYS;
         r = fs_open(rq->ll->fs, rq->h.nodeid, in.flags, &o);
         if (r < 0)
                 return r;

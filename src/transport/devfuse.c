@@ -10,11 +10,15 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -354,6 +358,50 @@ static int handle_init(struct devfuse *df, struct worker *w) {
         }
 }
 
+/* Passthrough negotiated: check that we may register backing files
+ * (CAP_SYS_ADMIN) with a file we can always open.  0 or -errno. */
+static int probe_passthrough(struct devfuse *df) {
+        _cleanup_close_ int fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+        int id;
+
+        if (fd < 0)
+                return negative_errno();
+        id = backing_open(df, fd);
+        if (id < 0)
+                return id;
+        (void) backing_close(df, id);
+        return 0;
+}
+
+/* Reads through the daemon benefit from a readahead window larger than
+ * the default 128 KiB: several 1 MiB requests in flight.  Best effort
+ * (needs root; passthrough reads use the blob file's own readahead). */
+static void raise_readahead(const char *mountpoint, uint32_t max_read) {
+        char path[64], val[32];
+        struct stat st;
+        int fd;
+
+        if (stat(mountpoint, &st) < 0)
+                return;
+        snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb", major(st.st_dev), minor(st.st_dev));
+        fd = open(path, O_WRONLY | O_CLOEXEC);
+        if (fd < 0)
+                return;
+        snprintf(val, sizeof(val), "%u", 4 * (max_read / 1024));
+        (void) !write(fd, val, strlen(val));
+        close(fd);
+}
+
+/* Idle blob readers keep files open: allow as many as the hard limit. */
+static void raise_nofile(void) {
+        struct rlimit rl;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+                rl.rlim_cur = rl.rlim_max;
+                (void) setrlimit(RLIMIT_NOFILE, &rl);
+        }
+}
+
 static unsigned default_threads(void) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         return n > 0 ? (unsigned) n : 1;
@@ -466,6 +514,19 @@ int devfuse_serve(struct fs *fs, const struct devfuse_options *o) {
                 r = log_error_errno(-EOPNOTSUPP, "The kernel does not offer FUSE passthrough (--passthrough=on)");
                 goto out;
         }
+        if (fuse_ll_passthrough(df.ll)) {
+                r = probe_passthrough(&df);
+                if (r < 0 && o->passthrough == DEVFUSE_PASSTHROUGH_ON) {
+                        r = log_error_errno(r, "FUSE passthrough is not allowed here (--passthrough=on): %m");
+                        goto out;
+                }
+                if (r < 0) {
+                        /* without it, files need no open requests at all */
+                        log_info("FUSE passthrough not available (%s); reads go through the daemon", strerror(-r));
+                        fs_set_backing(fs, NULL, NULL);
+                }
+        }
+        raise_nofile();
         for (unsigned i = 0; i < n; i++) {
                 r = worker_setup(&df.workers[i], &df, i > 0);
                 if (r < 0)
@@ -479,6 +540,8 @@ int devfuse_serve(struct fs *fs, const struct devfuse_options *o) {
                 }
                 df.workers[i].started = true;
         }
+        /* stat() of the mountpoint is a request: only once workers run */
+        raise_readahead(o->mountpoint, fuse_ll_max_read(df.ll));
         log_info("Serving %s with %u threads%s", o->mountpoint, n,
                  fuse_ll_passthrough(df.ll) ? ", passthrough available" : "");
         if (o->ready)

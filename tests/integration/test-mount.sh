@@ -393,6 +393,15 @@ expect_eq "corrupted blob: still EIO when opened again" "$(errno_of read "$B/bro
 expect_eq "the rest of the tree still reads" "$(cat "$B/broken/ok_dir/fine")" "fine"
 cs umount "$B"
 wait_gone "$B" 10 || notok "unmount of the broken store"
+# without passthrough files are opened without asking the daemon: the
+# blob is checked on the first read
+mnt "$B" --passthrough=off || notok "mount of the broken store without passthrough"
+expect_eq "no passthrough: missing blob: read EIO" "$(errno_of read "$B/broken/blob_missing")" EIO
+expect_eq "no passthrough: corrupted blob: read EIO" "$(errno_of read "$B/broken/blob_corrupt")" EIO
+expect_eq "no passthrough: corrupted blob: still EIO" "$(errno_of read "$B/broken/blob_corrupt")" EIO
+expect_eq "no passthrough: good file reads" "$(cat "$B/broken/ok_dir/fine")" "fine"
+cs umount "$B"
+wait_gone "$B" 10 || notok "unmount of the broken store (no passthrough)"
 
 # --- memory: forget releases inodes -------------------------------------------
 pid=$(daemon_pid "$M")

@@ -475,12 +475,29 @@ static void test_read(void) {
         CHECK_OK(fs_release(fs, big, o2.fh));
         CHECK_EQ(fs_release(fs, big, o2.fh), -EBADF);
         fs_get_stats(fs, &st);
-        CHECK_EQ(st.open_files, 0);
+        CHECK_EQ(st.open_files, 1); /* kept open, idle */
         /* reopening after the last release does not hash again */
         CHECK_OK(fs_open(fs, big, O_RDONLY, &o));
         CHECK_OK(fs_release(fs, big, o.fh));
         fs_get_stats(fs, &st);
         CHECK_EQ(st.blob_verifies, 1);
+        /* forgetting the inode closes its idle reader */
+        fs_forget(fs, big, 1);
+        fs_get_stats(fs, &st);
+        CHECK_EQ(st.open_files, 0);
+
+        /* reads without an open handle (zero-message open): the first one
+         * opens and checks the blob */
+        big = lookup_ok(fs, t_ino, "big", NULL);
+        CHECK_OK(fs_read(fs, big, 0, 4096, 100, buf, &res));
+        CHECK_EQ(res.len, 100);
+        CHECK(memcmp(buf, blob_b_data + 4096, 100) == 0);
+        CHECK_OK(fs_read(fs, big, 0, BLOB_B_LEN - 10, 100, buf, &res));
+        CHECK_EQ(res.len, 10);
+        fs_get_stats(fs, &st);
+        CHECK_EQ(st.blob_verifies, 2); /* a memory blob: hashed again for the new inode */
+        CHECK_EQ(st.open_files, 1);
+        CHECK_EQ(fs_read(fs, big, 12345, 0, 100, buf, &res), -EBADF); /* a handle that was never opened */
         fs_free(fs);
 }
 
@@ -711,8 +728,75 @@ static void test_fd_reads_and_backing(void) {
         CHECK_OK(fs_release(fs, big, o.fh));
         CHECK_EQ(fake_backing_calls, 1);
         CHECK_OK(fs_release(fs, big, o2.fh));
-        CHECK_EQ(fake_backing_calls, 0); /* closed with the last handle */
+        CHECK_EQ(fake_backing_calls, 1); /* the idle reader keeps it */
+        CHECK_OK(fs_open(fs, big, O_RDONLY, &o));
+        CHECK_EQ(o.backing_id, 1);      /* reused: no new registration */
+        CHECK_OK(fs_release(fs, big, o.fh));
+        fs_forget(fs, big, 1);
+        CHECK_EQ(fake_backing_calls, 0); /* closed with the inode */
         fs_free(fs);
+}
+
+/* A file hashed once is not hashed again for a new inode while the blob
+ * file is unchanged; a rewritten file is. */
+static void test_verified_files(void) {
+        char dir[] = "/tmp/test-fs-XXXXXX";
+        struct cas_store *local;
+        struct fs_root_provider p;
+        struct fs_config cfg = { .n_roots = 1 };
+        struct fs_read_result res;
+        struct fs_stats st;
+        struct fs_open o;
+        struct fs *fs;
+        uint8_t buf[16];
+        char path[256];
+        enum cas_verr why;
+
+        CHECK(mkdtemp(dir));
+        CHECK_OK(cas_store_open(dir, CAS_STORE_CREATE, &local));
+        struct cas_digest d;
+        CHECK_OK(cas_blob_put(local->blobs, "verified once", 13, 0, &d));
+        struct cas_node n = { .kind = CAS_NODE_FILE, N("f"), .digest = d, .size = 13 };
+        struct cas_directory *dd;
+        CHECK_OK(cas_directory_new(&n, 1, &dd, NULL));
+        CHECK_OK(cas_dir_put(local->dirs, &dd, 1, 0, &why));
+        struct cas_node r = { .kind = CAS_NODE_DIRECTORY, N("r"), .digest = dd->digest, .size = 1 };
+        CHECK_OK(cas_root_put(local->roots, &r));
+        p = (struct fs_root_provider){ &fs_root_service_ops, local->roots };
+        cfg.roots = &p;
+        CHECK_OK(fs_new(local->blobs, local->dirs, &cfg, &fs));
+        uint64_t rr = lookup_ok(fs, FS_ROOT_INO, "r", NULL);
+        uint64_t f = lookup_ok(fs, rr, "f", NULL);
+        CHECK_OK(fs_open(fs, f, O_RDONLY, &o));
+        CHECK_OK(fs_read(fs, f, o.fh, 0, 16, buf, &res));
+        CHECK(res.fd >= 0 && res.len == 13);
+        CHECK_OK(fs_release(fs, f, o.fh));
+        fs_forget(fs, f, 1);
+        f = lookup_ok(fs, rr, "f", NULL);
+        CHECK_OK(fs_open(fs, f, O_RDONLY, &o));
+        CHECK_OK(fs_release(fs, f, o.fh));
+        fs_forget(fs, f, 1);
+        fs_get_stats(fs, &st);
+        CHECK_EQ(st.blob_verifies, 1);
+        /* the blob file is rewritten with other bytes: hashed again, refused */
+        char hex[CAS_DIGEST_HEX_LEN + 1];
+        cas_digest_to_hex(&d, hex);
+        snprintf(path, sizeof(path), "%s/blobs/%.2s/%s", dir, hex, hex);
+        chmod(path, 0644);
+        int fd = open(path, O_WRONLY | O_TRUNC);
+        CHECK(fd >= 0);
+        CHECK_EQ(write(fd, "VERIFIED ONCE", 13), 13);
+        close(fd);
+        f = lookup_ok(fs, rr, "f", NULL);
+        CHECK_EQ(fs_open(fs, f, O_RDONLY, &o), -EIO);
+        fs_get_stats(fs, &st);
+        CHECK_EQ(st.blob_verifies, 2);
+        fs_free(fs);
+        cas_directory_free(dd);
+        cas_store_free(local);
+        char cmd[300];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+        CHECK_EQ(system(cmd), 0);
 }
 
 struct race {
@@ -805,6 +889,7 @@ int main(void) {
         RUN(test_missing_directory);
         RUN(test_missing_and_corrupt_blob);
         RUN(test_fd_reads_and_backing);
+        RUN(test_verified_files);
         RUN(test_concurrent_first_access);
         RUN(test_stress);
         cas_directory_free(tree);

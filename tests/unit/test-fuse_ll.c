@@ -412,7 +412,9 @@ static void test_lookup_getattr(void) {
 }
 
 static void test_open_read(void) {
-        struct env e = env_init(false);
+        /* a kernel that always sends OPEN */
+        struct env e = env_new(false, NULL, false);
+        init_with(e.ll, 7, 45, KERNEL_FLAGS & ~(uint64_t) FUSE_NO_OPEN_SUPPORT, NULL);
         struct fuse_entry_out eo;
         struct fuse_ll_reply rep;
         struct fuse_ll_open_out oo;
@@ -445,6 +447,28 @@ static void test_open_read(void) {
         memcpy(&so, rep.payload, sizeof(so));
         CHECK_EQ(so.st.namelen, 255);
         CHECK_EQ(so.st.bsize, 4096);
+        env_free(&e);
+
+        /* zero-message open: OPEN gets ENOSYS, READ works with fh 0 */
+        e = env_init(false);
+        tree = lookup(&e, 1, "tree", &eo);
+        a = lookup(&e, tree, "a", &eo);
+        CHECK_EQ(call_err(e.ll, FUSE_OPEN, a, &oi, sizeof(oi)), -ENOSYS);
+        ri = (struct fuse_read_in){ .fh = 0, .offset = 0, .size = 4096 };
+        CHECK_EQ(call_ok(e.ll, FUSE_READ, a, &ri, sizeof(ri), NULL, 0, &rep), 5);
+        CHECK(memcmp(rep.payload, "hello", 5) == 0);
+        env_free(&e);
+
+        /* with passthrough enabled OPEN is answered (the backing id comes with it) */
+        struct fuse_ll_transport t = { .name = "test", .backing_open = fake_backing_open,
+                                       .backing_close = fake_backing_close };
+        e = env_new(false, &t, true);
+        init_with(e.ll, 7, 45, KERNEL_FLAGS, NULL);
+        tree = lookup(&e, 1, "tree", &eo);
+        a = lookup(&e, tree, "a", &eo);
+        CHECK_EQ(call_ok(e.ll, FUSE_OPEN, a, &oi, sizeof(oi), NULL, 0, &rep), sizeof(oo));
+        memcpy(&oo, rep.payload, sizeof(oo));
+        CHECK(!(oo.open_flags & FOPEN_PASSTHROUGH)); /* a memory blob has no file to pass through */
         env_free(&e);
 }
 
