@@ -163,19 +163,22 @@ int fs_readdir(struct fs *fs, uint64_t ino, uint64_t fh, uint64_t off, bool plus
  * other kinds, -EIO if the blob is missing, unreadable or does not match
  * its digest (checked once per inode, on the first open). */
 int fs_open(struct fs *fs, uint64_t ino, int flags, struct fs_open *ret);
+/* The blob reader stays open, idle, after the last release (bounded). */
 int fs_release(struct fs *fs, uint64_t ino, uint64_t fh);
 
 /* Where read data is: either fd >= 0 (len bytes at off of that file, which
- * stays open until the handle is released), or len bytes copied into the
- * caller's buffer. */
+ * stays open at least until the handle is released or, for fh 0, until the
+ * inode is forgotten), or len bytes copied into the caller's buffer. */
 struct fs_read_result {
         int fd;
         uint64_t off;
         size_t len;
 };
 
-/* Reads up to size bytes at off through an open handle; buf (size bytes)
- * receives the data when it does not come from a file. */
+/* Reads up to size bytes at off through an open handle, or with fh 0
+ * without one (the blob is then opened and checked on first use: -EIO as
+ * for fs_open); buf (size bytes) receives the data when it does not come
+ * from a file. */
 int fs_read(struct fs *fs, uint64_t ino, uint64_t fh, uint64_t off, size_t size, void *buf,
             struct fs_read_result *ret);
 
@@ -199,6 +202,6 @@ struct fs_stats {
         uint64_t dirs_loaded;   /* directories whose Directory is in memory */
         uint64_t dir_fetches;   /* Directory fetches since start */
         uint64_t blob_verifies; /* blob verifications since start */
-        uint64_t open_files;    /* inodes with an open blob reader */
+        uint64_t open_files;    /* inodes with an open blob reader (in use or idle) */
 };
 void fs_get_stats(struct fs *fs, struct fs_stats *ret);
