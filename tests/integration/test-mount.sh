@@ -416,8 +416,13 @@ for i in $(seq 20); do
 done
 rss20=$(rss "$pid")
 echo "# daemon RSS after walk 2: ${rss1} kB, after walk 22: ${rss20} kB"
-check "daemon RSS stable across 20 walks with dropped caches" test "$rss20" -le $((rss1 + rss1 / 10 + 2048))
-check "daemon RSS below 100 MB" test "$rss20" -lt 102400
+if grep -qa AddressSanitizer "$CASTORE"; then
+        # ASan keeps freed memory in quarantine: RSS says nothing there
+        skip "daemon RSS stable across 20 walks" "castore built with AddressSanitizer"
+else
+        check "daemon RSS stable across 20 walks with dropped caches" test "$rss20" -le $((rss1 + rss1 / 10 + 2048))
+        check "daemon RSS below 100 MB" test "$rss20" -lt 102400
+fi
 
 # --- stopping ---------------------------------------------------------------
 # SIGTERM with a reader holding a file open and reading at random offsets:
