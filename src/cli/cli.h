@@ -6,6 +6,8 @@
 #include <stdbool.h>
 
 #include "castore/store.h"
+#include "fs/fs.h"
+#include "store/pathinfosvc.h"
 
 struct cli_command {
         const char *name;
@@ -43,6 +45,33 @@ int cli_parse_common_only(int argc, char **argv);
 
 /* Logs "Unknown option" / "Missing argument" style errors and returns -EINVAL. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Parses a decimal number in [min, max]: 0 or -EINVAL. */
+int cli_parse_uint(const char *s, unsigned long min, unsigned long max, unsigned long *ret);
+
+/* Options shared by the commands that serve a filesystem (mount,
+ * virtiofs): --list-root, --uid N, --gid N.  cli_fs_option returns 1 if
+ * opt was one of them, 0 if not, -EINVAL (logged) for a bad value. */
+enum { CLI_OPT_LIST_ROOT = 'l', CLI_OPT_UID = 'u', CLI_OPT_GID = 'g' };
+#define CLI_FS_LONGOPTS                                              \
+        { "list-root", no_argument, NULL, CLI_OPT_LIST_ROOT },       \
+        { "uid", required_argument, NULL, CLI_OPT_UID },             \
+        { "gid", required_argument, NULL, CLI_OPT_GID }
+int cli_fs_option(const char *cmd, int opt, const char *arg, struct fs_config *cfg);
+
+/* A served store: the store (read-only, so a mount sees later imports),
+ * its PathInfo service, the root providers (store path basenames first,
+ * then named roots) and the filesystem. */
+struct cli_served {
+        struct cas_store *store;
+        struct nix_pathinfo_service *pathinfo;
+        struct cas_root_service *nix_roots;
+        struct fs_root_provider providers[2];
+        struct fs *fs;
+};
+/* Fills cfg->roots; logs errors.  Close with cli_served_close. */
+int cli_served_open(struct fs_config *cfg, struct cli_served *ret);
+void cli_served_close(struct cli_served *s);
 
 /* Exit codes: 0 ok, 1 failure, 2 usage error. */
 enum { CLI_EXIT_OK = 0, CLI_EXIT_FAILURE = 1, CLI_EXIT_USAGE = 2 };

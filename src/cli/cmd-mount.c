@@ -18,18 +18,6 @@
 #include "transport/fusemount.h"
 #include "util/log.h"
 
-static int parse_u32(const char *s, unsigned long max, uint32_t *ret) {
-        char *end;
-        unsigned long v;
-
-        errno = 0;
-        v = strtoul(s, &end, 10);
-        if (errno || end == s || *end || s[0] == '-' || v > max)
-                return -EINVAL;
-        *ret = (uint32_t) v;
-        return 0;
-}
-
 struct daemon_state {
         int ready_fd;   /* the parent waits for a byte on it */
         bool keep_stderr;
@@ -90,37 +78,37 @@ static int run_mount(int argc, char **argv) {
         enum { OPT_ALLOW_OTHER = 0x100, OPT_PASSTHROUGH, OPT_NO_SPLICE };
         static const struct option opts[] = {
                 CLI_COMMON_LONGOPTS,
-                { "list-root", no_argument, NULL, 'l' },
+                CLI_FS_LONGOPTS,
                 { "threads", required_argument, NULL, 't' },
                 { "allow-other", no_argument, NULL, OPT_ALLOW_OTHER },
                 { "daemon", no_argument, NULL, 'D' },
                 { "passthrough", required_argument, NULL, OPT_PASSTHROUGH },
                 { "no-splice", no_argument, NULL, OPT_NO_SPLICE },
-                { "uid", required_argument, NULL, 'u' },
-                { "gid", required_argument, NULL, 'g' },
                 { "debug", no_argument, NULL, 'd' },
                 {},
         };
-        _cleanup_(cas_store_freep) struct cas_store *store = NULL;
+        struct cli_served served;
         struct devfuse_options o = { .splice = true, .passthrough = DEVFUSE_PASSTHROUGH_AUTO };
         struct daemon_state ds = { .ready_fd = -1 };
         struct fs_config fcfg = {};
-        struct fs *fs = NULL;
         char mountpoint[PATH_MAX];
         bool daemon = false;
-        uint32_t threads = 0;
+        unsigned long threads = 0;
         struct stat st;
         int opt, r;
 
         while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORTOPTS, opts, NULL)) >= 0) {
                 if (cli_common_option(opt, optarg))
                         continue;
+                r = cli_fs_option("mount", opt, optarg, &fcfg);
+                if (r != 0) {
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
                 switch (opt) {
-                case 'l':
-                        fcfg.list_root = true;
-                        break;
                 case 't':
-                        if (parse_u32(optarg, 256, &threads) < 0 || threads == 0)
+                        if (cli_parse_uint(optarg, 1, 256, &threads) < 0)
                                 return cli_usage_error("mount", "--threads takes 1..256");
                         break;
                 case OPT_ALLOW_OTHER:
@@ -141,14 +129,6 @@ static int run_mount(int argc, char **argv) {
                         break;
                 case OPT_NO_SPLICE:
                         o.splice = false;
-                        break;
-                case 'u':
-                        if (parse_u32(optarg, UINT32_MAX - 1, &fcfg.uid) < 0)
-                                return cli_usage_error("mount", "bad --uid \"%s\"", optarg);
-                        break;
-                case 'g':
-                        if (parse_u32(optarg, UINT32_MAX - 1, &fcfg.gid) < 0)
-                                return cli_usage_error("mount", "bad --gid \"%s\"", optarg);
                         break;
                 case 'd':
                         o.debug = true;
@@ -176,20 +156,11 @@ static int run_mount(int argc, char **argv) {
                 o.ready_userdata = &ds;
         }
 
-        /* cas_store_open names a missing store itself: one line is enough */
-        r = cas_store_open(cli_store_url(), CAS_STORE_READONLY, &store);
-        if (r == -ENOENT)
+        r = cli_served_open(&fcfg, &served);
+        if (r < 0)
                 return r;
-        if (r < 0)
-                return log_error_errno(r, "Failed to open store %s: %m", cli_store_url());
-        struct fs_root_provider roots = { .ops = &fs_root_service_ops, .ctx = store->roots };
-        fcfg.roots = &roots;
-        fcfg.n_roots = 1;
-        r = fs_new(store->blobs, store->dirs, &fcfg, &fs);
-        if (r < 0)
-                return log_error_errno(r, "Failed to set up the filesystem: %m");
-        r = devfuse_serve(fs, &o);
-        fs_free(fs);
+        r = devfuse_serve(served.fs, &o);
+        cli_served_close(&served);
         if (ds.ready_fd >= 0)
                 close(ds.ready_fd);
         return r;

@@ -16,56 +16,40 @@
 #include "transport/virtiofs.h"
 #include "util/log.h"
 
-static int parse_uint(const char *s, unsigned min, unsigned max, unsigned *ret) {
-        char *end;
-        errno = 0;
-        unsigned long v = strtoul(s, &end, 10);
-        if (errno || end == s || *end || v < min || v > max)
-                return -EINVAL;
-        *ret = (unsigned) v;
-        return 0;
-}
-
 static int run_virtiofs(int argc, char **argv) {
         static const struct option opts[] = {
                 CLI_COMMON_LONGOPTS,
-                { "list-root", no_argument, NULL, 'l' },
+                CLI_FS_LONGOPTS,
                 { "threads", required_argument, NULL, 't' },
                 { "once", no_argument, NULL, '1' },
-                { "uid", required_argument, NULL, 'u' },
-                { "gid", required_argument, NULL, 'g' },
                 { "debug", no_argument, NULL, 'd' },
                 {},
         };
-        _cleanup_(cas_store_freep) struct cas_store *store = NULL;
+        struct cli_served served;
         struct virtiofs_config cfg = { .request_queues = 1, .stop_fd = -1, .ll = { .max_pages = 256 } };
         struct fs_config fcfg = {};
-        struct fs *fs = NULL;
         _cleanup_close_ int sfd = -1;
+        unsigned long v;
         sigset_t mask;
         int opt, r;
 
         while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORTOPTS, opts, NULL)) >= 0) {
                 if (cli_common_option(opt, optarg))
                         continue;
+                r = cli_fs_option("virtiofs", opt, optarg, &fcfg);
+                if (r != 0) {
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
                 switch (opt) {
-                case 'l':
-                        fcfg.list_root = true;
-                        break;
                 case 't':
-                        if (parse_uint(optarg, 1, 16, &cfg.request_queues) < 0)
+                        if (cli_parse_uint(optarg, 1, 16, &v) < 0)
                                 return cli_usage_error("virtiofs", "--threads takes 1..16");
+                        cfg.request_queues = v;
                         break;
                 case '1':
                         cfg.once = true;
-                        break;
-                case 'u':
-                        if (parse_uint(optarg, 0, UINT32_MAX - 1, &fcfg.uid) < 0)
-                                return cli_usage_error("virtiofs", "bad --uid");
-                        break;
-                case 'g':
-                        if (parse_uint(optarg, 0, UINT32_MAX - 1, &fcfg.gid) < 0)
-                                return cli_usage_error("virtiofs", "bad --gid");
                         break;
                 case 'd':
                         cfg.ll.debug = true;
@@ -90,20 +74,12 @@ static int run_virtiofs(int argc, char **argv) {
         if (sfd < 0)
                 return log_error_errno(negative_errno(), "signalfd: %m");
 
-        r = cli_store_open(CAS_STORE_READONLY, &store);
+        r = cli_served_open(&fcfg, &served);
         if (r < 0)
                 return r;
-        struct fs_root_provider roots = { .ops = &fs_root_service_ops, .ctx = store->roots };
-        fcfg.roots = &roots;
-        fcfg.n_roots = 1;
-        r = fs_new(store->blobs, store->dirs, &fcfg, &fs);
-        if (r < 0)
-                return log_error_errno(r, "Failed to set up the filesystem: %m");
-
         cfg.stop_fd = sfd;
-
-        r = virtiofs_serve(fs, &cfg);
-        fs_free(fs);
+        r = virtiofs_serve(served.fs, &cfg);
+        cli_served_close(&served);
         return r;
 }
 

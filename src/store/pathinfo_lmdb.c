@@ -2,6 +2,7 @@
  * environment: key = the 20-byte store path digest, value = the encoded
  * PathInfo, validated again on every read. */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,12 +10,34 @@
 #include "../util/log.h"
 #include "pathinfosvc.h"
 
+/* A read-only env may not have the database yet: another process (an
+ * import) can create it at any time, so it is looked up again until found,
+ * then published once (dbi written before the release store of ready). */
 struct pathinfo_lmdb {
         struct nix_pathinfo_service base;
         struct cas_lmdb *db; /* not owned; immutable */
-        MDB_dbi dbi;         /* immutable */
-        bool absent;         /* read-only env without the database: empty; immutable */
+        atomic_uint dbi;     /* valid once ready; racing lookups store the same handle */
+        atomic_bool ready;   /* the database exists and dbi is set */
 };
+
+/* 0 with the dbi, or -ENOENT while the database does not exist. */
+static int pathinfo_dbi(struct pathinfo_lmdb *l, MDB_dbi *ret) {
+        MDB_dbi dbi;
+        int r;
+
+        if (atomic_load_explicit(&l->ready, memory_order_acquire)) {
+                *ret = atomic_load_explicit(&l->dbi, memory_order_relaxed);
+                return 0;
+        }
+        r = cas_lmdb_dbi(l->db, "pathinfo", &dbi);
+        if (r < 0)
+                return r;
+        /* cas_lmdb_dbi gives the same handle to every caller */
+        atomic_store_explicit(&l->dbi, dbi, memory_order_relaxed);
+        atomic_store_explicit(&l->ready, true, memory_order_release);
+        *ret = dbi;
+        return 0;
+}
 
 /* Decodes a stored value (copying it out of the map) and checks that the
  * key is its store path digest. */
@@ -41,14 +64,16 @@ static int lmdb_get(struct nix_pathinfo_service *s, const uint8_t digest[NIX_DIG
         struct pathinfo_lmdb *l = (struct pathinfo_lmdb *) s;
         MDB_val k = { NIX_DIGEST_LEN, (void *) digest }, v;
         MDB_txn *txn;
+        MDB_dbi dbi;
         int r;
 
-        if (l->absent)
-                return -ENOENT;
+        r = pathinfo_dbi(l, &dbi);
+        if (r < 0)
+                return r; /* -ENOENT: nothing registered yet */
         r = cas_lmdb_txn_begin(l->db, MDB_RDONLY, &txn);
         if (r < 0)
                 return r;
-        r = cas_lmdb_errno(mdb_get(txn, l->dbi, &k, &v));
+        r = cas_lmdb_errno(mdb_get(txn, dbi, &k, &v));
         if (r >= 0)
                 r = decode(&k, &v, ret);
         mdb_txn_abort(txn);
@@ -60,11 +85,13 @@ static int lmdb_put(struct nix_pathinfo_service *s, const struct nix_pathinfo *p
         _cleanup_free_ uint8_t *buf = NULL;
         MDB_txn *txn;
         MDB_val k, v;
+        MDB_dbi dbi;
         size_t len;
         int r;
 
-        if (l->absent)
-                return -EROFS;
+        r = pathinfo_dbi(l, &dbi);
+        if (r < 0)
+                return r == -ENOENT ? -EROFS : r;
         r = nix_pathinfo_encode(pi, &buf, &len);
         if (r < 0)
                 return r;
@@ -73,7 +100,7 @@ static int lmdb_put(struct nix_pathinfo_service *s, const struct nix_pathinfo *p
         r = cas_lmdb_txn_begin(l->db, 0, &txn);
         if (r < 0)
                 return r;
-        r = cas_lmdb_errno(mdb_put(txn, l->dbi, &k, &v, 0));
+        r = cas_lmdb_errno(mdb_put(txn, dbi, &k, &v, 0));
         if (r >= 0)
                 r = cas_lmdb_errno(mdb_txn_commit(txn));
         else
@@ -88,14 +115,18 @@ static int lmdb_list(struct nix_pathinfo_service *s, nix_pathinfo_list_cb cb, vo
         MDB_cursor *cur = NULL;
         MDB_txn *txn;
         MDB_val k, v;
+        MDB_dbi dbi;
         int r, rc;
 
-        if (l->absent)
-                return 0;
+        r = pathinfo_dbi(l, &dbi);
+        if (r == -ENOENT)
+                return 0; /* nothing registered yet */
+        if (r < 0)
+                return r;
         r = cas_lmdb_txn_begin(l->db, MDB_RDONLY, &txn);
         if (r < 0)
                 return r;
-        r = cas_lmdb_errno(mdb_cursor_open(txn, l->dbi, &cur));
+        r = cas_lmdb_errno(mdb_cursor_open(txn, dbi, &cur));
         for (rc = r < 0 ? MDB_NOTFOUND : mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 && r >= 0;
              rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
                 struct nix_pathinfo *pi;
@@ -129,20 +160,20 @@ static const struct nix_pathinfo_ops pathinfo_lmdb_ops = {
 int nix_pathinfo_lmdb_new(struct cas_lmdb *db, struct nix_pathinfo_service **ret) {
         struct pathinfo_lmdb *l;
         MDB_dbi dbi = 0;
-        bool absent = false;
         int r;
 
         if (!db || !ret)
                 return -EINVAL;
+        /* writable: create it now; read-only: it may come later */
         r = cas_lmdb_dbi(db, "pathinfo", &dbi);
-        if (r == -ENOENT && db->readonly)
-                absent = true; /* nothing registered yet; nothing can be */
-        else if (r < 0)
+        if (r < 0 && !(r == -ENOENT && db->readonly))
                 return r;
         l = calloc(1, sizeof(*l));
         if (!l)
                 return -ENOMEM;
-        *l = (struct pathinfo_lmdb){ .base.ops = &pathinfo_lmdb_ops, .db = db, .dbi = dbi, .absent = absent };
+        *l = (struct pathinfo_lmdb){ .base.ops = &pathinfo_lmdb_ops, .db = db };
+        atomic_init(&l->dbi, dbi);
+        atomic_init(&l->ready, r >= 0);
         *ret = &l->base;
         return 0;
 }

@@ -193,6 +193,39 @@ expect_eq "hostile NARs registered nothing" "$(C path-info --all | grep -c '^Sto
 out=$(C nar import "$H/good" --name hostile 2>&1) && [[ $out == /nix/store/*-hostile ]] &&
         ok "the valid NAR they were made from imports" || { echo "# $out"; notok "the valid NAR they were made from imports"; }
 
+# ---- a mount shows store paths at its root, like /nix/store ----
+if [ -c /dev/fuse ]; then
+        MNT=$T_TMP/mnt; mkdir -p "$MNT"
+        treepath=$(C import "$TREES/tree" | awk '{print $3}')
+        base=${treepath#/nix/store/}
+        if C mount --daemon "$MNT" 2>"$T_TMP/err"; then
+                at_exit "'$CASTORE' umount '$MNT'"
+                check "mount: a store path basename resolves" diff -r --no-dereference "$TREES/tree" "$MNT/$base"
+                check "mount: its NAR equals nix-store --dump of the source" \
+                        cmp <(nix-store --dump "$MNT/$base") <(nix-store --dump "$TREES/tree")
+                [ ! -e "$MNT/${base%-*}-other" ] && ok "mount: the right hash with another name is ENOENT" ||
+                        notok "mount: the right hash with another name is ENOENT"
+                [ ! -e "$MNT/${base:0:31}-tree" ] && [ ! -e "$MNT/not-a-store-path" ] &&
+                        ok "mount: names that are not store path basenames are ENOENT" ||
+                        notok "mount: names that are not store path basenames are ENOENT"
+                mkdir -p "$TREES/late"; echo late > "$TREES/late/f"
+                late=$(C import "$TREES/late" | awk '{print $3}')
+                expect_eq "mount: a path imported after mounting appears" "$(cat "$MNT/${late#/nix/store/}/f" 2>&1)" late
+                C umount "$MNT"
+                C mount --daemon --list-root "$MNT"
+                want=$(C path-info --all --json | python3 -c '
+import json, sys
+print("\n".join(sorted(p["path"][len("/nix/store/"):] for p in json.load(sys.stdin))))')
+                got=$(ls "$MNT" | LC_ALL=C sort | grep -E '^[0-9a-z]{32}-')
+                expect_eq "mount --list-root: lists every registered store path" "$got" "$want"
+                C umount "$MNT"
+        else
+                sed 's/^/# /' "$T_TMP/err"; notok "mount of the store"
+        fi
+else
+        skip "store paths at the mount root" "/dev/fuse is missing"
+fi
+
 # ---- bad arguments: one-line error, non-zero exit ----
 bad() {  # name expected-exit cmd...
         local name=$1 want=$2 err rc=0

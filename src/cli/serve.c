@@ -1,0 +1,78 @@
+/* What castore mount and castore virtiofs serve: the store opened
+ * read-only, its PathInfo service, the root providers (Nix store path
+ * basenames first, then named roots) and the filesystem over them; plus
+ * the options both commands share. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "util/log.h"
+
+int cli_parse_uint(const char *s, unsigned long min, unsigned long max, unsigned long *ret) {
+        unsigned long v;
+        char *end;
+
+        errno = 0;
+        v = strtoul(s, &end, 10);
+        if (errno || end == s || *end || s[0] == '-' || v < min || v > max)
+                return -EINVAL;
+        *ret = v;
+        return 0;
+}
+
+int cli_fs_option(const char *cmd, int opt, const char *arg, struct fs_config *cfg) {
+        unsigned long v;
+
+        switch (opt) {
+        case CLI_OPT_LIST_ROOT:
+                cfg->list_root = true;
+                return 1;
+        case CLI_OPT_UID:
+        case CLI_OPT_GID:
+                if (cli_parse_uint(arg, 0, UINT32_MAX - 1, &v) < 0)
+                        return cli_usage_error(cmd, "bad --%s \"%s\"", opt == CLI_OPT_UID ? "uid" : "gid", arg);
+                *(opt == CLI_OPT_UID ? &cfg->uid : &cfg->gid) = (uint32_t) v;
+                return 1;
+        }
+        return 0;
+}
+
+int cli_served_open(struct fs_config *cfg, struct cli_served *ret) {
+        struct cli_served s = {};
+        int r;
+
+        /* cas_store_open names a missing store itself: one line is enough */
+        r = cas_store_open(cli_store_url(), CAS_STORE_READONLY, &s.store);
+        if (r == -ENOENT)
+                return r;
+        if (r < 0)
+                return log_error_errno(r, "Failed to open store %s: %m", cli_store_url());
+        r = nix_pathinfo_open_store(s.store, &s.pathinfo);
+        if (r >= 0)
+                r = nix_root_service_new(s.pathinfo, &s.nix_roots);
+        if (r < 0) {
+                cli_served_close(&s);
+                return log_error_errno(r, "Failed to open the PathInfo service: %m");
+        }
+        s.providers[0] = (struct fs_root_provider){ .ops = &fs_root_service_ops, .ctx = s.nix_roots };
+        s.providers[1] = (struct fs_root_provider){ .ops = &fs_root_service_ops, .ctx = s.store->roots };
+        cfg->roots = s.providers;
+        cfg->n_roots = ELEMENTSOF(s.providers);
+        r = fs_new(s.store->blobs, s.store->dirs, cfg, &s.fs);
+        if (r < 0) {
+                cli_served_close(&s);
+                return log_error_errno(r, "Failed to set up the filesystem: %m");
+        }
+        *ret = s;
+        return 0;
+}
+
+void cli_served_close(struct cli_served *s) {
+        if (s->fs)
+                fs_free(s->fs);
+        cas_root_service_free(s->nix_roots);
+        nix_pathinfo_service_free(s->pathinfo);
+        cas_store_free(s->store);
+        *s = (struct cli_served){};
+}
