@@ -204,7 +204,10 @@ static int do_init(struct req *rq) {
          * the kernel open directories without asking (two requests fewer per
          * directory walked, listings cached with FOPEN_CACHE_DIR). */
         ll->no_opendir = (kflags & FUSE_NO_OPENDIR_SUPPORT) && !fs_dir_handles_needed(ll->fs);
-        ll->no_open_ok = kflags & FUSE_NO_OPEN_SUPPORT;
+        /* Zero-message opens skip our EROFS answer to opens for writing, so
+         * they need a mount the kernel itself keeps read-only: ours on
+         * /dev/fuse is MS_RDONLY, a guest's virtiofs mount may not be. */
+        ll->no_open_ok = (kflags & FUSE_NO_OPEN_SUPPORT) && !ll->t.is_virtio;
 
         out->minor = ll->minor;
         out->max_readahead = in.max_readahead;

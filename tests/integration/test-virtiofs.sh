@@ -59,6 +59,9 @@ print(" ".join(esc(n) for n in sorted(os.listdir(os.fsencode(sys.argv[1])))) + "
 EOF
 )
 E_NAMES_COUNT=$(ls -A "$TREE/names" | wc -l)
+# the root lists store path basenames first (sorted), then named roots
+E_ROOTS="$(awk '{sub("/nix/store/", "", $3); print $3}' "$T_TMP/import-t.out" "$T_TMP/import-real.out" |
+        LC_ALL=C sort | tr '\n' ' ')real t "
 E_BIG_SHA=$(sha256sum "$TREE/big" | cut -d' ' -f1)
 E_REAL_COUNT=$(cd "$REAL" && find . | wc -l)
 E_REAL_SHA=$(cd "$REAL" && find . -type f | LC_ALL=C sort | xargs cat | sha256sum | cut -d' ' -f1)
@@ -71,7 +74,7 @@ guest_script() { # G OUT [EXTRA BODY]
         {
                 printf 'G=%s\n' "$1"
                 for v in E_FILE_DIGEST E_DIR_DIGEST E_ROOT_DIGEST E_NAMES E_NAMES_COUNT E_BIG_SHA E_REAL_COUNT \
-                        E_REAL_SHA E_WIDE; do
+                        E_REAL_SHA E_WIDE E_ROOTS; do
                         printf "%s='%s'\n" "$v" "${!v}"
                 done
                 cat "$3"

@@ -19,8 +19,8 @@ tz() { # NAME CMD...: ok if CMD succeeds
 M=/mnt
 T=$M/t
 
-# root: named roots, listed because of --list-root
-t "root lists the named roots" "$(vmtool readdir $M | tr '\n' ' ')" "real t "
+# root: store paths, then named roots, listed because of --list-root
+t "root lists store paths and named roots" "$(vmtool readdir $M | tr '\n' ' ')" "$E_ROOTS"
 
 # modes and sizes
 t "regular file mode" "$(stat -c %a $T/file)" 444
