@@ -12,8 +12,9 @@
 #define RENDER_BUF_SIZE (512 * 1024)
 /* On-disk blobs up to this size are read once into a scratch buffer,
  * verified there and emitted from it: one read, and nothing can change
- * between the check and the output. */
-#define WHOLE_BLOB_MAX (1024 * 1024)
+ * between the check and the output.  Larger ones are verified, then read
+ * a second time as they are emitted. */
+#define WHOLE_BLOB_MAX (8 * 1024 * 1024)
 
 struct renderer {
         struct cas_blob_service *blobs;
@@ -44,10 +45,31 @@ static int flush(struct renderer *rd) {
         return 0;
 }
 
+/* Hands len bytes to the hash and the sink directly, after what is
+ * buffered: no copy through the staging buffer. */
+static int emit_direct(struct renderer *rd, const void *data, size_t len) {
+        int r;
+
+        r = flush(rd);
+        if (r < 0)
+                return r;
+        if (rd->hash)
+                nix_sha256_update(&rd->sha, data, len);
+        if (rd->write) {
+                r = rd->write(rd->userdata, data, len);
+                if (r < 0)
+                        return r;
+        }
+        rd->size += len;
+        return 0;
+}
+
 static int emit(struct renderer *rd, const void *data, size_t len) {
         const uint8_t *p = data;
         int r;
 
+        if (len >= RENDER_BUF_SIZE)
+                return emit_direct(rd, data, len);
         while (len > 0) {
                 size_t n = MIN(len, RENDER_BUF_SIZE - rd->len);
 
@@ -125,7 +147,8 @@ static int read_whole(struct renderer *rd, struct cas_blob_reader *b) {
 }
 
 /* Streams a blob read with pread through the buffer, hashing what is read.
- * The caller has verified it already when output escapes. */
+ * The caller has verified it already when output escapes; hashing again
+ * catches a file that changed between the two reads. */
 static int emit_streamed_blob(struct renderer *rd, struct cas_blob_reader *b) {
         struct cas_hasher h;
         struct cas_digest d;

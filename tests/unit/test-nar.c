@@ -389,7 +389,7 @@ static void test_corrupt_blob(void) {
 /* Blobs above the scratch size: verified before streaming, re-hashed while
  * streaming. */
 static void test_corrupt_large_blob(void) {
-        size_t len = 3 * 1024 * 1024 + 3;
+        size_t len = 9 * 1024 * 1024 + 3; /* above WHOLE_BLOB_MAX (8 MiB) */
         uint8_t *good = malloc(len), *evil = malloc(len);
         struct cas_node n = { .kind = CAS_NODE_FILE, .size = len };
         struct fake_blobs f = { .base.ops = &fake_ops, .size = len, .len = len };
