@@ -5,7 +5,6 @@
  * batch only after the blobs written so far are made durable. */
 #include "import.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -19,6 +18,7 @@
 
 #include "../util/log.h"
 #include "../util/workqueue.h"
+#include "localfs.h"
 #include "../util/io.h"
 
 #define SMALL_FILE_MAX (1024 * 1024) /* read whole, hash, then store if new */
@@ -111,25 +111,6 @@ static char *path_join(const char *a, const char *b) {
 
 /* ---- file contents (worker threads, and the caller for a file root) ---- */
 
-static int open_file(int dfd, const char *name, struct stat *ret_st) {
-        int fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NOATIME);
-
-        if (fd < 0 && errno == EPERM)
-                fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
-        if (fd < 0)
-                return negative_errno();
-        if (fstat(fd, ret_st) < 0) {
-                int r = negative_errno();
-                close(fd);
-                return r;
-        }
-        if (!S_ISREG(ret_st->st_mode)) {
-                close(fd);
-                return -EAGAIN; /* replaced by something else during the walk */
-        }
-        return fd;
-}
-
 /* Streams fd (already positioned after `have` bytes held in buf) into a
  * blob writer. */
 static int store_stream(struct cas_blob_service *blobs, int fd, uint8_t *buf, size_t have, struct imp_entry *e) {
@@ -163,7 +144,7 @@ static int store_file(struct cas_blob_service *blobs, int dfd, const char *name,
         ssize_t n;
         int r;
 
-        fd = open_file(dfd, name, &st);
+        fd = cas_local_open_file(dfd, name, &st);
         if (fd < 0)
                 return fd;
         e->kind = CAS_NODE_FILE;
@@ -271,83 +252,25 @@ static int imp_dir_new(struct imp_ctx *ctx, struct imp_dir *parent, size_t slot,
         return 0;
 }
 
-static const char *special_kind(mode_t m) {
-        if (S_ISCHR(m))
-                return "character device";
-        if (S_ISBLK(m))
-                return "block device";
-        if (S_ISFIFO(m))
-                return "fifo";
-        if (S_ISSOCK(m))
-                return "socket";
-        return "special file";
-}
-
-static int read_link(int dfd, const char *name, char **ret, size_t *ret_len) {
-        char buf[CAS_TARGET_MAX + 2];
-        ssize_t n = readlinkat(dfd, name, buf, sizeof(buf));
-
-        if (n < 0)
-                return negative_errno();
-        if (n == 0 || n > CAS_TARGET_MAX)
-                return -ENAMETOOLONG;
-        *ret = strndup(buf, n);
-        if (!*ret)
-                return -ENOMEM;
-        *ret_len = n;
-        return 0;
-}
-
-/* Reads the names of a directory (any order). */
+/* Reads the names of a directory (any order) into entries. */
 static int list_names(int dfd, struct imp_entry **ret, size_t *ret_n) {
-        _cleanup_free_ struct imp_entry *v = NULL;
-        size_t n = 0, cap = 0;
-        DIR *dp;
-        int fd, r = 0;
+        char **names = NULL;
+        struct imp_entry *v;
+        size_t n = 0;
+        int r;
 
-        fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0)
-                return negative_errno();
-        dp = fdopendir(fd);
-        if (!dp) {
-                r = negative_errno();
-                close(fd);
+        r = cas_local_list(dfd, &names, &n);
+        if (r < 0)
                 return r;
+        v = calloc(n ? n : 1, sizeof(*v));
+        if (!v) {
+                cas_local_names_free(names, n);
+                return -ENOMEM;
         }
-        for (;;) {
-                struct dirent *de;
-
-                errno = 0;
-                de = readdir(dp);
-                if (!de) {
-                        r = errno ? -errno : 0;
-                        break;
-                }
-                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-                        continue;
-                if (n == cap) {
-                        cap = cap ? cap * 2 : 16;
-                        struct imp_entry *nv = realloc(v, cap * sizeof(*v));
-                        if (!nv) {
-                                r = -ENOMEM;
-                                break;
-                        }
-                        v = nv;
-                }
-                v[n] = (struct imp_entry){ .name = strdup(de->d_name), .name_len = strlen(de->d_name) };
-                if (!v[n].name) {
-                        r = -ENOMEM;
-                        break;
-                }
-                n++;
-        }
-        closedir(dp);
-        if (r < 0) {
-                for (size_t i = 0; i < n; i++)
-                        free(v[i].name);
-                return r;
-        }
-        *ret = TAKE_PTR(v);
+        for (size_t i = 0; i < n; i++)
+                v[i] = (struct imp_entry){ .name = names[i], .name_len = strlen(names[i]) };
+        free(names); /* the strings now belong to the entries */
+        *ret = v;
         *ret_n = n;
         return 0;
 }
@@ -386,7 +309,7 @@ static int classify_entry(struct imp_ctx *ctx, struct imp_dir *d, struct imp_ent
         }
         if (S_ISLNK(st.st_mode)) {
                 e->kind = CAS_NODE_SYMLINK;
-                r = read_link(d->dfd, e->name, &e->target, &e->target_len);
+                r = cas_local_readlink(d->dfd, e->name, &e->target, &e->target_len);
                 if (r < 0)
                         goto fail;
                 ctx->symlinks++;
@@ -399,7 +322,7 @@ static int classify_entry(struct imp_ctx *ctx, struct imp_dir *d, struct imp_ent
         {
                 _cleanup_free_ char *p = path_join(d->path, e->name);
                 log_error("%s: %s refused (use --skip-special to leave it out)", p ? p : e->name,
-                          special_kind(st.st_mode));
+                          cas_local_kind(st.st_mode));
                 set_error(ctx, -EINVAL, p);
                 return -EINVAL;
         }
@@ -679,7 +602,7 @@ static int import_symlink_root(struct imp_ctx *ctx, const char *path, struct cas
         size_t len;
         int r;
 
-        r = read_link(AT_FDCWD, path, &target, &len);
+        r = cas_local_readlink(AT_FDCWD, path, &target, &len);
         if (r < 0)
                 return log_error_errno(r, "%s: cannot read symlink: %m", path);
         ctx->symlinks = 1;
@@ -718,10 +641,10 @@ int cas_import_path(struct cas_store *store, const char *path, const struct cas_
                 } else if (ctx.error_path && ctx.error != -EINVAL)
                         log_error("%s: %s", ctx.error_path, strerror(-ctx.error));
         } else if (opts->skip_special) {
-                log_error("%s: %s cannot be the root of an import", path, special_kind(st.st_mode));
+                log_error("%s: %s cannot be the root of an import", path, cas_local_kind(st.st_mode));
                 r = -EINVAL;
         } else {
-                log_error("%s: %s refused", path, special_kind(st.st_mode));
+                log_error("%s: %s refused", path, cas_local_kind(st.st_mode));
                 r = -EINVAL;
         }
         if (ctx.error < 0 && r >= 0)
