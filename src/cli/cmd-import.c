@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <libgen.h>
+#include <pthread.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 
 #include "castore/import.h"
 #include "cli.h"
+#include "store/nar.h"
 #include "store/pathinfosvc.h"
 #include "util/log.h"
 
@@ -60,19 +62,51 @@ static void print_json_string(const char *s) {
         putchar('"');
 }
 
-/* Registers the tree as the store path nix-store --add would give it.
- * Names Nix refuses only get a named root.  0 with *ret_path empty then. */
-static int register_nix(struct cas_store *store, struct nix_pathinfo_service *pis, const struct cas_node *root,
-                        const char *name, char *ret_path) {
+/* The NAR of the tree, computed from the source by a second thread while
+ * the import runs (the NAR hash is what a Nix store path needs; computing
+ * it from the store afterwards would read and hash every byte again). */
+struct nar_job {
+        pthread_t thread;
+        const char *path;
+        bool skip_special;
+        int r;
+        uint64_t nar_size;
+        uint8_t nar_sha256[NIX_SHA256_LEN];
+        struct cas_node root;
+        void *mem;
+};
+
+static void *nar_job_run(void *p) {
+        struct nar_job *j = p;
+
+        j->r = nar_hash_local(j->path, j->skip_special, &j->nar_size, j->nar_sha256, &j->root, &j->mem);
+        return NULL;
+}
+
+static bool same_node(const struct cas_node *a, const struct cas_node *b) {
+        if (a->kind != b->kind)
+                return false;
+        if (a->kind == CAS_NODE_SYMLINK)
+                return a->target_len == b->target_len && memcmp(a->target, b->target, a->target_len) == 0;
+        return cas_digest_equal(&a->digest, &b->digest) && a->size == b->size &&
+               (a->kind != CAS_NODE_FILE || a->executable == b->executable);
+}
+
+/* Registers the imported tree as the store path nix-store --add would give
+ * it, with the NAR hash of the source, which is only valid if the source
+ * read by the hashing thread is the tree that was imported. */
+static int register_nix(struct nix_pathinfo_service *pis, const struct cas_node *root, const char *path,
+                        const char *name, const struct nar_job *j, char *ret_path) {
         struct nix_store_path sp;
         int r;
 
-        ret_path[0] = 0;
-        if (nix_name_check(name, strlen(name)) < 0) {
-                log_warning("%s: not a valid Nix store path name; registered as a named root only", name);
-                return 0;
-        }
-        r = nix_register_tree(store, pis, root, name, &sp);
+        if (j->r < 0)
+                return log_error_errno(j->r, "%s: cannot compute its NAR hash, not registered as a Nix store path: %m",
+                                       path);
+        if (!same_node(&j->root, root))
+                return log_error_errno(-ESTALE, "%s changed during the import: registered as the root \"%s\", "
+                                                "not as a Nix store path", path, name);
+        r = nix_register_nar(pis, root, name, j->nar_size, j->nar_sha256, &sp);
         if (r < 0)
                 return log_error_errno(r, "Failed to register %s as a Nix store path: %m", name);
         nix_store_path_absolute(&sp, ret_path);
@@ -90,11 +124,25 @@ static int import_one(struct cas_store *store, struct nix_pathinfo_service *pis,
         struct cas_node root;
         _cleanup_free_ void *mem = NULL;
         char store_path[NIX_PATH_MAX + 1] = "";
+        struct nar_job j = { .path = path, .skip_special = a->skip_special };
+        bool nix = pis != NULL;
         int r;
 
         if (cas_name_check(name, strlen(name)) != CAS_VERR_NONE)
                 return log_error_errno(-EINVAL, "Invalid root name \"%s\" (use --name)", name);
+        if (nix && nix_name_check(name, strlen(name)) < 0) {
+                log_warning("%s: not a valid Nix store path name; registered as a named root only", name);
+                nix = false;
+        }
+        if (nix) {
+                r = -pthread_create(&j.thread, NULL, nar_job_run, &j);
+                if (r < 0)
+                        return log_error_errno(r, "Cannot start the NAR hashing thread: %m");
+        }
         r = cas_import_path(store, path, &opts, &root, &mem, &st);
+        if (nix)
+                pthread_join(j.thread, NULL);
+        _cleanup_free_ void *nar_mem = j.mem;
         if (r < 0)
                 return log_error_errno(r, "Failed to import %s: %m", path);
         root.name = name;
@@ -102,8 +150,8 @@ static int import_one(struct cas_store *store, struct nix_pathinfo_service *pis,
         r = cas_root_put(store->roots, &root);
         if (r < 0)
                 return log_error_errno(r, "Failed to register root %s: %m", name);
-        if (pis) {
-                r = register_nix(store, pis, &root, name, store_path);
+        if (nix) {
+                r = register_nix(pis, &root, path, name, &j, store_path);
                 if (r < 0)
                         return r;
         }

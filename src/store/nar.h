@@ -12,6 +12,7 @@
  * which is the order of struct cas_directory entries. */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -93,3 +94,14 @@ enum {
  * ret owns nothing. */
 int nar_ingest(struct cas_blob_service *blobs, struct cas_dir_service *dirs, nar_read_fn read, void *userdata,
                unsigned flags, struct nar_ingest_result *ret);
+
+/* Computes, in one sequential pass over a local file, symlink or
+ * directory tree, the size and SHA-256 of its NAR (what nix-store --add
+ * hashes) and the castore root node an import of it yields (name empty; a
+ * symlink's target in *ret_mem, free()), storing nothing.  Run next to
+ * cas_import_path on the same tree, equal root nodes prove that the NAR
+ * hash describes the imported tree.  Special files are left out with
+ * skip_special (as the importer does), else -EINVAL naming them; a file
+ * whose size changes while it is read gives -ESTALE. */
+int nar_hash_local(const char *path, bool skip_special, uint64_t *ret_nar_size, uint8_t ret_sha256[NIX_SHA256_LEN],
+                   struct cas_node *ret_root, void **ret_mem);

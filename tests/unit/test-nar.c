@@ -2,6 +2,9 @@
  * round trips (including reads split at every size), blob integrity on
  * render, and one hostile NAR per ingestion rule. */
 #include <stdarg.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "castore/blobsvc.h"
 #include "castore/dirsvc.h"
@@ -644,6 +647,84 @@ static void test_store_errors(void) {
         }
 }
 
+/* ---- NAR of local trees ---- */
+
+static char local_base[] = "/tmp/castore-test-nar.XXXXXX";
+
+static const char *lpath(const char *rel) {
+        static char p[512];
+        snprintf(p, sizeof(p), "%s/%s", local_base, rel);
+        return p;
+}
+
+static void lwrite(const char *rel, const char *data, mode_t mode) {
+        FILE *f = fopen(lpath(rel), "w");
+        CHECK(f);
+        CHECK(fputs(data, f) >= 0);
+        CHECK(fclose(f) == 0);
+        CHECK(chmod(lpath(rel), mode) == 0);
+}
+
+static void check_local(const char *rel, uint64_t want_size, const char *want_sha, const char *want_b3) {
+        struct cas_node root;
+        void *mem;
+        uint64_t size;
+        uint8_t sha[32];
+        char hex[65];
+
+        CHECK_OK(nar_hash_local(lpath(rel), false, &size, sha, &root, &mem));
+        CHECK_EQ(size, want_size);
+        CHECK_STREQ(test_hex(sha, 32, hex), want_sha);
+        if (want_b3)
+                CHECK_STREQ(CAS_DIGEST_HEX(&root.digest), want_b3);
+        free(mem);
+}
+
+static void test_local_trees(void) {
+        struct cas_node root;
+        void *mem;
+        uint64_t size;
+        uint8_t sha[32];
+
+        CHECK(mkdtemp(local_base));
+        /* the SPEC's NAR known answers, from trees on disk */
+        lwrite("hello", "Hello World!", 0644);
+        check_local("hello", 128, "03e7f63be30b065d78bcf615f5473545fdb4eb69aa416f43495b4e05cdfb8040",
+                    "5ca7815adcb484e9a136c11efe69c1d530176d549b5d18d038eb5280b4b3470c");
+        CHECK(symlink("/nix/store/somewhereelse", lpath("link")) == 0);
+        check_local("link", 136, "097d397e9b5826384eaa16c457715d1c1a51670313ead0f58566e0b232539cf1", NULL);
+        CHECK(mkdir(lpath("c"), 0755) == 0);
+        CHECK(mkdir(lpath("c/keep"), 0755) == 0);
+        lwrite("c/keep/.keep", "", 0644);
+        lwrite("c/.keep", "", 0644);
+        CHECK(symlink("/nix/store/somewhereelse", lpath("c/aa")) == 0);
+        check_local("c", 840, "ebd52279a8df024c9fd5718de4103bf5e760dc7f2cf49044ee7dea87ab16911a",
+                    "3f951a15afd586fb3121ef4d13d582e811ce0e5a7f21c0497fd87490e9e2355a");
+        CHECK_OK(nar_hash_local(lpath("c"), false, &size, sha, &root, &mem));
+        CHECK_EQ(root.kind, CAS_NODE_DIRECTORY);
+        CHECK_EQ(root.size, 4);
+        free(mem);
+
+        /* the executable bit is part of both */
+        lwrite("x", "Hello World!", 0755);
+        CHECK_OK(nar_hash_local(lpath("x"), false, &size, sha, &root, &mem));
+        CHECK(root.executable);
+        CHECK(size > 128);
+
+        /* special files: refused, or left out like the importer does */
+        CHECK(mkfifo(lpath("c/fifo"), 0644) == 0);
+        CHECK_EQ(nar_hash_local(lpath("c"), false, &size, sha, &root, &mem), -EINVAL);
+        CHECK_OK(nar_hash_local(lpath("c"), true, &size, sha, &root, &mem));
+        CHECK_EQ(size, 840);
+        CHECK_STREQ(CAS_DIGEST_HEX(&root.digest), "3f951a15afd586fb3121ef4d13d582e811ce0e5a7f21c0497fd87490e9e2355a");
+        CHECK_EQ(nar_hash_local(lpath("c/fifo"), true, &size, sha, &root, &mem), -EINVAL);
+        CHECK_EQ(nar_hash_local(lpath("missing"), false, &size, sha, &root, &mem), -ENOENT);
+
+        char cmd[600];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", local_base);
+        CHECK(system(cmd) == 0);
+}
+
 int main(void) {
         RUN(test_symlink);
         RUN(test_hello);
@@ -654,6 +735,7 @@ int main(void) {
         RUN(test_sink_error);
         RUN(test_hostile);
         RUN(test_store_errors);
+        RUN(test_local_trees);
         cas_blob_service_free(blobs);
         cas_dir_service_free(dirs);
         return 0;
