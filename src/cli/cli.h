@@ -43,6 +43,13 @@ int cli_resolve(struct cas_store *store, const char *arg, struct cas_node *ret, 
  * returns the index of the first argument, or -EINVAL. */
 int cli_parse_common_only(int argc, char **argv);
 
+/* For commands that take only the common options and at least one
+ * argument: parses the options, checks that an argument follows (else a
+ * usage error saying `missing`) and opens the store.  Returns the index of
+ * the first argument, or a negative errno (logged). */
+int cli_begin(const char *cmd, int argc, char **argv, const char *missing, unsigned store_flags,
+              struct cas_store **ret_store);
+
 /* Logs "Unknown option" / "Missing argument" style errors and returns -EINVAL. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -121,16 +121,10 @@ static int run_stat(int argc, char **argv) {
         _cleanup_(cas_store_freep) struct cas_store *store = NULL;
         int r;
 
-        r = cli_parse_common_only(argc, argv);
+        r = cli_begin("stat", argc, argv, "ROOT[/PATH]", 0, &store);
         if (r < 0)
                 return r;
-        optind = r;
-        if (optind == argc)
-                return cli_usage_error("stat", "missing ROOT[/PATH]");
-        r = cli_store_open(0, &store);
-        if (r < 0)
-                return r;
-        for (int i = optind; i < argc; i++) {
+        for (int i = r; i < argc; i++) {
                 _cleanup_free_ void *mem = NULL;
                 struct cas_node n;
 

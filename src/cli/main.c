@@ -39,7 +39,7 @@ int cli_store_open(unsigned flags, struct cas_store **ret) {
         int r = cas_store_open(url, flags, ret);
 
         if (r == -ENOENT)
-                return log_error_errno(r, "No store at %s (run \"castore import\" first, or pass --store)", url);
+                return r; /* cas_store_open said which store is missing */
         if (r < 0)
                 return log_error_errno(r, "Failed to open store %s: %m", url);
         return 0;
@@ -68,6 +68,19 @@ int cli_parse_common_only(int argc, char **argv) {
                 if (!cli_common_option(opt, optarg))
                         return -EINVAL;
         return optind;
+}
+
+int cli_begin(const char *cmd, int argc, char **argv, const char *missing, unsigned store_flags,
+              struct cas_store **ret_store) {
+        int r, first;
+
+        first = cli_parse_common_only(argc, argv);
+        if (first < 0)
+                return first;
+        if (first >= argc)
+                return cli_usage_error(cmd, "missing %s", missing);
+        r = cli_store_open(store_flags, ret_store);
+        return r < 0 ? r : first;
 }
 
 int cli_usage_error(const char *cmd, const char *fmt, ...) {
