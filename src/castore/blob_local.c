@@ -500,6 +500,9 @@ struct local_writer {
         int fd;       /* temporary, -1 until the buffer first overflows */
         uint64_t seq; /* its name */
         uint64_t size;
+        /* First write error: the hash then covers bytes the temporary may
+         * lack, so every later write and the commit fail with it. */
+        int error;
         struct cas_hasher hasher;
         size_t buf_len;
         uint8_t buf[WRITER_BUF];
@@ -528,6 +531,8 @@ static int local_write(struct cas_blob_writer *bw, const void *buf, size_t len) 
         struct local_writer *w = (struct local_writer *) bw;
         int r;
 
+        if (w->error < 0)
+                return w->error;
         if (len > UINT64_MAX - w->size)
                 return -EFBIG;
         cas_hasher_update(&w->hasher, buf, len);
@@ -538,15 +543,19 @@ static int local_write(struct cas_blob_writer *bw, const void *buf, size_t len) 
                 return 0;
         }
         r = writer_spill(w);
-        if (r < 0)
-                return r;
-        if (len < WRITER_BUF) {
+        if (r >= 0 && len < WRITER_BUF) {
                 memcpy(w->buf, buf, len);
                 w->buf_len = len;
                 return 0;
         }
-        r = loop_write(w->fd, buf, len);
-        return r < 0 ? log_error_errno(r, "Cannot write temporary blob file: %m") : 0;
+        if (r >= 0) {
+                r = loop_write(w->fd, buf, len);
+                if (r < 0)
+                        log_error_errno(r, "Cannot write temporary blob file: %m");
+        }
+        if (r < 0)
+                w->error = r;
+        return r;
 }
 
 static void local_abort(struct cas_blob_writer *bw) {
@@ -564,6 +573,11 @@ static int local_commit(struct cas_blob_writer *bw, struct cas_digest *ret_diges
         struct cas_digest d;
         int r;
 
+        if (w->error < 0) {
+                r = w->error;
+                local_abort(bw);
+                return r;
+        }
         cas_hasher_final(&w->hasher, &d);
         r = blob_exists(w->l, &d, w->size);
         if (r == -ENOENT) {
@@ -597,6 +611,7 @@ static int local_writer_new(struct cas_blob_service *s, unsigned flags, struct c
         w->fd = -1;
         w->seq = 0;
         w->size = 0;
+        w->error = 0;
         w->buf_len = 0;
         cas_hasher_init(&w->hasher);
         *ret = &w->base;

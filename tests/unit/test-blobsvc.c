@@ -667,6 +667,42 @@ static void test_local_write_error(void) {
         cas_blob_service_free(s);
 }
 
+/* A writer whose write failed half way must not commit afterwards, even
+ * once the condition has cleared (space freed): its hash covers bytes that
+ * never reached the file, so a commit would store wrong content under the
+ * digest.  Writes after the failure fail too. */
+static void test_local_write_error_poisons_writer(void) {
+        struct cas_blob_service *s = new_local();
+        struct cas_blob_writer *w;
+        struct rlimit old, lim;
+        struct cas_digest d, want = digest_of_hex(BLOB_B_HEX);
+        uint64_t size;
+        int r;
+
+        CHECK_OK(getrlimit(RLIMIT_FSIZE, &old));
+        lim = (struct rlimit){ 65536 + 10, old.rlim_max };
+        signal(SIGXFSZ, SIG_IGN);
+        CHECK_OK(cas_blob_writer_new(s, 0, &w));
+        CHECK_OK(cas_blob_write(w, blob_b, 65536)); /* buffered */
+        CHECK_OK(setrlimit(RLIMIT_FSIZE, &lim));
+        /* spills the buffer, then fails 10 bytes into this chunk */
+        r = cas_blob_write(w, blob_b + 65536, 100000);
+        CHECK_OK(setrlimit(RLIMIT_FSIZE, &old));
+        signal(SIGXFSZ, SIG_DFL);
+        CHECK_EQ(r, -EFBIG);
+        CHECK_EQ(cas_blob_write(w, blob_b + 165536, BLOB_B_LEN - 165536), -EFBIG);
+        CHECK_EQ(cas_blob_commit(w, &d, &size), -EFBIG);
+        CHECK_EQ(count_temps(), 0);
+        CHECK_EQ(cas_blob_stat(s, &want, NULL), -ENOENT);
+        /* nor under the digest of what the whole stream would have been */
+        struct cas_hasher h;
+        cas_hasher_init(&h);
+        cas_hasher_update(&h, blob_b, 165536);
+        cas_hasher_final(&h, &d);
+        CHECK_EQ(cas_blob_stat(s, &d, NULL), -ENOENT);
+        cas_blob_service_free(s);
+}
+
 /* Names in the blob tree that are not blobs are not listed. */
 static void test_local_list_skips_junk(void) {
         struct cas_blob_service *s = new_local();
@@ -734,6 +770,7 @@ int main(void) {
         RUN(test_local_concurrent_writers);
         RUN(test_local_auto_flush);
         RUN(test_local_write_error);
+        RUN(test_local_write_error_poisons_writer);
         RUN(test_local_list_skips_junk);
 
         remove_tree(tmp_root);
