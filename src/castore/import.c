@@ -345,11 +345,16 @@ static int walk_dir(struct imp_ctx *ctx, struct imp_dir *d) {
         }
         for (size_t i = 0; i < d->n_entries; i++) {
                 r = classify_entry(ctx, d, &d->entries[i]);
-                if (r < 0)
-                        return r;
                 if (r > 0) {
-                        free(d->entries[i].name);
+                        free(d->entries[i].name); /* a skipped special file */
                         continue;
+                }
+                if (r < 0) {
+                        /* keep each remaining entry exactly once, for imp_dir_free */
+                        for (size_t j = i; j < d->n_entries; j++)
+                                d->entries[kept++] = d->entries[j];
+                        d->n_entries = kept;
+                        return r;
                 }
                 d->entries[kept++] = d->entries[i];
         }

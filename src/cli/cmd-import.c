@@ -100,6 +100,9 @@ static int register_nix(struct nix_pathinfo_service *pis, const struct cas_node 
         struct nix_store_path sp;
         int r;
 
+        if (j->r == -ELOOP)
+                return log_error_errno(j->r, "%s: nested deeper than a NAR may be (%d levels): registered as the "
+                                             "root \"%s\", not as a Nix store path", path, NAR_DEPTH_MAX, name);
         if (j->r < 0)
                 return log_error_errno(j->r, "%s: cannot compute its NAR hash, not registered as a Nix store path: %m",
                                        path);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "cli.h"
 #include "util/log.h"
@@ -94,6 +95,17 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) {
         return -EINVAL;
 }
 
+/* Deep trees keep a directory fd open per level (import, NAR hashing) and
+ * a serving daemon keeps blob files open: take the whole hard limit. */
+static void raise_fd_limit(void) {
+        struct rlimit rl;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+                rl.rlim_cur = rl.rlim_max;
+                (void) setrlimit(RLIMIT_NOFILE, &rl);
+        }
+}
+
 static void help(FILE *f) {
         fprintf(f, "Usage: castore [--store DIR] COMMAND [ARGS]\n\n"
                    "A content-addressed store for file trees, served over FUSE and virtiofs.\n\n"
@@ -119,6 +131,7 @@ int main(int argc, char **argv) {
         int opt;
 
         log_set_prefix("castore: ");
+        raise_fd_limit();
         /* global options stop at the first non-option: the command */
         while ((opt = getopt_long(argc, argv, "+hV" CLI_COMMON_SHORTOPTS, opts, NULL)) >= 0) {
                 if (cli_common_option(opt, optarg))

@@ -146,6 +146,22 @@ for delay in 0.05 0.2 0.4 0.8; do
         expect_eq "no temporary files left after re-import (${delay}s)" "$leftovers" 0
 done
 
+# ---- a tree deeper than the default limit of open files (1024) ----
+python3 -c '
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)
+for i in range(1500):
+    os.mkdir("d", dir_fd=fd)
+    nfd = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+    os.close(fd)
+    fd = nfd
+os.close(fd)' "$(mkdir -p "$T_TMP/deep" && echo "$T_TMP/deep")"
+out=$(ulimit -Sn 1024; C import --no-nix "$T_TMP/deep" --name deep 2>&1) && ok "import of a tree 1500 levels deep" ||
+        { echo "# ${out:0:300}"; notok "import of a tree 1500 levels deep"; }
+err=$(ulimit -Sn 1024; C import "$T_TMP/deep" --name deep 2>&1 >/dev/null); rc=$?
+[ $rc -ne 0 ] && echo "$err" | grep -q "nested deeper than a NAR may be" && [ "$(C ls deep)" = "d/" ] &&
+        ok "too deep for a NAR: named root only, with a clear error" || notok "too deep for a NAR (rc=$rc)"
+
 # ---- special files ----
 SP=$T_TMP/special; mkdir -p "$SP"; echo x > "$SP/file"; mkfifo "$SP/fifo"
 err=$(C import "$SP" 2>&1 >/dev/null); rc=$?
