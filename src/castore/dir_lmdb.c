@@ -136,10 +136,14 @@ static int lmdb_put(struct cas_dir_service *s, struct cas_directory *const *dirs
                 if (r < 0)
                         break;
                 r = lookup(l, c.txn, &dirs[i]->digest, &old);
-                if (r >= 0)
+                if (r >= 0 && old.mv_size == v.mv_size && memcmp(old.mv_data, v.mv_data, v.mv_size) == 0)
                         continue; /* already stored */
-                if (r != -ENOENT)
+                if (r < 0 && r != -ENOENT)
                         break;
+                /* Records are canonical: different bytes under this key
+                 * are a damaged record, which this put repairs. */
+                if (r >= 0)
+                        log_warning("Replacing the corrupt record of directory %s", CAS_DIGEST_HEX(&dirs[i]->digest));
                 r = cas_lmdb_errno(mdb_put(c.txn, l->dbi, &key, &v, 0));
         }
         if (c.txn) {

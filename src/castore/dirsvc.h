@@ -24,6 +24,8 @@ struct cas_dir_ops {
          * one's child directories must be stored already or come earlier in
          * the array (leaves first).  -EBADMSG with *ret_why
          * (CAS_VERR_MISSING_CHILD / CAS_VERR_SIZE_MISMATCH) otherwise.
+         * A persistent backend replaces a stored record that is damaged,
+         * so putting a directory again repairs it.
          * flags: CAS_DECODE_STRICT_SIZE. */
         int (*put)(struct cas_dir_service *s, struct cas_directory *const *dirs, size_t n, unsigned flags,
                    enum cas_verr *ret_why);

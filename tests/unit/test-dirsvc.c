@@ -386,6 +386,19 @@ static void test_lmdb_corrupt(void) {
                 CHECK_EQ(cas_dir_put(b.s, &p, 1, 0, NULL), -EBADMSG);
                 CHECK_EQ(cas_dir_stat(b.s, &p->digest, NULL), -ENOENT);
         }
+        /* putting the directory again repairs its record (a re-import
+         * fixes what verify reports), also as part of a batch */
+        memcpy(val, "\x01\0\0\0\0\0\0\0", 8);
+        memcpy(val + 8, enc, len);
+        val[8 + 5] ^= 1;
+        poke(&b, &k->digest, val, 8 + len);
+        CHECK_EQ(cas_dir_get(b.s, &k->digest, &got), -EBADMSG);
+        CHECK_OK(cas_dir_put(b.s, &k, 1, 0, NULL));
+        check_get(b.s, k);
+        poke(&b, &k->digest, "\x01", 1);
+        CHECK_OK(cas_dir_put(b.s, all, 2, 0, NULL));
+        check_get(b.s, k);
+        check_get(b.s, c);
         /* repaired by hand, all is well again */
         memcpy(val, "\x01\0\0\0\0\0\0\0", 8);
         memcpy(val + 8, enc, len);
