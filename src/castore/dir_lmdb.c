@@ -19,6 +19,19 @@ struct dir_lmdb {
         MDB_dbi dbi;         /* immutable */
 };
 
+/* Hex of the first (up to) 16 bytes of a key, for messages. */
+static void key_hex(const void *data, size_t len, char ret[2 * 16 + 1]) {
+        static const char hex[] = "0123456789abcdef";
+        const uint8_t *p = data;
+
+        len = MIN(len, (size_t) 16);
+        for (size_t i = 0; i < len; i++) {
+                ret[2 * i] = hex[p[i] >> 4];
+                ret[2 * i + 1] = hex[p[i] & 15];
+        }
+        ret[2 * len] = 0;
+}
+
 static int value_size(const MDB_val *v, uint64_t *ret_size) {
         uint64_t le;
 
@@ -160,12 +173,16 @@ static int lmdb_put(struct cas_dir_service *s, struct cas_directory *const *dirs
         return r < 0 ? r : 0;
 }
 
-/* cb runs inside one read transaction and gets pointers into the map. */
+/* cb runs inside one read transaction and gets pointers into the map.  A
+ * record that cannot be a directory's (key or value too short) is logged
+ * and skipped; the walk goes on and returns -EBADMSG at its end, so that a
+ * checker sees every other record. */
 static int lmdb_list(struct cas_dir_service *s, cas_dir_list_cb cb, void *userdata) {
         struct dir_lmdb *l = (struct dir_lmdb *) s;
         MDB_cursor *cur = NULL;
         MDB_txn *txn;
         MDB_val k, v;
+        bool malformed = false;
         int r, rc;
 
         r = cas_lmdb_txn_begin(l->db, MDB_RDONLY, &txn);
@@ -177,8 +194,13 @@ static int lmdb_list(struct cas_dir_service *s, cas_dir_list_cb cb, void *userda
                 struct cas_digest d;
 
                 if (k.mv_size != CAS_DIGEST_LEN || v.mv_size < SIZE_PREFIX) {
-                        r = log_error_errno(-EBADMSG, "Malformed record in the directory database");
-                        break;
+                        char hex[2 * 16 + 1];
+
+                        key_hex(k.mv_data, k.mv_size, hex);
+                        log_error("Malformed record in the directory database (key %s%s, %zu bytes of value)", hex,
+                                  k.mv_size > 16 ? "..." : "", v.mv_size);
+                        malformed = true;
+                        continue;
                 }
                 memcpy(d.b, k.mv_data, CAS_DIGEST_LEN);
                 r = cb(userdata, &d, (const uint8_t *) v.mv_data + SIZE_PREFIX, v.mv_size - SIZE_PREFIX);
@@ -188,6 +210,8 @@ static int lmdb_list(struct cas_dir_service *s, cas_dir_list_cb cb, void *userda
         if (cur)
                 mdb_cursor_close(cur);
         mdb_txn_abort(txn);
+        if (r >= 0 && malformed)
+                r = -EBADMSG;
         return r < 0 ? r : 0;
 }
 

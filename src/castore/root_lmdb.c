@@ -90,12 +90,14 @@ static int lmdb_remove(struct cas_root_service *s, const char *name, size_t len)
 }
 
 /* One read transaction for the walk; each node is decoded into its own
- * memory before cb sees it. */
+ * memory before cb sees it.  A corrupt record is logged and skipped; the
+ * walk goes on and returns -EBADMSG at its end. */
 static int lmdb_list(struct cas_root_service *s, cas_root_list_cb cb, void *userdata) {
         struct root_lmdb *l = (struct root_lmdb *) s;
         MDB_cursor *cur = NULL;
         MDB_txn *txn;
         MDB_val k, v;
+        bool corrupt = false;
         int r, rc;
 
         r = cas_lmdb_txn_begin(l->db, MDB_RDONLY, &txn);
@@ -108,6 +110,11 @@ static int lmdb_list(struct cas_root_service *s, cas_root_list_cb cb, void *user
                 void *mem;
 
                 r = decode(&k, &v, &n, &mem);
+                if (r == -EBADMSG) {
+                        corrupt = true;
+                        r = 0;
+                        continue;
+                }
                 if (r < 0)
                         break;
                 r = cb(userdata, &n);
@@ -118,6 +125,8 @@ static int lmdb_list(struct cas_root_service *s, cas_root_list_cb cb, void *user
         if (cur)
                 mdb_cursor_close(cur);
         mdb_txn_abort(txn);
+        if (r >= 0 && corrupt)
+                r = -EBADMSG;
         return r < 0 ? r : 0;
 }
 

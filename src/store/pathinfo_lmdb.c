@@ -109,13 +109,15 @@ static int lmdb_put(struct nix_pathinfo_service *s, const struct nix_pathinfo *p
 }
 
 /* One read transaction for the walk, in digest order; each PathInfo is
- * decoded into its own memory before cb sees it. */
+ * decoded into its own memory before cb sees it.  A corrupt record is
+ * logged and skipped; the walk goes on and returns -EBADMSG at its end. */
 static int lmdb_list(struct nix_pathinfo_service *s, nix_pathinfo_list_cb cb, void *userdata) {
         struct pathinfo_lmdb *l = (struct pathinfo_lmdb *) s;
         MDB_cursor *cur = NULL;
         MDB_txn *txn;
         MDB_val k, v;
         MDB_dbi dbi;
+        bool corrupt = false;
         int r, rc;
 
         r = pathinfo_dbi(l, &dbi);
@@ -132,6 +134,11 @@ static int lmdb_list(struct nix_pathinfo_service *s, nix_pathinfo_list_cb cb, vo
                 struct nix_pathinfo *pi;
 
                 r = decode(&k, &v, &pi);
+                if (r == -EBADMSG) {
+                        corrupt = true;
+                        r = 0;
+                        continue;
+                }
                 if (r < 0)
                         break;
                 r = cb(userdata, pi);
@@ -142,6 +149,8 @@ static int lmdb_list(struct nix_pathinfo_service *s, nix_pathinfo_list_cb cb, vo
         if (cur)
                 mdb_cursor_close(cur);
         mdb_txn_abort(txn);
+        if (r >= 0 && corrupt)
+                r = -EBADMSG;
         return r < 0 ? r : 0;
 }
 

@@ -376,7 +376,14 @@ static void test_lmdb_corrupt(void) {
         poke(&b, &k->digest, "\x01", 1);
         CHECK_EQ(cas_dir_get(b.s, &k->digest, &got), -EBADMSG);
         CHECK_EQ(cas_dir_stat(b.s, &k->digest, &size), -EBADMSG);
-        CHECK_EQ(cas_dir_list(b.s, count_list, &n), -EBADMSG);
+        {
+                /* another malformed record, sorting first: the walk goes on
+                 * past both, so a checker sees every other record */
+                static const struct cas_digest zero;
+                poke(&b, &zero, "\x01", 1);
+                CHECK_EQ(cas_dir_list(b.s, count_list, &n), -EBADMSG);
+                CHECK_EQ(n, 1);
+        }
         /* the walk reports it too */
         CHECK_EQ(cas_dir_get_recursive(b.s, &c->digest, stop_cb, NULL), -ECANCELED);
         /* a put that needs it as a child fails without storing anything */

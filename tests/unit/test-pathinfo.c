@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "castore.pb-c.h"
+#include "castore/lmdb.h"
 #include "castore/store.h"
 #include "pathinfo.pb-c.h"
 #include "store/nar.h"
@@ -407,6 +408,23 @@ static void test_lmdb_service(void) {
         CHECK_OK(nix_pathinfo_open_store(store, &s));
         CHECK(strcmp(s->ops->name, "lmdb") == 0);
         exercise(s);
+        {
+                /* a corrupt record is reported by get and skipped by list,
+                 * which still delivers the others and then fails */
+                static const uint8_t zero[NIX_DIGEST_LEN];
+                struct collect col = {};
+                MDB_txn *txn;
+                MDB_dbi dbi;
+
+                CHECK_OK(cas_lmdb_dbi(store->lmdb, "pathinfo", &dbi));
+                CHECK_OK(cas_lmdb_txn_begin(store->lmdb, 0, &txn));
+                CHECK_OK(mdb_put(txn, dbi, &(MDB_val){ NIX_DIGEST_LEN, (void *) zero }, &(MDB_val){ 3, "\xff\xff\xff" },
+                                 0));
+                CHECK_OK(mdb_txn_commit(txn));
+                CHECK_EQ(nix_pathinfo_get(s, zero, &got), -EBADMSG);
+                CHECK_EQ(nix_pathinfo_list(s, collect_cb, &col), -EBADMSG);
+                CHECK_EQ(col.n, 3);
+        }
         nix_pathinfo_service_free(s);
         cas_store_free(store);
 

@@ -205,6 +205,9 @@ static void test_lmdb_corrupt(void) {
 
         open_lmdb(&b);
         CHECK_OK(cas_root_put(b.s, &n));
+        n = file_node("zzz", 2);
+        CHECK_OK(cas_root_put(b.s, &n));
+        n = file_node("good", 1);
         CHECK_OK(cas_node_encode(&n, &enc, &len));
         CHECK_OK(cas_lmdb_dbi(b.db, "roots", &dbi));
         CHECK_OK(cas_lmdb_txn_begin(b.db, 0, &txn));
@@ -217,8 +220,12 @@ static void test_lmdb_corrupt(void) {
         CHECK_OK(cas_root_get(b.s, "good", 4, &got, &mem));
         free(mem);
         {
+                /* corrupt records are skipped, the others still listed */
                 struct list_state st = {};
                 CHECK_EQ(cas_root_list(b.s, list_cb, &st), -EBADMSG);
+                CHECK_EQ(st.n, 2);
+                CHECK_STREQ(st.names[0], "good");
+                CHECK_STREQ(st.names[1], "zzz");
         }
         free(enc);
         close_backend(&b);
