@@ -1,63 +1,48 @@
 /* castore verify: re-hash every blob and directory of the store, check
- * that every reference (directory -> blob, directory -> directory, root ->
- * node) resolves, and report each corrupt or missing object. */
+ * that every reference (directory -> blob, directory -> directory, named
+ * root or store path -> node, store path -> referenced store path)
+ * resolves with the size it claims, and report each corrupt or missing
+ * object.
+ *
+ * Memory stays proportional to the number of corrupt blobs, not to the
+ * size of the store: blobs are hashed by a worker pool as they are listed,
+ * and references are looked up in the store as directories are walked. */
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "store/nar.h"
 #include "util/log.h"
 #include "util/workqueue.h"
 
-struct digest_vec {
-        struct cas_digest *v;
-        size_t n, cap;
-};
-
-static int vec_push(struct digest_vec *vec, const struct cas_digest *d) {
-        if (vec->n == vec->cap) {
-                size_t cap = vec->cap ? vec->cap * 2 : 1024;
-                struct cas_digest *nv = realloc(vec->v, cap * sizeof(*nv));
-                if (!nv)
-                        return -ENOMEM;
-                vec->v = nv;
-                vec->cap = cap;
-        }
-        vec->v[vec->n++] = *d;
-        return 0;
-}
-
-static int digest_cmp(const void *a, const void *b) {
-        return memcmp(a, b, CAS_DIGEST_LEN);
-}
-
-static bool vec_has(const struct digest_vec *vec, const struct cas_digest *d) {
-        return bsearch(d, vec->v, vec->n, sizeof(*d), digest_cmp) != NULL;
-}
-
-/* A reference found in a directory, checked once everything is listed. */
-struct ref {
-        struct cas_digest from, to;
-        uint64_t size;
-        bool is_dir;
-        char name[CAS_NAME_MAX + 1];
-};
-
 struct verify_ctx {
         struct cas_store *store;
-        struct digest_vec blobs, good_blobs, dirs;
-        struct ref *refs;
-        size_t n_refs, cap_refs;
+        struct nix_pathinfo_service *pathinfos;
+        bool nar;              /* also re-hash each store path's NAR */
+        struct workqueue *wq;
+
+        /* Blobs found corrupt or unreadable (already reported): a
+         * reference to one is not reported again.  Appended by the blob
+         * workers under lock; sorted, and read without it, once they are
+         * done. */
+        pthread_mutex_t lock;
+        struct cas_digest *bad;   /* lock */
+        size_t n_bad, cap_bad;    /* lock */
+        int error;                /* lock: first internal error (ENOMEM) */
+
+        uint64_t n_blobs, n_dirs, n_roots, n_paths; /* main thread */
         atomic_uint_fast64_t problems;
-        unsigned char *blob_ok; /* per blobs.v[i]: 1 ok, 0 bad; written by one job each */
 };
 
 struct blob_job {
         struct verify_ctx *ctx;
-        size_t i;
+        struct cas_digest digest;
 };
 
 static void problem(struct verify_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -72,87 +57,135 @@ static void problem(struct verify_ctx *ctx, const char *fmt, ...) {
         atomic_fetch_add(&ctx->problems, 1);
 }
 
+static int digest_cmp(const void *a, const void *b) {
+        return memcmp(a, b, CAS_DIGEST_LEN);
+}
+
+static bool is_bad_blob(const struct verify_ctx *ctx, const struct cas_digest *d) {
+        return ctx->n_bad > 0 && bsearch(d, ctx->bad, ctx->n_bad, sizeof(*d), digest_cmp) != NULL;
+}
+
+/* ---- blobs ---- */
+
 static void verify_blob_job(void *arg) {
         struct blob_job *j = arg;
         struct verify_ctx *ctx = j->ctx;
-        const struct cas_digest *d = &ctx->blobs.v[j->i];
         _cleanup_(cas_blob_reader_closep) struct cas_blob_reader *rd = NULL;
         int r;
 
-        r = cas_blob_open(ctx->store->blobs, d, &rd);
+        r = cas_blob_open(ctx->store->blobs, &j->digest, &rd);
         if (r >= 0)
                 r = cas_blob_reader_verify(rd);
         if (r == -EBADMSG)
-                problem(ctx, "corrupt blob %s: content does not match its digest", CAS_DIGEST_B3(d));
+                problem(ctx, "corrupt blob %s: content does not match its digest", CAS_DIGEST_B3(&j->digest));
         else if (r < 0)
-                problem(ctx, "unreadable blob %s: %s", CAS_DIGEST_B3(d), strerror(-r));
-        ctx->blob_ok[j->i] = r >= 0;
+                problem(ctx, "unreadable blob %s: %s", CAS_DIGEST_B3(&j->digest), strerror(-r));
+        if (r < 0) {
+                pthread_mutex_lock(&ctx->lock);
+                if (ctx->n_bad == ctx->cap_bad) {
+                        size_t cap = ctx->cap_bad ? 2 * ctx->cap_bad : 64;
+                        struct cas_digest *v = reallocarray(ctx->bad, cap, sizeof(*v));
+
+                        if (v) {
+                                ctx->bad = v;
+                                ctx->cap_bad = cap;
+                        }
+                }
+                if (ctx->n_bad < ctx->cap_bad)
+                        ctx->bad[ctx->n_bad++] = j->digest;
+                else if (ctx->error == 0)
+                        ctx->error = -ENOMEM;
+                pthread_mutex_unlock(&ctx->lock);
+        }
         free(j);
 }
 
-static int collect_blob(void *userdata, const struct cas_digest *d) {
-        return vec_push(&((struct verify_ctx *) userdata)->blobs, d);
+/* Runs in the listing thread: hands each blob to the pool (which blocks
+ * while its queue is full, bounding memory). */
+static int queue_blob(void *userdata, const struct cas_digest *d) {
+        struct verify_ctx *ctx = userdata;
+        struct blob_job *j = malloc(sizeof(*j));
+        int r;
+
+        if (!j)
+                return -ENOMEM;
+        *j = (struct blob_job){ ctx, *d };
+        r = workqueue_push(ctx->wq, verify_blob_job, j);
+        if (r < 0) {
+                free(j);
+                return r;
+        }
+        ctx->n_blobs++;
+        return 0;
 }
 
 static int verify_blobs(struct verify_ctx *ctx) {
-        struct workqueue *wq;
         int r;
 
-        r = cas_blob_list(ctx->store->blobs, collect_blob, ctx);
+        r = workqueue_new(0, 256, &ctx->wq);
+        if (r < 0)
+                return r;
+        r = cas_blob_list(ctx->store->blobs, queue_blob, ctx);
+        workqueue_free(TAKE_PTR(ctx->wq)); /* waits for the queued checks */
         if (r < 0)
                 return log_error_errno(r, "Failed to list blobs: %m");
-        ctx->blob_ok = calloc(ctx->blobs.n + 1, 1);
-        if (!ctx->blob_ok)
-                return -ENOMEM;
-        r = workqueue_new(0, 256, &wq);
-        if (r < 0)
-                return r;
-        for (size_t i = 0; i < ctx->blobs.n && r >= 0; i++) {
-                struct blob_job *j = malloc(sizeof(*j));
-                if (!j) {
-                        r = -ENOMEM;
-                        break;
-                }
-                *j = (struct blob_job){ ctx, i };
-                r = workqueue_push(wq, verify_blob_job, j);
-                if (r < 0)
-                        free(j);
-        }
-        workqueue_free(wq);
-        if (r < 0)
-                return r;
-        for (size_t i = 0; i < ctx->blobs.n; i++)
-                if (ctx->blob_ok[i] && (r = vec_push(&ctx->good_blobs, &ctx->blobs.v[i])) < 0)
-                        return r;
-        qsort(ctx->good_blobs.v, ctx->good_blobs.n, sizeof(struct cas_digest), digest_cmp);
+        if (ctx->error < 0)
+                return ctx->error;
+        qsort(ctx->bad, ctx->n_bad, sizeof(*ctx->bad), digest_cmp);
         return 0;
 }
 
-static int add_ref(struct verify_ctx *ctx, const struct cas_digest *from, const struct cas_node *e) {
-        if (ctx->n_refs == ctx->cap_refs) {
-                size_t cap = ctx->cap_refs ? ctx->cap_refs * 2 : 1024;
-                struct ref *nr = realloc(ctx->refs, cap * sizeof(*nr));
-                if (!nr)
-                        return -ENOMEM;
-                ctx->refs = nr;
-                ctx->cap_refs = cap;
+/* ---- references ---- */
+
+/* Checks that the node a directory entry, root or store path names is
+ * present with the size it claims; what says where the node was found. */
+static void check_node(struct verify_ctx *ctx, const struct cas_node *n, const char *what) {
+        uint64_t have;
+        int r;
+
+        switch (n->kind) {
+        case CAS_NODE_DIRECTORY:
+                r = cas_dir_stat(ctx->store->dirs, &n->digest, &have);
+                if (r == -ENOENT)
+                        problem(ctx, "missing directory %s (%s)", CAS_DIGEST_B3(&n->digest), what);
+                else if (r == -EBADMSG)
+                        return; /* its own record is reported */
+                else if (r < 0)
+                        problem(ctx, "unreadable directory %s (%s): %s", CAS_DIGEST_B3(&n->digest), what,
+                                strerror(-r));
+                else if (!cas_size_ok(n->size, have, 0))
+                        problem(ctx, "directory %s has %llu entries, %s claims %llu", CAS_DIGEST_B3(&n->digest),
+                                (unsigned long long) have, what, (unsigned long long) n->size);
+                return;
+        case CAS_NODE_FILE:
+                if (is_bad_blob(ctx, &n->digest))
+                        return; /* reported already */
+                r = cas_blob_stat(ctx->store->blobs, &n->digest, &have);
+                if (r == -ENOENT)
+                        problem(ctx, "missing blob %s (%s)", CAS_DIGEST_B3(&n->digest), what);
+                else if (r < 0)
+                        problem(ctx, "unreadable blob %s (%s): %s", CAS_DIGEST_B3(&n->digest), what, strerror(-r));
+                else if (have != n->size)
+                        problem(ctx, "blob %s has %llu bytes, %s says %llu", CAS_DIGEST_B3(&n->digest),
+                                (unsigned long long) have, what, (unsigned long long) n->size);
+                return;
+        case CAS_NODE_SYMLINK:
+                return; /* nothing to resolve; its target was validated by decoding */
         }
-        struct ref *f = &ctx->refs[ctx->n_refs++];
-        f->from = *from;
-        f->to = e->digest;
-        f->size = e->size;
-        f->is_dir = e->kind == CAS_NODE_DIRECTORY;
-        memcpy(f->name, e->name, e->name_len);
-        f->name[e->name_len] = 0;
-        return 0;
 }
+
+/* ---- directories ---- */
 
 static int check_dir(void *userdata, const struct cas_digest *key, const void *data, size_t len) {
         struct verify_ctx *ctx = userdata;
         _cleanup_(cas_directory_freep) struct cas_directory *d = NULL;
+        _cleanup_free_ uint8_t *canon = NULL;
         enum cas_verr why = CAS_VERR_NONE;
+        size_t canon_len;
+        uint64_t size;
         int r;
 
+        ctx->n_dirs++;
         r = cas_directory_decode(data, len, 0, &d, &why);
         if (r == -EBADMSG) {
                 problem(ctx, "corrupt directory %s: %s", CAS_DIGEST_B3(key), cas_verr_str(why));
@@ -165,99 +198,151 @@ static int check_dir(void *userdata, const struct cas_digest *key, const void *d
                         CAS_DIGEST_B3(&d->digest));
                 return 0;
         }
-        r = vec_push(&ctx->dirs, key);
-        for (size_t i = 0; i < d->n_entries && r >= 0; i++)
-                if (d->entries[i].kind != CAS_NODE_SYMLINK)
-                        r = add_ref(ctx, key, &d->entries[i]);
-        return r;
-}
+        /* Stored records are our own canonical encoding: other bytes that
+         * still decode to the same directory (extra fields) are damage. */
+        r = cas_directory_encode(d, &canon, &canon_len);
+        if (r < 0)
+                return r;
+        if (canon_len != len || memcmp(canon, data, len) != 0)
+                problem(ctx, "corrupt directory %s: stored encoding is not canonical", CAS_DIGEST_B3(key));
+        /* the size stored next to the record is what puts check children by */
+        r = cas_dir_stat(ctx->store->dirs, key, &size);
+        if (r >= 0 && size != d->size)
+                problem(ctx, "corrupt directory %s: stored size %llu, its entries count %llu", CAS_DIGEST_B3(key),
+                        (unsigned long long) size, (unsigned long long) d->size);
 
-static void check_blob_ref(struct verify_ctx *ctx, const struct cas_digest *d, uint64_t size, const char *what) {
-        uint64_t have;
-
-        if (!vec_has(&ctx->good_blobs, d)) {
-                if (cas_blob_stat(ctx->store->blobs, d, &have) < 0)
-                        problem(ctx, "missing blob %s (%s)", CAS_DIGEST_B3(d), what);
-                return; /* a corrupt one is already reported */
-        }
-        if (cas_blob_stat(ctx->store->blobs, d, &have) >= 0 && have != size)
-                problem(ctx, "blob %s has %llu bytes, %s says %llu", CAS_DIGEST_B3(d), (unsigned long long) have,
-                        what, (unsigned long long) size);
-}
-
-static void check_refs(struct verify_ctx *ctx) {
-        qsort(ctx->dirs.v, ctx->dirs.n, sizeof(struct cas_digest), digest_cmp);
-        for (size_t i = 0; i < ctx->n_refs; i++) {
-                const struct ref *f = &ctx->refs[i];
+        for (size_t i = 0; i < d->n_entries; i++) {
+                const struct cas_node *e = &d->entries[i];
                 char what[CAS_NAME_MAX + 128];
 
-                snprintf(what, sizeof(what), "entry \"%s\" of directory %s", f->name, CAS_DIGEST_B3(&f->from));
-                if (f->is_dir) {
-                        if (!vec_has(&ctx->dirs, &f->to))
-                                problem(ctx, "missing directory %s (%s)", CAS_DIGEST_B3(&f->to), what);
-                } else
-                        check_blob_ref(ctx, &f->to, f->size, what);
+                if (e->kind == CAS_NODE_SYMLINK)
+                        continue;
+                snprintf(what, sizeof(what), "entry \"%s\" of directory %s", e->name, CAS_DIGEST_B3(key));
+                check_node(ctx, e, what);
         }
+        return 0;
 }
+
+/* ---- named roots and store paths ---- */
 
 static int check_root(void *userdata, const struct cas_node *n) {
         struct verify_ctx *ctx = userdata;
         char what[CAS_NAME_MAX + 32];
 
-        snprintf(what, sizeof(what), "root \"%s\"", n->name);
-        if (n->kind == CAS_NODE_DIRECTORY && !vec_has(&ctx->dirs, &n->digest))
-                problem(ctx, "missing directory %s (%s)", CAS_DIGEST_B3(&n->digest), what);
-        else if (n->kind == CAS_NODE_FILE)
-                check_blob_ref(ctx, &n->digest, n->size, what);
+        ctx->n_roots++;
+        snprintf(what, sizeof(what), "root \"%.*s\"", (int) n->name_len, n->name);
+        check_node(ctx, n, what);
+        return 0;
+}
+
+static int check_pathinfo(void *userdata, const struct nix_pathinfo *pi) {
+        struct verify_ctx *ctx = userdata;
+        char path[NIX_PATH_MAX + 1], what[NIX_PATH_MAX + 32];
+        int r;
+
+        ctx->n_paths++;
+        nix_store_path_absolute(&pi->path, path);
+        snprintf(what, sizeof(what), "store path %s", path);
+        check_node(ctx, &pi->node, what);
+
+        /* Nix's closure rule: what a valid path refers to is valid too. */
+        for (size_t i = 0; i < pi->n_references; i++) {
+                _cleanup_(nix_pathinfo_freep) struct nix_pathinfo *ref = NULL;
+                char rpath[NIX_PATH_MAX + 1];
+
+                if (nix_store_path_equal(&pi->references[i], &pi->path))
+                        continue; /* a self-reference */
+                nix_store_path_absolute(&pi->references[i], rpath);
+                r = nix_pathinfo_get_path(ctx->pathinfos, &pi->references[i], &ref);
+                if (r == -ENOENT)
+                        problem(ctx, "missing store path %s (referenced by %s)", rpath, path);
+                else if (r < 0 && r != -EBADMSG) /* a corrupt record is reported by the walk */
+                        problem(ctx, "unreadable store path %s (referenced by %s): %s", rpath, path, strerror(-r));
+        }
+
+        if (ctx->nar) {
+                uint8_t sha[NIX_SHA256_LEN];
+                uint64_t size;
+
+                r = nar_render(ctx->store->blobs, ctx->store->dirs, &pi->node, 0, NULL, NULL, &size, sha);
+                if (r < 0)
+                        problem(ctx, "cannot hash the NAR of %s: %s", path, strerror(-r));
+                else if (size != pi->nar_size || memcmp(sha, pi->nar_sha256, NIX_SHA256_LEN) != 0)
+                        problem(ctx, "store path %s: its NAR differs in size or hash from the registered one", path);
+        }
+        return 0;
+}
+
+/* A list that skipped corrupt records (logged as it went) fails with
+ * -EBADMSG once done: one problem line; anything else stops verify. */
+static int listed(struct verify_ctx *ctx, int r, const char *what) {
+        if (r == -EBADMSG) {
+                problem(ctx, "corrupt records in the %s database (logged above)", what);
+                return 0;
+        }
+        if (r < 0)
+                return log_error_errno(r, "Failed to list %s: %m", what);
         return 0;
 }
 
 static int run_verify(int argc, char **argv) {
+        static const struct option opts[] = {
+                CLI_COMMON_LONGOPTS,
+                { "nar", no_argument, NULL, 'n' },
+                {},
+        };
         _cleanup_(cas_store_freep) struct cas_store *store = NULL;
+        _cleanup_(nix_pathinfo_service_freep) struct nix_pathinfo_service *pis = NULL;
         struct verify_ctx ctx = {};
-        int r;
+        int opt, r;
 
-        r = cli_parse_common_only(argc, argv);
-        if (r < 0)
-                return r;
-        optind = r;
+        optind = 0;
+        while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORTOPTS, opts, NULL)) >= 0) {
+                if (cli_common_option(opt, optarg))
+                        continue;
+                if (opt != 'n')
+                        return -EINVAL;
+                ctx.nar = true;
+        }
         if (optind != argc)
                 return cli_usage_error("verify", "no arguments expected");
-        r = cli_store_open(0, &store);
+        /* read-only: works on a store being imported into, writes nothing */
+        r = cli_store_open(CAS_STORE_READONLY, &store);
         if (r < 0)
                 return r;
+        r = nix_pathinfo_open_store(store, &pis);
+        if (r < 0)
+                return log_error_errno(r, "Failed to open the PathInfo database: %m");
         ctx.store = store;
+        ctx.pathinfos = pis;
+        pthread_mutex_init(&ctx.lock, NULL);
+
         r = verify_blobs(&ctx);
-        if (r >= 0) {
-                r = cas_dir_list(store->dirs, check_dir, &ctx);
-                if (r < 0)
-                        log_error_errno(r, "Failed to list directories: %m");
-        }
-        if (r >= 0) {
-                check_refs(&ctx);
-                r = cas_root_list(store->roots, check_root, &ctx);
-                if (r < 0)
-                        log_error_errno(r, "Failed to list roots: %m");
-        }
+        if (r >= 0)
+                r = listed(&ctx, cas_dir_list(store->dirs, check_dir, &ctx), "directory");
+        if (r >= 0)
+                r = listed(&ctx, cas_root_list(store->roots, check_root, &ctx), "named root");
+        if (r >= 0)
+                r = listed(&ctx, nix_pathinfo_list(pis, check_pathinfo, &ctx), "store path");
         fflush(stdout);
         if (r >= 0) {
                 uint64_t p = atomic_load(&ctx.problems);
-                log_notice("checked %zu blobs, %zu directories: %llu problem%s", ctx.blobs.n, ctx.dirs.n,
+                log_notice("checked %llu blobs, %llu directories, %llu roots, %llu store paths: %llu problem%s",
+                           (unsigned long long) ctx.n_blobs, (unsigned long long) ctx.n_dirs,
+                           (unsigned long long) ctx.n_roots, (unsigned long long) ctx.n_paths,
                            (unsigned long long) p, p == 1 ? "" : "s");
                 if (p > 0)
                         r = -EBADMSG;
         }
-        free(ctx.blobs.v);
-        free(ctx.good_blobs.v);
-        free(ctx.dirs.v);
-        free(ctx.refs);
-        free(ctx.blob_ok);
+        free(ctx.bad);
+        pthread_mutex_destroy(&ctx.lock);
         return r;
 }
 
 const struct cli_command cli_cmd_verify = {
         .name = "verify",
         .run = run_verify,
-        .usage = "",
-        .help = "re-hash every blob and directory, check every reference; exit 1 on any problem",
+        .usage = "[--nar]",
+        .help = "re-hash every blob and directory, check every reference (--nar: and each store path's NAR); "
+                "exit 1 on any problem",
 };

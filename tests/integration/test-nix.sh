@@ -226,6 +226,140 @@ else
         skip "store paths at the mount root" "/dev/fuse is missing"
 fi
 
+# ---- verify: a sound store passes, every kind of damage is reported ----
+V=$T_TMP/verify
+mkdir -p "$V/tree/sub/inner"
+printf 'hello' > "$V/tree/sub/inner/f"; printf 'top' > "$V/tree/top"; ln -s top "$V/tree/link"
+printf 'a file root' > "$V/file"
+# Record surgery through liblmdb itself: what a corrupt or lost record
+# looks like to castore.  lmdb META DB keys | get KEY | del KEY | put KEY VAL
+cat > "$V/lmdb.py" <<'EOF'
+import ctypes, sys
+lib = ctypes.CDLL("liblmdb.so.0")
+class Val(ctypes.Structure):
+    _fields_ = [("size", ctypes.c_size_t), ("data", ctypes.c_void_p)]
+def chk(rc):
+    if rc:
+        lib.mdb_strerror.restype = ctypes.c_char_p
+        sys.exit("lmdb: %s" % lib.mdb_strerror(rc).decode())
+def val(b):
+    buf = ctypes.create_string_buffer(b, len(b))
+    return Val(len(b), ctypes.cast(buf, ctypes.c_void_p)), buf
+meta, db, op = sys.argv[1:4]
+env, txn, dbi = ctypes.c_void_p(), ctypes.c_void_p(), ctypes.c_uint()
+chk(lib.mdb_env_create(ctypes.byref(env)))
+chk(lib.mdb_env_set_maxdbs(env, 16))
+chk(lib.mdb_env_set_mapsize(env, ctypes.c_size_t(1 << 40)))
+chk(lib.mdb_env_open(env, meta.encode(), 0, 0o644))
+chk(lib.mdb_txn_begin(env, None, 0, ctypes.byref(txn)))
+chk(lib.mdb_dbi_open(txn, db.encode(), 0, ctypes.byref(dbi)))
+if op == "keys":
+    cur, k, v = ctypes.c_void_p(), Val(), Val()
+    chk(lib.mdb_cursor_open(txn, dbi, ctypes.byref(cur)))
+    rc = lib.mdb_cursor_get(cur, ctypes.byref(k), ctypes.byref(v), 0)  # MDB_FIRST
+    while rc == 0:
+        print(ctypes.string_at(k.data, k.size).hex())
+        rc = lib.mdb_cursor_get(cur, ctypes.byref(k), ctypes.byref(v), 8)  # MDB_NEXT
+    lib.mdb_cursor_close(cur)
+else:
+    key, kb = val(bytes.fromhex(sys.argv[4]))
+    if op == "get":
+        v = Val()
+        chk(lib.mdb_get(txn, dbi, ctypes.byref(key), ctypes.byref(v)))
+        print(ctypes.string_at(v.data, v.size).hex())
+    elif op == "del":
+        chk(lib.mdb_del(txn, dbi, ctypes.byref(key), None))
+    elif op == "put":
+        v, vb = val(bytes.fromhex(sys.argv[5]))
+        chk(lib.mdb_put(txn, dbi, ctypes.byref(key), ctypes.byref(v), 0))
+chk(lib.mdb_txn_commit(txn))
+lib.mdb_env_close(env)
+EOF
+lmdb() { python3 "$V/lmdb.py" meta "$@"; }
+b3hex() { python3 -c 'import sys, base64; print(base64.b64decode(sys.argv[1][3:]).hex())' "$1"; }
+# the 20-byte digest of a store path, hex
+sphex() { python3 -c '
+import sys
+a = "0123456789abcdfghijklmnpqrsvwxyz"; s = sys.argv[1].split("/")[-1][:32]; n = 0
+for c in s: n = n * 32 + a.index(c)
+print(n.to_bytes(20, "little").hex())' "$1"; }
+# flips one bit of the byte at offset (hex digits 2*off..) of a hex string
+flip() { python3 -c 'import sys; b = bytearray.fromhex(sys.argv[1]); b[int(sys.argv[2])] ^= 1; print(b.hex())' "$1" "$2"; }
+
+VS=$V/pristine
+out=$(CASTORE_STORE=$VS C import "$V/tree" --name v 2>&1)
+vroot=$(b3hex "$(echo "$out" | awk '{print $2}')"); vpath=$(echo "$out" | awk '{print $3}')
+vfile=$(CASTORE_STORE=$VS C import "$V/file" --name vf 2>&1 | awk '{print $3}')
+lsd() { CASTORE_STORE=$VS C ls -l "$1" | awk -v n="$2" '$NF == n && $3 ~ /^b3:/ {print $3}'; }
+vsub=$(b3hex "$(lsd v sub)"); vinner=$(b3hex "$(lsd v/sub inner)")
+vtop=$(b3hex "$(lsd v top)"); vf=$(b3hex "$(lsd v/sub/inner f)")
+vfileblob=$(b3hex "$(CASTORE_STORE=$VS C ls -l vf | awk '{print $3}')")
+blobf() { echo "blobs/${1:0:2}/$1"; }
+if [ -z "$vroot" ] || [ -z "$vsub" ] || [ -z "$vinner" ] || [ -z "$vtop" ] || [ -z "$vf" ] || [ -z "$vfile" ]; then
+        printf '# %s\n' "$out"; notok "verify: set up the store to damage"
+fi
+out=$(CASTORE_STORE=$VS C verify 2>&1); rc=$?
+[ $rc -eq 0 ] && [ "$(echo "$out" | grep -vc 'checked .* 0 problems')" -eq 0 ] &&
+        [[ $out == *"checked 3 blobs, 3 directories, 2 roots, 2 store paths: 0 problems"* ]] &&
+        ok "verify passes a sound store (blobs, directories, roots, store paths)" ||
+        { printf '# %s\n' "$out"; notok "verify passes a sound store"; }
+CASTORE_STORE=$VS C verify --nar >/dev/null 2>&1 && ok "verify --nar passes a sound store" ||
+        notok "verify --nar passes a sound store"
+
+# vcase NAME EXPECTED-LINE SHELL-CODE: damages a copy of the store (in its
+# directory), then verify must exit 1 and print the expected line.
+vcase() {
+        local name=$1 want=$2 rc=0
+        rm -rf "$V/s"; cp -a "$VS" "$V/s"
+        if ! (cd "$V/s" && eval "$3"); then notok "verify reports $name (could not damage the store)"; return; fi
+        CASTORE_STORE=$V/s C verify ${VERIFY_ARGS-} >"$V/out" 2>&1 || rc=$?
+        if [ $rc -eq 1 ] && grep -qF -- "$want" "$V/out"; then ok "verify reports $name"
+        else sed 's/^/# /' "$V/out" | head -8; notok "verify reports $name (exit $rc, want \"$want\")"; fi
+}
+vcase "a flipped blob byte" "corrupt blob" \
+        'f=$(blobf $vtop); chmod u+w $f; printf X | dd of=$f bs=1 seek=1 conv=notrunc status=none'
+vcase "a truncated blob" "corrupt blob" 'f=$(blobf $vtop); chmod u+w $f; truncate -s 2 $f'
+vcase "a blob with a byte appended" "corrupt blob" 'f=$(blobf $vtop); chmod u+w $f; printf x >> $f'
+vcase "a missing blob" "missing blob $(python3 -c 'import sys,base64;print("b3:"+base64.b64encode(bytes.fromhex(sys.argv[1])).decode())' "$vf")" \
+        'rm $(blobf $vf)'
+vcase "a flipped byte in a directory record" "corrupt directory" \
+        'lmdb directories put $vsub $(flip $(lmdb directories get $vsub) 12)'
+vcase "a directory record under another digest" "content hashes to" \
+        'lmdb directories put $vsub $(lmdb directories get $vinner)'
+vcase "a missing child directory" 'entry "inner" of directory' 'lmdb directories del $vinner'
+vcase "a wrong stored directory size" "stored size 9" \
+        'v=$(lmdb directories get $vsub); lmdb directories put $vsub 09${v:2}'
+vcase "a non-canonical directory record" "not canonical" \
+        'lmdb directories put $vinner $(lmdb directories get $vinner)2000'
+vcase "a malformed directory record" "corrupt records in the directory database" \
+        'lmdb directories put 00 00'
+vcase "a store path whose root directory is missing" "(store path $vpath)" 'lmdb directories del $vroot'
+vcase "a store path whose file is missing" "(store path $vfile)" 'rm $(blobf $vfileblob)'
+vcase "a corrupt PathInfo record" "corrupt records in the store path database" \
+        'lmdb pathinfo put $(sphex $vpath) ffff'
+vcase "a PathInfo stored under another digest" "corrupt records in the store path database" \
+        'lmdb pathinfo put $(sphex $vfile) $(lmdb pathinfo get $(sphex $vpath))'
+vcase "a corrupt named root record" "corrupt records in the named root database" \
+        'lmdb roots put $(printf v | xxd -p) 0a'
+# a reference to a store path that is not registered (Nix's closure rule):
+# a second narinfo occurrence is merged into the first by decoders
+missing=/nix/store/00bgd045z0d4icpbc2yyz4gx48ak44la-missing
+vcase "a reference to a missing store path" "missing store path $missing (referenced by $vpath)" \
+        'lmdb pathinfo put $(sphex $vpath) $(lmdb pathinfo get $(sphex $vpath))$(python3 -c "
+import sys
+d, n = bytes.fromhex(sys.argv[1]), sys.argv[2].split(\"/\")[-1].encode()
+ni = b\"\\x22\" + bytes([len(n)]) + n
+print((b\"\\x12\\x14\" + d + b\"\\x1a\" + bytes([len(ni)]) + ni).hex())" $(sphex $missing) $missing)'
+VERIFY_ARGS=--nar vcase "a PathInfo whose NAR hash is wrong (--nar)" "its NAR differs" \
+        'v=$(lmdb pathinfo get $(sphex $vfile)); sha=$(nix-store --dump "$V/file" | sha256sum | cut -c1-64)
+         lmdb pathinfo put $(sphex $vfile) $(python3 -c "import sys; print(sys.argv[1].replace(sys.argv[2], sys.argv[2][:-1] + \"0\", 1))" $v $sha)'
+# a re-import repairs a damaged directory record
+rm -rf "$V/s"; cp -a "$VS" "$V/s"
+(cd "$V/s" && lmdb directories put $vsub $(flip $(lmdb directories get $vsub) 12))
+CASTORE_STORE=$V/s C import "$V/tree" --name v >/dev/null 2>&1
+CASTORE_STORE=$V/s C verify >"$V/out" 2>&1 && ok "a re-import repairs a damaged directory record" ||
+        { sed 's/^/# /' "$V/out" | head -5; notok "a re-import repairs a damaged directory record"; }
+
 # ---- bad arguments: one-line error, non-zero exit ----
 bad() {  # name expected-exit cmd...
         local name=$1 want=$2 err rc=0
