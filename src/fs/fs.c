@@ -106,8 +106,9 @@ struct fs {
 };
 
 /* Readers kept open after their last use, so that reopening a file costs
- * no open(2) (and no new passthrough registration). */
-#define IDLE_READERS_MAX 1024
+ * no open(2) (and no new passthrough registration); fs_config.idle_readers
+ * overrides it. */
+#define IDLE_READERS_DEFAULT 1024
 /* Blob files remembered as verified beyond their inodes' lifetime. */
 #define VERIFIED_MAX 262144
 
@@ -518,6 +519,8 @@ int fs_new(struct cas_blob_service *blobs, struct cas_dir_service *dirs, const s
         fs->blobs = blobs;
         fs->dirs = dirs;
         fs->cfg = *cfg;
+        if (fs->cfg.idle_readers == 0)
+                fs->cfg.idle_readers = IDLE_READERS_DEFAULT;
         if (cfg->n_roots > 0) {
                 struct fs_root_provider *roots = malloc(cfg->n_roots * sizeof(*roots));
                 if (!roots) {
@@ -1137,7 +1140,7 @@ static struct fs_inode *reader_unused_locked(struct fs *fs, struct fs_inode *in,
                 fs->idle_head = in;
         fs->idle_tail = in;
         fs->n_idle++;
-        if (fs->n_idle <= IDLE_READERS_MAX)
+        if (fs->n_idle <= fs->cfg.idle_readers)
                 return NULL;
         victim = fs->idle_head;
         idle_remove_locked(fs, victim);
@@ -1211,11 +1214,28 @@ int fs_release(struct fs *fs, uint64_t ino, uint64_t fh) {
         return r;
 }
 
+/* Ends one use of in's reader counted by fs_read: the reader goes idle if
+ * nothing else uses it, the inode goes if nothing refers to it. */
+static void read_end(struct fs *fs, struct fs_inode *in) {
+        struct cas_blob_reader *to_close;
+        struct fs_inode *dead;
+        int id;
+
+        pthread_mutex_lock(&fs->lock);
+        in->reads--;
+        reader_unused_locked(fs, in, &to_close, &id);
+        dead = inode_release_locked(fs, in);
+        pthread_mutex_unlock(&fs->lock);
+        if (to_close)
+                reader_close(fs, to_close, id);
+        inode_free(fs, dead);
+}
+
 int fs_read(struct fs *fs, uint64_t ino, uint64_t fh, uint64_t off, size_t size, void *buf,
             struct fs_read_result *ret) {
-        struct cas_blob_reader *reader, *to_close;
+        struct cas_blob_reader *reader;
         struct fs_inode *in, *dead;
-        int r = 0, id;
+        int r = 0;
 
         if (!fs || !ret || (size > 0 && !buf))
                 return -EINVAL;
@@ -1241,7 +1261,7 @@ int fs_read(struct fs *fs, uint64_t ino, uint64_t fh, uint64_t off, size_t size,
         reader = in->reader;
         pthread_mutex_unlock(&fs->lock);
 
-        if (off < reader->size) {
+        if (off < reader->size && size > 0) {
                 size_t len = (size_t) MIN((uint64_t) size, reader->size - off);
                 if (reader->fd >= 0) {
                         ret->fd = reader->fd;
@@ -1258,15 +1278,21 @@ int fs_read(struct fs *fs, uint64_t ino, uint64_t fh, uint64_t off, size_t size,
                 }
         }
 
-        pthread_mutex_lock(&fs->lock);
-        in->reads--;
-        reader_unused_locked(fs, in, &to_close, &id);
-        dead = inode_release_locked(fs, in);
-        pthread_mutex_unlock(&fs->lock);
-        if (to_close)
-                reader_close(fs, to_close, id);
-        inode_free(fs, dead);
+        if (ret->fd >= 0) {
+                /* the caller reads from the descriptor after we return: the
+                 * reader stays in use (not idle, so never closed) until
+                 * fs_read_done */
+                ret->hold = in;
+                return 0;
+        }
+        read_end(fs, in);
         return r;
+}
+
+void fs_read_done(struct fs *fs, struct fs_read_result *res) {
+        if (!fs || !res || !res->hold)
+                return;
+        read_end(fs, TAKE_PTR(res->hold));
 }
 
 int fs_statfs(struct fs *fs, uint64_t ino, struct fs_statfs *ret) {

@@ -52,6 +52,9 @@ struct fs_config {
         bool list_root;        /* root readdir allowed (else opendir -> EPERM) */
         const struct fs_root_provider *roots; /* copied by fs_new */
         size_t n_roots;
+        /* Blob readers kept open, idle, after their last use (each holds a
+         * file descriptor and, with passthrough, a backing id); 0 = 1024. */
+        unsigned idle_readers;
 };
 
 /* Passthrough hooks: a front end that can hand an open file descriptor to
@@ -166,21 +169,29 @@ int fs_open(struct fs *fs, uint64_t ino, int flags, struct fs_open *ret);
 /* The blob reader stays open, idle, after the last release (bounded). */
 int fs_release(struct fs *fs, uint64_t ino, uint64_t fh);
 
-/* Where read data is: either fd >= 0 (len bytes at off of that file, which
- * stays open at least until the handle is released or, for fh 0, until the
- * inode is forgotten), or len bytes copied into the caller's buffer. */
+struct fs_inode;
+
+/* Where read data is: either fd >= 0 (len bytes at off of that file), or
+ * len bytes copied into the caller's buffer. */
 struct fs_read_result {
         int fd;
         uint64_t off;
         size_t len;
+        struct fs_inode *hold;  /* private: the inode whose reader owns fd */
 };
 
 /* Reads up to size bytes at off through an open handle, or with fh 0
  * without one (the blob is then opened and checked on first use: -EIO as
  * for fs_open); buf (size bytes) receives the data when it does not come
- * from a file. */
+ * from a file.  A result with fd >= 0 keeps the blob reader in use: fd
+ * stays open until fs_read_done(), which the caller must then call once
+ * it has read from fd (or given up). */
 int fs_read(struct fs *fs, uint64_t ino, uint64_t fh, uint64_t off, size_t size, void *buf,
             struct fs_read_result *ret);
+
+/* Ends a read: the descriptor in *res may be closed from now on.  Does
+ * nothing for a result that holds no descriptor, or a second time. */
+void fs_read_done(struct fs *fs, struct fs_read_result *res);
 
 struct fs_statfs {
         uint64_t blocks, bfree, bavail, files, ffree;

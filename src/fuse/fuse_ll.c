@@ -70,6 +70,7 @@ static int reply_ok(struct req *rq, const void *payload, size_t len) {
 }
 
 static void reply_error(struct req *rq, int error) {
+        fuse_ll_reply_done(rq->ll, rq->reply); /* no file data in an error */
         rq->reply->payload = NULL;
         rq->reply->payload_len = 0;
         rq->reply->data_fd = -1;
@@ -366,10 +367,12 @@ static int do_read(struct req *rq) {
         r = fs_read(rq->ll->fs, rq->h.nodeid, in.fh, in.offset, size, rq->scratch, &res);
         if (r < 0)
                 return r;
-        if (res.fd >= 0 && res.len > 0) {
+        if (res.fd >= 0) {
+                /* the reader stays in use until fuse_ll_reply_done */
                 rq->reply->data_fd = res.fd;
                 rq->reply->data_off = res.off;
                 rq->reply->data_len = res.len;
+                rq->reply->data_hold = res.hold;
                 reply_ok(rq, NULL, 0);
                 rq->reply->hdr.len += res.len;
                 return 0;
@@ -643,6 +646,15 @@ size_t fuse_ll_scratch_size(const struct fuse_ll *ll) {
         return (size_t) ll->cfg.max_pages * PAGE + PAGE;
 }
 
+void fuse_ll_reply_done(struct fuse_ll *ll, struct fuse_ll_reply *reply) {
+        struct fs_read_result res;
+
+        if (!ll || !reply || !reply->data_hold)
+                return;
+        res = (struct fs_read_result){ .fd = reply->data_fd, .hold = TAKE_PTR(reply->data_hold) };
+        fs_read_done(ll->fs, &res);
+}
+
 bool fuse_ll_passthrough(const struct fuse_ll *ll) {
         return ll->passthrough;
 }
@@ -720,6 +732,8 @@ int fuse_ll_handle(struct fuse_ll *ll, const void *req, size_t len, void *scratc
                 goto malformed;
         if (r < 0)
                 reply_error(&rq, r);
+        if (!ll->t.calls_reply_done)
+                fuse_ll_reply_done(ll, reply);
         if (op && op->fn == do_destroy)
                 return -ESHUTDOWN;
         return 0;

@@ -28,6 +28,12 @@ struct fuse_ll_transport {
         int (*backing_open)(void *ctx, int fd);
         int (*backing_close)(void *ctx, int backing_id);
         void *ctx;
+        /* The transport calls fuse_ll_reply_done() after sending each reply,
+         * so READ data descriptors stay open until it has read from them.
+         * Without it the engine lets go of them when fuse_ll_handle()
+         * returns, and a descriptor is then only kept open by the file
+         * handle the READ names (a zero-message open has none). */
+        bool calls_reply_done;
 };
 
 struct fuse_ll_config {
@@ -55,6 +61,7 @@ struct fuse_ll_reply {
         int data_fd;                /* -1 if no file data */
         uint64_t data_off;
         size_t data_len;
+        void *data_hold;            /* engine private: keeps data_fd open */
 };
 
 /* Handles one request of len bytes at req (private memory the engine reads
@@ -65,6 +72,12 @@ struct fuse_ll_reply {
  * -ESHUTDOWN after DESTROY. */
 int fuse_ll_handle(struct fuse_ll *ll, const void *req, size_t len, void *scratch, size_t scratch_len,
                    struct fuse_ll_reply *reply);
+
+/* The transport is done with a reply (sent, or dropped): its data_fd may
+ * be closed from now on.  Required after every fuse_ll_handle() when the
+ * transport set calls_reply_done (before the reply struct is reused); a
+ * no-op otherwise and on a second call.  Thread-safe. */
+void fuse_ll_reply_done(struct fuse_ll *ll, struct fuse_ll_reply *reply);
 
 /* Buffer sizes the transport must provide. */
 size_t fuse_ll_request_size(const struct fuse_ll *ll); /* largest request accepted */

@@ -285,7 +285,7 @@ static void *worker_main(void *arg) {
         struct fuse_ll_reply rep;
         sigset_t ss;
         size_t len;
-        int r;
+        int r, k;
 
         sigemptyset(&ss);
         sigaddset(&ss, KICK_SIGNAL);
@@ -300,13 +300,12 @@ static void *worker_main(void *arg) {
                         break;
                 }
                 r = fuse_ll_handle(df->ll, w->req, len, w->scratch, w->scratch_size, &rep);
-                if (!rep.none) {
-                        int k = send_reply(w, &rep);
-                        if (k == -ENODEV)
-                                break;
-                        if (k < 0)
-                                log_warning_errno(k, "Replying to the kernel failed: %m");
-                }
+                k = rep.none ? 0 : send_reply(w, &rep);
+                fuse_ll_reply_done(df->ll, &rep); /* its file data may be closed from now on */
+                if (k == -ENODEV)
+                        break;
+                if (k < 0)
+                        log_warning_errno(k, "Replying to the kernel failed: %m");
                 if (r == -ESHUTDOWN)
                         break;
         }
@@ -343,11 +342,10 @@ static int handle_init(struct devfuse *df, struct worker *w) {
                 if (len > sizeof(h))
                         memcpy(&in, w->req + sizeof(h), MIN(len - sizeof(h), sizeof(in)));
                 r = fuse_ll_handle(df->ll, w->req, len, w->scratch, w->scratch_size, &rep);
-                if (!rep.none) {
-                        int k = send_reply(w, &rep);
-                        if (k < 0)
-                                return log_error_errno(k, "Answering INIT failed: %m");
-                }
+                int k = rep.none ? 0 : send_reply(w, &rep);
+                fuse_ll_reply_done(df->ll, &rep);
+                if (k < 0)
+                        return log_error_errno(k, "Answering INIT failed: %m");
                 if (h.opcode != FUSE_INIT)
                         continue;
                 if (r < 0 || rep.hdr.error != 0)
@@ -441,6 +439,7 @@ int devfuse_serve(struct fs *fs, const struct devfuse_options *o) {
                 .can_splice = o->splice,
                 .backing_open = backing_open,
                 .backing_close = backing_close,
+                .calls_reply_done = true,
         };
         struct fuse_ll_config cfg = {
                 .max_pages = 256,

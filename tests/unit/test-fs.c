@@ -725,6 +725,7 @@ static void test_fd_reads_and_backing(void) {
         CHECK_EQ(res.len, 64);
         CHECK_EQ(pread(res.fd, buf, 64, res.off), 64);
         CHECK(memcmp(buf, blob_b_data + 1000, 64) == 0);
+        fs_read_done(fs, &res);
         CHECK_OK(fs_release(fs, big, o.fh));
         CHECK_EQ(fake_backing_calls, 1);
         CHECK_OK(fs_release(fs, big, o2.fh));
@@ -734,6 +735,48 @@ static void test_fd_reads_and_backing(void) {
         CHECK_OK(fs_release(fs, big, o.fh));
         fs_forget(fs, big, 1);
         CHECK_EQ(fake_backing_calls, 0); /* closed with the inode */
+        fs_free(fs);
+}
+
+/* The descriptor a read hands out stays open until the caller is done
+ * with it, even when the reader goes idle meanwhile and is pushed out of
+ * the idle cache by other files (zero-message opens: no handle keeps it). */
+static void test_read_fd_held(void) {
+        struct bad_blobs bb = { .base = { &bad_blob_ops }, .use_fd = true };
+        struct fs_root_provider p = { &fs_root_service_ops, store->roots };
+        struct fs_config cfg = { .roots = &p, .n_roots = 1, .idle_readers = 1 };
+        struct fs_read_result rb, ra;
+        struct fs_stats st;
+        struct fs *fs;
+        uint8_t buf[64];
+
+        CHECK_OK(fs_new(&bb.base, store->dirs, &cfg, &fs));
+        uint64_t t_ino = tree_ino(fs);
+        uint64_t big = lookup_ok(fs, t_ino, "big", NULL), a = lookup_ok(fs, t_ino, "a", NULL);
+        CHECK_OK(fs_read(fs, big, 0, 1000, 64, buf, &rb));
+        CHECK(rb.fd >= 0);
+        /* another file's reader goes idle: with room for one, big's would
+         * be the one closed if big were not still being read */
+        CHECK_OK(fs_read(fs, a, 0, 0, 5, buf, &ra));
+        CHECK(ra.fd >= 0);
+        fs_read_done(fs, &ra);
+        CHECK_EQ(pread(rb.fd, buf, 64, rb.off), 64);
+        CHECK(memcmp(buf, blob_b_data + 1000, 64) == 0);
+        fs_get_stats(fs, &st);
+        CHECK_EQ(st.open_files, 2);
+        fs_read_done(fs, &rb);
+        fs_read_done(fs, &rb); /* a second call does nothing */
+        fs_get_stats(fs, &st);
+        CHECK_EQ(st.open_files, 1); /* big idle now, a closed */
+        /* results that hold nothing: data copied into buf, or past the end */
+        CHECK_OK(fs_read(fs, big, 0, BLOB_B_LEN, 64, buf, &rb));
+        CHECK_EQ(rb.len, 0);
+        fs_read_done(fs, &rb);
+        fs_forget(fs, big, 1);
+        fs_forget(fs, a, 1);
+        fs_get_stats(fs, &st);
+        CHECK_EQ(st.open_files, 0);
+        CHECK_EQ(st.inodes, 2); /* root and tree */
         fs_free(fs);
 }
 
@@ -770,6 +813,7 @@ static void test_verified_files(void) {
         CHECK_OK(fs_open(fs, f, O_RDONLY, &o));
         CHECK_OK(fs_read(fs, f, o.fh, 0, 16, buf, &res));
         CHECK(res.fd >= 0 && res.len == 13);
+        fs_read_done(fs, &res);
         CHECK_OK(fs_release(fs, f, o.fh));
         fs_forget(fs, f, 1);
         f = lookup_ok(fs, rr, "f", NULL);
@@ -792,6 +836,7 @@ static void test_verified_files(void) {
         fs_get_stats(fs, &st);
         CHECK_EQ(st.blob_verifies, 2);
         fs_free(fs);
+
         cas_directory_free(dd);
         cas_store_free(local);
         char cmd[300];
@@ -889,6 +934,7 @@ int main(void) {
         RUN(test_missing_directory);
         RUN(test_missing_and_corrupt_blob);
         RUN(test_fd_reads_and_backing);
+        RUN(test_read_fd_held);
         RUN(test_verified_files);
         RUN(test_concurrent_first_access);
         RUN(test_stress);

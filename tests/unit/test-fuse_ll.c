@@ -472,6 +472,79 @@ static void test_open_read(void) {
         env_free(&e);
 }
 
+/* READ data handed out as a descriptor stays open until the transport says
+ * it is done with the reply, even if the file's reader goes idle and is
+ * pushed out of the idle cache meanwhile (zero-message opens, fh 0). */
+static void test_read_fd_lifetime(void) {
+        char dir[] = "/tmp/test-fuse_ll-XXXXXX";
+        struct cas_store *local;
+        struct cas_digest d1, d2;
+        enum cas_verr why;
+        struct cas_directory *dd;
+
+        CHECK(mkdtemp(dir));
+        CHECK_OK(cas_store_open(dir, CAS_STORE_CREATE, &local));
+        CHECK_OK(cas_blob_put(local->blobs, "first blob", 10, 0, &d1));
+        CHECK_OK(cas_blob_put(local->blobs, "second blob", 11, 0, &d2));
+        struct cas_node n[] = { { .kind = CAS_NODE_FILE, N("f1"), .digest = d1, .size = 10 },
+                                { .kind = CAS_NODE_FILE, N("f2"), .digest = d2, .size = 11 } };
+        CHECK_OK(cas_directory_new(n, 2, &dd, NULL));
+        CHECK_OK(cas_dir_put(local->dirs, &dd, 1, 0, &why));
+        struct cas_node r = { .kind = CAS_NODE_DIRECTORY, N("r"), .digest = dd->digest, .size = 2 };
+        CHECK_OK(cas_root_put(local->roots, &r));
+
+        for (int mode = 0; mode < 2; mode++) {
+                struct fs_root_provider p = { &fs_root_service_ops, local->roots };
+                struct fs_config cfg = { .roots = &p, .n_roots = 1, .idle_readers = 1 };
+                struct fuse_ll_transport t = { .name = "test", .calls_reply_done = mode == 1 };
+                struct env e;
+                struct fuse_entry_out eo;
+                struct fuse_ll_reply r1, r2;
+                struct fs_stats st;
+                char buf[16];
+
+                CHECK_OK(fs_new(local->blobs, local->dirs, &cfg, &e.fs));
+                CHECK_OK(fuse_ll_new(e.fs, &t, NULL, &e.ll));
+                init_with(e.ll, 7, 45, KERNEL_FLAGS, NULL);
+                uint64_t rr = lookup(&e, 1, "r", &eo);
+                uint64_t f1 = lookup(&e, rr, "f1", &eo), f2 = lookup(&e, rr, "f2", &eo);
+                struct fuse_read_in ri = { .fh = 0, .size = 4096 };
+                CHECK_EQ(call_ok(e.ll, FUSE_READ, f1, &ri, sizeof(ri), NULL, 0, &r1), 0);
+                CHECK(r1.data_fd >= 0);
+                CHECK_EQ(r1.data_len, 10);
+                if (mode == 0) {
+                        /* without the transport's promise the engine let go
+                         * already: nothing to release */
+                        CHECK(!r1.data_hold);
+                        fuse_ll_reply_done(e.ll, &r1);
+                        fuse_ll_free(e.ll);
+                        fs_free(e.fs);
+                        continue;
+                }
+                /* f2's reader goes idle; there is room for one idle reader */
+                CHECK_EQ(call_ok(e.ll, FUSE_READ, f2, &ri, sizeof(ri), NULL, 0, &r2), 0);
+                fuse_ll_reply_done(e.ll, &r2);
+                CHECK_EQ(pread(r1.data_fd, buf, r1.data_len, (off_t) r1.data_off), 10);
+                CHECK(memcmp(buf, "first blob", 10) == 0);
+                fs_get_stats(e.fs, &st);
+                CHECK_EQ(st.open_files, 2);
+                fuse_ll_reply_done(e.ll, &r1);
+                fuse_ll_reply_done(e.ll, &r1);
+                fs_get_stats(e.fs, &st);
+                CHECK_EQ(st.open_files, 1);
+                /* an error reply never holds anything */
+                ri.fh = 12345;
+                CHECK_EQ(call_err(e.ll, FUSE_READ, f1, &ri, sizeof(ri)), -EBADF);
+                fuse_ll_free(e.ll);
+                fs_free(e.fs);
+        }
+        cas_directory_free(dd);
+        cas_store_free(local);
+        char cmd[300];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+        CHECK_EQ(system(cmd), 0);
+}
+
 /* Walks the entries of a READDIR(PLUS) reply; returns the count and the
  * last offset, appending names to out. */
 static size_t parse_dir(const uint8_t *p, size_t len, bool plus, char *out, uint64_t *ret_off, uint64_t *inos) {
@@ -653,6 +726,7 @@ int main(void) {
         RUN(test_enosys_erofs);
         RUN(test_lookup_getattr);
         RUN(test_open_read);
+        RUN(test_read_fd_lifetime);
         RUN(test_readdir);
         RUN(test_xattr);
         RUN(test_destroy);
