@@ -12,10 +12,13 @@
 #include "directory.h"
 
 int cas_local_open_file(int dfd, const char *name, struct stat *ret_st) {
-        int fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NOATIME);
+        /* O_NONBLOCK: if the file was replaced by a fifo since the caller
+         * looked, the open must not wait for a writer (it changes nothing
+         * for reads of regular files). */
+        int fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK | O_NOATIME);
 
         if (fd < 0 && errno == EPERM)
-                fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+                fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
         if (fd < 0)
                 return negative_errno();
         if (fstat(fd, ret_st) < 0) {

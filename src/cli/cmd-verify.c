@@ -131,7 +131,8 @@ static int verify_blobs(struct verify_ctx *ctx) {
                 return log_error_errno(r, "Failed to list blobs: %m");
         if (ctx->error < 0)
                 return ctx->error;
-        qsort(ctx->bad, ctx->n_bad, sizeof(*ctx->bad), digest_cmp);
+        if (ctx->n_bad > 1)
+                qsort(ctx->bad, ctx->n_bad, sizeof(*ctx->bad), digest_cmp);
         return 0;
 }
 

@@ -455,7 +455,8 @@ static int local_dir(struct local_hasher *h, int dfd, const char *name, const ch
         r = cas_local_list(fd, &names, &n);
         if (r < 0)
                 return log_error_errno(r, "%s: %m", path);
-        qsort(names, n, sizeof(char *), name_cmp);
+        if (n > 1) /* an empty directory has no array at all */
+                qsort(names, n, sizeof(char *), name_cmp);
         nodes = calloc(n ? n : 1, sizeof(*nodes));
         targets = calloc(n ? n : 1, sizeof(*targets));
         r = nodes && targets ? emit_str(&h->rd, "directory") : -ENOMEM;

@@ -1,6 +1,7 @@
 /* Unit tests for NAR rendering and ingestion: SPEC §3 known answers,
  * round trips (including reads split at every size), blob integrity on
  * render, and one hostile NAR per ingestion rule. */
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -8,6 +9,7 @@
 
 #include "castore/blobsvc.h"
 #include "castore/dirsvc.h"
+#include "castore/localfs.h"
 #include "store/nar.h"
 #include "test.h"
 
@@ -705,6 +707,11 @@ static void test_local_trees(void) {
         CHECK_EQ(root.size, 4);
         free(mem);
 
+        /* an empty directory (nix-store --dump gives these 96 bytes) */
+        CHECK(mkdir(lpath("e"), 0755) == 0);
+        check_local("e", 96, "a50a5ab6d992f5598edd92105059fae9acfc192981e08bd88534c2167e92526a",
+                    "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262");
+
         /* the executable bit is part of both */
         lwrite("x", "Hello World!", 0755);
         CHECK_OK(nar_hash_local(lpath("x"), false, &size, sha, &root, &mem));
@@ -719,6 +726,15 @@ static void test_local_trees(void) {
         CHECK_STREQ(CAS_DIGEST_HEX(&root.digest), "3f951a15afd586fb3121ef4d13d582e811ce0e5a7f21c0497fd87490e9e2355a");
         CHECK_EQ(nar_hash_local(lpath("c/fifo"), true, &size, sha, &root, &mem), -EINVAL);
         CHECK_EQ(nar_hash_local(lpath("missing"), false, &size, sha, &root, &mem), -ENOENT);
+        {
+                /* A regular file swapped for a fifo between the walker's
+                 * stat and the open must not block the open (no writer
+                 * would ever come): the opener says it changed. */
+                struct stat st;
+                alarm(20);
+                CHECK_EQ(cas_local_open_file(AT_FDCWD, lpath("c/fifo"), &st), -EAGAIN);
+                alarm(0);
+        }
 
         char cmd[600];
         snprintf(cmd, sizeof(cmd), "rm -rf '%s'", local_base);
