@@ -362,6 +362,11 @@ static int do_read(struct req *rq) {
         int r;
 
         memcpy(&in, rq->body, sizeof(in));
+        /* fh 0 means "opened without asking", which only a kernel offered
+         * zero-message opens does (never a virtiofs guest): anyone else
+         * must name a handle, which keeps the blob reader open */
+        if (in.fh == 0 && !rq->ll->no_open_ok)
+                return -EBADF;
         size = MIN((size_t) in.size, (size_t) rq->ll->max_read);
         size = MIN(size, rq->scratch_len);
         r = fs_read(rq->ll->fs, rq->h.nodeid, in.fh, in.offset, size, rq->scratch, &res);

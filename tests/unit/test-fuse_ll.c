@@ -435,6 +435,9 @@ static void test_open_read(void) {
         CHECK_EQ(call_ok(e.ll, FUSE_READ, a, &ri, sizeof(ri), NULL, 0, &rep), 0);
         ri.fh = oo.fh + 1;
         CHECK_EQ(call_err(e.ll, FUSE_READ, a, &ri, sizeof(ri)), -EBADF);
+        /* this kernel was never told it may read without opening */
+        ri.fh = 0;
+        CHECK_EQ(call_err(e.ll, FUSE_READ, a, &ri, sizeof(ri)), -EBADF);
         struct fuse_release_in rl = { .fh = oo.fh };
         call_ok(e.ll, FUSE_RELEASE, a, &rl, sizeof(rl), NULL, 0, &rep);
         ri.fh = oo.fh;
