@@ -616,13 +616,27 @@ void fs_forget_all(struct fs *fs) {
         struct fs_inode **dead = all;
         for (struct fs_inode **i = all; i < p; i++) {
                 (*i)->nlookup = 0;
+                (*i)->opens = 0; /* handles of the old kernel: never released */
                 struct fs_inode *d = inode_release_locked(fs, *i);
                 if (d)
                         *dead++ = d;
         }
+        /* root listing snapshots of the old kernel's directory handles */
+        struct root_snapshot **snaps = malloc((fs->snapshots.count + 1) * sizeof(*snaps)), **q = snaps, **gone = snaps;
+        if (snaps) {
+                hashmap_foreach(&fs->snapshots, collect_snapshot, &q);
+                for (struct root_snapshot **i = snaps; i < q; i++) {
+                        hashmap_remove(&fs->snapshots, hash_u64((*i)->fh), &(*i)->fh);
+                        if (--(*i)->refs == 0)
+                                *gone++ = *i;
+                }
+        }
         pthread_mutex_unlock(&fs->lock);
         for (struct fs_inode **i = all; i < dead; i++)
                 inode_free(fs, *i);
+        for (struct root_snapshot **i = snaps; i < gone; i++)
+                snapshot_free(*i);
+        free(snaps);
         free(all);
 }
 

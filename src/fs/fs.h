@@ -77,8 +77,10 @@ void fs_free(struct fs *fs);
  * requests (INIT time); not synchronised with running operations. */
 void fs_set_backing(struct fs *fs, const struct fs_backing_ops *ops, void *ctx);
 
-/* Drops every inode the kernel knows except the root, as after a
- * reconnect (a new INIT): the kernel has forgotten them all. */
+/* Drops every inode the kernel knows except the root, and every open
+ * file and directory handle, as after a reconnect (a new INIT): the old
+ * kernel is gone with all its references and never releases them.  Call
+ * with no operation running (virtiofs holds its session lock). */
 void fs_forget_all(struct fs *fs);
 
 /* --- replies --- */

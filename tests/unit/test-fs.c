@@ -780,6 +780,31 @@ static void test_read_fd_held(void) {
         fs_free(fs);
 }
 
+/* A new session (virtiofs guest reboot) forgets inodes and the handles
+ * of the old one: none of them is ever released by the new kernel. */
+static void test_forget_all_handles(void) {
+        struct fs *fs = new_fs(true);
+        struct collected c = { .limit = 64 };
+        struct fs_read_result res;
+        struct fs_stats st;
+        struct fs_open o, od;
+        uint8_t buf[16];
+        uint64_t t_ino = tree_ino(fs);
+        uint64_t big = lookup_ok(fs, t_ino, "big", NULL);
+
+        CHECK_OK(fs_open(fs, big, O_RDONLY, &o));
+        CHECK_OK(fs_opendir(fs, FS_ROOT_INO, &od));
+        fs_forget_all(fs);
+        fs_get_stats(fs, &st);
+        CHECK_EQ(st.inodes, 1);
+        CHECK_EQ(st.open_files, 0);
+        CHECK_EQ(fs_read(fs, big, o.fh, 0, sizeof(buf), buf, &res), -EBADF);
+        CHECK_EQ(fs_readdir(fs, FS_ROOT_INO, od.fh, 0, false, collect, &c), -EBADF);
+        CHECK_EQ(fs_release(fs, big, o.fh), -EBADF);
+        CHECK_EQ(fs_releasedir(fs, FS_ROOT_INO, od.fh), -EBADF);
+        fs_free(fs);
+}
+
 /* A file hashed once is not hashed again for a new inode while the blob
  * file is unchanged; a rewritten file is. */
 static void test_verified_files(void) {
@@ -935,6 +960,7 @@ int main(void) {
         RUN(test_missing_and_corrupt_blob);
         RUN(test_fd_reads_and_backing);
         RUN(test_read_fd_held);
+        RUN(test_forget_all_handles);
         RUN(test_verified_files);
         RUN(test_concurrent_first_access);
         RUN(test_stress);
