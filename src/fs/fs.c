@@ -1161,6 +1161,10 @@ static struct fs_inode *reader_unused_locked(struct fs *fs, struct fs_inode *in,
         *ret_reader = TAKE_PTR(victim->reader);
         *ret_backing = victim->backing_id;
         victim->backing_id = -1;
+        /* What was hashed is the file this reader had open; the next reader
+         * may open another one (the blob file replaced meanwhile), which
+         * the verified-file cache recognises by its stat if unchanged. */
+        victim->verified = false;
         fs->stats.open_files--;
         return victim;
 }

@@ -862,6 +862,51 @@ static void test_verified_files(void) {
         CHECK_EQ(st.blob_verifies, 2);
         fs_free(fs);
 
+        /* An inode whose reader was closed (pushed out of the idle cache)
+         * checks the file again when it reopens it: a blob file replaced
+         * meanwhile is hashed, not trusted because the inode once was. */
+        struct cas_digest d2, d3;
+        CHECK_OK(cas_blob_put(local->blobs, "first file..", 12, 0, &d2));
+        CHECK_OK(cas_blob_put(local->blobs, "second file.", 12, 0, &d3));
+        struct cas_node n2[] = { { .kind = CAS_NODE_FILE, N("f2"), .digest = d2, .size = 12 },
+                                 { .kind = CAS_NODE_FILE, N("f3"), .digest = d3, .size = 12 } };
+        struct cas_directory *dd2;
+        CHECK_OK(cas_directory_new(n2, 2, &dd2, NULL));
+        CHECK_OK(cas_dir_put(local->dirs, &dd2, 1, 0, &why));
+        struct cas_node r2 = { .kind = CAS_NODE_DIRECTORY, N("r2"), .digest = dd2->digest, .size = 2 };
+        CHECK_OK(cas_root_put(local->roots, &r2));
+        cfg.idle_readers = 1;
+        CHECK_OK(fs_new(local->blobs, local->dirs, &cfg, &fs));
+        rr = lookup_ok(fs, FS_ROOT_INO, "r2", NULL);
+        uint64_t f2 = lookup_ok(fs, rr, "f2", NULL), f3 = lookup_ok(fs, rr, "f3", NULL);
+        CHECK_OK(fs_open(fs, f2, O_RDONLY, &o));
+        CHECK_OK(fs_release(fs, f2, o.fh));
+        CHECK_OK(fs_open(fs, f3, O_RDONLY, &o)); /* f2's idle reader is closed */
+        CHECK_OK(fs_release(fs, f3, o.fh));
+        fs_get_stats(fs, &st);
+        CHECK_EQ(st.open_files, 1);
+        CHECK_EQ(st.blob_verifies, 2);
+        /* reopening an unchanged file: no hashing (the file is known) */
+        CHECK_OK(fs_open(fs, f2, O_RDONLY, &o));
+        CHECK_OK(fs_release(fs, f2, o.fh));
+        fs_get_stats(fs, &st);
+        CHECK_EQ(st.blob_verifies, 2);
+        CHECK_OK(fs_open(fs, f3, O_RDONLY, &o)); /* f2 closed again */
+        CHECK_OK(fs_release(fs, f3, o.fh));
+        char tmp[300];
+        cas_digest_to_hex(&d2, hex);
+        snprintf(path, sizeof(path), "%s/blobs/%.2s/%s", dir, hex, hex);
+        snprintf(tmp, sizeof(tmp), "%s.new", path);
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0444);
+        CHECK(fd >= 0);
+        CHECK_EQ(write(fd, "FIRST FILE..", 12), 12);
+        close(fd);
+        CHECK_EQ(rename(tmp, path), 0);
+        CHECK_EQ(fs_open(fs, f2, O_RDONLY, &o), -EIO);
+        CHECK_EQ(fs_read(fs, f2, 0, 0, sizeof(buf), buf, &res), -EIO);
+        fs_free(fs);
+        cas_directory_free(dd2);
+
         cas_directory_free(dd);
         cas_store_free(local);
         char cmd[300];
