@@ -3,6 +3,7 @@
 #include "pathinfo.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -349,6 +350,74 @@ static const char *pathinfo_from_pb(const PbPathInfo *ppi, struct nix_pathinfo *
         return NULL;
 }
 
+/* ---- string fields on the wire ----
+ * protobuf-c hands string fields out NUL-terminated without their length,
+ * so a NUL inside one would silently cut it (and "<valid name>\0junk"
+ * would pass as the valid name).  This walks the wire bytes of every string
+ * field, nested messages included (by their descriptors), and refuses a
+ * NUL.  Runs after protobuf-c accepted the bytes, but checks bounds anyway. */
+
+#define PB_DEPTH_MAX 8 /* the schema nests 3 deep */
+
+static bool pb_varint(const uint8_t **p, const uint8_t *end, uint64_t *ret) {
+        uint64_t v = 0;
+
+        for (unsigned shift = 0; shift < 64 && *p < end; shift += 7) {
+                uint8_t b = *(*p)++;
+
+                v |= (uint64_t) (b & 0x7f) << shift;
+                if (!(b & 0x80)) {
+                        *ret = v;
+                        return true;
+                }
+        }
+        return false;
+}
+
+static bool pb_strings_ok(const ProtobufCMessageDescriptor *desc, const uint8_t *p, size_t len, unsigned depth) {
+        const uint8_t *end = p + len;
+
+        if (depth > PB_DEPTH_MAX)
+                return false;
+        while (p < end) {
+                const ProtobufCFieldDescriptor *f;
+                uint64_t key, n;
+
+                if (!pb_varint(&p, end, &key))
+                        return false;
+                switch (key & 7) {
+                case 0: /* varint */
+                        if (!pb_varint(&p, end, &n))
+                                return false;
+                        break;
+                case 1: /* fixed64 */
+                        if (end - p < 8)
+                                return false;
+                        p += 8;
+                        break;
+                case 5: /* fixed32 */
+                        if (end - p < 4)
+                                return false;
+                        p += 4;
+                        break;
+                case 2: /* length-delimited */
+                        if (!pb_varint(&p, end, &n) || n > (uint64_t) (end - p))
+                                return false;
+                        f = (key >> 3) <= UINT32_MAX ? protobuf_c_message_descriptor_get_field(desc, (unsigned) (key >> 3))
+                                                     : NULL;
+                        if (f && f->type == PROTOBUF_C_TYPE_STRING && memchr(p, 0, n))
+                                return false;
+                        if (f && f->type == PROTOBUF_C_TYPE_MESSAGE && !pb_strings_ok(f->descriptor, p, n, depth + 1))
+                                return false;
+                        p += n;
+                        break;
+                default: /* groups: not in this schema */
+                        return false;
+                }
+        }
+        return true;
+}
+
 int nix_pathinfo_decode(const void *buf, size_t len, struct nix_pathinfo **ret, const char **ret_why) {
         _cleanup_(nix_pathinfo_freep) struct nix_pathinfo *pi = NULL;
         PbPathInfo *ppi;
@@ -359,6 +428,12 @@ int nix_pathinfo_decode(const void *buf, size_t len, struct nix_pathinfo **ret, 
         if (!ppi) {
                 if (ret_why)
                         *ret_why = "malformed protobuf message";
+                return -EBADMSG;
+        }
+        if (!pb_strings_ok(&tvix__store__v1__path_info__descriptor, buf, len, 0)) {
+                tvix__store__v1__path_info__free_unpacked(ppi, NULL);
+                if (ret_why)
+                        *ret_why = "a string field contains a NUL byte";
                 return -EBADMSG;
         }
         pi = calloc(1, sizeof(*pi));

@@ -189,6 +189,32 @@ static void msg_expect(struct msg *m, const char *why) {
         msg_init(m);
 }
 
+/* Packs m, turns the 0x01 byte of the string s on the wire into a NUL
+ * (protobuf-c packs strings up to their first NUL, so that is how to get
+ * one there), and expects decoding to fail saying why. */
+static void msg_expect_nul(struct msg *m, const char *s, const char *why) {
+        size_t len = tvix__store__v1__path_info__get_packed_size(&m->pi);
+        uint8_t *buf = malloc(len + 1), *p;
+        struct nix_pathinfo *pi = NULL;
+        const char *got = NULL;
+        int r;
+
+        CHECK(buf);
+        tvix__store__v1__path_info__pack(&m->pi, buf);
+        p = memmem(buf, len, s, strlen(s));
+        CHECK(p);
+        p = memchr(p, 1, strlen(s));
+        CHECK(p);
+        *p = 0;
+        r = nix_pathinfo_decode(buf, len, &pi, &got);
+        if (r != -EBADMSG || !got || !strstr(got, why)) {
+                fprintf(stderr, "expected \"%s\", got %d \"%s\"\n", why, r, got ? got : "");
+                abort();
+        }
+        free(buf);
+        msg_init(m);
+}
+
 static void test_validation(void) {
         struct msg m;
         const char *bad_names[] = { "foo", "00bgd045z0d4icpbc2yyz4gx48ak44la-", "00bgd045z0d4icpbc2yyz4gx48ak44la-a b",
@@ -268,6 +294,15 @@ static void test_validation(void) {
         msg_expect(&m, "unknown content address");
         m.ni.ca = NULL;
         msg_expect(&m, NULL);
+
+        /* a string field holding a NUL: the part before it would pass,
+         * so it must not be cut there */
+        strcpy(m.ref_name, BASE_B "\x01zz");
+        msg_expect_nul(&m, m.ref_name, "NUL");
+        strcpy(m.key, "key-1\x01x");
+        msg_expect_nul(&m, m.key, "NUL");
+        strcpy(m.deriver_name, "foo.drv\x01x");
+        msg_expect_nul(&m, m.deriver_name, "NUL");
 
         /* not protobuf at all */
         struct nix_pathinfo *pi;
