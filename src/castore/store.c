@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../util/io.h"
 #include "../util/log.h"
 #include "lmdb.h"
 
@@ -41,9 +42,36 @@ static int open_memory(struct cas_store *s) {
 #define MARKER "castore-store"
 #define FORMAT_VERSION 1
 
-/* Creates path and its missing parents. */
+static int fsync_path(const char *path) {
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+        if (fd < 0 || fsync(fd) < 0)
+                return negative_errno();
+        return 0;
+}
+
+/* mkdir, and on success fsync of the parent that now holds the entry (a
+ * store whose directory a power loss can take away is no store). */
+static int mkdir_durable(char *path) {
+        char *slash = strrchr(path, '/');
+        int r;
+
+        if (mkdir(path, 0755) < 0)
+                return errno == EEXIST ? 0 : negative_errno();
+        if (!slash)
+                return fsync_path(".");
+        if (slash == path)
+                return fsync_path("/");
+        *slash = 0;
+        r = fsync_path(path);
+        *slash = '/';
+        return r;
+}
+
+/* Creates path and its missing parents, durably. */
 static int mkdir_parents(const char *path) {
         _cleanup_free_ char *p = strdup(path);
+        int r;
 
         if (!p)
                 return -ENOMEM;
@@ -51,13 +79,12 @@ static int mkdir_parents(const char *path) {
                 if (*q != '/')
                         continue;
                 *q = 0;
-                if (mkdir(p, 0755) < 0 && errno != EEXIST)
-                        return negative_errno();
+                r = mkdir_durable(p);
+                if (r < 0)
+                        return r;
                 *q = '/';
         }
-        if (mkdir(p, 0755) < 0 && errno != EEXIST)
-                return negative_errno();
-        return 0;
+        return mkdir_durable(p);
 }
 
 /* Is dir empty but for what a store (or one being created by someone
@@ -105,7 +132,10 @@ static int check_marker(int dirfd, const char *path) {
         return 0;
 }
 
-/* Written last, atomically and durably: a store without it is unfinished. */
+/* Written last, atomically and durably: a store without it is unfinished.
+ * Everything the store is made of must be durable before the marker can
+ * be: the caller has synced meta/ (the LMDB files); the first fsync of the
+ * store directory commits blobs/, tmp/ and meta/ themselves. */
 static int write_marker(int dirfd, const char *path) {
         char tmp[64], text[64];
         _cleanup_close_ int fd = -1;
@@ -113,9 +143,9 @@ static int write_marker(int dirfd, const char *path) {
 
         snprintf(tmp, sizeof(tmp), MARKER ".%d.tmp", (int) getpid());
         fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        if (fd < 0 || write(fd, text, len) != len || fsync(fd) < 0 || renameat(dirfd, tmp, dirfd, MARKER) < 0 ||
-            fsync(dirfd) < 0) {
-                int r = negative_errno();
+        if (fd < 0 || loop_write(fd, text, len) < 0 || fsync(fd) < 0 || fsync(dirfd) < 0 ||
+            renameat(dirfd, tmp, dirfd, MARKER) < 0 || fsync(dirfd) < 0) {
+                int r = errno > 0 ? negative_errno() : -EIO;
                 (void) unlinkat(dirfd, tmp, 0);
                 return log_error_errno(r, "Cannot write %s/" MARKER ": %m", path);
         }
@@ -178,6 +208,11 @@ static int open_local(struct cas_store *s, const char *path, unsigned flags) {
         if (r < 0)
                 return r;
         if (new_store) {
+                /* the env's files are new entries of meta/ (their data was
+                 * synced by the commits that created the databases) */
+                r = fsync_path(meta);
+                if (r < 0)
+                        return log_error_errno(r, "Cannot sync %s: %m", meta);
                 r = write_marker(dirfd, path);
                 if (r < 0)
                         return r;

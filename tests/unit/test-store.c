@@ -186,6 +186,59 @@ static void test_unfinished_create(void) {
         cas_store_free(s);
 }
 
+/* Creating a store is durable before it is declared finished: the marker
+ * is renamed into place only after the metadata directory (holding the
+ * new LMDB files) and every directory the creation made have been synced
+ * in their parents, so a power loss cannot leave a marker naming a store
+ * whose database or whose very directory is gone.  The system calls of a
+ * creation in a child process are traced with strace (-y names each fd's
+ * path) and checked in order. */
+static void test_create_durable(const char *self) {
+        char dir[300], log[320], cmd[1200], line[1024], parent[300], meta[320];
+        bool meta_synced = false, parent_synced = false, grandparent_synced = false, renamed = false;
+        FILE *f;
+
+        if (system("strace -V >/dev/null 2>&1") != 0) {
+                fprintf(stderr, "  SKIP: strace is not installed\n");
+                return;
+        }
+        path_of(parent, sizeof(parent), "durable");
+        path_of(dir, sizeof(dir), "durable/store");
+        snprintf(meta, sizeof(meta), "%s/meta", dir);
+        snprintf(log, sizeof(log), "%s/strace.log", tmp_root);
+        snprintf(cmd, sizeof(cmd), "strace -f -qq -y -o '%s' -e trace=fsync,fdatasync,rename,renameat,renameat2 '%s' --create '%s'",
+                 log, self, dir);
+        CHECK_EQ(system(cmd), 0);
+        f = fopen(log, "r");
+        CHECK(f);
+        while (fgets(line, sizeof(line), f)) {
+                char want[400];
+
+                if (renamed)
+                        break;
+                if (strstr(line, "\"castore-store\")")) {
+                        renamed = true;
+                        break;
+                }
+                if (!strstr(line, "sync("))
+                        continue;
+                snprintf(want, sizeof(want), "<%s>)", meta);
+                if (strstr(line, want))
+                        meta_synced = true;
+                snprintf(want, sizeof(want), "<%s>)", parent);
+                if (strstr(line, want))
+                        parent_synced = true;
+                snprintf(want, sizeof(want), "<%s>)", tmp_root);
+                if (strstr(line, want))
+                        grandparent_synced = true;
+        }
+        fclose(f);
+        CHECK(renamed);
+        CHECK(meta_synced);        /* data.mdb and lock.mdb are in meta/ */
+        CHECK(parent_synced);      /* the store directory is in durable/ */
+        CHECK(grandparent_synced); /* durable/ was created too */
+}
+
 static void remove_tree(const char *dir) {
         char cmd[600];
 
@@ -193,8 +246,16 @@ static void remove_tree(const char *dir) {
         CHECK_EQ(system(cmd), 0);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
         const char *tmpdir = getenv("TMPDIR");
+
+        if (argc == 3 && strcmp(argv[1], "--create") == 0) {
+                /* the traced child of test_create_durable */
+                struct cas_store *s;
+                CHECK_OK(cas_store_open(argv[2], CAS_STORE_CREATE, &s));
+                cas_store_free(s);
+                return 0;
+        }
 
         snprintf(tmp_root, sizeof(tmp_root), "%s/test-store.XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
         CHECK(mkdtemp(tmp_root));
@@ -205,6 +266,8 @@ int main(void) {
         RUN(test_readonly);
         RUN(test_refuse_non_store);
         RUN(test_unfinished_create);
+        fprintf(stderr, "  test_create_durable\n");
+        test_create_durable(argv[0]);
 
         remove_tree(tmp_root);
         return 0;
