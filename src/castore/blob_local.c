@@ -55,6 +55,13 @@ struct blob_local {
         char prefix[PREFIX_MAX];   /* init_lock; immutable once write_ready */
         uint64_t next_seq;         /* atomic */
 
+        /* atomic: a deferred put or commit found its blob in place.  That
+         * file may have been renamed there by another writer (maybe one
+         * killed since) whose final syncfs has not run: the next sync
+         * runs one even if nothing of ours is pending, since the caller is
+         * about to record a reference to the blob. */
+        bool dedup_unsynced;
+
         pthread_mutex_t pending_lock;
         size_t flush_at;         /* pending_lock */
         struct pending *pending; /* pending_lock */
@@ -328,20 +335,24 @@ static int tmp_create(struct blob_local *l, uint64_t *ret_seq) {
 static int flush_locked(struct blob_local *l) {
         _cleanup_free_ struct pending *p = NULL;
         size_t n, failed = 0;
-        bool any_renamed = false;
+        bool any_renamed = false, dedup;
         int r = 0, k;
 
+        /* cleared before the syncfs below, which covers those dedups */
+        dedup = __atomic_exchange_n(&l->dedup_unsynced, false, __ATOMIC_ACQ_REL);
         pthread_mutex_lock(&l->pending_lock);
         p = TAKE_PTR(l->pending);
         n = l->n_pending;
         l->n_pending = l->cap_pending = 0;
         pthread_mutex_unlock(&l->pending_lock);
-        if (n == 0)
+        if (n == 0 && !dedup)
                 return 0;
 
         if (syncfs(l->tmp_fd) < 0) {
                 r = log_error_errno(negative_errno(), "Cannot sync the blob store: %m");
                 failed = n;
+                if (dedup)
+                        __atomic_store_n(&l->dedup_unsynced, true, __ATOMIC_RELEASE);
         } else
                 for (size_t i = 0; i < n; i++) {
                         k = rename_into_place(l, p[i].seq, &p[i].digest);
@@ -471,8 +482,11 @@ static int local_put(struct cas_blob_service *s, const void *data, size_t len, u
         cas_digest_of(data, len, &d);
         r = blob_exists(l, &d, len);
         if (r != -ENOENT) {
-                if (r >= 0)
+                if (r >= 0) {
                         *ret_digest = d;
+                        if (flags & CAS_BLOB_DEFER_SYNC)
+                                __atomic_store_n(&l->dedup_unsynced, true, __ATOMIC_RELEASE);
+                }
                 return r;
         }
         r = ensure_writable(l);
@@ -580,6 +594,8 @@ static int local_commit(struct cas_blob_writer *bw, struct cas_digest *ret_diges
         }
         cas_hasher_final(&w->hasher, &d);
         r = blob_exists(w->l, &d, w->size);
+        if (r >= 0 && (w->flags & CAS_BLOB_DEFER_SYNC))
+                __atomic_store_n(&w->l->dedup_unsynced, true, __ATOMIC_RELEASE);
         if (r == -ENOENT) {
                 r = writer_spill(w);
                 if (r >= 0) {

@@ -18,7 +18,10 @@ struct cas_blob_writer;
 enum {
         /* put/writer: durability (fsync + rename into place) may wait for
          * the next cas_blob_sync(); until then the blob may not be visible.
-         * Importers use it to replace one fsync per file by one syncfs. */
+         * A blob found already in place (perhaps renamed there by another
+         * writer that has not synced yet) is also durable only after that
+         * sync.  Importers use it to replace one fsync per file by one
+         * syncfs. */
         CAS_BLOB_DEFER_SYNC = 1 << 0,
 };
 

@@ -703,6 +703,73 @@ static void test_local_write_error_poisons_writer(void) {
         cas_blob_service_free(s);
 }
 
+/* The traced child of test_local_dedup_durable: a blob already in place
+ * (possibly renamed there by another writer whose final sync has not run
+ * yet, a writer that may have been killed) is found by a deferred put,
+ * which stores nothing; the sync that follows must still make the store
+ * durable, since the caller is about to record a reference to the blob. */
+static int dedup_child(const char *dir) {
+        struct cas_blob_service *s;
+        struct cas_blob_writer *w;
+        struct cas_digest d;
+        char blobs[600], tmp[600];
+        uint64_t size;
+        int fd;
+
+        snprintf(blobs, sizeof(blobs), "%s/blobs", dir);
+        snprintf(tmp, sizeof(tmp), "%s/tmp", dir);
+        CHECK_OK(cas_blob_local_new(blobs, tmp, &s));
+        CHECK_OK(cas_blob_put(s, "Hello World!", 12, CAS_BLOB_DEFER_SYNC, &d));
+        CHECK_OK(cas_blob_writer_new(s, CAS_BLOB_DEFER_SYNC, &w));
+        CHECK_OK(cas_blob_write(w, blob_b, BLOB_B_LEN));
+        CHECK_OK(cas_blob_commit(w, &d, &size));
+        CHECK_OK(cas_blob_sync(s));
+        /* a marker in the trace: what follows is the dedup part */
+        fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        close(fd);
+        CHECK_OK(cas_blob_put(s, "Hello World!", 12, CAS_BLOB_DEFER_SYNC, &d));
+        CHECK_OK(cas_blob_sync(s));
+        fd = open("/dev/zero", O_RDONLY | O_CLOEXEC);
+        close(fd);
+        CHECK_OK(cas_blob_writer_new(s, CAS_BLOB_DEFER_SYNC, &w));
+        CHECK_OK(cas_blob_write(w, blob_b, BLOB_B_LEN));
+        CHECK_OK(cas_blob_commit(w, &d, &size));
+        CHECK_OK(cas_blob_sync(s));
+        cas_blob_service_free(s);
+        return 0;
+}
+
+static void test_local_dedup_durable(const char *self) {
+        char dir[600], log[700], cmd[1600], line[512];
+        int phase = 0, syncs[3] = {};
+        FILE *f;
+
+        if (system("strace -V >/dev/null 2>&1") != 0) {
+                fprintf(stderr, "  SKIP: strace is not installed\n");
+                return;
+        }
+        snprintf(dir, sizeof(dir), "%s/dedup", tmp_root);
+        CHECK_OK(mkdir(dir, 0755));
+        snprintf(log, sizeof(log), "%s/strace.log", tmp_root);
+        snprintf(cmd, sizeof(cmd), "strace -f -qq -o '%s' -e trace=syncfs,openat '%s' --dedup-child '%s'", log, self,
+                 dir);
+        CHECK_EQ(system(cmd), 0);
+        f = fopen(log, "r");
+        CHECK(f);
+        while (fgets(line, sizeof(line), f)) {
+                if (strstr(line, "\"/dev/null\""))
+                        phase = 1;
+                else if (strstr(line, "\"/dev/zero\""))
+                        phase = 2;
+                else if (strstr(line, "syncfs("))
+                        syncs[phase]++;
+        }
+        fclose(f);
+        CHECK_EQ(syncs[0], 2); /* one flush: data, then renames */
+        CHECK(syncs[1] >= 1);  /* dedup by put, then sync */
+        CHECK(syncs[2] >= 1);  /* dedup by a writer's commit, then sync */
+}
+
 /* Names in the blob tree that are not blobs are not listed. */
 static void test_local_list_skips_junk(void) {
         struct cas_blob_service *s = new_local();
@@ -745,12 +812,14 @@ static void run_both(const char *name, backend_test t) {
 
 #define RUN_BOTH(t) run_both(#t, t)
 
-int main(void) {
+int main(int argc, char **argv) {
         const char *tmpdir = getenv("TMPDIR");
 
         blob_b = malloc(BLOB_B_LEN);
         for (size_t i = 0; i < BLOB_B_LEN; i++)
                 blob_b[i] = i % 255;
+        if (argc == 3 && strcmp(argv[1], "--dedup-child") == 0)
+                return dedup_child(argv[2]);
         snprintf(tmp_root, sizeof(tmp_root), "%s/test-blobsvc.XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
         CHECK(mkdtemp(tmp_root));
 
@@ -772,6 +841,8 @@ int main(void) {
         RUN(test_local_write_error);
         RUN(test_local_write_error_poisons_writer);
         RUN(test_local_list_skips_junk);
+        fprintf(stderr, "  test_local_dedup_durable\n");
+        test_local_dedup_durable(argv[0]);
 
         remove_tree(tmp_root);
         free(blob_b);
