@@ -49,10 +49,26 @@ printf 'just a file\n' > "$TREES/single"
 printf '#!/bin/sh\n' > "$TREES/single-exec"; chmod 0755 "$TREES/single-exec"
 ln -s /nix/store/somewhereelse "$TREES/single-link"
 mkdir -p "$TREES/.dot"; printf 'x' > "$TREES/.dot/f"
+# unusual: an empty executable file, a symlink target of 4095 bytes (the
+# most a target may have), a 255-byte name, names of bytes >= 0x80 only,
+# 300 levels of nesting, and a file past the renderer's 8 MiB in-memory
+# limit (verified in full, then streamed)
+u=$TREES/unusual
+mkdir -p "$u"
+: > "$u/empty-exec"; chmod 0755 "$u/empty-exec"
+ln -s "$(python3 -c 'print("a/" * 2047 + "b", end="")')" "$u/long-target"
+touch "$u/$(python3 -c 'print("n" * 255, end="")')" "$u/$(printf '\200\377')" "$u/$(printf '\377\200')"
+python3 -c '
+import os, sys
+p = os.path.join(sys.argv[1], "deep")
+for i in range(300): p = os.path.join(p, "d")
+os.makedirs(p)
+open(os.path.join(p, "bottom"), "w").write("x")' "$u"
+head -c 9000001 /dev/urandom > "$u/big"
 find "$TREES" -type d -exec chmod 0755 {} +
 
 # name: the store path name nix-store --add gives (the basename)
-for tree in tree empty single single-exec single-link .dot; do
+for tree in tree empty single single-exec single-link .dot unusual; do
         src=$TREES/$tree
         nar=$T_TMP/$tree.nar
         if ! nixpath=$(nixs --add "$src" 2>"$T_TMP/err"); then
@@ -115,7 +131,7 @@ expect_eq "nar import from stdin" "$out" "$p"
 
 # ---- castore import registers the path nix-store --add gives (each tree) ----
 if CASTORE_STORE=$T_TMP/store-probe "$CASTORE" import "$TREES/single" --name single 2>/dev/null | grep -q /nix/store/; then
-        for tree in tree empty single single-exec single-link .dot; do
+        for tree in tree empty single single-exec single-link .dot unusual; do
                 p=$(nixs --add "$TREES/$tree")
                 out=$(CASTORE_STORE=$T_TMP/store-imp "$CASTORE" import "$TREES/$tree" --name "$tree" 2>&1)
                 case $out in *" $p"*) ok "$tree: castore import registers the nix-store --add path" ;;
