@@ -1,7 +1,9 @@
 /* Unit tests for the directory services (memory:// and LMDB): SPEC §2
  * digests through put/get, closure under children, lenient and strict
  * sizes, atomic batches, corruption detection, the recursive walk. */
+#include <signal.h>
 #include <stdio.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -451,6 +453,52 @@ static void test_lmdb_persistence(void) {
         CHECK_EQ(cas_lmdb_open(b.path, CAS_STORE_READONLY, &b.db), -ENOENT);
 }
 
+/* The disk fills up (here: the file size limit) during a batch: the put
+ * fails as a whole, nothing of it is stored, and once there is room again
+ * the same env takes the batch (a long-lived writer need not reopen). */
+static void test_lmdb_disk_full(void) {
+        struct backend b = {};
+        struct cas_directory *dirs[2000];
+        struct rlimit old, lim;
+        struct stat st;
+        char data[600];
+        enum cas_verr why;
+        int r;
+
+        open_lmdb(&b);
+        for (size_t i = 0; i < ELEMENTSOF(dirs); i++) {
+                struct cas_node n = { .kind = CAS_NODE_SYMLINK, .name = "l", .name_len = 1 };
+                char target[200];
+
+                n.target_len = (uint16_t) snprintf(target, sizeof(target), "%0190zu", i);
+                n.target = target;
+                dirs[i] = mkdir_nodes(&n, 1);
+        }
+        put_one(b.s, dirs[0]);
+        snprintf(data, sizeof(data), "%s/data.mdb", b.path);
+        CHECK_OK(stat(data, &st));
+        CHECK_OK(getrlimit(RLIMIT_FSIZE, &old));
+        lim = (struct rlimit){ st.st_size + 64 * 1024, old.rlim_max };
+        signal(SIGXFSZ, SIG_IGN);
+        CHECK_OK(setrlimit(RLIMIT_FSIZE, &lim));
+        r = cas_dir_put(b.s, dirs + 1, ELEMENTSOF(dirs) - 1, 0, &why);
+        CHECK_OK(setrlimit(RLIMIT_FSIZE, &old));
+        signal(SIGXFSZ, SIG_DFL);
+        /* LMDB reports a short write as EIO ("filesystem full?") */
+        CHECK(r == -EFBIG || r == -ENOSPC || r == -EIO);
+        for (size_t i = 1; i < ELEMENTSOF(dirs); i++)
+                CHECK_EQ(cas_dir_stat(b.s, &dirs[i]->digest, NULL), -ENOENT);
+        check_get(b.s, dirs[0]);
+        CHECK_OK(cas_dir_put(b.s, dirs + 1, ELEMENTSOF(dirs) - 1, 0, &why));
+        close_backend(&b);
+        open_lmdb_at(&b, 0);
+        for (size_t i = 0; i < ELEMENTSOF(dirs); i++) {
+                check_get(b.s, dirs[i]);
+                cas_directory_free(dirs[i]);
+        }
+        close_backend(&b);
+}
+
 static void test_lmdb_errno(void) {
         CHECK_EQ(cas_lmdb_errno(0), 0);
         CHECK_EQ(cas_lmdb_errno(MDB_NOTFOUND), -ENOENT);
@@ -506,6 +554,7 @@ int main(void) {
         RUN_ALL(test_check_children_args);
         RUN(test_lmdb_corrupt);
         RUN(test_lmdb_persistence);
+        RUN(test_lmdb_disk_full);
         RUN(test_lmdb_errno);
 
         remove_tree(tmp_root);
