@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -30,6 +31,7 @@
 #include "util/macro.h"
 
 #define MAX_THREADS 256
+#define MAX_PAGES 256          /* pages per READ (1 MiB) when pipes allow it */
 #define KICK_SIGNAL SIGUSR1
 
 struct devfuse;
@@ -146,7 +148,16 @@ static int send_spliced(struct worker *w, const struct fuse_ll_reply *rep) {
         if (k != (ssize_t) rep->hdr.len) {
                 int r = k < 0 ? negative_errno() : -EIO;
                 pipe_drain(w);
-                return r == -ENOENT ? 0 : r;
+                if (r == -ENOENT)
+                        return 0; /* the request was interrupted or aborted */
+                if (r == -ENODEV)
+                        return r;
+                /* Any other failure (ENOMEM, ...) left the request waiting
+                 * for an answer, or the kernel already ended it with EIO:
+                 * copy the reply instead, which then finds it or gets ENOENT.
+                 * Giving up here would leave the reader hanging for good. */
+                log_debug_errno(r, "Splicing a reply into /dev/fuse failed, copying it: %m");
+                return -EAGAIN;
         }
         return 0;
 }
@@ -203,6 +214,47 @@ static int send_reply(struct worker *w, const struct fuse_ll_reply *rep) {
 
 /* --- workers --- */
 
+/* Makes the pipe hold want bytes if allowed, else as much as an
+ * unprivileged process may (/proc/sys/fs/pipe-max-size, 1 MiB by default:
+ * without CAP_SYS_RESOURCE a larger size is EPERM).  Returns the size. */
+static int pipe_grow(int fd, size_t want) {
+        char buf[32] = {};
+        int size, max = 0;
+        FILE *f;
+
+        size = fcntl(fd, F_SETPIPE_SZ, (int) MIN(want, (size_t) INT_MAX));
+        if (size >= 0)
+                return size;
+        f = fopen("/proc/sys/fs/pipe-max-size", "re");
+        if (f) {
+                if (fgets(buf, sizeof(buf), f))
+                        max = atoi(buf);
+                fclose(f);
+        }
+        if (max > 0 && (size_t) max < want)
+                (void) fcntl(fd, F_SETPIPE_SZ, max);
+        return fcntl(fd, F_GETPIPE_SZ);
+}
+
+/* Pages of file data one spliced reply can carry: a header slot and one
+ * more for data not aligned to pages come off the pipe's slots. */
+static unsigned pipe_data_pages(int size) {
+        return size >= 3 * 4096 ? (unsigned) size / 4096 - 2 : 0;
+}
+
+/* The most pages per READ that this process can splice whole, or 0 if
+ * splicing is unavailable. */
+static unsigned splice_max_pages(unsigned want_pages) {
+        int p[2], size;
+
+        if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0)
+                return 0;
+        size = pipe_grow(p[1], ((size_t) want_pages + 2) * 4096);
+        close(p[0]);
+        close(p[1]);
+        return size < 0 ? 0 : pipe_data_pages(size);
+}
+
 static int worker_setup(struct worker *w, struct devfuse *df, bool clone) {
         w->df = df;
         w->pipe[0] = w->pipe[1] = -1;
@@ -229,11 +281,9 @@ static int worker_setup(struct worker *w, struct devfuse *df, bool clone) {
                 /* room for the largest read: the header takes one slot, data
                  * not aligned to pages one more */
                 size_t want = fuse_ll_max_read(df->ll) + 2 * 4096;
-                int size = fcntl(w->pipe[1], F_SETPIPE_SZ, (int) want);
-                if (size < 0)
-                        size = fcntl(w->pipe[1], F_GETPIPE_SZ);
+                int size = pipe_grow(w->pipe[1], want);
                 if (size >= 3 * 4096)
-                        w->pipe_data_max = size - 2 * 4096;
+                        w->pipe_data_max = (size_t) pipe_data_pages(size) * 4096;
                 else {
                         close(w->pipe[0]);
                         close(w->pipe[1]);
@@ -436,18 +486,12 @@ static void do_unmount(struct devfuse *df) {
 int devfuse_serve(struct fs *fs, const struct devfuse_options *o) {
         struct fuse_ll_transport t = {
                 .name = "fuse",
-                .can_splice = o->splice,
                 .backing_open = backing_open,
                 .backing_close = backing_close,
                 .calls_reply_done = true,
         };
-        struct fuse_ll_config cfg = {
-                .max_pages = 256,
-                .passthrough = o->passthrough != DEVFUSE_PASSTHROUGH_OFF,
-                .debug = o->debug,
-        };
-        struct fuse_mount_options mo = { .fsname = o->fsname ? o->fsname : "castore", .subtype = "castore",
-                                         .allow_other = o->allow_other };
+        struct fuse_ll_config cfg = { .max_pages = MAX_PAGES };
+        struct fuse_mount_options mo = { .subtype = "castore" };
         struct devfuse df = { .o = o, .fs = fs, .fd = -1, .event_fd = -1, .signal_fd = -1 };
         struct sigaction sa = { .sa_handler = kick_handler };
         sigset_t ss, old;
@@ -459,6 +503,24 @@ int devfuse_serve(struct fs *fs, const struct devfuse_options *o) {
                 return -EINVAL;
         n = o->threads ? MIN(o->threads, (unsigned) MAX_THREADS) : default_threads();
         t.ctx = &df;
+        t.can_splice = o->splice;
+        cfg.passthrough = o->passthrough != DEVFUSE_PASSTHROUGH_OFF;
+        cfg.debug = o->debug;
+        mo.fsname = o->fsname ? o->fsname : "castore";
+        mo.allow_other = o->allow_other;
+        if (o->splice) {
+                /* A READ reply is spliced only if it fits the worker's pipe,
+                 * which an unprivileged process cannot make larger than
+                 * pipe-max-size (1 MiB by default: 254 pages of data behind
+                 * a header).  Ask for reads that fit rather than copy every
+                 * full-sized one; a pipe much smaller than that is not worth
+                 * shrinking reads for (those are copied). */
+                unsigned pages = splice_max_pages(MAX_PAGES);
+                if (pages >= MAX_PAGES / 2 && pages < cfg.max_pages) {
+                        log_debug("Pipes hold %u pages: reads of up to %u pages, spliced", pages + 2, pages);
+                        cfg.max_pages = pages;
+                }
+        }
 
         /* signals: SIGINT/SIGTERM/SIGHUP through a signalfd on this thread,
          * the kick signal interrupts workers' reads (no SA_RESTART) */

@@ -4,8 +4,9 @@
 # offsets, 16 concurrent readers, mmap, executables), symlinks, xattrs,
 # EROFS, EIO for missing/corrupted content, a 100,000-entry directory,
 # non-UTF-8 names, a copy of /usr/share/doc compared with its source,
-# passthrough on and off, unmounting (signals, castore umount, busy
-# readers, a killed daemon) and the daemon's memory across repeated walks.
+# passthrough on and off, replies copied when splicing them fails,
+# unmounting (signals, castore umount, busy readers, a killed daemon) and
+# the daemon's memory across repeated walks.
 . "$(dirname "$0")/lib.sh"
 
 if [ ! -c /dev/fuse ]; then
@@ -135,6 +136,7 @@ if ! mnt "$M"; then
         exit 0
 fi
 ok "mount --daemon returns with the mount ready"
+expect_eq "mount --daemon: the daemon keeps no working directory busy" "$(readlink "/proc/$(daemon_pid "$M")/cwd")" /
 check "mount table: fuse.castore, read-only, nosuid, nodev" \
         grep -Eq " $M fuse.castore ro,nosuid,nodev" /proc/mounts
 
@@ -316,6 +318,72 @@ mnt "$P" --passthrough=off --no-splice --threads 1 || notok "mount --no-splice"
 check "no splice, one thread: whole-file reads" cmp "$SRC/tree/random24m" "$P/tree/random24m"
 cs umount "$P"
 wait_gone "$P" 10 || notok "unmount of the no-splice mount"
+# --- the device refusing spliced replies ------------------------------------
+# A preloaded shim makes every other splice into /dev/fuse fail with ENOMEM:
+# the daemon must send those replies by copying (a reply given up on would
+# leave the reader waiting for good).  That the shim sees splices at all
+# shows that large reads are spliced where pipes cannot exceed 1 MiB.
+splice_fail_test() {
+        local P=$T_TMP/splicefail c i pid rc
+        cat >"$T_TMP/splicefail.c" <<'EOF'
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+ssize_t splice(int in, loff_t *in_off, int out, loff_t *out_off, size_t len, unsigned flags) {
+        static ssize_t (*real)(int, loff_t *, int, loff_t *, size_t, unsigned);
+        static unsigned n;
+        struct stat st;
+        if (!real)
+                real = (ssize_t (*)(int, loff_t *, int, loff_t *, size_t, unsigned)) dlsym(RTLD_NEXT, "splice");
+        if (fstat(out, &st) == 0 && S_ISCHR(st.st_mode) && major(st.st_rdev) == 10 && minor(st.st_rdev) == 229 &&
+            __atomic_add_fetch(&n, 1, __ATOMIC_RELAXED) % 2 == 0) {
+                const char *mark = getenv("SPLICEFAIL_MARK");
+                if (mark)
+                        close(open(mark, O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
+                errno = ENOMEM;
+                return -1;
+        }
+        return real(in, in_off, out, out_off, len, flags);
+}
+EOF
+        if ! have cc || ! cc -shared -fPIC -o "$T_TMP/splicefail.so" "$T_TMP/splicefail.c" -ldl 2>"$T_TMP/cc.err"; then
+                skip "splice into /dev/fuse failing" "cannot build the test shim: $(head -1 "$T_TMP/cc.err" 2>/dev/null)"
+                return
+        fi
+        mkdir -p "$P"
+        if ! LD_PRELOAD=$T_TMP/splicefail.so SPLICEFAIL_MARK=$T_TMP/splicefail.mark \
+                ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0 \
+                cs mount "$P" --daemon --passthrough=off --threads 1; then
+                notok "mount with a shim failing splices"
+                return
+        fi
+        pid=$(daemon_pid "$P")
+        cmp "$SRC/tree/random24m" "$P/tree/random24m" &
+        c=$!
+        for ((i = 0; i < 300; i++)); do
+                kill -0 "$c" 2>/dev/null || break
+                sleep 0.1
+        done
+        if kill -0 "$c" 2>/dev/null; then
+                # a reply was lost: stopping the daemon aborts the connection
+                kill -TERM "$pid"
+                wait "$c"
+                notok "splice into /dev/fuse failing: reads hang"
+        else
+                wait "$c"
+                rc=$?
+                expect_eq "splice into /dev/fuse failing: replies copied instead" "$rc" 0
+        fi
+        check "the shim made splices into /dev/fuse fail" test -e "$T_TMP/splicefail.mark"
+        cs umount "$P"
+        wait_gone "$P" 10 || notok "unmount of the splice-failing mount"
+}
+splice_fail_test
 P=$T_TMP/pton
 if mnt "$P" --passthrough=on 2>"$T_TMP/pton.err"; then
         read_checks "$P" "passthrough=on"
