@@ -24,10 +24,15 @@ struct daemon_state {
 };
 
 /* The mount serves: let the waiting parent return, and let go of the
- * terminal (so that $(castore mount --daemon ...) does not wait for us). */
+ * terminal (so that $(castore mount --daemon ...) does not wait for us)
+ * and of the working directory (which would keep its filesystem busy for
+ * as long as the mount lives; the store and mountpoint are open by now). */
 static void daemon_ready(void *userdata) {
         struct daemon_state *d = userdata;
         int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+        if (chdir("/") < 0)
+                log_debug_errno(negative_errno(), "chdir(/) failed: %m");
 
         if (null >= 0) {
                 dup2(null, STDIN_FILENO);
