@@ -82,19 +82,16 @@ enum {
 
 /* Parses a NAR from read and stores its contents: file contents through
  * the blob service (streaming; memory stays bounded whatever the file
- * size), then, once the whole NAR has parsed and the blobs are synced,
- * directories leaves-first, in cas_dir_put batches of about 8 MiB (one
- * write transaction each; LMDB limits what one may hold).  Strict: the
- * exact token grammar above, zero padding,
+ * size), then, once the whole NAR has parsed, directories leaves-first with
+ * one cas_dir_put.  Strict: the exact token grammar above, zero padding,
  * names valid castore names (cas_name_check) strictly ascending without
  * duplicates, targets valid (cas_target_check), tokens and names no longer
  * than they can be, nesting at most NAR_DEPTH_MAX, nothing after the end.
  *
  * Returns 0 and fills *ret; -EBADMSG for a malformed or truncated NAR
- * (ret->error says why), a read or store error otherwise.  A NAR that does
- * not parse stores no directory; a store error part way through the
- * batches leaves whole directories without a root.  Either way, what was
- * stored is harmless orphans, and ret owns nothing. */
+ * (ret->error says why), a read or store error otherwise.  On failure no
+ * directory is stored (blobs already written are harmless orphans) and
+ * ret owns nothing. */
 int nar_ingest(struct cas_blob_service *blobs, struct cas_dir_service *dirs, nar_read_fn read, void *userdata,
                unsigned flags, struct nar_ingest_result *ret);
 

@@ -21,10 +21,6 @@
 #define TOKEN_MAX 16
 /* Small-file stores queued at most (bounds the memory they hold). */
 #define STORE_QUEUE 64
-/* Directory data per cas_dir_put: each put is one LMDB write transaction,
- * and LMDB caps the pages one transaction may dirty (MDB_TXN_FULL), so one
- * put of a huge NAR's directories could never succeed. */
-#define DIR_BATCH_BYTES (8 * 1024 * 1024)
 
 /* Errors of the store workers: the first one wins. */
 struct store_errors {
@@ -472,34 +468,6 @@ static int parse_node(struct parser *p, unsigned depth, struct cas_node *ret) {
         return expect(p, ")", "expected \")\" closing a node");
 }
 
-/* Rough bytes of a directory's record, for batching. */
-static size_t directory_cost(const struct cas_directory *d) {
-        size_t c = 64;
-
-        for (size_t i = 0; i < d->n_entries; i++)
-                c += 48 + d->entries[i].name_len + d->entries[i].target_len;
-        return c;
-}
-
-/* Stores the collected directories, leaves first, in batches: every
- * child is in an earlier batch or earlier in the same one.  A failure part
- * way leaves whole directories without a root (orphans, like blobs). */
-static int store_directories(struct parser *p, struct cas_dir_service *dirs, enum cas_verr *ret_why) {
-        size_t start = 0, bytes = 0;
-        int r = 0;
-
-        *ret_why = CAS_VERR_NONE;
-        for (size_t i = 0; r >= 0 && i < p->n_dirs; i++) {
-                bytes += directory_cost(p->dirs[i]);
-                if (bytes >= DIR_BATCH_BYTES || i + 1 == p->n_dirs) {
-                        r = cas_dir_put(dirs, p->dirs + start, i + 1 - start, 0, ret_why);
-                        start = i + 1;
-                        bytes = 0;
-                }
-        }
-        return r;
-}
-
 static void parser_done(struct parser *p) {
         workqueue_free(p->workers); /* waits for queued stores */
         pthread_mutex_destroy(&p->errors.lock);
@@ -557,8 +525,8 @@ int nar_ingest(struct cas_blob_service *blobs, struct cas_dir_service *dirs, nar
                 if (r < 0)
                         log_error_errno(r, "Failed to sync blobs: %m");
         }
-        if (r >= 0) {
-                r = store_directories(&p, dirs, &why);
+        if (r >= 0 && p.n_dirs > 0) {
+                r = cas_dir_put(dirs, p.dirs, p.n_dirs, 0, &why);
                 if (r < 0)
                         log_error_errno(r, "Failed to store directories: %m (%s)",
                                         r == -EBADMSG ? cas_verr_str(why) : "store error");

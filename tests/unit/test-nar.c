@@ -649,62 +649,6 @@ static void test_store_errors(void) {
         }
 }
 
-/* A directory service that forwards to `dirs` and records its batches. */
-struct counting_dirs {
-        struct cas_dir_service base;
-        size_t puts, most;
-};
-static int counting_put(struct cas_dir_service *s, struct cas_directory *const *d, size_t n, unsigned flags,
-                        enum cas_verr *ret_why) {
-        struct counting_dirs *c = (struct counting_dirs *) s;
-
-        c->puts++;
-        c->most = MAX(c->most, n);
-        return cas_dir_put(dirs, d, n, flags, ret_why);
-}
-static int counting_get(struct cas_dir_service *s, const struct cas_digest *d, struct cas_directory **ret) {
-        return cas_dir_get(dirs, d, ret);
-}
-static const struct cas_dir_ops counting_ops = { .name = "counting", .get = counting_get, .put = counting_put };
-
-/* A NAR with more directory data than one write transaction should hold
- * (LMDB caps the pages a transaction may dirty) is stored in several
- * batches, leaves first, once the whole NAR has parsed. */
-static void test_directory_batches(void) {
-        struct counting_dirs cd = { .base.ops = &counting_ops };
-        struct nar_ingest_result res;
-        struct buf b = {}, out = {};
-        char name[256];
-        size_t n = 0;
-
-        store_reset();
-        put_strs(&b, "nix-archive-1", "(", "type", "directory", NULL);
-        for (int i = 0; i < 40; i++) {
-                snprintf(name, sizeof(name), "d%02d", i);
-                put_strs(&b, "entry", "(", "name", name, "node", "(", "type", "directory", NULL);
-                for (int j = 0; j < 2000; j++) {
-                        snprintf(name, sizeof(name), "%02d%0200d", i, j);
-                        put_strs(&b, "entry", "(", "name", name, "node", "(", "type", "symlink", "target", "t", ")",
-                                 ")", NULL);
-                }
-                put_strs(&b, ")", ")", NULL);
-        }
-        put_strs(&b, ")", NULL);
-        struct buf in = { .p = b.p, .len = b.len };
-        CHECK_OK(nar_ingest(blobs, &cd.base, buf_read, &in, 0, &res));
-        CHECK(cd.puts > 1);
-        CHECK(cd.most < 41);
-        CHECK_OK(cas_dir_list(dirs, count_cb, &n));
-        CHECK_EQ(n, 41);
-        /* and it renders back to the same bytes */
-        CHECK_OK(nar_render(blobs, dirs, &res.root, 0, buf_write, &out, NULL, NULL));
-        CHECK_EQ(out.len, b.len);
-        CHECK(memcmp(out.p, b.p, b.len) == 0);
-        free(res.mem);
-        free(out.p);
-        free(b.p);
-}
-
 /* ---- NAR of local trees ---- */
 
 static char local_base[] = "/tmp/castore-test-nar.XXXXXX";
@@ -807,7 +751,6 @@ int main(void) {
         RUN(test_sink_error);
         RUN(test_hostile);
         RUN(test_store_errors);
-        RUN(test_directory_batches);
         RUN(test_local_trees);
         cas_blob_service_free(blobs);
         cas_dir_service_free(dirs);
