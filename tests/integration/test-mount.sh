@@ -486,7 +486,7 @@ for i in $(seq 20); do
 done
 rss20=$(rss "$pid")
 echo "# daemon RSS after walk 2: ${rss1} kB, after walk 22: ${rss20} kB"
-if grep -qa AddressSanitizer "$CASTORE"; then
+if grep -qa AddressSanitizer "$CASTORE" || ldd "$CASTORE" 2>/dev/null | grep -q libasan; then
         # ASan keeps freed memory in quarantine: RSS says nothing there
         skip "daemon RSS stable across 20 walks" "castore built with AddressSanitizer"
 else
