@@ -766,6 +766,16 @@ static int local_list(struct cas_blob_service *s, cas_blob_list_cb cb, void *use
         return r < 0 ? r : 0;
 }
 
+static int local_remove(struct cas_blob_service *s, const struct cas_digest *d) {
+        struct blob_local *l = (struct blob_local *) s;
+        char path[BLOB_PATH_LEN + 1];
+
+        blob_path(d, path);
+        if (unlinkat(l->blobs_fd, path, 0) < 0)
+                return negative_errno();
+        return 0;
+}
+
 /* Makes deferred blobs durable, then gives up the temporary prefix. */
 static void local_free(struct cas_blob_service *s) {
         struct blob_local *l = (struct blob_local *) s;
@@ -799,6 +809,7 @@ static const struct cas_blob_ops blob_local_ops = {
         .writer_new = local_writer_new,
         .sync = local_sync,
         .list = local_list,
+        .remove = local_remove,
         .free = local_free,
 };
 

@@ -62,6 +62,14 @@ int cas_blob_list(struct cas_blob_service *s, cas_blob_list_cb cb, void *userdat
         return s->ops->list(s, cb, userdata);
 }
 
+int cas_blob_remove(struct cas_blob_service *s, const struct cas_digest *d) {
+        if (!s || !d)
+                return -EINVAL;
+        if (!s->ops->remove)
+                return -EOPNOTSUPP;
+        return s->ops->remove(s, d);
+}
+
 void cas_blob_service_free(struct cas_blob_service *s) {
         if (s && s->ops->free)
                 s->ops->free(s);

@@ -46,6 +46,10 @@ struct cas_blob_ops {
         int (*sync)(struct cas_blob_service *s);
         /* Enumerates stored digests (any order). */
         int (*list)(struct cas_blob_service *s, cas_blob_list_cb cb, void *userdata);
+        /* Removes a blob: for repairs, since a blob that rotted in place
+         * keeps its size, and a writer finding it there stores nothing.
+         * -ENOENT if absent.  Readers open already keep reading it. */
+        int (*remove)(struct cas_blob_service *s, const struct cas_digest *d);
         void (*free)(struct cas_blob_service *s);
 };
 
@@ -97,6 +101,7 @@ int cas_blob_put(struct cas_blob_service *s, const void *data, size_t len, unsig
 int cas_blob_writer_new(struct cas_blob_service *s, unsigned flags, struct cas_blob_writer **ret);
 int cas_blob_sync(struct cas_blob_service *s);
 int cas_blob_list(struct cas_blob_service *s, cas_blob_list_cb cb, void *userdata);
+int cas_blob_remove(struct cas_blob_service *s, const struct cas_digest *d);
 void cas_blob_service_free(struct cas_blob_service *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct cas_blob_service *, cas_blob_service_free);
 

@@ -25,6 +25,7 @@ struct verify_ctx {
         struct cas_store *store;
         struct nix_pathinfo_service *pathinfos;
         bool nar;              /* also re-hash each store path's NAR */
+        bool repair;           /* remove blobs whose content is not their digest's */
         struct workqueue *wq;
 
         /* Blobs found corrupt or unreadable (already reported): a
@@ -76,9 +77,19 @@ static void verify_blob_job(void *arg) {
         r = cas_blob_open(ctx->store->blobs, &j->digest, &rd);
         if (r >= 0)
                 r = cas_blob_reader_verify(rd);
-        if (r == -EBADMSG)
+        if (r == -EBADMSG) {
                 problem(ctx, "corrupt blob %s: content does not match its digest", CAS_DIGEST_B3(&j->digest));
-        else if (r < 0)
+                /* A rotted blob keeps its size, so a writer finding it in
+                 * place would store nothing: removed, it is stored again by
+                 * the next import of a tree that holds it. */
+                if (ctx->repair) {
+                        int k = cas_blob_remove(ctx->store->blobs, &j->digest);
+                        if (k < 0)
+                                log_error_errno(k, "Cannot remove corrupt blob %s: %m", CAS_DIGEST_B3(&j->digest));
+                        else
+                                printf("removed corrupt blob %s\n", CAS_DIGEST_B3(&j->digest));
+                }
+        } else if (r < 0)
                 problem(ctx, "unreadable blob %s: %s", CAS_DIGEST_B3(&j->digest), strerror(-r));
         if (r < 0) {
                 pthread_mutex_lock(&ctx->lock);
@@ -290,6 +301,7 @@ static int run_verify(int argc, char **argv) {
         static const struct option opts[] = {
                 CLI_COMMON_LONGOPTS,
                 { "nar", no_argument, NULL, 'n' },
+                { "repair", no_argument, NULL, 'r' },
                 {},
         };
         _cleanup_(cas_store_freep) struct cas_store *store = NULL;
@@ -301,13 +313,17 @@ static int run_verify(int argc, char **argv) {
         while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORTOPTS, opts, NULL)) >= 0) {
                 if (cli_common_option(opt, optarg))
                         continue;
-                if (opt != 'n')
+                if (opt == 'n')
+                        ctx.nar = true;
+                else if (opt == 'r')
+                        ctx.repair = true;
+                else
                         return -EINVAL;
-                ctx.nar = true;
         }
         if (optind != argc)
                 return cli_usage_error("verify", "no arguments expected");
-        /* read-only: works on a store being imported into, writes nothing */
+        /* LMDB read-only: works on a store being imported into; only
+         * --repair writes (it removes blob files) */
         r = cli_store_open(CAS_STORE_READONLY, &store);
         if (r < 0)
                 return r;
@@ -343,7 +359,7 @@ static int run_verify(int argc, char **argv) {
 const struct cli_command cli_cmd_verify = {
         .name = "verify",
         .run = run_verify,
-        .usage = "[--nar]",
-        .help = "re-hash every blob and directory, check every reference (--nar: and each store path's NAR); "
-                "exit 1 on any problem",
+        .usage = "[--nar] [--repair]",
+        .help = "re-hash every blob and directory, check every reference (--nar: and each store path's NAR; "
+                "--repair: remove corrupt blobs, for a re-import to store again); exit 1 on any problem",
 };

@@ -369,6 +369,21 @@ print((b\"\\x12\\x14\" + d + b\"\\x1a\" + bytes([len(ni)]) + ni).hex())" $(sphex
 VERIFY_ARGS=--nar vcase "a PathInfo whose NAR hash is wrong (--nar)" "its NAR differs" \
         'v=$(lmdb pathinfo get $(sphex $vfile)); sha=$(nix-store --dump "$V/file" | sha256sum | cut -c1-64)
          lmdb pathinfo put $(sphex $vfile) $(python3 -c "import sys; print(sys.argv[1].replace(sys.argv[2], sys.argv[2][:-1] + \"0\", 1))" $v $sha)'
+# a blob that rotted in place: verify --repair removes it, a re-import
+# stores it again
+rm -rf "$V/s"; cp -a "$VS" "$V/s"
+f=$V/s/$(blobf $vtop); chmod u+w "$f"; printf X | dd of="$f" bs=1 seek=1 conv=notrunc status=none
+CASTORE_STORE=$V/s C import "$V/tree" --name v >/dev/null 2>&1
+CASTORE_STORE=$V/s C verify >/dev/null 2>&1 && notok "a re-import alone cannot repair a rotted blob" ||
+        ok "a re-import alone cannot repair a rotted blob (same size: found in place)"
+rc=0; CASTORE_STORE=$V/s C verify --repair >"$V/out" 2>&1 || rc=$?
+[ $rc -eq 1 ] && grep -q "^removed corrupt blob" "$V/out" && [ ! -e "$f" ] && ok "verify --repair removes a corrupt blob" ||
+        { sed 's/^/# /' "$V/out" | head -5; notok "verify --repair removes a corrupt blob (exit $rc)"; }
+CASTORE_STORE=$V/s C verify >"$V/out" 2>&1; grep -q "missing blob" "$V/out" && ok "then verify reports it missing" ||
+        { sed 's/^/# /' "$V/out" | head -5; notok "then verify reports it missing"; }
+CASTORE_STORE=$V/s C import "$V/tree" --name v >/dev/null 2>&1
+CASTORE_STORE=$V/s C verify >"$V/out" 2>&1 && ok "and a re-import repairs it" ||
+        { sed 's/^/# /' "$V/out" | head -5; notok "and a re-import repairs it"; }
 # a re-import repairs a damaged directory record
 rm -rf "$V/s"; cp -a "$VS" "$V/s"
 (cd "$V/s" && lmdb directories put $vsub $(flip $(lmdb directories get $vsub) 12))

@@ -432,6 +432,31 @@ static void test_local_rot(void) {
         CHECK_EQ(r->size, BLOB_B_LEN);
         CHECK_OK(cas_blob_reader_verify(r));
         cas_blob_reader_close(r);
+
+        /* A flipped byte keeps the size, so the next put finds the blob in
+         * place and stores nothing: a repair removes it first, after
+         * which a put stores it again.  An open reader keeps its bytes. */
+        CHECK((fd = open(path, O_RDWR)) >= 0);
+        CHECK_EQ(pwrite(fd, &byte, 1, 500000), 1);
+        close(fd);
+        CHECK_OK(cas_blob_put(s, blob_b, BLOB_B_LEN, 0, &d));
+        CHECK_OK(cas_blob_open(s, &d, &r));
+        CHECK_EQ(cas_blob_reader_verify(r), -EBADMSG);
+        CHECK_OK(cas_blob_remove(s, &d));
+        CHECK_EQ(cas_blob_reader_verify(r), -EBADMSG);
+        cas_blob_reader_close(r);
+        CHECK_EQ(cas_blob_stat(s, &d, NULL), -ENOENT);
+        CHECK_EQ(cas_blob_remove(s, &d), -ENOENT);
+        CHECK_OK(cas_blob_put(s, blob_b, BLOB_B_LEN, 0, &d));
+        CHECK_OK(cas_blob_open(s, &d, &r));
+        CHECK_OK(cas_blob_reader_verify(r));
+        cas_blob_reader_close(r);
+        cas_blob_service_free(s);
+
+        /* the memory backend hands out pointers into its blobs: no removal */
+        s = new_memory();
+        CHECK_OK(cas_blob_put(s, "x", 1, 0, &d));
+        CHECK_EQ(cas_blob_remove(s, &d), -EOPNOTSUPP);
         cas_blob_service_free(s);
 }
 
