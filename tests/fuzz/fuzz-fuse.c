@@ -1,13 +1,17 @@
 /* Fuzz target for the FUSE protocol engine: arbitrary request bytes fed to
- * fuse_ll_handle() after INIT, over a small memory:// tree.  The input is
- * a sequence of requests, each prefixed by a 16-bit little-endian length.
- * A request's header length field is set to its real length unless the
- * first flag bit says to keep the fuzzer's value, and small node ids are
- * mapped onto inodes that exist, so that the operations get past the
- * first checks. */
+ * fuse_ll_handle() after INIT, over a small tree in a local store (blob
+ * files: READ data comes as descriptors) in a temporary directory.  The
+ * input is a sequence of requests, each prefixed by a 16-bit little-endian
+ * length.  A request's header length field is set to its real length
+ * unless the first flag bit says to keep the fuzzer's value, and small
+ * node ids are mapped onto inodes that exist, so that the operations get
+ * past the first checks.  After each input a new session must find every
+ * inode, reader and handle gone (nothing leaked by any request). */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "castore/store.h"
 #include "fs/fs.h"
@@ -18,6 +22,16 @@
 
 static struct cas_store *store;
 static uint8_t scratch[257 * 4096];
+static char store_dir[] = "/tmp/fuzz-fuse-XXXXXX";
+
+static void remove_store(void) {
+        char cmd[64];
+
+        cas_store_free(TAKE_PTR(store));
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", store_dir);
+        if (system(cmd) != 0)
+                fprintf(stderr, "fuzz-fuse: could not remove %s\n", store_dir);
+}
 
 static void setup(void) {
         struct cas_directory *sub, *top;
@@ -26,8 +40,9 @@ static void setup(void) {
         static uint8_t bigdata[100000];
 
         log_set_max_level(LOG_ERR); /* missing blobs are expected here */
-        if (cas_store_open("memory://", 0, &store) < 0)
+        if (!mkdtemp(store_dir) || cas_store_open(store_dir, CAS_STORE_CREATE, &store) < 0)
                 abort();
+        atexit(remove_store);
         for (size_t i = 0; i < sizeof(bigdata); i++)
                 bigdata[i] = i % 251;
         cas_blob_put(store->blobs, "hello", 5, 0, &hello);
@@ -65,6 +80,7 @@ static uint64_t lookup(struct fuse_ll *ll, uint64_t parent, const char *name) {
 
         fuse_ll_handle(ll, req, build(req, FUSE_LOOKUP, parent, name, strlen(name) + 1), scratch, sizeof(scratch),
                        &rep);
+        fuse_ll_reply_done(ll, &rep);
         if (rep.hdr.error != 0 || rep.payload_len != sizeof(eo))
                 return 0;
         memcpy(&eo, rep.payload, sizeof(eo));
@@ -74,7 +90,7 @@ static uint64_t lookup(struct fuse_ll *ll, uint64_t parent, const char *name) {
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-        static const struct fuse_ll_transport t = { .name = "fuzz" };
+        static const struct fuse_ll_transport t = { .name = "fuzz", .calls_reply_done = true };
         struct fs_root_provider p;
         struct fs_config cfg;
         struct fuse_ll_config lcfg = { .max_pages = 256 };
@@ -96,6 +112,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 abort();
         struct fuse_init_in in = { .major = 7, .minor = 45, .flags = 0xffffffff, .flags2 = 0xffffffff };
         fuse_ll_handle(ll, req, build(req, FUSE_INIT, 0, &in, sizeof(in)), scratch, sizeof(scratch), &rep);
+        fuse_ll_reply_done(ll, &rep);
 
         ids[0] = FUSE_ROOT_ID;
         ids[1] = lookup(ll, 1, "t");
@@ -139,10 +156,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                                 abort();
                         if (rep.hdr.error != 0 && (rep.payload_len != 0 || rep.data_len != 0))
                                 abort();
+                        if (rep.data_len > 0 && (rep.data_fd < 0 || rep.payload_len != 0 ||
+                                                 rep.data_len > fuse_ll_max_read(ll)))
+                                abort();
                 }
+                if (rep.data_fd < 0 && rep.data_hold)
+                        abort();
+                fuse_ll_reply_done(ll, &rep);
                 if (r == -ESHUTDOWN)
                         break;
         }
+        /* a new session: whatever the requests did, nothing may be left */
+        struct fs_stats st;
+        fs_forget_all(fs);
+        fs_get_stats(fs, &st);
+        if (st.inodes != 1 || st.open_files != 0 || st.dirs_loaded != 0)
+                abort();
         free(req);
         fuse_ll_free(ll);
         fs_free(fs);
