@@ -650,7 +650,9 @@ void vu_dev_ring_broken(struct vu_dev *dev, unsigned q) {
         if (v->broken_logged)
                 return;
         v->broken_logged = true;
-        log_error("vhost-user: guest broke ring %u (bad available index or head); not serving it anymore", q);
+        log_error("vhost-user: guest broke ring %u (bad available index or head, or guest memory gone); "
+                  "not serving it anymore",
+                  q);
         pthread_mutex_lock(&v->call_lock);
         if (v->err_fd >= 0)
                 signal_fd(v->err_fd);

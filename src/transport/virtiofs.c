@@ -163,7 +163,8 @@ static uint32_t handle_request(struct vfs_worker *w, const struct vq_elem *e) {
         }
         /* the header is copied out of guest memory once; everything below
          * works on private copies */
-        vq_elem_read(e, &ih, sizeof(ih));
+        if (vq_elem_read(e, &ih, sizeof(ih)) < 0)
+                return 0; /* guest memory vanished: the ring is of no use anymore */
         bool is_init = ih.opcode == FUSE_INIT;
 
         if (is_init) {
@@ -182,8 +183,12 @@ static uint32_t handle_request(struct vfs_worker *w, const struct vq_elem *e) {
         }
         /* longer than any valid request: the engine sees the truncated
          * copy and refuses it through the header's length */
-        size_t n = vq_elem_read(e, w->req, MIN(e->out_len, (uint64_t) w->req_size));
-        r = fuse_ll_handle(c->ll, w->req, n, w->scratch, w->scratch_size, &reply);
+        ssize_t n = vq_elem_read(e, w->req, MIN(e->out_len, (uint64_t) w->req_size));
+        if (n < 0) {
+                len = 0;
+                goto out;
+        }
+        r = fuse_ll_handle(c->ll, w->req, (size_t) n, w->scratch, w->scratch_size, &reply);
         if (r < 0 && r != -ESHUTDOWN)
                 log_debug("virtiofs: ring %u: malformed request (opcode %u): %s", w->q, ih.opcode, strerror(-r));
         if (is_init && !reply.none && reply.hdr.error == 0)
@@ -203,10 +208,10 @@ static int drain(struct vfs_worker *w, struct vq *vq) {
                 if (r == 0) {
                         if (vq_enable_kick(vq))
                                 continue;
-                        return 0;
+                        return vq_is_broken(vq) ? -EIO : 0;
                 }
-                if (r == -EIO)
-                        return r;
+                if (r == -EIO || r == -EFAULT)
+                        return -EIO;
                 uint32_t len = 0;
                 if (r > 0)
                         len = handle_request(w, w->elem);
@@ -215,6 +220,8 @@ static int drain(struct vfs_worker *w, struct vq *vq) {
                 vq_push(vq, w->elem->head, len);
                 if (vq_should_notify(vq))
                         vu_dev_notify(dev, w->q);
+                if (vq_is_broken(vq))
+                        return -EIO;
         }
         return 0;
 }

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <sys/uio.h>
 
 #define VQ_MAX_SIZE 1024        /* largest ring we accept (and offer) */
@@ -62,6 +63,19 @@ struct vu_mem {
         struct vu_mem_region regions[VU_MAX_REGIONS];
 };
 
+/* Guest memory can disappear under us: the front-end may shrink the file
+ * behind a region after we mapped it, and touching a page past the new end
+ * raises SIGBUS.  Every function below that reads or writes guest memory
+ * does so under a per-thread recovery point: a SIGBUS at an address inside
+ * the guest memory table being accessed unwinds to that function, which
+ * fails with -EFAULT (vq functions also mark the ring broken).  A SIGBUS
+ * anywhere else, or on a thread outside such an access, gets the action
+ * that was installed before (by default: the process dies).
+ * vu_mem_guard_init() installs the process-wide handler; it is idempotent,
+ * thread-safe and called by vq_map(), so users of struct vq need not call
+ * it themselves.  Returns 0 or -errno. */
+int vu_mem_guard_init(void);
+
 /* Host pointer for the guest range [gpa, gpa + len) if it lies inside one
  * region, else NULL.  Overflow-safe; len 0 is treated as 1 byte. */
 void *vu_mem_gpa(const struct vu_mem *m, uint64_t gpa, uint64_t len);
@@ -73,9 +87,13 @@ void *vu_mem_uva(const struct vu_mem *m, uint64_t uva, uint64_t len);
  * if more than max segments would be needed. */
 int vu_mem_gpa_iov(const struct vu_mem *m, uint64_t gpa, uint64_t len, struct iovec *iov, unsigned max);
 
-/* A split virtqueue.  All fields belong to whoever processes the ring
- * (one worker thread while the ring runs, the vhost-user thread when it is
- * stopped); nothing here is locked. */
+/* A split virtqueue.  Nothing here is locked; the caller decides who owns
+ * which side.  The available side (vq_pop, vq_enable_kick, last_avail_idx)
+ * and the used side (vq_push, vq_should_notify, used_idx, signalled_*) may
+ * belong to different threads, as long as each side has one owner at a
+ * time (e.g. one popping thread, pushes serialised by a lock); broken is
+ * read and set atomically by both.  While the ring is stopped, everything
+ * belongs to the vhost-user thread. */
 struct vq {
         unsigned num;                 /* entries, power of two <= VQ_MAX_SIZE; 0 = unset */
         const struct vu_mem *mem;     /* guest memory; set by vq_map */
@@ -84,7 +102,7 @@ struct vq {
         uint16_t *used;               /* in guest memory: flags, idx, elems, avail_event */
         bool indirect;                /* VIRTIO_RING_F_INDIRECT_DESC negotiated */
         bool event_idx;               /* VIRTIO_RING_F_EVENT_IDX negotiated */
-        bool broken;                  /* guest broke the ring: serve nothing more */
+        bool broken;                  /* guest broke the ring: serve nothing more; atomic */
         uint16_t last_avail_idx;      /* next available entry to take */
         uint16_t used_idx;            /* next used entry to fill (our copy of used->idx) */
         uint16_t signalled_used;      /* used_idx at the last notification */
@@ -95,6 +113,7 @@ struct vq {
  * wrote (device-readable), iov[out_num .. out_num + in_num) is where the
  * device writes its answer.  The iovecs point into guest memory. */
 struct vq_elem {
+        const struct vu_mem *mem; /* the table iov points into */
         uint16_t head;
         unsigned out_num, in_num;
         uint64_t out_len, in_len;
@@ -112,12 +131,17 @@ int vq_map(struct vq *q, const struct vu_mem *mem, unsigned num, uint64_t desc_u
 /* Takes the next available chain.  Returns 1 with *elem filled, 0 if the
  * ring is empty, -EPROTO if the chain was malformed (it is consumed: the
  * caller must still vq_push(q, elem->head, 0)), -EIO if the ring itself is
- * broken (avail index jumped past the ring size, head out of range): q is
- * marked broken and nothing more may be taken or pushed. */
+ * broken (avail index jumped past the ring size, head out of range) and
+ * -EFAULT if guest memory vanished under the ring (SIGBUS): q is then
+ * marked broken and nothing more is taken or pushed. */
 int vq_pop(struct vq *q, struct vq_elem *elem);
 
-/* Returns a chain to the driver with len bytes written. */
+/* Returns a chain to the driver with len bytes written (a no-op on a
+ * broken ring; marks it broken if guest memory vanished). */
 void vq_push(struct vq *q, uint16_t head, uint32_t len);
+
+/* Whether q was marked broken (by any thread). */
+bool vq_is_broken(const struct vq *q);
 
 /* Whether the driver wants an interrupt now (call eventfd), honouring
  * EVENT_IDX / NO_INTERRUPT.  Updates the signalled state: call it once
@@ -129,8 +153,8 @@ bool vq_should_notify(struct vq *q);
 bool vq_enable_kick(struct vq *q);
 
 /* Copies up to len readable bytes of elem, starting at offset 0, into buf.
- * Returns the number copied. */
-size_t vq_elem_read(const struct vq_elem *elem, void *buf, size_t len);
+ * Returns the number copied, or -EFAULT if guest memory vanished. */
+ssize_t vq_elem_read(const struct vq_elem *elem, void *buf, size_t len);
 
 /* Scatter cursor over the writable part of an element. */
 struct vq_writer {
@@ -140,7 +164,8 @@ struct vq_writer {
         uint64_t done;   /* bytes written so far */
 };
 void vq_writer_init(struct vq_writer *w, const struct vq_elem *elem);
-/* Writes len bytes; returns -ENOSPC (writing nothing) if they don't fit. */
+/* Writes len bytes; returns -ENOSPC (writing nothing) if they don't fit,
+ * -EFAULT if guest memory vanished (part may have been written). */
 int vq_writer_put(struct vq_writer *w, const void *data, size_t len);
 /* Remaining writable bytes. */
 uint64_t vq_writer_space(const struct vq_writer *w);

@@ -77,7 +77,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                         vq_push(&q, elem.head, 0);
                         continue;
                 }
-                size_t got = vq_elem_read(&elem, buf, sizeof(buf));
+                ssize_t k0 = vq_elem_read(&elem, buf, sizeof(buf));
+                if (k0 < 0)
+                        break;
+                size_t got = (size_t) k0;
                 struct vq_writer w;
                 vq_writer_init(&w, &elem);
                 (void) vq_writer_put(&w, buf, got < 16 ? got : 16);

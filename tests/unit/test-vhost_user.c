@@ -462,11 +462,39 @@ static void test_reset_device(void) {
         }
 }
 
+/* The front-end shrinks a region's file after SET_MEM_TABLE mapped it:
+ * starting a ring reads its used index from the lost pages, which must
+ * refuse the start rather than kill the process with SIGBUS. */
+static void test_shrunk_memory(void) {
+        int memfd = make_memfd(GUEST_SIZE);
+        int kick = eventfd(0, EFD_CLOEXEC);
+
+        setup();
+        CHECK_EQ(acked_u64(VU_SET_FEATURES, 1ull << VIRTIO_F_VERSION_1, -1), 0);
+        set_mem(memfd);
+        CHECK_OK(ftruncate(memfd, 0));
+        CHECK_EQ(acked_state(VU_SET_VRING_NUM, 0, 64), 0);
+        struct vu_vring_addr a = { .index = 0, .desc_uva = UVA + 0x1000, .avail_uva = UVA + 0x2000,
+                                   .used_uva = UVA + 0x3000 };
+        CHECK_EQ(acked(VU_SET_VRING_ADDR, &a, sizeof(a), NULL, 0), 0);
+        CHECK_EQ(acked_u64(VU_SET_VRING_KICK, 0, dup(kick)), 1);
+        CHECK_EQ(starts[0], 0);
+        CHECK(!dev.vring[0].running);
+        /* grown back, the next kick starts it */
+        CHECK_OK(ftruncate(memfd, GUEST_SIZE));
+        CHECK_EQ(acked_u64(VU_SET_VRING_KICK, 0, dup(kick)), 0);
+        CHECK_EQ(starts[0], 1);
+        teardown();
+        close(kick);
+        close(memfd);
+}
+
 int main(void) {
         RUN(test_framing);
         RUN(test_handshake);
         RUN(test_no_protocol_features);
         RUN(test_refusals);
         RUN(test_reset_device);
+        RUN(test_shrunk_memory);
         return 0;
 }
