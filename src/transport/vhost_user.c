@@ -5,6 +5,7 @@
 #include "transport/vhost_user.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stddef.h>
 #include <string.h>
@@ -259,6 +260,14 @@ static int vring_fd_msg(struct vu_dev *dev, const struct vu_msg *msg, int *fds, 
         } else {
                 if (nfds != 1)
                         return -EINVAL;
+                /* The ring's worker polls, reads and writes these; whatever
+                 * the front-end passed (an eventfd normally, a full pipe or
+                 * a descriptor someone else drains when hostile) must never
+                 * block it, or stopping the ring would wait forever. */
+                int fl = fcntl(fds[0], F_GETFL);
+                if (fl < 0 || (!(fl & O_NONBLOCK) && fcntl(fds[0], F_SETFL, fl | O_NONBLOCK) < 0))
+                        return log_warning_errno(-EINVAL, "vhost-user: ring %u fd cannot be made non-blocking",
+                                                 (unsigned) (u & VU_VRING_IDX_MASK));
                 *ret_fd = fds[0];
                 fds[0] = -1;
         }

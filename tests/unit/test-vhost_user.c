@@ -3,6 +3,8 @@
  * table validation, NACKs and fd hygiene. */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -230,6 +232,23 @@ static void test_framing(void) {
                 close(efd[i]);
         CHECK_EQ(vu_msg_recv(sv[1], &msg, fds, &nfds), -EPROTO);
         CHECK_EQ(count_fds(), before);
+
+        /* a memory table with its fds, cut off in the middle: the fds
+         * that came with the header are closed */
+        teardown();
+        setup();
+        h = (struct vu_msg_hdr){ .request = VU_SET_MEM_TABLE, .flags = VU_FLAG_VERSION, .size = 8 + 2 * 32 };
+        efd[0] = memfd_create("guest", MFD_CLOEXEC);
+        efd[1] = memfd_create("guest", MFD_CLOEXEC);
+        send_raw(&h, sizeof(h), efd, 2);
+        close(efd[0]);
+        close(efd[1]);
+        send_raw(&u, 8, NULL, 0);
+        shutdown(sv[0], SHUT_WR);
+        CHECK_EQ(vu_msg_recv(sv[1], &msg, fds, &nfds), -EPROTO);
+        CHECK_EQ(count_fds(), before);
+        teardown();
+        setup();
 
         /* truncated message, then EOF */
         h = (struct vu_msg_hdr){ .request = VU_SET_FEATURES, .flags = VU_FLAG_VERSION, .size = 8 };
@@ -489,6 +508,40 @@ static void test_shrunk_memory(void) {
         close(memfd);
 }
 
+/* Ring fds the front-end passes are made non-blocking: a call fd that is a
+ * full pipe (not an eventfd) must not block the ring's worker, which would
+ * then never stop, and with it the whole control plane. */
+static void test_nonblocking_ring_fds(void) {
+        int memfd = make_memfd(GUEST_SIZE);
+        int kick[2], call[2], p[2];
+        unsigned char junk[4096];
+
+        setup();
+        handshake(memfd, kick, call);
+        CHECK(fcntl(dev.vring[0].kick_fd, F_GETFL) & O_NONBLOCK);
+        CHECK(fcntl(dev.vring[0].call_fd, F_GETFL) & O_NONBLOCK);
+        CHECK_OK(pipe(p));
+        memset(junk, 0, sizeof(junk));
+        CHECK_OK(fcntl(p[1], F_SETFL, O_NONBLOCK));
+        while (write(p[1], junk, sizeof(junk)) > 0)
+                ;
+        CHECK_OK(fcntl(p[1], F_SETFL, 0)); /* as a front-end would leave it */
+        CHECK_EQ(acked_u64(VU_SET_VRING_CALL, 1, dup(p[1])), 0);
+        CHECK_EQ(acked_u64(VU_SET_VRING_ERR, 1, dup(p[1])), 0);
+        alarm(10); /* a blocking write would hang here */
+        vu_dev_notify(&dev, 1);
+        vu_dev_ring_broken(&dev, 1);
+        alarm(0);
+        teardown();
+        close(p[0]);
+        close(p[1]);
+        close(memfd);
+        for (unsigned q = 0; q < 2; q++) {
+                close(kick[q]);
+                close(call[q]);
+        }
+}
+
 int main(void) {
         RUN(test_framing);
         RUN(test_handshake);
@@ -496,5 +549,6 @@ int main(void) {
         RUN(test_refusals);
         RUN(test_reset_device);
         RUN(test_shrunk_memory);
+        RUN(test_nonblocking_ring_fds);
         return 0;
 }
