@@ -67,8 +67,8 @@ enum { CLI_OPT_LIST_ROOT = 'l', CLI_OPT_UID = 'u', CLI_OPT_GID = 'g' };
 int cli_fs_option(const char *cmd, int opt, const char *arg, struct fs_config *cfg);
 
 /* A served store: the store (read-only, so a mount sees later imports),
- * its PathInfo service, the root providers (store path basenames first,
- * then named roots) and the filesystem. */
+ * its PathInfo service, the root providers (store path basenames, asked
+ * first, and named roots; listed merged in name order) and the filesystem. */
 struct cli_served {
         struct cas_store *store;
         struct nix_pathinfo_service *pathinfo;

@@ -145,7 +145,8 @@ static int import_one(struct cas_store *store, struct nix_pathinfo_service *pis,
         r = cas_import_path(store, path, &opts, &root, &mem, &st);
         if (nix)
                 pthread_join(j.thread, NULL);
-        _cleanup_free_ void *nar_mem = j.mem;
+        _cleanup_free_ void *nar_mem = TAKE_PTR(j.mem); /* a symlink root's target */
+        (void) nar_mem;
         if (r < 0)
                 return log_error_errno(r, "Failed to import %s: %m", path);
         root.name = name;

@@ -1,6 +1,6 @@
 /* What castore mount and castore virtiofs serve: the store opened
  * read-only, its PathInfo service, the root providers (Nix store path
- * basenames first, then named roots) and the filesystem over them; plus
+ * basenames, asked first, and named roots) and the filesystem over them; plus
  * the options both commands share. */
 #include <errno.h>
 #include <stdlib.h>
