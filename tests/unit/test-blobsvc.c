@@ -777,8 +777,9 @@ static void test_local_dedup_durable(const char *self) {
         CHECK_OK(mkdir(dir, 0755));
         snprintf(log, sizeof(log), "%s/strace.log", tmp_root);
         /* LeakSanitizer cannot run under ptrace */
-        snprintf(cmd, sizeof(cmd), "ASAN_OPTIONS=detect_leaks=0 strace -f -qq -o '%s' -e trace=syncfs,openat '%s' --dedup-child '%s'", log, self,
-                 dir);
+        snprintf(cmd, sizeof(cmd),
+                 "ASAN_OPTIONS=detect_leaks=0 strace -f -qq -o '%s' -e trace=syncfs,openat '%s' --dedup-child '%s'", log,
+                 self, dir);
         CHECK_EQ(system(cmd), 0);
         f = fopen(log, "r");
         CHECK(f);

@@ -207,7 +207,9 @@ static void test_create_durable(const char *self) {
         snprintf(meta, sizeof(meta), "%s/meta", dir);
         snprintf(log, sizeof(log), "%s/strace.log", tmp_root);
         /* LeakSanitizer cannot run under ptrace */
-        snprintf(cmd, sizeof(cmd), "ASAN_OPTIONS=detect_leaks=0 strace -f -qq -y -o '%s' -e trace=fsync,fdatasync,rename,renameat,renameat2 '%s' --create '%s'",
+        snprintf(cmd, sizeof(cmd),
+                 "ASAN_OPTIONS=detect_leaks=0 strace -f -qq -y -o '%s' "
+                 "-e trace=fsync,fdatasync,rename,renameat,renameat2 '%s' --create '%s'",
                  log, self, dir);
         CHECK_EQ(system(cmd), 0);
         f = fopen(log, "r");
