@@ -403,8 +403,9 @@ static bool pb_strings_ok(const ProtobufCMessageDescriptor *desc, const uint8_t 
                 case 2: /* length-delimited */
                         if (!pb_varint(&p, end, &n) || n > (uint64_t) (end - p))
                                 return false;
-                        f = (key >> 3) <= UINT32_MAX ? protobuf_c_message_descriptor_get_field(desc, (unsigned) (key >> 3))
-                                                     : NULL;
+                        f = (key >> 3) <= UINT32_MAX
+                                    ? protobuf_c_message_descriptor_get_field(desc, (unsigned) (key >> 3))
+                                    : NULL;
                         if (f && f->type == PROTOBUF_C_TYPE_STRING && memchr(p, 0, n))
                                 return false;
                         if (f && f->type == PROTOBUF_C_TYPE_MESSAGE && !pb_strings_ok(f->descriptor, p, n, depth + 1))
