@@ -636,7 +636,7 @@ int cas_import_path(struct cas_store *store, const char *path, const struct cas_
         else if (S_ISDIR(st.st_mode)) {
                 r = workqueue_new(opts->threads, QUEUE_CAPACITY, &ctx.wq);
                 if (r >= 0) {
-                        fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                        fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
                         r = fd < 0 ? log_error_errno(negative_errno(), "%s: %m", path) : import_tree(&ctx, fd, path);
                 }
                 if (r >= 0) {
