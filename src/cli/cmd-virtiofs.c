@@ -21,6 +21,7 @@ static int run_virtiofs(int argc, char **argv) {
                 CLI_COMMON_LONGOPTS,
                 CLI_FS_LONGOPTS,
                 { "threads", required_argument, NULL, 't' },
+                { "queues", required_argument, NULL, 'Q' },
                 { "once", no_argument, NULL, '1' },
                 { "debug", no_argument, NULL, 'd' },
                 {},
@@ -44,8 +45,13 @@ static int run_virtiofs(int argc, char **argv) {
                 }
                 switch (opt) {
                 case 't':
+                        if (cli_parse_uint(optarg, 1, 64, &v) < 0)
+                                return cli_usage_error("virtiofs", "--threads takes 1..64");
+                        cfg.threads = v;
+                        break;
+                case 'Q':
                         if (cli_parse_uint(optarg, 1, 16, &v) < 0)
-                                return cli_usage_error("virtiofs", "--threads takes 1..16");
+                                return cli_usage_error("virtiofs", "--queues takes 1..16");
                         cfg.request_queues = v;
                         break;
                 case '1':
@@ -86,6 +92,8 @@ static int run_virtiofs(int argc, char **argv) {
 const struct cli_command cli_cmd_virtiofs = {
         .name = "virtiofs",
         .run = run_virtiofs,
-        .usage = "SOCKET [--list-root] [--threads N] [--once] [--uid N] [--gid N] [--debug]",
-        .help = "serve the store to VMs as a vhost-user-fs back-end on SOCKET (guest: mount -t virtiofs TAG DIR)",
+        .usage = "SOCKET [--list-root] [--threads N] [--queues N] [--once] [--uid N] [--gid N] [--debug]",
+        .help = "serve the store to VMs as a vhost-user-fs back-end on SOCKET (guest: mount -t virtiofs TAG DIR); "
+                "--threads: requests run at once (default: one per CPU, at most 8), --queues: request queues "
+                "offered (default 1)",
 };

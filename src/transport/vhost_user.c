@@ -656,9 +656,8 @@ void vu_dev_notify(struct vu_dev *dev, unsigned q) {
 
 void vu_dev_ring_broken(struct vu_dev *dev, unsigned q) {
         struct vu_vring *v = &dev->vring[q];
-        if (v->broken_logged)
-                return;
-        v->broken_logged = true;
+        if (__atomic_exchange_n(&v->broken_logged, true, __ATOMIC_RELAXED))
+                return; /* reported already (by any of the ring's threads) */
         log_error("vhost-user: guest broke ring %u (bad available index or head, or guest memory gone); "
                   "not serving it anymore",
                   q);

@@ -140,12 +140,12 @@ struct vu_vring {
         pthread_mutex_t call_lock; /* protects call_fd and err_fd */
         int call_fd;               /* call_lock */
         int err_fd;                /* call_lock */
-        bool broken_logged;        /* worker only */
+        bool broken_logged;        /* atomic while running: the ring's threads report once */
 };
 
 /* One front-end connection's device state.  Everything but the rings'
- * call/err fds belongs to the vhost-user thread; workers only read mem and
- * their own ring while it runs.  Lock order: a vring's call_lock is a leaf. */
+ * call/err fds belongs to the vhost-user thread; the threads serving a ring
+ * only read mem and that ring while it runs.  Lock order: a vring's call_lock is a leaf. */
 struct vu_dev {
         const struct vu_dev_ops *ops;
         void *userdata;
@@ -190,11 +190,12 @@ int vu_dev_handle(struct vu_dev *dev, struct vu_msg *msg, int *fds, unsigned nfd
  * vu_msg_recv / vu_dev_handle. */
 int vu_dev_process(struct vu_dev *dev, int sock);
 
-/* For ring workers: the ring and its kick fd (valid while running), and
- * signalling the driver (call eventfd; thread-safe against SET_VRING_CALL). */
+/* For the threads serving a ring: the ring and its kick fd (valid while
+ * running), and signalling the driver (call eventfd; thread-safe against
+ * SET_VRING_CALL and each other). */
 static inline struct vq *vu_dev_vq(struct vu_dev *dev, unsigned q) {
         return &dev->vring[q].vq;
 }
 void vu_dev_notify(struct vu_dev *dev, unsigned q);
-/* Reports a broken ring once (log + err eventfd). */
+/* Reports a broken ring once (log + err eventfd); thread-safe. */
 void vu_dev_ring_broken(struct vu_dev *dev, unsigned q);

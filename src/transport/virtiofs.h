@@ -11,7 +11,8 @@ struct fs;
 
 struct virtiofs_config {
         const char *socket_path;
-        unsigned request_queues;  /* offered to the VMM (1..16); one worker thread each */
+        unsigned request_queues;  /* offered to the VMM (1..16) */
+        unsigned threads;         /* running requests from all queues (1..64); 0 = one per CPU, at most 8 */
         bool once;                /* return after the first connection ends */
         int stop_fd;              /* readable = stop serving (signalfd, eventfd); -1 for none */
         struct fuse_ll_config ll; /* engine options */
