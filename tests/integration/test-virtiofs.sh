@@ -218,12 +218,22 @@ else
         skip "virtiofs guests" "$VM_SKIP"
 fi
 
-# ---- SIGTERM: clean exit, socket removed
+# ---- SIGTERM: clean exit, socket removed, also with a guest connected
+# and reading (guest D)
+D_RUNNING=0
+if [ $VM_OK = 1 ]; then
+        guest_script D "$T_TMP/guest-d.sh" "$T_TMP/body-b.sh"
+        vm_start D "$SOCK" "$T_TMP/guest-d.sh"
+        if vm_wait_for D READING 120; then sleep 2; D_RUNNING=1
+        else vm_show D; notok "guest D reading when the daemon gets SIGTERM"; fi
+fi
 kill -TERM "$DPID"
 rc=0
-for i in $(seq 50); do kill -0 "$DPID" 2>/dev/null || break; sleep 0.1; done
-wait "$DPID" || rc=$?
-expect_eq "SIGTERM: daemon exits 0" "$rc" 0
+for i in $(seq 100); do kill -0 "$DPID" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$DPID" 2>/dev/null && { kill -KILL "$DPID"; rc=timeout; }
+wait "$DPID" || [ "$rc" = timeout ] || rc=$?
+[ $VM_OK = 1 ] && vm_kill
+expect_eq "SIGTERM: daemon exits 0 within 10 s$([ $D_RUNNING = 1 ] && echo ', with a guest reading')" "$rc" 0
 check "SIGTERM: socket removed" test ! -e "$SOCK"
 if grep -qE 'Sanitizer|runtime error|broke ring|cannot|Failed' "$T_TMP/daemon.log"; then
         sed 's/^/# /' "$T_TMP/daemon.log" | tail -20

@@ -295,6 +295,63 @@ def sc_parallel(sock, path, host_file, count="32", size="1048576", rounds="1"):
     print(f"TIME {best:.4f}")
 
 
+def sc_files(sock, path, host_dir, size="1048576"):
+    """Opens every file of a directory (names from host_dir) and reads up to
+    size bytes of each, all reads at once; checks them and prints the time
+    the daemon took.  First reads of a blob verify it: CPU work that a
+    daemon serving requests in parallel can spread over cores."""
+    size = int(size)
+    names = sorted(os.listdir(host_dir))
+    f = Front(sock, mem_size=max(64 << 20, BUF_BASE + len(names) * (size + 8192) + (1 << 20)))
+    f.init()
+    dnode, _ = walk(f, path)
+    nodes = {n: f.lookup(dnode, n)[0] for n in names}
+    ring = f.rings[1]
+    t0 = time.time()
+    heads = {f.fuse(FUSE_OPEN, nodes[n], struct.pack("<II", os.O_RDONLY, 0), kick=False): n for n in names}
+    ring.do_kick()
+    fhs = {}
+    for head, ln, data in ring.wait(len(names), timeout=300):
+        err, out, _ = parse_reply(data, ln)
+        assert err == 0, (heads[head], err)
+        fhs[heads[head]] = struct.unpack_from("<Q", out, 0)[0]
+    t1 = time.time()
+    heads = {f.read_req(nodes[n], fhs[n], 0, size, kick=False): n for n in names}
+    ring.do_kick()
+    done = ring.wait(len(names), timeout=300)
+    t2 = time.time()
+    for head, ln, data in done:
+        err, payload, _ = parse_reply(data, ln)
+        want = open(os.path.join(host_dir, heads[head]), "rb").read(size)
+        assert err == 0 and payload == want, (heads[head], err, ln)
+    log(f"{len(names)} files: opens (first use: blob verified) {t1 - t0:.3f}s, reads {t2 - t1:.3f}s")
+    print(f"TIME {t2 - t0:.4f}")
+
+
+def sc_latency(sock, big, small):
+    """Head-of-line blocking: the first OPEN of a large file (its blob is
+    verified: hashed in full) and, right behind it on the same ring, a
+    LOOKUP of another name.  Prints when each one completed."""
+    f = Front(sock)
+    f.init()
+    bnode, _ = walk(f, big)
+    parent, name = small.rsplit("/", 1)
+    pnode, _ = walk(f, parent)
+    ring = f.rings[1]
+    h_open = f.fuse(FUSE_OPEN, bnode, struct.pack("<II", os.O_RDONLY, 0), kick=False)
+    h_look = f.fuse(FUSE_LOOKUP, pnode, name.encode() + b"\0", kick=False)
+    t0 = time.time()
+    ring.do_kick()
+    when = {}
+    while len(when) < 2:
+        for head, ln, data in ring.wait(1):
+            assert parse_reply(data, ln)[0] == 0
+            when[head] = time.time() - t0
+    log(f"OPEN of {big} answered after {when[h_open] * 1000:.1f} ms, LOOKUP queued behind it after "
+        f"{when[h_look] * 1000:.1f} ms")
+    print(f"TIME {when[h_open]:.4f} {when[h_look]:.4f}")
+
+
 def sc_shrink(sock, path, host_file, daemon_pid):
     """The VMM shrinks guest memory under the daemon: a reply buffer in the
     lost part, then the rings themselves.  The daemon must survive, report
@@ -433,6 +490,8 @@ def sc_drop(sock, path, host_file):
 SCENARIOS = {
     "read": sc_read,
     "parallel": sc_parallel,
+    "files": sc_files,
+    "latency": sc_latency,
     "shrink": sc_shrink,
     "second": sc_second,
     "vring-base": sc_vring_base,
