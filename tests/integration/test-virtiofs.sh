@@ -5,8 +5,9 @@
 # killed (SIGKILL) in the middle of reading; guest C runs every check on
 # the same daemon.  Also: the vhost-user socket against a hostile client,
 # a scripted front-end (vm/vhost_front.py: parallel requests, guest memory
-# shrunk under the daemon, a second connection, GET_VRING_BASE and SIGTERM
-# with requests in flight), --once, stale sockets and SIGTERM.
+# shrunk under the daemon, a second connection, GET_VRING_BASE,
+# SET_MEM_TABLE and SIGTERM with requests in flight), --once, stale sockets
+# and SIGTERM.
 . "$(dirname "$0")/lib.sh"
 . "$SRC_DIR/tests/integration/vm/vm.sh"
 
@@ -138,6 +139,8 @@ check "front-end: 32 reads of 1 MiB at once, each byte and used length right" \
         $FRONT "$SOCK2" parallel t/big "$TREE/big" 32 1048576 2
 check "front-end: GET_VRING_BASE with requests in flight, then restart at the base and a new INIT" \
         $FRONT "$SOCK2" vring-base t/big "$TREE/big"
+check "front-end: SET_MEM_TABLE with requests in flight: all answered" \
+        $FRONT "$SOCK2" remap t/big "$TREE/big"
 check "front-end: a second connection is refused at once, the first still served" \
         $FRONT "$SOCK2" second t/big "$TREE/big"
 check "front-end: disconnects with requests in flight and mid-message" $FRONT "$SOCK2" drop t/big "$TREE/big"

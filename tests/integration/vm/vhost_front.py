@@ -446,6 +446,30 @@ def sc_vring_base(sock, path, host_file, count="100"):
     log("second INIT on the connection: new session works")
 
 
+def sc_remap(sock, path, host_file, count="100"):
+    """SET_MEM_TABLE (the same memory, as after a hotplug elsewhere) while
+    requests are in flight: the rings stop, every chain taken is answered,
+    the rings restart on the new table and serve the rest."""
+    count = int(count)
+    f = Front(sock)
+    f.init()
+    node, _ = walk(f, path)
+    fh = f.open(node)
+    host = open(host_file, "rb").read(count * 65536)
+    ring = f.rings[1]
+    offs = {}
+    for i in range(count):
+        offs[f.read_req(node, fh, i * 65536, 65536, kick=False)] = i * 65536
+    ring.do_kick()
+    f.set_mem_table()
+    ring.do_kick()
+    done = ring.wait(count)
+    for head, ln, data in done:
+        err, payload, _ = parse_reply(data, ln)
+        assert err == 0 and payload == host[offs[head]:offs[head] + 65536], (head, err, ln)
+    log(f"new memory table with {count} requests in flight: all answered")
+
+
 def sc_sigterm(sock, path, host_file, daemon_pid, count="32"):
     """SIGTERM with requests in flight: the daemon finishes them or not,
     but exits and closes the connection promptly (the caller checks the
@@ -495,6 +519,7 @@ SCENARIOS = {
     "shrink": sc_shrink,
     "second": sc_second,
     "vring-base": sc_vring_base,
+    "remap": sc_remap,
     "sigterm": sc_sigterm,
     "drop": sc_drop,
 }
