@@ -96,8 +96,9 @@ int vu_mem_guard_init(void) {
 /* Runs fn(arg) with a recovery point for faults inside mem: returns 0, or
  * -EFAULT if fn was cut short by one.  fn must take no lock and allocate
  * nothing.  Only this frame's own unmodified locals live across the
- * sigsetjmp, so nothing is clobbered by the jump back. */
-static int guarded(const struct vu_mem *mem, void (*fn)(void *), void *arg) {
+ * sigsetjmp, so nothing is clobbered by the jump back; noinline keeps it
+ * that way (inlined, the callers' state would share the frame). */
+__attribute__((noinline)) static int guarded(const struct vu_mem *mem, void (*fn)(void *), void *arg) {
         struct guard g = { .mem = mem, .prev = guard_top };
 
         if (sigsetjmp(g.env, 0) != 0)
