@@ -173,46 +173,36 @@ static int lmdb_put(struct cas_dir_service *s, struct cas_directory *const *dirs
         return r < 0 ? r : 0;
 }
 
+struct list_ctx {
+        cas_dir_list_cb cb;
+        void *userdata;
+};
+
+static int list_one(void *userdata, const MDB_val *k, const MDB_val *v) {
+        struct list_ctx *c = userdata;
+        struct cas_digest d;
+
+        if (k->mv_size != CAS_DIGEST_LEN || v->mv_size < SIZE_PREFIX) {
+                char hex[2 * 16 + 1];
+
+                key_hex(k->mv_data, k->mv_size, hex);
+                log_error("Malformed record in the directory database (key %s%s, %zu bytes of value)", hex,
+                          k->mv_size > 16 ? "..." : "", v->mv_size);
+                return -EBADMSG;
+        }
+        memcpy(d.b, k->mv_data, CAS_DIGEST_LEN);
+        return c->cb(c->userdata, &d, (const uint8_t *) v->mv_data + SIZE_PREFIX, v->mv_size - SIZE_PREFIX);
+}
+
 /* cb runs inside one read transaction and gets pointers into the map.  A
  * record that cannot be a directory's (key or value too short) is logged
  * and skipped; the walk goes on and returns -EBADMSG at its end, so that a
  * checker sees every other record. */
 static int lmdb_list(struct cas_dir_service *s, cas_dir_list_cb cb, void *userdata) {
         struct dir_lmdb *l = (struct dir_lmdb *) s;
-        MDB_cursor *cur = NULL;
-        MDB_txn *txn;
-        MDB_val k, v;
-        bool malformed = false;
-        int r, rc;
+        struct list_ctx c = { cb, userdata };
 
-        r = cas_lmdb_txn_begin(l->db, MDB_RDONLY, &txn);
-        if (r < 0)
-                return r;
-        r = cas_lmdb_errno(mdb_cursor_open(txn, l->dbi, &cur));
-        for (rc = r < 0 ? MDB_NOTFOUND : mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 && r >= 0;
-             rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-                struct cas_digest d;
-
-                if (k.mv_size != CAS_DIGEST_LEN || v.mv_size < SIZE_PREFIX) {
-                        char hex[2 * 16 + 1];
-
-                        key_hex(k.mv_data, k.mv_size, hex);
-                        log_error("Malformed record in the directory database (key %s%s, %zu bytes of value)", hex,
-                                  k.mv_size > 16 ? "..." : "", v.mv_size);
-                        malformed = true;
-                        continue;
-                }
-                memcpy(d.b, k.mv_data, CAS_DIGEST_LEN);
-                r = cb(userdata, &d, (const uint8_t *) v.mv_data + SIZE_PREFIX, v.mv_size - SIZE_PREFIX);
-        }
-        if (r >= 0 && rc != MDB_NOTFOUND)
-                r = cas_lmdb_errno(rc);
-        if (cur)
-                mdb_cursor_close(cur);
-        mdb_txn_abort(txn);
-        if (r >= 0 && malformed)
-                r = -EBADMSG;
-        return r < 0 ? r : 0;
+        return cas_lmdb_scan(l->db, l->dbi, list_one, &c);
 }
 
 static void lmdb_free(struct cas_dir_service *s) {

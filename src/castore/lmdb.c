@@ -138,3 +138,32 @@ int cas_lmdb_dbi(struct cas_lmdb *db, const char *name, MDB_dbi *ret) {
         *ret = dbi;
         return 0;
 }
+
+int cas_lmdb_scan(struct cas_lmdb *db, MDB_dbi dbi, cas_lmdb_scan_cb fn, void *userdata) {
+        MDB_cursor *cur = NULL;
+        MDB_txn *txn;
+        MDB_val k, v;
+        bool corrupt = false;
+        int r, rc;
+
+        r = cas_lmdb_txn_begin(db, MDB_RDONLY, &txn);
+        if (r < 0)
+                return r;
+        r = cas_lmdb_errno(mdb_cursor_open(txn, dbi, &cur));
+        for (rc = r < 0 ? MDB_NOTFOUND : mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 && r >= 0;
+             rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+                r = fn(userdata, &k, &v);
+                if (r == -EBADMSG) {
+                        corrupt = true;
+                        r = 0;
+                }
+        }
+        if (r >= 0 && rc != MDB_NOTFOUND)
+                r = cas_lmdb_errno(rc);
+        if (cur)
+                mdb_cursor_close(cur);
+        mdb_txn_abort(txn);
+        if (r >= 0 && corrupt)
+                r = -EBADMSG;
+        return r < 0 ? r : 0;
+}

@@ -46,3 +46,14 @@ int cas_lmdb_txn_begin(struct cas_lmdb *db, unsigned flags, MDB_txn **ret);
 /* MDB_* codes and system errors -> -errno (MDB_NOTFOUND -> -ENOENT,
  * MDB_MAP_FULL -> -ENOSPC, corruption -> -EBADMSG, ...).  0 stays 0. */
 int cas_lmdb_errno(int rc);
+
+/* Called by cas_lmdb_scan for each record, with pointers into the map
+ * (valid only during the call).  Return < 0 to stop the scan with that
+ * error, except -EBADMSG: the record is skipped as corrupt and the scan
+ * goes on. */
+typedef int (*cas_lmdb_scan_cb)(void *userdata, const MDB_val *key, const MDB_val *val);
+
+/* Walks database dbi in key order inside one read transaction.  Returns
+ * the first error of fn, or -EBADMSG at the end if any record was skipped
+ * as corrupt (so a checker sees every other record), else 0. */
+int cas_lmdb_scan(struct cas_lmdb *db, MDB_dbi dbi, cas_lmdb_scan_cb fn, void *userdata);

@@ -89,45 +89,33 @@ static int lmdb_remove(struct cas_root_service *s, const char *name, size_t len)
         return r;
 }
 
+struct list_ctx {
+        cas_root_list_cb cb;
+        void *userdata;
+};
+
+static int list_one(void *userdata, const MDB_val *k, const MDB_val *v) {
+        struct list_ctx *c = userdata;
+        struct cas_node n;
+        void *mem;
+        int r;
+
+        r = decode(k, v, &n, &mem);
+        if (r < 0)
+                return r;
+        r = c->cb(c->userdata, &n);
+        free(mem);
+        return r;
+}
+
 /* One read transaction for the walk; each node is decoded into its own
  * memory before cb sees it.  A corrupt record is logged and skipped; the
  * walk goes on and returns -EBADMSG at its end. */
 static int lmdb_list(struct cas_root_service *s, cas_root_list_cb cb, void *userdata) {
         struct root_lmdb *l = (struct root_lmdb *) s;
-        MDB_cursor *cur = NULL;
-        MDB_txn *txn;
-        MDB_val k, v;
-        bool corrupt = false;
-        int r, rc;
+        struct list_ctx c = { cb, userdata };
 
-        r = cas_lmdb_txn_begin(l->db, MDB_RDONLY, &txn);
-        if (r < 0)
-                return r;
-        r = cas_lmdb_errno(mdb_cursor_open(txn, l->dbi, &cur));
-        for (rc = r < 0 ? MDB_NOTFOUND : mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 && r >= 0;
-             rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-                struct cas_node n;
-                void *mem;
-
-                r = decode(&k, &v, &n, &mem);
-                if (r == -EBADMSG) {
-                        corrupt = true;
-                        r = 0;
-                        continue;
-                }
-                if (r < 0)
-                        break;
-                r = cb(userdata, &n);
-                free(mem);
-        }
-        if (r >= 0 && rc != MDB_NOTFOUND)
-                r = cas_lmdb_errno(rc);
-        if (cur)
-                mdb_cursor_close(cur);
-        mdb_txn_abort(txn);
-        if (r >= 0 && corrupt)
-                r = -EBADMSG;
-        return r < 0 ? r : 0;
+        return cas_lmdb_scan(l->db, l->dbi, list_one, &c);
 }
 
 static void lmdb_free(struct cas_root_service *s) {

@@ -108,50 +108,39 @@ static int lmdb_put(struct nix_pathinfo_service *s, const struct nix_pathinfo *p
         return r;
 }
 
+struct list_ctx {
+        nix_pathinfo_list_cb cb;
+        void *userdata;
+};
+
+static int list_one(void *userdata, const MDB_val *k, const MDB_val *v) {
+        struct list_ctx *c = userdata;
+        struct nix_pathinfo *pi;
+        int r;
+
+        r = decode(k, v, &pi);
+        if (r < 0)
+                return r;
+        r = c->cb(c->userdata, pi);
+        nix_pathinfo_free(pi);
+        return r;
+}
+
 /* One read transaction for the walk, in digest order; each PathInfo is
  * decoded into its own memory before cb sees it.  A corrupt record is
  * logged and skipped; the walk goes on and returns -EBADMSG at its end. */
 static int lmdb_list(struct nix_pathinfo_service *s, nix_pathinfo_list_cb cb, void *userdata) {
         struct pathinfo_lmdb *l = (struct pathinfo_lmdb *) s;
-        MDB_cursor *cur = NULL;
-        MDB_txn *txn;
-        MDB_val k, v;
+        struct list_ctx c = { cb, userdata };
         MDB_dbi dbi;
-        bool corrupt = false;
-        int r, rc;
+        int r;
 
         r = pathinfo_dbi(l, &dbi);
         if (r == -ENOENT)
                 return 0; /* nothing registered yet */
         if (r < 0)
                 return r;
-        r = cas_lmdb_txn_begin(l->db, MDB_RDONLY, &txn);
-        if (r < 0)
-                return r;
-        r = cas_lmdb_errno(mdb_cursor_open(txn, dbi, &cur));
-        for (rc = r < 0 ? MDB_NOTFOUND : mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 && r >= 0;
-             rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-                struct nix_pathinfo *pi;
-
-                r = decode(&k, &v, &pi);
-                if (r == -EBADMSG) {
-                        corrupt = true;
-                        r = 0;
-                        continue;
-                }
-                if (r < 0)
-                        break;
-                r = cb(userdata, pi);
-                nix_pathinfo_free(pi);
-        }
-        if (r >= 0 && rc != MDB_NOTFOUND)
-                r = cas_lmdb_errno(rc);
-        if (cur)
-                mdb_cursor_close(cur);
-        mdb_txn_abort(txn);
-        if (r >= 0 && corrupt)
-                r = -EBADMSG;
-        return r < 0 ? r : 0;
+        return cas_lmdb_scan(l->db, dbi, list_one, &c);
 }
 
 static void lmdb_free(struct nix_pathinfo_service *s) {
