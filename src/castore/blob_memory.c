@@ -234,17 +234,11 @@ static int mem_list(struct cas_blob_service *s, cas_blob_list_cb cb, void *userd
         return 0;
 }
 
-static bool free_one(void *entry, void *userdata) {
-        free(entry);
-        return true;
-}
-
 /* Every reader must be closed before: they point into the blobs. */
 static void mem_free(struct cas_blob_service *s) {
         struct blob_memory *m = (struct blob_memory *) s;
 
-        hashmap_foreach(&m->blobs, free_one, NULL);
-        hashmap_done(&m->blobs);
+        hashmap_done_free(&m->blobs);
         pthread_rwlock_destroy(&m->lock);
         free(m);
 }

@@ -171,16 +171,10 @@ static int mem_list(struct cas_dir_service *s, cas_dir_list_cb cb, void *userdat
         return 0;
 }
 
-static bool free_one(void *entry, void *userdata) {
-        free(entry);
-        return true;
-}
-
 static void mem_free(struct cas_dir_service *s) {
         struct dir_memory *m = (struct dir_memory *) s;
 
-        hashmap_foreach(&m->dirs, free_one, NULL);
-        hashmap_done(&m->dirs);
+        hashmap_done_free(&m->dirs);
         pthread_rwlock_destroy(&m->lock);
         free(m);
 }

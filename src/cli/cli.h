@@ -57,8 +57,9 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
 int cli_parse_uint(const char *s, unsigned long min, unsigned long max, unsigned long *ret);
 
 /* Options shared by the commands that serve a filesystem (mount,
- * virtiofs): --list-root, --uid N, --gid N.  cli_fs_option returns 1 if
- * opt was one of them, 0 if not, -EINVAL (logged) for a bad value. */
+ * virtiofs): --list-root, --uid N, --gid N, and the common ones
+ * (cli_common_option).  cli_fs_option returns 1 if opt was one of them, 0
+ * if not, -EINVAL (logged) for a bad value. */
 enum { CLI_OPT_LIST_ROOT = 'l', CLI_OPT_UID = 'u', CLI_OPT_GID = 'g' };
 #define CLI_FS_LONGOPTS                                              \
         { "list-root", no_argument, NULL, CLI_OPT_LIST_ROOT },       \

@@ -103,14 +103,11 @@ static int run_mount(int argc, char **argv) {
         int opt, r;
 
         while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORTOPTS, opts, NULL)) >= 0) {
-                if (cli_common_option(opt, optarg))
-                        continue;
                 r = cli_fs_option("mount", opt, optarg, &fcfg);
-                if (r != 0) {
-                        if (r < 0)
-                                return r;
+                if (r < 0)
+                        return r;
+                if (r > 0)
                         continue;
-                }
                 switch (opt) {
                 case 't':
                         if (cli_parse_uint(optarg, 1, 256, &threads) < 0)

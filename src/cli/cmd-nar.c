@@ -16,22 +16,14 @@
 #include "store/nar.h"
 #include "store/nixbase32.h"
 #include "store/pathinfosvc.h"
+#include "util/io.h"
 #include "util/log.h"
 
 static int write_fd(void *userdata, const void *buf, size_t len) {
-        int fd = *(int *) userdata;
-        const uint8_t *p = buf;
+        int r = loop_write(*(int *) userdata, buf, len);
 
-        while (len > 0) {
-                ssize_t n = write(fd, p, len);
-
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0)
-                        return log_error_errno(negative_errno(), "Failed to write the NAR: %m");
-                p += n;
-                len -= (size_t) n;
-        }
+        if (r < 0)
+                return log_error_errno(r, "Failed to write the NAR: %m");
         return 0;
 }
 

@@ -24,6 +24,8 @@ int cli_parse_uint(const char *s, unsigned long min, unsigned long max, unsigned
 int cli_fs_option(const char *cmd, int opt, const char *arg, struct fs_config *cfg) {
         unsigned long v;
 
+        if (cli_common_option(opt, arg))
+                return 1;
         switch (opt) {
         case CLI_OPT_LIST_ROOT:
                 cfg->list_root = true;

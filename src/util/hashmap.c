@@ -15,6 +15,12 @@ void hashmap_done(struct hashmap *m) {
         m->mask = m->count = 0;
 }
 
+void hashmap_done_free(struct hashmap *m) {
+        for (size_t i = 0; m->slots && i <= m->mask; i++)
+                free(m->slots[i].entry);
+        hashmap_done(m);
+}
+
 void *hashmap_get(const struct hashmap *m, uint64_t hash, const void *key) {
         if (!m->slots)
                 return NULL;

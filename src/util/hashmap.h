@@ -25,6 +25,8 @@ struct hashmap {
 
 void hashmap_init(struct hashmap *m, hashmap_eq_fn eq);
 void hashmap_done(struct hashmap *m); /* frees the table, not the entries */
+/* hashmap_done, after free() of every entry (entries made by malloc) */
+void hashmap_done_free(struct hashmap *m);
 
 /* The entry matching key, or NULL. */
 void *hashmap_get(const struct hashmap *m, uint64_t hash, const void *key);
