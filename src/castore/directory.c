@@ -467,7 +467,8 @@ int cas_node_copy(const struct cas_node *n, struct cas_node *ret, void **ret_mem
         if (!p)
                 return -ENOMEM;
         *ret = *n;
-        memcpy(p, n->name, n->name_len);
+        if (n->name_len > 0)
+                memcpy(p, n->name, n->name_len);
         p[n->name_len] = 0;
         ret->name = p;
         if (n->kind == CAS_NODE_SYMLINK) {

@@ -8,10 +8,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "../castore/localfs.h"
 #include "../util/io.h"
 #include "../util/log.h"
+#include "nar_prefetch.h"
 
 #define RENDER_BUF_SIZE (512 * 1024)
 /* On-disk blobs up to this size are read once into a scratch buffer,
@@ -31,6 +33,7 @@ struct renderer {
         uint8_t *buf;    /* RENDER_BUF_SIZE bytes */
         size_t len;      /* bytes buffered */
         uint8_t *scratch; /* WHOLE_BLOB_MAX bytes, allocated on first use */
+        struct nar_prefetch *pf; /* read-ahead of small files, or NULL */
 };
 
 static int flush(struct renderer *rd) {
@@ -150,10 +153,10 @@ static int read_whole(struct renderer *rd, struct cas_blob_reader *b) {
         return 0;
 }
 
-/* Streams a blob read with pread through the buffer, hashing what is read.
- * The caller has verified it already when output escapes; hashing again
- * catches a file that changed between the two reads. */
-static int emit_streamed_blob(struct renderer *rd, struct cas_blob_reader *b) {
+/* Streams a blob read with pread through the buffer, hashing what is read
+ * if hash.  The caller has verified it already when output escapes;
+ * hashing again catches a file that changed between the two reads. */
+static int emit_streamed_blob(struct renderer *rd, struct cas_blob_reader *b, bool hash) {
         struct cas_hasher h;
         struct cas_digest d;
         uint64_t off = 0;
@@ -176,11 +179,14 @@ static int emit_streamed_blob(struct renderer *rd, struct cas_blob_reader *b) {
                 if (n == 0)
                         return log_error_errno(-EBADMSG, "Blob %s is shorter than its size %" PRIu64,
                                                CAS_DIGEST_HEX(&b->digest), b->size);
-                cas_hasher_update(&h, rd->buf + rd->len, (size_t) n);
+                if (hash)
+                        cas_hasher_update(&h, rd->buf + rd->len, (size_t) n);
                 rd->len += (size_t) n;
                 rd->size += (uint64_t) n;
                 off += (uint64_t) n;
         }
+        if (!hash)
+                return 0;
         cas_hasher_final(&h, &d);
         if (!cas_digest_equal(&d, &b->digest))
                 return log_error_errno(-EBADMSG, "Blob %s changed or does not match its digest",
@@ -188,10 +194,74 @@ static int emit_streamed_blob(struct renderer *rd, struct cas_blob_reader *b) {
         return 0;
 }
 
+static int emit_file_header(struct renderer *rd, const struct cas_node *n) {
+        int r;
+
+        r = emit_str(rd, "regular");
+        if (r >= 0 && n->executable) {
+                r = emit_str(rd, "executable");
+                if (r >= 0)
+                        r = emit_str(rd, "");
+        }
+        if (r >= 0)
+                r = emit_str(rd, "contents");
+        if (r >= 0)
+                r = emit_u64(rd, n->size);
+        return r;
+}
+
+/* Streams a large blob the read-ahead verified.  Its file is not hashed
+ * again: a ctime still the one from before the check shows that nothing
+ * wrote to it since. */
+static int emit_fetched_reader(struct renderer *rd, const struct nar_fetched *f) {
+        struct cas_blob_reader *b = f->reader;
+        struct stat st;
+        int r;
+
+        if (!f->verified) /* hash only: nothing escapes before the check */
+                return emit_streamed_blob(rd, b, true);
+        if (b->data)
+                return emit(rd, b->data, (size_t) b->size);
+        if (b->fd < 0 || f->ctime_ns < 0)
+                return emit_streamed_blob(rd, b, true);
+        r = emit_streamed_blob(rd, b, false);
+        if (r < 0)
+                return r;
+        if (fstat(b->fd, &st) < 0)
+                return log_error_errno(negative_errno(), "Failed to stat blob %s: %m", CAS_DIGEST_HEX(&b->digest));
+        if ((int64_t) st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec != f->ctime_ns)
+                return log_error_errno(-EBADMSG, "Blob %s changed while it was read", CAS_DIGEST_HEX(&b->digest));
+        return 0;
+}
+
+/* A file the read-ahead verified: 1 when rendered, 0 when the read-ahead
+ * does not have it. */
+static int render_prefetched(struct renderer *rd, const struct cas_node *n) {
+        struct nar_fetched f;
+        int r;
+
+        r = nar_prefetch_take(rd->pf, n, &f);
+        if (r <= 0)
+                return r;
+        r = emit_file_header(rd, n);
+        if (r >= 0)
+                r = f.reader ? emit_fetched_reader(rd, &f) : emit(rd, f.data, (size_t) n->size);
+        if (r >= 0)
+                r = emit_padding(rd, n->size);
+        free(f.data);
+        cas_blob_reader_close(f.reader);
+        return r < 0 ? r : 1;
+}
+
 static int render_file(struct renderer *rd, const struct cas_node *n) {
         _cleanup_(cas_blob_reader_closep) struct cas_blob_reader *b = NULL;
         int r;
 
+        if (rd->pf) {
+                r = render_prefetched(rd, n);
+                if (r != 0)
+                        return r < 0 ? r : 0;
+        }
         r = cas_blob_open(rd->blobs, &n->digest, &b);
         if (r == -ENOENT)
                 return log_error_errno(r, "Blob %s is missing", CAS_DIGEST_HEX(&n->digest));
@@ -211,16 +281,7 @@ static int render_file(struct renderer *rd, const struct cas_node *n) {
                         return r;
         }
 
-        r = emit_str(rd, "regular");
-        if (r >= 0 && n->executable) {
-                r = emit_str(rd, "executable");
-                if (r >= 0)
-                        r = emit_str(rd, "");
-        }
-        if (r >= 0)
-                r = emit_str(rd, "contents");
-        if (r >= 0)
-                r = emit_u64(rd, n->size);
+        r = emit_file_header(rd, n);
         if (r < 0)
                 return r;
         if (b->data)
@@ -228,7 +289,7 @@ static int render_file(struct renderer *rd, const struct cas_node *n) {
         else if (rd->write && b->size <= WHOLE_BLOB_MAX)
                 r = emit_verified(rd, &b->digest, rd->scratch, (size_t) b->size);
         else
-                r = emit_streamed_blob(rd, b);
+                r = emit_streamed_blob(rd, b, true);
         if (r < 0)
                 return r;
         return emit_padding(rd, n->size);
@@ -330,9 +391,13 @@ int nar_render(struct cas_blob_service *blobs, struct cas_dir_service *dirs, con
                 if (r < 0)
                         return r;
         }
+        /* without the read-ahead (no memory, no threads) it renders alone */
+        if (root->kind != CAS_NODE_SYMLINK && nar_prefetch_start(blobs, dirs, root, write != NULL, 0, &rd.pf) < 0)
+                rd.pf = NULL;
         r = emit_str(&rd, "nix-archive-1");
         if (r >= 0)
                 r = render_node(&rd, root, 0);
+        nar_prefetch_stop(rd.pf);
         scratch = rd.scratch;
         if (r >= 0)
                 r = flush(&rd);

@@ -35,19 +35,19 @@ enum {
 };
 
 /* Renders the NAR of root (its name is ignored) to write, or only computes
- * its size and SHA-256 if write is NULL.  Memory stays constant whatever
- * the file sizes (one I/O buffer plus the directories on the current path).
+ * its size and SHA-256 if write is NULL.  Memory stays bounded whatever
+ * the tree and file sizes: one I/O buffer, the directories on the current
+ * path, and the read-ahead (nar_prefetch.h: at most 64 MiB of verified
+ * file contents), which reads and BLAKE3-verifies blobs on all cores.
  *
  * Blob integrity: no byte of a blob that does not hash to its digest is
- * ever written.  In-memory blobs, and on-disk blobs up to 1 MiB (read once
- * into a scratch buffer), are hashed and then emitted from the very bytes
- * hashed.  Larger on-disk blobs are verified in full before their first
- * byte is emitted (a second read, usually from the page cache) and hashed
- * again while streaming; if the bytes changed between the two reads the
- * render fails with -EBADMSG after having written them, so a caller must
- * treat the output of a failed render as garbage (the CLI exits non-zero).
- * Without a sink (hash only) one streaming pass suffices since nothing
- * escapes before the check.
+ * ever written.  Blobs up to 8 MiB are read once into memory, verified
+ * there and emitted from the very bytes hashed.  Larger on-disk blobs are
+ * verified in full before their first byte is emitted, then read again as
+ * they stream; if the file changed in between (its ctime, or for readers
+ * without an fd a second hash, tells) the render fails with -EBADMSG after
+ * having written them, so a caller must treat the output of a failed
+ * render as garbage (the CLI exits non-zero).
  *
  * Errors: -ENOENT (missing blob or directory), -EBADMSG (blob size differs
  * from the FileNode's, digest mismatch, directory smaller than the node

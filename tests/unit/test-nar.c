@@ -443,6 +443,64 @@ static void test_corrupt_large_blob(void) {
         free(evil);
 }
 
+/* Appends a regular file entry named name with len pseudo-random bytes. */
+static void put_file_entry(struct buf *b, const char *name, size_t len, unsigned seed) {
+        uint8_t *data = malloc(len ? len : 1);
+
+        CHECK(data);
+        for (size_t i = 0; i < len; i++)
+                data[i] = (uint8_t) ((i * 2654435761u + seed) >> 13);
+        put_strs(b, "entry", "(", "name", NULL);
+        put_str(b, name);
+        put_strs(b, "node", "(", "type", "regular", "contents", NULL);
+        put_bytes(b, data, len);
+        put_strs(b, ")", ")", NULL);
+        free(data);
+}
+
+/* Many files (more than the read-ahead ring holds), files at and above its
+ * per-file limit, more bytes than its budget: the render comes out in NAR
+ * order, byte for byte; a failing sink or a missing blob stops it cleanly
+ * with files still in flight. */
+static void test_many_files(void) {
+        struct buf nar = {}, out = {};
+        struct nar_ingest_result res;
+        struct cas_blob_service *empty;
+        uint64_t size;
+        uint8_t sha[32];
+        char name[32];
+
+        store_reset();
+        put_strs(&nar, "nix-archive-1", "(", "type", "directory", NULL);
+        for (unsigned i = 0; i < 700; i++) {
+                snprintf(name, sizeof(name), "f%04u", i);
+                put_file_entry(&nar, name, (i * 7919u) % 20000, i);
+        }
+        for (unsigned i = 0; i < 9; i++) { /* 72 MiB at the in-memory limit */
+                snprintf(name, sizeof(name), "m%u", i);
+                put_file_entry(&nar, name, 8 * 1024 * 1024, 1);
+        }
+        put_file_entry(&nar, "z", 9 * 1024 * 1024, 2);
+        put_strs(&nar, ")", NULL);
+        round_trip(&nar, 0, NULL);
+
+        struct buf in = { .p = nar.p, .len = nar.len };
+        CHECK_OK(nar_ingest(blobs, dirs, buf_read, &in, 0, &res));
+        for (int fail = 1; fail <= 16; fail *= 4) { /* the render makes some 40 calls */
+                out = (struct buf){ .fail_after = fail };
+                CHECK_EQ(nar_render(blobs, dirs, &res.root, 0, buf_write, &out, &size, sha), -ENOSPC);
+                free(out.p);
+        }
+        CHECK_OK(cas_blob_memory_new(&empty));
+        out = (struct buf){};
+        CHECK_EQ(nar_render(empty, dirs, &res.root, 0, buf_write, &out, &size, sha), -ENOENT);
+        CHECK(out.len < 200);
+        free(out.p);
+        cas_blob_service_free(empty);
+        free(res.mem);
+        free(nar.p);
+}
+
 static void test_sink_error(void) {
         struct cas_node root;
         struct buf out = { .fail_after = 1 };
@@ -748,6 +806,7 @@ int main(void) {
         RUN(test_large_files);
         RUN(test_corrupt_blob);
         RUN(test_corrupt_large_blob);
+        RUN(test_many_files);
         RUN(test_sink_error);
         RUN(test_hostile);
         RUN(test_store_errors);
