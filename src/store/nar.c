@@ -392,7 +392,8 @@ int nar_render(struct cas_blob_service *blobs, struct cas_dir_service *dirs, con
                         return r;
         }
         /* without the read-ahead (no memory, no threads) it renders alone */
-        if (root->kind != CAS_NODE_SYMLINK && nar_prefetch_start(blobs, dirs, root, write != NULL, 0, &rd.pf) < 0)
+        if (root->kind != CAS_NODE_SYMLINK && !(flags & NAR_RENDER_SERIAL) &&
+            nar_prefetch_start(blobs, dirs, root, write != NULL, 0, &rd.pf) < 0)
                 rd.pf = NULL;
         r = emit_str(&rd, "nix-archive-1");
         if (r >= 0)

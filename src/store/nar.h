@@ -32,6 +32,7 @@ typedef int (*nar_write_fn)(void *userdata, const void *buf, size_t len);
 
 enum {
         NAR_RENDER_NO_SHA256 = 1 << 0, /* skip the NAR hash (ret_sha256 untouched) */
+        NAR_RENDER_SERIAL = 1 << 1,    /* no read-ahead threads: read and verify in the caller's */
 };
 
 /* Renders the NAR of root (its name is ignored) to write, or only computes

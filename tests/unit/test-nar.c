@@ -13,6 +13,11 @@
 #include "store/nar.h"
 #include "test.h"
 
+/* Every render runs with the read-ahead, then again with these flags
+ * (NAR_RENDER_SERIAL): both paths must give the same bytes and errors. */
+static unsigned extra_flags;
+#define nar_render(b, d, n, f, ...) nar_render((b), (d), (n), (f) | extra_flags, __VA_ARGS__)
+
 #define N(s) .name = (s), .name_len = sizeof(s) - 1
 #define T(s) .target = (s), .target_len = sizeof(s) - 1
 
@@ -811,6 +816,14 @@ int main(void) {
         RUN(test_hostile);
         RUN(test_store_errors);
         RUN(test_local_trees);
+        extra_flags = NAR_RENDER_SERIAL;
+        RUN(test_hello);
+        RUN(test_complicated);
+        RUN(test_large_files);
+        RUN(test_corrupt_blob);
+        RUN(test_corrupt_large_blob);
+        RUN(test_many_files);
+        RUN(test_sink_error);
         cas_blob_service_free(blobs);
         cas_dir_service_free(dirs);
         return 0;
