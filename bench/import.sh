@@ -1,7 +1,9 @@
 #!/bin/bash
 # Import benchmark: on one tree of >= 30,000 files and >= 1 GiB, times in
 # the same run, each into a cold destination on the same disk:
-#   castore import            (hash on all cores, store blobs + LMDB, durable)
+#   castore import            (hash on all cores, store blobs + LMDB, durable,
+#                             plus the Nix store path: NAR hash of the source)
+#   castore import --no-nix   the same without the Nix store path
 #   cp -a                     the copy limit: read and write every byte
 #   cp -a + sync              the same made durable, as castore's import is
 #   b3sum of every file       the hashing limit (reads + BLAKE3 only)
@@ -39,6 +41,7 @@ run() {  # NAME CMD...  ($DEST is a fresh directory)
 for round in $(seq 1 "$ROUNDS"); do
         echo "round $round" >&2
         run "castore import" sh -c '"$1" --store "$DEST/store" import --no-progress "$2" --name tree' sh "$CASTORE" "$TREE"
+        run "castore import --no-nix" sh -c '"$1" --store "$DEST/store" import --no-progress --no-nix "$2" --name tree' sh "$CASTORE" "$TREE"
         run "cp -a" sh -c 'cp -a "$1" "$DEST/copy"' sh "$TREE"
         run "cp -a + sync" sh -c 'cp -a "$1" "$DEST/copy" && sync' sh "$TREE"
         run "b3sum" sh -c 'cd "$1" && find . -type f -print0 | xargs -0 -n 2000 b3sum --no-names > /dev/null' sh "$TREE"
@@ -53,7 +56,7 @@ base=$(med "cp -a")
 {
 echo "| tool | median s | vs cp -a | vs castore | peak RSS MiB |"
 echo "|---|---:|---:|---:|---:|"
-for name in "castore import" "cp -a" "cp -a + sync" "b3sum" "nix-store --add" "mksquashfs (no compression)"; do
+for name in "castore import" "castore import --no-nix" "cp -a" "cp -a + sync" "b3sum" "nix-store --add" "mksquashfs (no compression)"; do
         m=$(med "$name")
         printf '| %s | %.2f | %s | %s | %d |\n' "$name" "$m" "$(ratio "$m" "$base")" "$(ratio "$m" "$(med "castore import")")" $((rss[$name] / 1024))
 done
