@@ -85,6 +85,21 @@ ssize_t cas_blob_pread(struct cas_blob_reader *r, void *buf, size_t len, uint64_
         return r->ops->pread(r, buf, len, off);
 }
 
+ssize_t cas_blob_pread_full(struct cas_blob_reader *r, void *buf, size_t len, uint64_t off) {
+        size_t got = 0;
+
+        while (got < len) {
+                ssize_t n = cas_blob_pread(r, (uint8_t *) buf + got, len - got, off + got);
+
+                if (n < 0)
+                        return n;
+                if (n == 0)
+                        break;
+                got += (size_t) n;
+        }
+        return (ssize_t) got;
+}
+
 void cas_blob_reader_close(struct cas_blob_reader *r) {
         if (r && r->ops->close)
                 r->ops->close(r);

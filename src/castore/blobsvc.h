@@ -106,6 +106,8 @@ void cas_blob_service_free(struct cas_blob_service *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct cas_blob_service *, cas_blob_service_free);
 
 ssize_t cas_blob_pread(struct cas_blob_reader *r, void *buf, size_t len, uint64_t off);
+/* Reads until len bytes or the blob's end: the count, or -errno. */
+ssize_t cas_blob_pread_full(struct cas_blob_reader *r, void *buf, size_t len, uint64_t off);
 void cas_blob_reader_close(struct cas_blob_reader *r);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct cas_blob_reader *, cas_blob_reader_close);
 

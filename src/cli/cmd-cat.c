@@ -14,20 +14,6 @@
 #define CAT_WHOLE_MAX (64ULL * 1024 * 1024) /* verified in memory up to this size */
 #define CAT_CHUNK (1024 * 1024)
 
-static ssize_t pread_full(struct cas_blob_reader *rd, uint8_t *buf, size_t len, uint64_t off) {
-        size_t got = 0;
-
-        while (got < len) {
-                ssize_t n = cas_blob_pread(rd, buf + got, len - got, off + got);
-                if (n < 0)
-                        return n;
-                if (n == 0)
-                        break;
-                got += n;
-        }
-        return got;
-}
-
 /* Small blobs: read, verify, then write.  Large ones: verify a first pass,
  * then stream while hashing again, and fail if the second pass differs. */
 static int cat_blob(struct cas_blob_reader *rd, int out) {
@@ -48,7 +34,7 @@ static int cat_blob(struct cas_blob_reader *rd, int out) {
         }
         cas_hasher_init(&h);
         for (;;) {
-                ssize_t n = pread_full(rd, buf, chunk, off);
+                ssize_t n = cas_blob_pread_full(rd, buf, chunk, off);
                 if (n < 0)
                         return n;
                 if (n == 0)

@@ -1003,8 +1003,8 @@ int fs_readdir(struct fs *fs, uint64_t ino, uint64_t fh, uint64_t off, bool plus
 
 static bool verified_match(const struct verified_file *v, const struct stat *st) {
         return v->dev == st->st_dev && v->ino == st->st_ino && v->size == (uint64_t) st->st_size &&
-               v->mtime_ns == (int64_t) st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec &&
-               v->ctime_ns == (int64_t) st->st_ctim.tv_sec * 1000000000 + st->st_ctim.tv_nsec;
+               v->mtime_ns == timespec_ns(st->st_mtim) &&
+               v->ctime_ns == timespec_ns(st->st_ctim);
 }
 
 /* Has this blob file been hashed before, unchanged since?  A file that
@@ -1031,8 +1031,8 @@ static void verified_add(struct fs *fs, const struct cas_digest *d, const struct
                 .dev = st->st_dev,
                 .ino = st->st_ino,
                 .size = st->st_size,
-                .mtime_ns = (int64_t) st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec,
-                .ctime_ns = (int64_t) st->st_ctim.tv_sec * 1000000000 + st->st_ctim.tv_nsec,
+                .mtime_ns = timespec_ns(st->st_mtim),
+                .ctime_ns = timespec_ns(st->st_ctim),
         };
         pthread_mutex_lock(&fs->lock);
         old = hashmap_remove(&fs->verified, le64(d->b), d);

@@ -20,7 +20,7 @@
  * verified there and emitted from it: one read, and nothing can change
  * between the check and the output.  Larger ones are verified, then read
  * a second time as they are emitted. */
-#define WHOLE_BLOB_MAX (8 * 1024 * 1024)
+#define WHOLE_BLOB_MAX NAR_PREFETCH_FILE_MAX
 
 struct renderer {
         struct cas_blob_service *blobs;
@@ -33,7 +33,7 @@ struct renderer {
         uint8_t *buf;    /* RENDER_BUF_SIZE bytes */
         size_t len;      /* bytes buffered */
         uint8_t *scratch; /* WHOLE_BLOB_MAX bytes, allocated on first use */
-        struct nar_prefetch *pf; /* read-ahead of small files, or NULL */
+        struct nar_prefetch *pf; /* read-ahead of the files, or NULL */
 };
 
 static int flush(struct renderer *rd) {
@@ -133,23 +133,19 @@ static int emit_verified(struct renderer *rd, const struct cas_digest *want, con
 
 /* Reads a small on-disk blob whole into the scratch buffer. */
 static int read_whole(struct renderer *rd, struct cas_blob_reader *b) {
-        size_t got = 0;
+        ssize_t n;
 
         if (!rd->scratch) {
                 rd->scratch = malloc(WHOLE_BLOB_MAX);
                 if (!rd->scratch)
                         return -ENOMEM;
         }
-        while (got < b->size) {
-                ssize_t n = cas_blob_pread(b, rd->scratch + got, (size_t) b->size - got, got);
-
-                if (n < 0)
-                        return log_error_errno((int) n, "Failed to read blob %s: %m", CAS_DIGEST_HEX(&b->digest));
-                if (n == 0)
-                        return log_error_errno(-EBADMSG, "Blob %s is shorter than its size %" PRIu64,
-                                               CAS_DIGEST_HEX(&b->digest), b->size);
-                got += (size_t) n;
-        }
+        n = cas_blob_pread_full(b, rd->scratch, (size_t) b->size, 0);
+        if (n < 0)
+                return log_error_errno((int) n, "Failed to read blob %s: %m", CAS_DIGEST_HEX(&b->digest));
+        if ((uint64_t) n < b->size)
+                return log_error_errno(-EBADMSG, "Blob %s is shorter than its size %" PRIu64,
+                                       CAS_DIGEST_HEX(&b->digest), b->size);
         return 0;
 }
 
@@ -229,7 +225,7 @@ static int emit_fetched_reader(struct renderer *rd, const struct nar_fetched *f)
                 return r;
         if (fstat(b->fd, &st) < 0)
                 return log_error_errno(negative_errno(), "Failed to stat blob %s: %m", CAS_DIGEST_HEX(&b->digest));
-        if ((int64_t) st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec != f->ctime_ns)
+        if (timespec_ns(st.st_ctim) != f->ctime_ns)
                 return log_error_errno(-EBADMSG, "Blob %s changed while it was read", CAS_DIGEST_HEX(&b->digest));
         return 0;
 }

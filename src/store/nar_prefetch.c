@@ -49,21 +49,6 @@ struct nar_prefetch {
         bool stop;                 /* lock */
 };
 
-static int read_all(struct cas_blob_reader *b, uint8_t *buf, uint64_t size) {
-        uint64_t got = 0;
-
-        while (got < size) {
-                ssize_t n = cas_blob_pread(b, buf + got, (size_t) (size - got), got);
-
-                if (n < 0)
-                        return (int) n;
-                if (n == 0)
-                        return -EBADMSG;
-                got += (uint64_t) n;
-        }
-        return 0;
-}
-
 /* Verifies a large blob in place, keeping its reader open.  Without an fd
  * (a remote blob, say) and with nothing output, a second pass would cost
  * as much as the first: the renderer hashes it as it reads it instead. */
@@ -82,7 +67,7 @@ static int verify_large(struct nar_prefetch *p, struct cas_blob_reader **b, stru
                         *why = "cannot be read";
                         return negative_errno();
                 }
-                ret->ctime_ns = (int64_t) st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec;
+                ret->ctime_ns = timespec_ns(st.st_ctim);
         }
         r = cas_blob_reader_verify(*b);
         if (r < 0) {
@@ -98,21 +83,19 @@ static int verify_large(struct nar_prefetch *p, struct cas_blob_reader **b, stru
 static int read_small(struct cas_blob_reader *b, uint64_t size, struct nar_fetched *ret, const char **why) {
         _cleanup_free_ uint8_t *buf = NULL;
         struct cas_digest got;
-        int r;
+        ssize_t n;
 
         *why = "cannot be read";
         if (size > 0) {
                 buf = malloc((size_t) size);
                 if (!buf)
                         return -ENOMEM;
-                if (b->data)
-                        memcpy(buf, b->data, (size_t) size);
-                else {
-                        r = read_all(b, buf, size);
-                        if (r == -EBADMSG)
-                                *why = "is shorter than its size";
-                        if (r < 0)
-                                return r;
+                n = cas_blob_pread_full(b, buf, (size_t) size, 0);
+                if (n < 0)
+                        return (int) n;
+                if ((uint64_t) n < size) {
+                        *why = "is shorter than its size";
+                        return -EBADMSG;
                 }
         }
         cas_digest_of(buf ? (const void *) buf : "", (size_t) size, &got);

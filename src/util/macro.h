@@ -3,7 +3,9 @@
 #pragma once
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #define _unused_ __attribute__((unused))
@@ -53,6 +55,11 @@ static inline void closep(int *fd) {
                 if (*p)                         \
                         func(*p);               \
         }
+
+/* A timestamp (struct stat's st_ctim, say) in nanoseconds. */
+static inline int64_t timespec_ns(struct timespec t) {
+        return (int64_t) t.tv_sec * 1000000000 + t.tv_nsec;
+}
 
 /* Map a libc-style "-1 and errno" result to -errno (never 0 on failure). */
 static inline int negative_errno(void) {

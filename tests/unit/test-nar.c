@@ -804,8 +804,7 @@ static void test_local_trees(void) {
         CHECK(system(cmd) == 0);
 }
 
-int main(void) {
-        RUN(test_symlink);
+static void render_tests(void) {
         RUN(test_hello);
         RUN(test_complicated);
         RUN(test_large_files);
@@ -813,17 +812,16 @@ int main(void) {
         RUN(test_corrupt_large_blob);
         RUN(test_many_files);
         RUN(test_sink_error);
+}
+
+int main(void) {
+        RUN(test_symlink);
+        render_tests();
         RUN(test_hostile);
         RUN(test_store_errors);
         RUN(test_local_trees);
         extra_flags = NAR_RENDER_SERIAL;
-        RUN(test_hello);
-        RUN(test_complicated);
-        RUN(test_large_files);
-        RUN(test_corrupt_blob);
-        RUN(test_corrupt_large_blob);
-        RUN(test_many_files);
-        RUN(test_sink_error);
+        render_tests();
         cas_blob_service_free(blobs);
         cas_dir_service_free(dirs);
         return 0;
