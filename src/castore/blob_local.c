@@ -15,9 +15,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../util/log.h"
-#include "blobsvc.h"
-#include "../util/io.h"
+#include "util/log.h"
+#include "castore/blobsvc.h"
+#include "util/io.h"
 
 /* Deferred blobs waiting for cas_blob_sync(); past this many, the
  * committing thread flushes them itself, which bounds both the work lost

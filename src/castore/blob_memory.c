@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../util/hashmap.h"
-#include "blobsvc.h"
+#include "util/hashmap.h"
+#include "castore/blobsvc.h"
 
 struct mem_blob {
         struct cas_digest digest;
@@ -37,18 +37,11 @@ static bool blob_eq(const void *entry, const void *key) {
         return cas_digest_equal(&((const struct mem_blob *) entry)->digest, key);
 }
 
-static uint64_t digest_hash(const struct cas_digest *d) {
-        uint64_t h;
-
-        memcpy(&h, d->b, sizeof(h));
-        return h;
-}
-
 static struct mem_blob *lookup(struct blob_memory *m, const struct cas_digest *d) {
         struct mem_blob *b;
 
         pthread_rwlock_rdlock(&m->lock);
-        b = hashmap_get(&m->blobs, digest_hash(d), d);
+        b = hashmap_get(&m->blobs, cas_digest_hash(d), d);
         pthread_rwlock_unlock(&m->lock);
         return b;
 }
@@ -110,10 +103,10 @@ static int insert(struct blob_memory *m, const struct cas_digest *d, const void 
         b->size = len;
         memcpy(b->data, data, len);
         pthread_rwlock_wrlock(&m->lock);
-        if (hashmap_get(&m->blobs, digest_hash(d), d))
+        if (hashmap_get(&m->blobs, cas_digest_hash(d), d))
                 free(b); /* another thread stored it meanwhile */
         else {
-                r = hashmap_put(&m->blobs, digest_hash(d), b);
+                r = hashmap_put(&m->blobs, cas_digest_hash(d), b);
                 if (r < 0)
                         free(b);
         }

@@ -1,6 +1,6 @@
 /* Blob service wrappers: argument checks and -EOPNOTSUPP for missing ops,
  * plus cas_blob_reader_verify, which re-hashes a blob through any reader. */
-#include "blobsvc.h"
+#include "castore/blobsvc.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -8,8 +8,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "../util/macro.h"
-#include "digest.h"
+#include "util/macro.h"
+#include "castore/digest.h"
 
 struct cas_blob_service;
 struct cas_blob_reader;

@@ -1,9 +1,9 @@
 /* BLAKE3 digest helpers: hashing, hex and b3:base64 display and parsing. */
-#include "digest.h"
+#include "castore/digest.h"
 
 #include <errno.h>
 
-#include "../util/base64.h"
+#include "util/base64.h"
 
 const struct cas_digest cas_digest_empty = { {
         0xaf, 0x13, 0x49, 0xb9, 0xf5, 0xf9, 0xa1, 0xa6, 0xa0, 0x40, 0x4d, 0xea, 0x36, 0xdc, 0xc9, 0x49,

@@ -34,6 +34,14 @@ static inline bool cas_digest_equal(const struct cas_digest *a, const struct cas
         return memcmp(a->b, b->b, CAS_DIGEST_LEN) == 0;
 }
 
+/* A hash-table key for a digest: its first 8 bytes (already uniform). */
+static inline uint64_t cas_digest_hash(const struct cas_digest *d) {
+        uint64_t h;
+
+        memcpy(&h, d->b, sizeof(h));
+        return h;
+}
+
 /* The digest of the empty string, which is also that of the empty Directory. */
 extern const struct cas_digest cas_digest_empty;
 

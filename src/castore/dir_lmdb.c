@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../util/log.h"
-#include "dirsvc.h"
-#include "lmdb.h"
+#include "util/log.h"
+#include "castore/dirsvc.h"
+#include "castore/lmdb.h"
 
 #define SIZE_PREFIX 8
 

@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../util/hashmap.h"
-#include "dirsvc.h"
+#include "util/hashmap.h"
+#include "castore/dirsvc.h"
 
 struct mem_dir {
         struct cas_digest digest;
@@ -26,13 +26,6 @@ static bool dir_eq(const void *entry, const void *key) {
         return cas_digest_equal(&((const struct mem_dir *) entry)->digest, key);
 }
 
-static uint64_t digest_hash(const struct cas_digest *d) {
-        uint64_t h;
-
-        memcpy(&h, d->b, sizeof(h));
-        return h;
-}
-
 static int mem_get(struct cas_dir_service *s, const struct cas_digest *d, struct cas_directory **ret) {
         struct dir_memory *m = (struct dir_memory *) s;
         _cleanup_(cas_directory_freep) struct cas_directory *dir = NULL;
@@ -42,7 +35,7 @@ static int mem_get(struct cas_dir_service *s, const struct cas_digest *d, struct
         /* Entries are never removed while the service lives: decoding
          * outside the lock is safe. */
         pthread_rwlock_rdlock(&m->lock);
-        e = hashmap_get(&m->dirs, digest_hash(d), d);
+        e = hashmap_get(&m->dirs, cas_digest_hash(d), d);
         pthread_rwlock_unlock(&m->lock);
         if (!e)
                 return -ENOENT;
@@ -60,7 +53,7 @@ static int mem_stat(struct cas_dir_service *s, const struct cas_digest *d, uint6
         struct mem_dir *e;
 
         pthread_rwlock_rdlock(&m->lock);
-        e = hashmap_get(&m->dirs, digest_hash(d), d);
+        e = hashmap_get(&m->dirs, cas_digest_hash(d), d);
         if (e)
                 *ret_size = e->size;
         pthread_rwlock_unlock(&m->lock);
@@ -70,7 +63,7 @@ static int mem_stat(struct cas_dir_service *s, const struct cas_digest *d, uint6
 /* Called with the write lock held: sees what this batch inserted so far. */
 static int locked_child_size(void *userdata, const struct cas_digest *d, uint64_t *ret_size) {
         struct dir_memory *m = userdata;
-        struct mem_dir *e = hashmap_get(&m->dirs, digest_hash(d), d);
+        struct mem_dir *e = hashmap_get(&m->dirs, cas_digest_hash(d), d);
 
         if (!e)
                 return -ENOENT;
@@ -111,7 +104,7 @@ static int mem_put(struct cas_dir_service *s, struct cas_directory *const *dirs,
         if (r >= 0) {
                 pthread_rwlock_wrlock(&m->lock);
                 for (size_t i = 0; i < n && r >= 0; i++) {
-                        uint64_t h = digest_hash(&enc[i]->digest);
+                        uint64_t h = cas_digest_hash(&enc[i]->digest);
 
                         r = cas_dir_check_children(dirs[i], flags, locked_child_size, m, ret_why);
                         if (r < 0 || hashmap_get(&m->dirs, h, &enc[i]->digest))
@@ -122,7 +115,7 @@ static int mem_put(struct cas_dir_service *s, struct cas_directory *const *dirs,
                 if (r < 0) /* all or nothing: take back this batch's inserts */
                         for (size_t i = 0; i < n; i++)
                                 if (inserted[i]) {
-                                        hashmap_remove(&m->dirs, digest_hash(&enc[i]->digest), &enc[i]->digest);
+                                        hashmap_remove(&m->dirs, cas_digest_hash(&enc[i]->digest), &enc[i]->digest);
                                         inserted[i] = false;
                                 }
                 pthread_rwlock_unlock(&m->lock);

@@ -1,6 +1,6 @@
 /* Directory and Node messages: building, validation, canonical encoding
  * through protobuf-c, and decoding of untrusted bytes. */
-#include "directory.h"
+#include "castore/directory.h"
 
 #include <errno.h>
 #include <stdlib.h>

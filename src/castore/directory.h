@@ -8,8 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../util/macro.h"
-#include "digest.h"
+#include "util/macro.h"
+#include "castore/digest.h"
 
 #define CAS_NAME_MAX 255
 #define CAS_TARGET_MAX 4095

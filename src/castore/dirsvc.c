@@ -1,12 +1,12 @@
 /* Directory service wrappers, the put-time child check shared by backends,
  * and the recursive walk (breadth first, each digest once). */
-#include "dirsvc.h"
+#include "castore/dirsvc.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "../util/hashmap.h"
+#include "util/hashmap.h"
 
 int cas_dir_get(struct cas_dir_service *s, const struct cas_digest *d, struct cas_directory **ret) {
         if (!s || !d || !ret)
@@ -103,13 +103,6 @@ static bool digest_eq(const void *entry, const void *key) {
         return cas_digest_equal(entry, key);
 }
 
-static uint64_t digest_hash(const struct cas_digest *d) {
-        uint64_t h;
-
-        memcpy(&h, d->b, sizeof(h));
-        return h;
-}
-
 static struct cas_digest *walk_item(struct walk *w, size_t i) {
         return &w->chunks[i / WALK_CHUNK][i % WALK_CHUNK];
 }
@@ -118,7 +111,7 @@ static struct cas_digest *walk_item(struct walk *w, size_t i) {
 static int walk_push(struct walk *w, const struct cas_digest *d) {
         struct cas_digest *slot;
 
-        if (hashmap_get(&w->seen, digest_hash(d), d))
+        if (hashmap_get(&w->seen, cas_digest_hash(d), d))
                 return 0;
         if (w->count == w->n_chunks * WALK_CHUNK) {
                 struct cas_digest **c = realloc(w->chunks, (w->n_chunks + 1) * sizeof(*c));
@@ -133,7 +126,7 @@ static int walk_push(struct walk *w, const struct cas_digest *d) {
         }
         slot = walk_item(w, w->count);
         *slot = *d;
-        if (hashmap_put(&w->seen, digest_hash(d), slot) < 0)
+        if (hashmap_put(&w->seen, cas_digest_hash(d), slot) < 0)
                 return -ENOMEM;
         w->count++;
         return 0;

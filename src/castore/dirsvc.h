@@ -4,8 +4,8 @@
  * Backends: memory:// and LMDB in the local store.  Thread-safe. */
 #pragma once
 
-#include "../util/macro.h"
-#include "directory.h"
+#include "util/macro.h"
+#include "castore/directory.h"
 
 struct cas_dir_service;
 

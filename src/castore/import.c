@@ -3,7 +3,7 @@
  * contents.  A directory is finalized (its Directory message built) once
  * every child is done; finalized directories are stored in batches, each
  * batch only after the blobs written so far are made durable. */
-#include "import.h"
+#include "castore/import.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -16,10 +16,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../util/log.h"
-#include "../util/workqueue.h"
-#include "localfs.h"
-#include "../util/io.h"
+#include "util/log.h"
+#include "util/workqueue.h"
+#include "castore/localfs.h"
+#include "util/io.h"
 
 #define SMALL_FILE_MAX (1024 * 1024) /* read whole, hash, then store if new */
 #define CHUNK_SIZE (1024 * 1024)     /* streaming chunk for larger files */

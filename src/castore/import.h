@@ -10,8 +10,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "directory.h"
-#include "store.h"
+#include "castore/directory.h"
+#include "castore/store.h"
 
 struct cas_import_opts {
         unsigned threads;   /* hashing workers; 0 = one per CPU */

@@ -1,14 +1,14 @@
 /* The local store's LMDB environment: opening with the store's settings,
  * named databases, and the one mapping of LMDB result codes to -errno. */
-#include "lmdb.h"
+#include "castore/lmdb.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 
-#include "../util/log.h"
-#include "store.h"
+#include "util/log.h"
+#include "castore/store.h"
 
 int cas_lmdb_errno(int rc) {
         switch (rc) {

@@ -7,7 +7,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 
-#include "../util/macro.h"
+#include "util/macro.h"
 
 /* Address space reserved for the map.  LMDB (without MDB_WRITEMAP) grows
  * data.mdb only as pages are written, so this costs virtual addresses, not

@@ -1,5 +1,5 @@
 /* Local tree reading helpers for ingestion (see localfs.h). */
-#include "localfs.h"
+#include "castore/localfs.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -8,8 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../util/macro.h"
-#include "directory.h"
+#include "util/macro.h"
+#include "castore/directory.h"
 
 int cas_local_open_file(int dfd, const char *name, struct stat *ret_st) {
         /* O_NONBLOCK: if the file was replaced by a fifo since the caller

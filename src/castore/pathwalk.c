@@ -1,5 +1,5 @@
 /* Path resolution below a node, one Directory fetch per component. */
-#include "pathwalk.h"
+#include "castore/pathwalk.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -3,7 +3,7 @@
  * arguments and by the Nix layer for STOREPATH/sub/path. */
 #pragma once
 
-#include "dirsvc.h"
+#include "castore/dirsvc.h"
 
 /* Walks subpath ("a/b/c"; empty components and "." are skipped) from
  * start.  *ret is the node reached (named by the last component, or start

@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../util/log.h"
-#include "lmdb.h"
-#include "rootsvc.h"
+#include "util/log.h"
+#include "castore/lmdb.h"
+#include "castore/rootsvc.h"
 
 struct root_lmdb {
         struct cas_root_service base;

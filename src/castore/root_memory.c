@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../util/hashmap.h"
-#include "rootsvc.h"
+#include "util/hashmap.h"
+#include "castore/rootsvc.h"
 
 struct mem_root {
         struct cas_node node;

@@ -1,6 +1,6 @@
 /* Root service wrappers: argument and name checks, -EOPNOTSUPP for missing
  * ops.  Backends may rely on names and nodes being valid. */
-#include "rootsvc.h"
+#include "castore/rootsvc.h"
 
 #include <errno.h>
 

@@ -4,8 +4,8 @@
  * Thread-safe. */
 #pragma once
 
-#include "../util/macro.h"
-#include "directory.h"
+#include "util/macro.h"
+#include "castore/directory.h"
 
 struct cas_root_service;
 

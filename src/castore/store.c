@@ -1,6 +1,6 @@
 /* Opening a store: picks the backends for a URL (memory://, a local store
  * directory) and, for the local store, creates or checks its layout. */
-#include "store.h"
+#include "castore/store.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -11,9 +11,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../util/io.h"
-#include "../util/log.h"
-#include "lmdb.h"
+#include "util/io.h"
+#include "util/log.h"
+#include "castore/lmdb.h"
 
 void cas_store_free(struct cas_store *s) {
         if (!s)

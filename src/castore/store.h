@@ -9,9 +9,9 @@
  * environment through cas_store_lmdb(). */
 #pragma once
 
-#include "blobsvc.h"
-#include "dirsvc.h"
-#include "rootsvc.h"
+#include "castore/blobsvc.h"
+#include "castore/dirsvc.h"
+#include "castore/rootsvc.h"
 
 enum {
         CAS_STORE_CREATE = 1 << 0,   /* create the local store if missing */

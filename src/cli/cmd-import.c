@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "castore/import.h"
-#include "cli.h"
+#include "cli/cli.h"
 #include "store/nar.h"
 #include "store/pathinfosvc.h"
 #include "util/log.h"

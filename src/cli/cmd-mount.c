@@ -12,7 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "cli.h"
+#include "cli/cli.h"
 #include "fs/fs.h"
 #include "transport/devfuse.h"
 #include "transport/fusemount.h"
@@ -134,7 +134,7 @@ static int run_mount(int argc, char **argv) {
                         break;
                 case 'd':
                         o.debug = true;
-                        log_set_max_level(LOG_DEBUG);
+                        log_set_max_level(LOG_LEVEL_DEBUG);
                         break;
                 default:
                         return -EINVAL;
@@ -193,10 +193,10 @@ static int run_umount(int argc, char **argv) {
                 return cli_usage_error("umount", argc - optind < 1 ? "missing MOUNTPOINT" : "too many arguments");
         if (!fuse_is_mounted(argv[optind]))
                 return log_error_errno(-EINVAL, "umount: %s: not a FUSE mount", argv[optind]);
-        r = fuse_unmount(argv[optind], lazy, geteuid() != 0);
+        r = fusemount_unmount(argv[optind], lazy, geteuid() != 0);
         if (r == -EBUSY) {
                 log_notice("umount: %s is busy: detaching it; it goes away when its last user does", argv[optind]);
-                r = fuse_unmount(argv[optind], true, geteuid() != 0);
+                r = fusemount_unmount(argv[optind], true, geteuid() != 0);
         }
         if (r < 0)
                 return log_error_errno(r, "umount: %s: %m", argv[optind]);

@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "castore/pathwalk.h"
-#include "cli.h"
+#include "cli/cli.h"
 #include "store/nar.h"
 #include "store/nixbase32.h"
 #include "store/pathinfosvc.h"

@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cli.h"
+#include "cli/cli.h"
 #include "store/nixbase32.h"
 #include "store/pathinfosvc.h"
 #include "util/base64.h"

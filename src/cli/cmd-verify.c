@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
+#include "cli/cli.h"
 #include "store/nar.h"
 #include "util/log.h"
 #include "util/workqueue.h"

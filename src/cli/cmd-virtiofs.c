@@ -11,7 +11,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
-#include "cli.h"
+#include "cli/cli.h"
 #include "fs/fs.h"
 #include "transport/virtiofs.h"
 #include "util/log.h"

@@ -1,6 +1,6 @@
 /* The table of castore subcommands, in the order "castore help" lists them.
  * Each command lives in its own src/cli/cmd-*.c file. */
-#include "cli.h"
+#include "cli/cli.h"
 
 extern const struct cli_command cli_cmd_import, cli_cmd_ls, cli_cmd_stat, cli_cmd_cat, cli_cmd_export,
         cli_cmd_verify;

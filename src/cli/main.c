@@ -8,7 +8,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
-#include "cli.h"
+#include "cli/cli.h"
 #include "util/log.h"
 
 static const char *store_url; /* set once while parsing options */
@@ -52,10 +52,10 @@ bool cli_common_option(int opt, const char *arg) {
                 cli_set_store_url(arg);
                 return true;
         case 'v':
-                log_set_max_level(log_get_max_level() < LOG_INFO ? LOG_INFO : LOG_DEBUG);
+                log_set_max_level(log_get_max_level() < LOG_LEVEL_INFO ? LOG_LEVEL_INFO : LOG_LEVEL_DEBUG);
                 return true;
         case 'q':
-                log_set_max_level(LOG_ERR);
+                log_set_max_level(LOG_LEVEL_ERR);
                 return true;
         }
         return false;

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "castore/pathwalk.h"
-#include "cli.h"
+#include "cli/cli.h"
 #include "util/log.h"
 
 int cli_resolve(struct cas_store *store, const char *arg, struct cas_node *ret, void **ret_mem) {

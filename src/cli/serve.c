@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
+#include "cli/cli.h"
 #include "util/log.h"
 
 int cli_parse_uint(const char *s, unsigned long min, unsigned long max, unsigned long *ret) {

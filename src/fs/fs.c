@@ -2,7 +2,7 @@
  * content shares one inode, whose number derives from the digest), lazy
  * Directory fetches, verified blob readers shared by an inode's handles,
  * and the operations of fs.h. */
-#include "fs.h"
+#include "fs/fs.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,7 +1,7 @@
 /* The FUSE protocol engine: validates each request (lengths, names),
  * dispatches it through an opcode table to src/fs, and encodes the reply
  * into the caller's scratch buffer.  Shared by /dev/fuse and virtiofs. */
-#include "fuse_ll.h"
+#include "fuse/fuse_ll.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "fuse_kernel.h"
+#include "fuse/fuse_kernel.h"
 
 struct fs;
 

@@ -1,6 +1,6 @@
 /* NAR rendering: walks a castore tree and streams the NAR bytes through a
  * fixed-size buffer to a sink, hashing them as they go (see nar.h). */
-#include "nar.h"
+#include "store/nar.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -10,10 +10,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "../castore/localfs.h"
-#include "../util/io.h"
-#include "../util/log.h"
-#include "nar_prefetch.h"
+#include "castore/localfs.h"
+#include "util/io.h"
+#include "util/log.h"
+#include "store/nar_prefetch.h"
 
 #define RENDER_BUF_SIZE (512 * 1024)
 /* On-disk blobs up to this size are read once into a scratch buffer,

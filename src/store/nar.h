@@ -16,9 +16,9 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "../castore/blobsvc.h"
-#include "../castore/dirsvc.h"
-#include "sha256.h"
+#include "castore/blobsvc.h"
+#include "castore/dirsvc.h"
+#include "store/sha256.h"
 
 /* Most directory levels (the root directory counting as one) rendered or
  * accepted: beyond any real tree (PATH_MAX allows 2048 levels of

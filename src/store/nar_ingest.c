@@ -9,10 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../util/hashmap.h"
-#include "../util/log.h"
-#include "../util/workqueue.h"
-#include "nar.h"
+#include "util/hashmap.h"
+#include "util/log.h"
+#include "util/workqueue.h"
+#include "store/nar.h"
 
 #define INGEST_BUF_SIZE (256 * 1024)
 /* File contents up to this size are read whole and stored with one put. */
@@ -278,18 +278,11 @@ static bool dir_eq(const void *entry, const void *key) {
         return cas_digest_equal(&((const struct cas_directory *) entry)->digest, key);
 }
 
-static uint64_t digest_hash(const struct cas_digest *d) {
-        uint64_t h;
-
-        memcpy(&h, d->b, sizeof(h));
-        return h;
-}
-
 /* Takes ownership of d. */
 static int add_directory(struct parser *p, struct cas_directory *d) {
         int r;
 
-        if (hashmap_get(&p->seen, digest_hash(&d->digest), &d->digest)) {
+        if (hashmap_get(&p->seen, cas_digest_hash(&d->digest), &d->digest)) {
                 cas_directory_free(d);
                 return 0;
         }
@@ -304,7 +297,7 @@ static int add_directory(struct parser *p, struct cas_directory *d) {
                 p->dirs = n;
                 p->cap_dirs = cap;
         }
-        r = hashmap_put(&p->seen, digest_hash(&d->digest), d);
+        r = hashmap_put(&p->seen, cas_digest_hash(&d->digest), d);
         if (r < 0) {
                 cas_directory_free(d);
                 return r;

@@ -2,7 +2,7 @@
  * ring of slots; workqueue workers fill each slot with the blob's verified
  * bytes (or, for a large one, its verified open reader); the renderer takes the slots in the same order (see
  * nar_prefetch.h). */
-#include "nar_prefetch.h"
+#include "store/nar_prefetch.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -11,9 +11,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "../util/log.h"
-#include "../util/workqueue.h"
-#include "nar.h"
+#include "util/log.h"
+#include "util/workqueue.h"
+#include "store/nar.h"
 
 #define SLOTS 256
 

@@ -8,8 +8,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "../castore/blobsvc.h"
-#include "../castore/dirsvc.h"
+#include "castore/blobsvc.h"
+#include "castore/dirsvc.h"
 
 /* Files up to this size are read ahead into memory; larger ones are
  * verified ahead and streamed by the renderer.  At most

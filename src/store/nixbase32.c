@@ -1,5 +1,5 @@
 /* nixbase32 encoding and strict decoding (see nixbase32.h). */
-#include "nixbase32.h"
+#include "store/nixbase32.h"
 
 #include <errno.h>
 #include <string.h>

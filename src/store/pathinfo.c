@@ -1,6 +1,6 @@
 /* PathInfo model: building, validation, and the protobuf encoding of
  * tvix.store.v1.PathInfo (see pathinfo.h). */
-#include "pathinfo.h"
+#include "store/pathinfo.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "castore.pb-c.h"
-#include "nixbase32.h"
+#include "store/nixbase32.h"
 #include "pathinfo.pb-c.h"
 
 typedef Tvix__Store__V1__PathInfo PbPathInfo;

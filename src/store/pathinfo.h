@@ -8,10 +8,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../castore/directory.h"
-#include "../util/macro.h"
-#include "sha256.h"
-#include "storepath.h"
+#include "castore/directory.h"
+#include "util/macro.h"
+#include "store/sha256.h"
+#include "store/storepath.h"
 
 #define NIX_SIGNATURE_LEN 64 /* ed25519 */
 #define NIX_SIGNATURE_NAME_MAX 255

@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../castore/lmdb.h"
-#include "../util/log.h"
-#include "pathinfosvc.h"
+#include "castore/lmdb.h"
+#include "util/log.h"
+#include "store/pathinfosvc.h"
 
 /* A read-only env may not have the database yet: another process (an
  * import) can create it at any time, so it is looked up again until found,

@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../util/hashmap.h"
-#include "pathinfosvc.h"
+#include "util/hashmap.h"
+#include "store/pathinfosvc.h"
 
 struct mem_record {
         uint8_t digest[NIX_DIGEST_LEN];
@@ -25,17 +25,13 @@ static bool record_eq(const void *entry, const void *key) {
         return memcmp(((const struct mem_record *) entry)->digest, key, NIX_DIGEST_LEN) == 0;
 }
 
-static uint64_t digest_hash(const uint8_t *d) {
-        return hash_bytes(d, NIX_DIGEST_LEN);
-}
-
 static int mem_get(struct nix_pathinfo_service *s, const uint8_t digest[NIX_DIGEST_LEN], struct nix_pathinfo **ret) {
         struct pathinfo_memory *m = (struct pathinfo_memory *) s;
         struct mem_record *e;
         int r;
 
         pthread_rwlock_rdlock(&m->lock);
-        e = hashmap_get(&m->records, digest_hash(digest), digest);
+        e = hashmap_get(&m->records, hash_bytes(digest, NIX_DIGEST_LEN), digest);
         r = e ? nix_pathinfo_decode(e->data, e->len, ret, NULL) : -ENOENT;
         pthread_rwlock_unlock(&m->lock);
         return r;
@@ -45,7 +41,7 @@ static int mem_put(struct nix_pathinfo_service *s, const struct nix_pathinfo *pi
         struct pathinfo_memory *m = (struct pathinfo_memory *) s;
         _cleanup_free_ uint8_t *buf = NULL;
         struct mem_record *e, *old;
-        uint64_t h = digest_hash(pi->path.digest);
+        uint64_t h = hash_bytes(pi->path.digest, NIX_DIGEST_LEN);
         size_t len;
         int r;
 

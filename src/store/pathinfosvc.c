@@ -1,14 +1,14 @@
 /* PathInfo service wrappers, the store-matched backend choice, the root
  * provider by store path basename, and registration of imported trees as
  * "source" store paths (see pathinfosvc.h). */
-#include "pathinfosvc.h"
+#include "store/pathinfosvc.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "../util/log.h"
-#include "nar.h"
+#include "util/log.h"
+#include "store/nar.h"
 
 int nix_pathinfo_get(struct nix_pathinfo_service *s, const uint8_t digest[NIX_DIGEST_LEN], struct nix_pathinfo **ret) {
         if (!s || !digest || !ret)

@@ -9,9 +9,9 @@
  * tree as a content-addressed store path. */
 #pragma once
 
-#include "../castore/rootsvc.h"
-#include "../castore/store.h"
-#include "pathinfo.h"
+#include "castore/rootsvc.h"
+#include "castore/store.h"
+#include "store/pathinfo.h"
 
 struct nix_pathinfo_service;
 

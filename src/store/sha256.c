@@ -1,5 +1,5 @@
 /* SHA-256 wrappers over OpenSSL EVP (see sha256.h). */
-#include "sha256.h"
+#include "store/sha256.h"
 
 #include <errno.h>
 #include <openssl/evp.h>

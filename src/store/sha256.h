@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../util/macro.h"
+#include "util/macro.h"
 
 #define NIX_SHA256_LEN 32
 

@@ -1,13 +1,13 @@
 /* Store path parsing, formatting and content-addressed path computation
  * (see storepath.h). */
-#include "storepath.h"
+#include "store/storepath.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "nixbase32.h"
+#include "store/nixbase32.h"
 
 static bool name_char_ok(char c) {
         return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '+' ||

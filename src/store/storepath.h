@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "sha256.h"
+#include "store/sha256.h"
 
 #define NIX_STORE_DIR "/nix/store"
 #define NIX_STORE_DIR_LEN (sizeof(NIX_STORE_DIR) - 1)

@@ -3,7 +3,7 @@
  * into private buffers and writing replies (file data spliced from the
  * blob file through a pipe, or pread).  The calling thread waits for a
  * signal or for the connection to end, then unmounts and stops workers. */
-#include "devfuse.h"
+#include "transport/devfuse.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -26,7 +26,7 @@
 
 #include "fs/fs.h"
 #include "fuse/fuse_ll.h"
-#include "fusemount.h"
+#include "transport/fusemount.h"
 #include "util/log.h"
 #include "util/macro.h"
 
@@ -474,10 +474,10 @@ static void stop_workers(struct devfuse *df) {
 }
 
 static void do_unmount(struct devfuse *df) {
-        int r = fuse_unmount(df->o->mountpoint, false, df->helper);
+        int r = fusemount_unmount(df->o->mountpoint, false, df->helper);
         if (r == -EBUSY) {
                 log_notice("%s is busy: detaching it lazily", df->o->mountpoint);
-                r = fuse_unmount(df->o->mountpoint, true, df->helper);
+                r = fusemount_unmount(df->o->mountpoint, true, df->helper);
         }
         if (r < 0 && r != -EINVAL && r != -ENOENT)
                 log_warning_errno(r, "Unmounting %s failed: %m", df->o->mountpoint);
@@ -491,7 +491,7 @@ int devfuse_serve(struct fs *fs, const struct devfuse_options *o) {
                 .calls_reply_done = true,
         };
         struct fuse_ll_config cfg = { .max_pages = MAX_PAGES };
-        struct fuse_mount_options mo = { .subtype = "castore" };
+        struct fusemount_options mo = { .subtype = "castore" };
         struct devfuse df = { .o = o, .fs = fs, .fd = -1, .event_fd = -1, .signal_fd = -1 };
         struct sigaction sa = { .sa_handler = kick_handler };
         sigset_t ss, old;
@@ -552,7 +552,7 @@ int devfuse_serve(struct fs *fs, const struct devfuse_options *o) {
         for (unsigned i = 0; i < n; i++)
                 df.workers[i].fd = -1;
 
-        r = fuse_mount(o->mountpoint, &mo, &df.fd, &df.helper);
+        r = fusemount_mount(o->mountpoint, &mo, &df.fd, &df.helper);
         if (r < 0) {
                 r = log_error_errno(r, "Mounting %s failed: %m", o->mountpoint);
                 goto out;

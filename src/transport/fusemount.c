@@ -1,7 +1,7 @@
 /* FUSE mounting: mount(2) as root with the fd=,rootmode=,user_id=,group_id=
  * options of the fuse filesystem type, or fusermount3 with the descriptor
  * passed back over a socketpair (SCM_RIGHTS, _FUSE_COMMFD). */
-#include "fusemount.h"
+#include "transport/fusemount.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -31,7 +31,7 @@ static void sanitize(const char *in, char *out, size_t size) {
         out[n] = 0;
 }
 
-static int mount_kernel(const char *mountpoint, const struct fuse_mount_options *o, int *ret_fd) {
+static int mount_kernel(const char *mountpoint, const struct fusemount_options *o, int *ret_fd) {
         _cleanup_close_ int fd = -1;
         char opts[512], fsname[256], type[128], sub[64];
         struct stat st;
@@ -126,7 +126,7 @@ static int wait_child(pid_t pid) {
         return -EIO;
 }
 
-static int mount_helper(const char *mountpoint, const struct fuse_mount_options *o, int *ret_fd) {
+static int mount_helper(const char *mountpoint, const struct fusemount_options *o, int *ret_fd) {
         int sv[2], r, fd;
         char opts[512], fsname[256], sub[64];
         pid_t pid;
@@ -158,7 +158,7 @@ static int mount_helper(const char *mountpoint, const struct fuse_mount_options 
         return 0;
 }
 
-int fuse_mount(const char *mountpoint, const struct fuse_mount_options *o, int *ret_fd, bool *ret_helper) {
+int fusemount_mount(const char *mountpoint, const struct fusemount_options *o, int *ret_fd, bool *ret_helper) {
         int r;
 
         if (!mountpoint || !o || !ret_fd || !ret_helper)
@@ -177,7 +177,7 @@ int fuse_mount(const char *mountpoint, const struct fuse_mount_options *o, int *
         return r;
 }
 
-int fuse_unmount(const char *mountpoint, bool lazy, bool helper) {
+int fusemount_unmount(const char *mountpoint, bool lazy, bool helper) {
         pid_t pid;
         int r;
 

@@ -5,7 +5,7 @@
 
 #include <stdbool.h>
 
-struct fuse_mount_options {
+struct fusemount_options {
         const char *fsname;   /* source column of the mount table */
         const char *subtype;  /* type becomes fuse.<subtype> */
         bool allow_other;     /* let other users in (needs user_allow_other for fusermount3) */
@@ -16,12 +16,12 @@ struct fuse_mount_options {
  * session's /dev/fuse descriptor (close-on-exec) and *ret_helper says
  * whether fusermount3 was used (then unmount through it too).  The kernel
  * sends INIT next. */
-int fuse_mount(const char *mountpoint, const struct fuse_mount_options *o, int *ret_fd, bool *ret_helper);
+int fusemount_mount(const char *mountpoint, const struct fusemount_options *o, int *ret_fd, bool *ret_helper);
 
 /* Unmounts: umount2() as root, else fusermount3 -u.  lazy detaches a busy
  * mount (MNT_DETACH / -z).  -EBUSY if busy and not lazy; -EINVAL if
  * mountpoint is not a mount. */
-int fuse_unmount(const char *mountpoint, bool lazy, bool helper);
+int fusemount_unmount(const char *mountpoint, bool lazy, bool helper);
 
 /* Is path the root of a FUSE mount (per /proc/self/mountinfo)? */
 bool fuse_is_mounted(const char *path);

@@ -1,5 +1,5 @@
 /* Standard padded base64 encode/decode, strict on input. */
-#include "base64.h"
+#include "util/base64.h"
 
 #include <errno.h>
 #include <stdbool.h>

@@ -1,6 +1,6 @@
 /* Open-addressing hash table: linear probing, backward-shift deletion,
  * grows at 70% load. */
-#include "hashmap.h"
+#include "util/hashmap.h"
 
 #include <errno.h>
 #include <stdlib.h>

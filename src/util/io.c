@@ -1,11 +1,11 @@
 /* Whole-buffer read/write loops. */
-#include "io.h"
+#include "util/io.h"
 
 #include <errno.h>
 #include <stdint.h>
 #include <unistd.h>
 
-#include "macro.h"
+#include "util/macro.h"
 
 int loop_write(int fd, const void *buf, size_t len) {
         const uint8_t *p = buf;

@@ -1,13 +1,13 @@
 /* Logging implementation: formats into a stack buffer and writes it with a
  * single write(2) so lines from different threads never interleave. */
-#include "log.h"
+#include "util/log.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
-static int max_level = LOG_NOTICE; /* written before threads start */
+static int max_level = LOG_LEVEL_NOTICE; /* written before threads start */
 static const char *prefix = "";   /* written before threads start */
 
 void log_set_max_level(int level) {
@@ -29,7 +29,7 @@ int log_internal(int level, int error, const char *file, int line, const char *f
         int n;
 
         n = snprintf(buf, sizeof(buf), "%s", prefix);
-        if (max_level >= LOG_DEBUG && n >= 0 && (size_t) n < sizeof(buf))
+        if (max_level >= LOG_LEVEL_DEBUG && n >= 0 && (size_t) n < sizeof(buf))
                 n += snprintf(buf + n, sizeof(buf) - n, "(%s:%d) ", file, line);
         if (error != 0)
                 errno = error < 0 ? -error : error; /* so that %m prints it */

@@ -5,9 +5,9 @@
 
 #include <stdarg.h>
 
-#include "macro.h"
+#include "util/macro.h"
 
-enum log_level { LOG_ERR = 3, LOG_WARNING = 4, LOG_NOTICE = 5, LOG_INFO = 6, LOG_DEBUG = 7 };
+enum log_level { LOG_LEVEL_ERR = 3, LOG_LEVEL_WARNING = 4, LOG_LEVEL_NOTICE = 5, LOG_LEVEL_INFO = 6, LOG_LEVEL_DEBUG = 7 };
 
 /* The process-wide threshold: messages above it are dropped.  Set once at
  * start-up (before threads exist); read without a lock afterwards. */
@@ -25,11 +25,11 @@ int log_internal(int level, int error, const char *file, int line, const char *f
                                           : _e;                                            \
         })
 
-#define log_error_errno(error, ...) log_full_errno(LOG_ERR, (error), __VA_ARGS__)
-#define log_warning_errno(error, ...) log_full_errno(LOG_WARNING, (error), __VA_ARGS__)
-#define log_debug_errno(error, ...) log_full_errno(LOG_DEBUG, (error), __VA_ARGS__)
-#define log_error(...) (void) log_full_errno(LOG_ERR, 0, __VA_ARGS__)
-#define log_warning(...) (void) log_full_errno(LOG_WARNING, 0, __VA_ARGS__)
-#define log_notice(...) (void) log_full_errno(LOG_NOTICE, 0, __VA_ARGS__)
-#define log_info(...) (void) log_full_errno(LOG_INFO, 0, __VA_ARGS__)
-#define log_debug(...) (void) log_full_errno(LOG_DEBUG, 0, __VA_ARGS__)
+#define log_error_errno(error, ...) log_full_errno(LOG_LEVEL_ERR, (error), __VA_ARGS__)
+#define log_warning_errno(error, ...) log_full_errno(LOG_LEVEL_WARNING, (error), __VA_ARGS__)
+#define log_debug_errno(error, ...) log_full_errno(LOG_LEVEL_DEBUG, (error), __VA_ARGS__)
+#define log_error(...) (void) log_full_errno(LOG_LEVEL_ERR, 0, __VA_ARGS__)
+#define log_warning(...) (void) log_full_errno(LOG_LEVEL_WARNING, 0, __VA_ARGS__)
+#define log_notice(...) (void) log_full_errno(LOG_LEVEL_NOTICE, 0, __VA_ARGS__)
+#define log_info(...) (void) log_full_errno(LOG_LEVEL_INFO, 0, __VA_ARGS__)
+#define log_debug(...) (void) log_full_errno(LOG_LEVEL_DEBUG, 0, __VA_ARGS__)

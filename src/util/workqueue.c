@@ -1,6 +1,6 @@
 /* Worker pool with a bounded ring of jobs, one mutex and three condition
  * variables (not full, not empty, idle). */
-#include "workqueue.h"
+#include "util/workqueue.h"
 
 #include <errno.h>
 #include <pthread.h>

@@ -47,7 +47,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         struct nar_ingest_result res;
         int r;
 
-        log_set_max_level(LOG_ERR - 1); /* quiet */
+        log_set_max_level(LOG_LEVEL_ERR - 1); /* quiet */
         if (cas_blob_memory_new(&blobs) < 0 || cas_dir_memory_new(&dirs) < 0)
                 abort();
         r = nar_ingest(blobs, dirs, input_read, &in, NAR_INGEST_SERIAL, &res);

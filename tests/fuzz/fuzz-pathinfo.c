@@ -110,7 +110,7 @@ static void fuzz_node(const uint8_t *data, size_t size) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-        log_set_max_level(LOG_ERR - 1);
+        log_set_max_level(LOG_LEVEL_ERR - 1);
         fuzz_pathinfo(data, size);
         fuzz_directory(data, size);
         fuzz_node(data, size);

@@ -87,7 +87,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (size > 16384)
                 return 0;
         /* keep the fuzzer's output readable (FUZZ_DEBUG=1 to follow along) */
-        log_set_max_level(getenv("FUZZ_DEBUG") ? LOG_DEBUG : 0);
+        log_set_max_level(getenv("FUZZ_DEBUG") ? LOG_LEVEL_DEBUG : 0);
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
                 return 0;
         int bufsz = 1 << 20;
