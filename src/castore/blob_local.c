@@ -28,6 +28,8 @@
 #define WRITER_BUF (64 * 1024)
 #define SHARD_NAME_LEN 2
 #define BLOB_PATH_LEN (SHARD_NAME_LEN + 1 + CAS_DIGEST_HEX_LEN) /* "ab/ab12..." */
+#define OUTBOARD_PATH_LEN (BLOB_PATH_LEN + 3)                   /* "ab/ab12....ob" */
+#define OUTBOARD_MAX (256u << 20)                               /* that of a 128 GiB blob */
 #define PREFIX_MAX 40                                           /* "<pid>-<16 hex>" */
 #define TMP_NAME_MAX (PREFIX_MAX + 1 + 20 + 1)
 
@@ -84,6 +86,11 @@ static void blob_path(const struct cas_digest *d, char ret[BLOB_PATH_LEN + 1]) {
         memcpy(ret, hex, SHARD_NAME_LEN);
         ret[SHARD_NAME_LEN] = '/';
         memcpy(ret + SHARD_NAME_LEN + 1, hex, CAS_DIGEST_HEX_LEN + 1);
+}
+
+static void outboard_path(const struct cas_digest *d, char ret[OUTBOARD_PATH_LEN + 1]) {
+        blob_path(d, ret);
+        memcpy(ret + BLOB_PATH_LEN, ".ob", 4);
 }
 
 static void tmp_name(const struct blob_local *l, uint64_t seq, char ret[TMP_NAME_MAX]) {
@@ -768,12 +775,58 @@ static int local_list(struct cas_blob_service *s, cas_blob_list_cb cb, void *use
 
 static int local_remove(struct cas_blob_service *s, const struct cas_digest *d) {
         struct blob_local *l = (struct blob_local *) s;
-        char path[BLOB_PATH_LEN + 1];
+        char path[OUTBOARD_PATH_LEN + 1];
 
-        blob_path(d, path);
+        outboard_path(d, path);
+        if (unlinkat(l->blobs_fd, path, 0) < 0 && errno != ENOENT)
+                log_debug_errno(negative_errno(), "Cannot remove outboard %s: %m", path);
+        path[BLOB_PATH_LEN] = 0;
         if (unlinkat(l->blobs_fd, path, 0) < 0)
                 return negative_errno();
         return 0;
+}
+
+/* ---- outboards: <2 hex>/<64 hex>.ob beside the blob ---- */
+
+static int local_outboard_get(struct cas_blob_service *s, const struct cas_digest *d, uint8_t **ret,
+                              size_t *ret_len) {
+        struct blob_local *l = (struct blob_local *) s;
+        char path[OUTBOARD_PATH_LEN + 1];
+        _cleanup_close_ int fd = -1;
+
+        outboard_path(d, path);
+        fd = openat(l->blobs_fd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0)
+                return negative_errno();
+        return read_file_fd(fd, OUTBOARD_MAX, ret, ret_len);
+}
+
+/* Not synced: an outboard lost to a crash is rebuilt from the blob, and a
+ * damaged one is recognised as such when loaded. */
+static int local_outboard_put(struct cas_blob_service *s, const struct cas_digest *d, const uint8_t *ob,
+                              size_t len) {
+        struct blob_local *l = (struct blob_local *) s;
+        char from[TMP_NAME_MAX], to[OUTBOARD_PATH_LEN + 1];
+        _cleanup_close_ int fd = -1;
+        uint64_t seq;
+        int r;
+
+        r = ensure_writable(l);
+        if (r < 0)
+                return r;
+        fd = tmp_create(l, &seq);
+        if (fd < 0)
+                return fd;
+        r = loop_write(fd, ob, len);
+        if (r >= 0) {
+                tmp_name(l, seq, from);
+                outboard_path(d, to);
+                if (renameat(l->tmp_fd, from, l->blobs_fd, to) < 0)
+                        r = negative_errno();
+        }
+        if (r < 0)
+                unlink_tmp(l, seq);
+        return r;
 }
 
 /* Makes deferred blobs durable, then gives up the temporary prefix. */
@@ -810,6 +863,8 @@ static const struct cas_blob_ops blob_local_ops = {
         .sync = local_sync,
         .list = local_list,
         .remove = local_remove,
+        .outboard_get = local_outboard_get,
+        .outboard_put = local_outboard_put,
         .free = local_free,
 };
 

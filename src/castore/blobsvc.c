@@ -70,6 +70,22 @@ int cas_blob_remove(struct cas_blob_service *s, const struct cas_digest *d) {
         return s->ops->remove(s, d);
 }
 
+int cas_blob_outboard_get(struct cas_blob_service *s, const struct cas_digest *d, uint8_t **ret, size_t *ret_len) {
+        if (!s || !d || !ret || !ret_len)
+                return -EINVAL;
+        if (!s->ops->outboard_get)
+                return -EOPNOTSUPP;
+        return s->ops->outboard_get(s, d, ret, ret_len);
+}
+
+int cas_blob_outboard_put(struct cas_blob_service *s, const struct cas_digest *d, const uint8_t *ob, size_t len) {
+        if (!s || !d || (!ob && len > 0))
+                return -EINVAL;
+        if (!s->ops->outboard_put)
+                return -EOPNOTSUPP;
+        return s->ops->outboard_put(s, d, ob, len);
+}
+
 void cas_blob_service_free(struct cas_blob_service *s) {
         if (s && s->ops->free)
                 s->ops->free(s);

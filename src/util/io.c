@@ -3,6 +3,8 @@
 
 #include <errno.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "util/macro.h"
@@ -39,4 +41,26 @@ ssize_t loop_read(int fd, void *buf, size_t len) {
                 got += n;
         }
         return got;
+}
+
+int read_file_fd(int fd, size_t max, uint8_t **ret, size_t *ret_len) {
+        _cleanup_free_ uint8_t *buf = NULL;
+        struct stat st;
+        ssize_t n;
+
+        if (fstat(fd, &st) < 0)
+                return negative_errno();
+        if (!S_ISREG(st.st_mode))
+                return -EINVAL;
+        if ((uint64_t) st.st_size > max)
+                return -EFBIG;
+        buf = malloc(st.st_size ? (size_t) st.st_size : 1);
+        if (!buf)
+                return -ENOMEM;
+        n = loop_read(fd, buf, (size_t) st.st_size);
+        if (n < 0)
+                return (int) n;
+        *ret_len = (size_t) n;
+        *ret = TAKE_PTR(buf);
+        return 0;
 }

@@ -1,0 +1,131 @@
+/* BLAKE3 subtree chaining values for verified streaming, computed with the
+ * official C implementation's internal compression functions (the same
+ * SIMD chunk hasher that blake3_hasher uses). */
+#include <assert.h>
+#include <errno.h>
+#include <string.h>
+
+#include "blake3_impl.h"
+#include "castore/outboard.h"
+#include "util/macro.h"
+
+#define CHUNKS_PER_GROUP (CAS_GROUP_SIZE / BLAKE3_CHUNK_LEN)
+#define BATCH_GROUPS 16 /* groups hashed per hash_many call */
+
+_Static_assert(CAS_GROUP_SIZE % BLAKE3_CHUNK_LEN == 0, "a group is whole chunks");
+_Static_assert(CAS_CV_LEN == BLAKE3_OUT_LEN, "chaining values are 32 bytes");
+
+static void parent_cv(const uint8_t *left, const uint8_t *right, uint8_t flags, uint8_t out[CAS_CV_LEN]) {
+        uint8_t block[BLAKE3_BLOCK_LEN];
+        uint32_t cv[8];
+
+        memcpy(block, left, CAS_CV_LEN);
+        memcpy(block + CAS_CV_LEN, right, CAS_CV_LEN);
+        memcpy(cv, IV, sizeof(cv));
+        blake3_compress_in_place(cv, block, BLAKE3_BLOCK_LEN, 0, PARENT | flags);
+        store_cv_words(out, cv);
+}
+
+/* BLAKE3's tree is left-complete: the left subtree of n > 1 leaves holds
+ * the largest power of two below n.  Groups are whole power-of-two
+ * subtrees of chunks, so the same rule shapes the tree above them. */
+static uint64_t left_len(uint64_t n) {
+        return UINT64_C(1) << (63 - __builtin_clzll(n - 1));
+}
+
+static void merge(const uint8_t *cvs, uint64_t n, uint8_t flags, uint8_t out[CAS_CV_LEN]) {
+        uint8_t l[CAS_CV_LEN], r[CAS_CV_LEN];
+        uint64_t left;
+
+        if (n == 1) {
+                assert(flags == 0); /* a root is never a lone leaf here */
+                memcpy(out, cvs, CAS_CV_LEN);
+                return;
+        }
+        left = left_len(n);
+        merge(cvs, left, 0, l);
+        merge(cvs + left * CAS_CV_LEN, n - left, 0, r);
+        parent_cv(l, r, flags, out);
+}
+
+/* The CV of a chunk shorter than BLAKE3_CHUNK_LEN (only a blob's last). */
+static void partial_chunk_cv(const uint8_t *data, size_t len, uint64_t counter, uint8_t out[CAS_CV_LEN]) {
+        size_t nblocks = len == 0 ? 1 : (len + BLAKE3_BLOCK_LEN - 1) / BLAKE3_BLOCK_LEN;
+        uint32_t cv[8];
+
+        memcpy(cv, IV, sizeof(cv));
+        for (size_t b = 0; b < nblocks; b++) {
+                uint8_t block[BLAKE3_BLOCK_LEN] = { 0 };
+                size_t blen = MIN((size_t) BLAKE3_BLOCK_LEN, len - b * BLAKE3_BLOCK_LEN);
+                uint8_t flags = (b == 0 ? CHUNK_START : 0) | (b == nblocks - 1 ? CHUNK_END : 0);
+
+                memcpy(block, data + b * BLAKE3_BLOCK_LEN, blen);
+                blake3_compress_in_place(cv, block, (uint8_t) blen, counter, flags);
+        }
+        store_cv_words(out, cv);
+}
+
+/* CVs of up to BATCH_GROUPS groups: all their whole chunks in one SIMD
+ * call, the short last chunk (if any) by itself, then each group's tree. */
+static void batch_cvs(const uint8_t *data, size_t len, uint64_t g, uint8_t *ret) {
+        uint8_t chunk_cvs[BATCH_GROUPS * CHUNKS_PER_GROUP * CAS_CV_LEN];
+        const uint8_t *inputs[BATCH_GROUPS * CHUNKS_PER_GROUP] = { 0 };
+        uint32_t key[8];
+        size_t whole = len / BLAKE3_CHUNK_LEN, nchunks = whole, ngroups;
+
+        assert(len > 0 && len <= BATCH_GROUPS * CAS_GROUP_SIZE);
+        for (size_t i = 0; i < whole; i++)
+                inputs[i] = data + i * BLAKE3_CHUNK_LEN;
+        memcpy(key, IV, sizeof(key));
+        blake3_hash_many(inputs, whole, BLAKE3_CHUNK_LEN / BLAKE3_BLOCK_LEN, key, g * CHUNKS_PER_GROUP, true, 0,
+                         CHUNK_START, CHUNK_END, chunk_cvs);
+        if (len % BLAKE3_CHUNK_LEN) {
+                partial_chunk_cv(data + whole * BLAKE3_CHUNK_LEN, len % BLAKE3_CHUNK_LEN,
+                                 g * CHUNKS_PER_GROUP + whole, chunk_cvs + whole * CAS_CV_LEN);
+                nchunks++;
+        }
+        ngroups = (nchunks + CHUNKS_PER_GROUP - 1) / CHUNKS_PER_GROUP;
+        for (size_t i = 0; i < ngroups; i++) {
+                size_t first = i * CHUNKS_PER_GROUP;
+
+                merge(chunk_cvs + first * CAS_CV_LEN, MIN((size_t) CHUNKS_PER_GROUP, nchunks - first), 0,
+                      ret + i * CAS_CV_LEN);
+        }
+}
+
+void cas_group_cvs(const uint8_t *data, size_t len, uint64_t g, uint8_t *ret) {
+        const size_t batch = (size_t) BATCH_GROUPS * CAS_GROUP_SIZE;
+
+        for (size_t off = 0; off < len; off += batch) {
+                batch_cvs(data + off, MIN(batch, len - off), g, ret);
+                g += BATCH_GROUPS;
+                ret += BATCH_GROUPS * CAS_CV_LEN;
+        }
+}
+
+void cas_outboard_root(const uint8_t *cvs, uint64_t n, struct cas_digest *ret) {
+        assert(n >= 2);
+        merge(cvs, n, ROOT, ret->b);
+}
+
+int cas_groups_verify(const uint8_t *data, size_t len, uint64_t g, const uint8_t *trusted_cvs) {
+        const size_t batch = (size_t) BATCH_GROUPS * CAS_GROUP_SIZE;
+        uint8_t cvs[BATCH_GROUPS * CAS_CV_LEN];
+
+        for (size_t off = 0; off < len; off += batch) {
+                size_t n = MIN(batch, len - off);
+                size_t ngroups = (n + CAS_GROUP_SIZE - 1) / CAS_GROUP_SIZE;
+
+                batch_cvs(data + off, n, g, cvs);
+                if (memcmp(cvs, trusted_cvs, ngroups * CAS_CV_LEN) != 0)
+                        return -EBADMSG;
+                g += BATCH_GROUPS;
+                trusted_cvs += BATCH_GROUPS * CAS_CV_LEN;
+        }
+        return 0;
+}
+
+void cas_outboard_of(const uint8_t *data, size_t len, uint8_t *ret) {
+        if (cas_outboard_groups(len) > 0)
+                cas_group_cvs(data, len, 0, ret);
+}
