@@ -17,6 +17,7 @@
 
 #include "util/log.h"
 #include "castore/blobsvc.h"
+#include "castore/outboard.h"
 #include "util/io.h"
 
 /* Deferred blobs waiting for cas_blob_sync(); past this many, the
@@ -479,14 +480,41 @@ static int tmp_finish(struct blob_local *l, int fd, uint64_t seq, const struct c
 
 /* ---- put and the writer ---- */
 
+static int local_outboard_put(struct cas_blob_service *s, const struct cas_digest *d, const uint8_t *ob,
+                              size_t len);
+
+/* Stores the outboard a writer computed while hashing, unless one is there
+ * already.  Best effort: a missing one is rebuilt by the first reader. */
+static void outboard_keep(struct blob_local *l, const struct cas_digest *d, const uint8_t *ob, size_t len) {
+        char path[OUTBOARD_PATH_LEN + 1];
+        int r;
+
+        if (!ob)
+                return;
+        outboard_path(d, path);
+        if (faccessat(l->blobs_fd, path, F_OK, 0) == 0)
+                return;
+        r = local_outboard_put(&l->base, d, ob, len);
+        if (r < 0)
+                log_debug_errno(r, "Cannot store outboard %s: %m", path);
+}
+
 static int local_put(struct cas_blob_service *s, const void *data, size_t len, unsigned flags,
                      struct cas_digest *ret_digest) {
         struct blob_local *l = (struct blob_local *) s;
+        struct cas_outboard_builder b;
+        _cleanup_free_ uint8_t *ob = NULL;
         struct cas_digest d;
+        size_t ob_len;
         uint64_t seq;
         int r, fd;
 
-        cas_digest_of(data, len, &d);
+        cas_outboard_builder_init(&b);
+        cas_outboard_builder_update(&b, data, len);
+        r = cas_outboard_builder_final(&b, &d, &ob, &ob_len);
+        if (r < 0)
+                return r;
+        outboard_keep(l, &d, ob, ob_len);
         r = blob_exists(l, &d, len);
         if (r != -ENOENT) {
                 if (r >= 0) {
@@ -524,7 +552,7 @@ struct local_writer {
         /* First write error: the hash then covers bytes the temporary may
          * lack, so every later write and the commit fail with it. */
         int error;
-        struct cas_hasher hasher;
+        struct cas_outboard_builder hasher;
         size_t buf_len;
         uint8_t buf[WRITER_BUF];
 };
@@ -556,7 +584,7 @@ static int local_write(struct cas_blob_writer *bw, const void *buf, size_t len) 
                 return w->error;
         if (len > UINT64_MAX - w->size)
                 return -EFBIG;
-        cas_hasher_update(&w->hasher, buf, len);
+        cas_outboard_builder_update(&w->hasher, buf, len);
         w->size += len;
         if (len <= WRITER_BUF - w->buf_len) {
                 memcpy(w->buf + w->buf_len, buf, len);
@@ -586,20 +614,25 @@ static void local_abort(struct cas_blob_writer *bw) {
                 close(w->fd);
                 unlink_tmp(w->l, w->seq);
         }
+        cas_outboard_builder_done(&w->hasher);
         free(w);
 }
 
 static int local_commit(struct cas_blob_writer *bw, struct cas_digest *ret_digest, uint64_t *ret_size) {
         struct local_writer *w = (struct local_writer *) bw;
+        _cleanup_free_ uint8_t *ob = NULL;
         struct cas_digest d;
+        size_t ob_len;
         int r;
 
-        if (w->error < 0) {
-                r = w->error;
+        r = w->error;
+        if (r >= 0)
+                r = cas_outboard_builder_final(&w->hasher, &d, &ob, &ob_len);
+        if (r < 0) {
                 local_abort(bw);
                 return r;
         }
-        cas_hasher_final(&w->hasher, &d);
+        outboard_keep(w->l, &d, ob, ob_len);
         r = blob_exists(w->l, &d, w->size);
         if (r >= 0 && (w->flags & CAS_BLOB_DEFER_SYNC))
                 __atomic_store_n(&w->l->dedup_unsynced, true, __ATOMIC_RELEASE);
@@ -636,7 +669,7 @@ static int local_writer_new(struct cas_blob_service *s, unsigned flags, struct c
         w->size = 0;
         w->error = 0;
         w->buf_len = 0;
-        cas_hasher_init(&w->hasher);
+        cas_outboard_builder_init(&w->hasher);
         *ret = &w->base;
         return 0;
 }
@@ -801,6 +834,18 @@ static int local_outboard_get(struct cas_blob_service *s, const struct cas_diges
         return read_file_fd(fd, OUTBOARD_MAX, ret, ret_len);
 }
 
+static int rename_outboard(struct blob_local *l, const char *from, char *to) {
+        if (renameat(l->tmp_fd, from, l->blobs_fd, to) >= 0)
+                return 0;
+        if (errno != ENOENT)
+                return negative_errno();
+        to[SHARD_NAME_LEN] = 0; /* the blob's shard may not exist yet */
+        if (mkdirat(l->blobs_fd, to, 0755) < 0 && errno != EEXIST)
+                return negative_errno();
+        to[SHARD_NAME_LEN] = '/';
+        return renameat(l->tmp_fd, from, l->blobs_fd, to) < 0 ? negative_errno() : 0;
+}
+
 /* Not synced: an outboard lost to a crash is rebuilt from the blob, and a
  * damaged one is recognised as such when loaded. */
 static int local_outboard_put(struct cas_blob_service *s, const struct cas_digest *d, const uint8_t *ob,
@@ -821,8 +866,7 @@ static int local_outboard_put(struct cas_blob_service *s, const struct cas_diges
         if (r >= 0) {
                 tmp_name(l, seq, from);
                 outboard_path(d, to);
-                if (renameat(l->tmp_fd, from, l->blobs_fd, to) < 0)
-                        r = negative_errno();
+                r = rename_outboard(l, from, to);
         }
         if (r < 0)
                 unlink_tmp(l, seq);

@@ -3,6 +3,7 @@
  * SIMD chunk hasher that blake3_hasher uses). */
 #include <assert.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "blake3_impl.h"
@@ -128,4 +129,94 @@ int cas_groups_verify(const uint8_t *data, size_t len, uint64_t g, const uint8_t
 void cas_outboard_of(const uint8_t *data, size_t len, uint8_t *ret) {
         if (cas_outboard_groups(len) > 0)
                 cas_group_cvs(data, len, 0, ret);
+}
+
+void cas_outboard_builder_init(struct cas_outboard_builder *b) {
+        b->part_len = 0;
+        b->groups = 0;
+        b->cvs = NULL;
+        b->cap = 0;
+        b->error = 0;
+}
+
+static uint8_t *cvs_reserve(struct cas_outboard_builder *b, uint64_t n) {
+        size_t need = (size_t) (b->groups + n) * CAS_CV_LEN;
+
+        if (need > b->cap) {
+                size_t cap = MAX(need, MAX(b->cap * 2, (size_t) 64 * CAS_CV_LEN));
+                uint8_t *p = realloc(b->cvs, cap);
+
+                if (!p) {
+                        b->error = -ENOMEM;
+                        return NULL;
+                }
+                b->cvs = p;
+                b->cap = cap;
+        }
+        return b->cvs + b->groups * CAS_CV_LEN;
+}
+
+/* Hashes the next groups of the blob: whole ones, but for the blob's last. */
+static void groups_add(struct cas_outboard_builder *b, const uint8_t *data, size_t len) {
+        uint64_t n = (len + CAS_GROUP_SIZE - 1) / CAS_GROUP_SIZE;
+        uint8_t *out = cvs_reserve(b, n);
+
+        if (out)
+                cas_group_cvs(data, len, b->groups, out);
+        b->groups += n;
+}
+
+/* A group is hashed only once a later byte shows it is not the blob's
+ * only one (which would be hashed as the root). */
+void cas_outboard_builder_update(struct cas_outboard_builder *b, const void *data, size_t len) {
+        const uint8_t *p = data;
+
+        while (len > 0) {
+                if (b->part_len == CAS_GROUP_SIZE) {
+                        groups_add(b, b->part, CAS_GROUP_SIZE);
+                        b->part_len = 0;
+                }
+                if (b->part_len == 0 && len > CAS_GROUP_SIZE) {
+                        uint64_t n = MIN((uint64_t) (len - 1) / CAS_GROUP_SIZE, (uint64_t) BATCH_GROUPS);
+
+                        groups_add(b, p, (size_t) n * CAS_GROUP_SIZE);
+                        p += n * CAS_GROUP_SIZE;
+                        len -= n * CAS_GROUP_SIZE;
+                } else {
+                        size_t take = MIN(len, CAS_GROUP_SIZE - b->part_len);
+
+                        memcpy(b->part + b->part_len, p, take);
+                        b->part_len += take;
+                        p += take;
+                        len -= take;
+                }
+        }
+}
+
+int cas_outboard_builder_final(struct cas_outboard_builder *b, struct cas_digest *ret, uint8_t **ret_ob,
+                               size_t *ret_len) {
+        if (b->groups == 0) {
+                cas_digest_of(b->part, b->part_len, ret);
+                *ret_ob = NULL;
+                *ret_len = 0;
+                cas_outboard_builder_done(b);
+                return 0;
+        }
+        groups_add(b, b->part, b->part_len); /* the last group, maybe short: part_len > 0 */
+        if (b->error < 0) {
+                int r = b->error;
+
+                cas_outboard_builder_done(b);
+                return r;
+        }
+        cas_outboard_root(b->cvs, b->groups, ret);
+        *ret_len = (size_t) b->groups * CAS_CV_LEN;
+        *ret_ob = TAKE_PTR(b->cvs);
+        cas_outboard_builder_done(b);
+        return 0;
+}
+
+void cas_outboard_builder_done(struct cas_outboard_builder *b) {
+        free(b->cvs);
+        cas_outboard_builder_init(b);
 }

@@ -50,3 +50,23 @@ int cas_groups_verify(const uint8_t *data, size_t len, uint64_t g, const uint8_t
 /* Computes the outboard of a whole in-memory blob (cas_outboard_len(len)
  * bytes to ret). */
 void cas_outboard_of(const uint8_t *data, size_t len, uint8_t *ret);
+
+/* Hashes a stream into its digest and, for blobs of more than one group,
+ * its outboard, in one pass (a blob writer's hasher).  Not thread-safe. */
+struct cas_outboard_builder {
+        uint8_t part[CAS_GROUP_SIZE]; /* the group being filled */
+        size_t part_len;
+        uint64_t groups;              /* CVs done */
+        uint8_t *cvs;                 /* groups * CAS_CV_LEN, cap bytes */
+        size_t cap;
+        int error;                    /* -ENOMEM, reported by final */
+};
+
+void cas_outboard_builder_init(struct cas_outboard_builder *b);
+void cas_outboard_builder_update(struct cas_outboard_builder *b, const void *data, size_t len);
+/* The digest, and the outboard (malloc'ed, NULL with length 0 for a blob
+ * of one group or less).  0 or -ENOMEM.  Frees the builder's memory. */
+int cas_outboard_builder_final(struct cas_outboard_builder *b, struct cas_digest *ret, uint8_t **ret_ob,
+                               size_t *ret_len);
+/* Frees the builder's memory without a result. */
+void cas_outboard_builder_done(struct cas_outboard_builder *b);
