@@ -52,11 +52,11 @@ static int fsync_path(const char *path) {
 
 /* mkdir, and on success fsync of the parent that now holds the entry (a
  * store whose directory a power loss can take away is no store). */
-static int mkdir_durable(char *path) {
+static int mkdir_durable(char *path, mode_t mode) {
         char *slash = strrchr(path, '/');
         int r;
 
-        if (mkdir(path, 0755) < 0)
+        if (mkdir(path, mode) < 0)
                 return errno == EEXIST ? 0 : negative_errno();
         if (!slash)
                 return fsync_path(".");
@@ -68,7 +68,8 @@ static int mkdir_durable(char *path) {
         return r;
 }
 
-/* Creates path and its missing parents, durably. */
+/* Creates path (owner-only: a store holds copies of private files) and its
+ * missing parents, durably. */
 static int mkdir_parents(const char *path) {
         _cleanup_free_ char *p = strdup(path);
         int r;
@@ -79,12 +80,12 @@ static int mkdir_parents(const char *path) {
                 if (*q != '/')
                         continue;
                 *q = 0;
-                r = mkdir_durable(p);
+                r = mkdir_durable(p, 0755);
                 if (r < 0)
                         return r;
                 *q = '/';
         }
-        return mkdir_durable(p);
+        return mkdir_durable(p, 0700);
 }
 
 /* Is dir empty but for what a store (or one being created by someone
@@ -186,6 +187,10 @@ static int open_local(struct cas_store *s, const char *path, unsigned flags) {
                                                path);
                 if (!create)
                         return log_error_errno(-ENOENT, "No store at %s (no " MARKER " file yet)", path);
+                /* An empty directory becoming a store: owner-only, as one
+                 * we create. */
+                if (fchmod(dirfd, 0700) < 0)
+                        return log_error_errno(negative_errno(), "Cannot make %s owner-only: %m", path);
                 new_store = true;
                 r = 0;
         }

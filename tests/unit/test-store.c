@@ -99,6 +99,14 @@ static void test_create_reopen(void) {
         CHECK(is_dir(dir, "blobs") && is_dir(dir, "tmp") && is_dir(dir, "meta"));
         fill(s);
         cas_store_free(s);
+        {
+                /* owner-only: copies of private files must not become
+                 * readable to others through the store */
+                struct stat st;
+
+                CHECK_EQ(stat(dir, &st), 0);
+                CHECK_EQ(st.st_mode & 07777, 0700);
+        }
 
         /* again, plain and with the local:// scheme; CREATE on an existing store is fine */
         CHECK_OK(cas_store_open(dir, 0, &s));
