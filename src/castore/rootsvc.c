@@ -3,6 +3,19 @@
 #include "castore/rootsvc.h"
 
 #include <errno.h>
+#include <stdbool.h>
+
+/* Root names are Directory entry names that are also safe to print: no
+ * control characters, which would let a name rewrite a terminal's
+ * listing. */
+bool cas_root_name_valid(const char *name, size_t len) {
+        if (cas_name_check(name, len) != CAS_VERR_NONE)
+                return false;
+        for (size_t i = 0; i < len; i++)
+                if ((unsigned char) name[i] < 0x20 || name[i] == 0x7f)
+                        return false;
+        return true;
+}
 
 int cas_root_get(struct cas_root_service *s, const char *name, size_t len, struct cas_node *ret, void **ret_mem) {
         if (!s || (!name && len > 0) || !ret || !ret_mem)
@@ -11,7 +24,7 @@ int cas_root_get(struct cas_root_service *s, const char *name, size_t len, struc
                 return -EOPNOTSUPP;
         /* An invalid name cannot have been stored: not found, not an error
          * of the caller (lookups come straight from the filesystem). */
-        if (cas_name_check(name, len) != CAS_VERR_NONE)
+        if (!cas_root_name_valid(name, len))
                 return -ENOENT;
         return s->ops->get(s, name, len, ret, ret_mem);
 }
@@ -21,7 +34,7 @@ int cas_root_put(struct cas_root_service *s, const struct cas_node *n) {
                 return -EINVAL;
         if (!s->ops->put)
                 return -EOPNOTSUPP;
-        if (cas_node_check(n, 0) != CAS_VERR_NONE)
+        if (cas_node_check(n, 0) != CAS_VERR_NONE || !cas_root_name_valid(n->name, n->name_len))
                 return -EINVAL;
         return s->ops->put(s, n);
 }
@@ -31,7 +44,7 @@ int cas_root_remove(struct cas_root_service *s, const char *name, size_t len) {
                 return -EINVAL;
         if (!s->ops->remove)
                 return -EOPNOTSUPP;
-        if (cas_name_check(name, len) != CAS_VERR_NONE)
+        if (!cas_root_name_valid(name, len))
                 return -ENOENT;
         return s->ops->remove(s, name, len);
 }

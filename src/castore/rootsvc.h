@@ -28,6 +28,10 @@ struct cas_root_service {
         const struct cas_root_ops *ops;
 };
 
+/* A valid Directory entry name without control characters (0x00-0x1f,
+ * 0x7f).  Invalid names cannot be stored and are never found. */
+bool cas_root_name_valid(const char *name, size_t len);
+
 int cas_root_get(struct cas_root_service *s, const char *name, size_t len, struct cas_node *ret, void **ret_mem);
 int cas_root_put(struct cas_root_service *s, const struct cas_node *n);
 int cas_root_remove(struct cas_root_service *s, const char *name, size_t len);

@@ -104,6 +104,17 @@ static void test_invalid(struct backend *b) {
         CHECK_EQ(cas_root_get(b->s, "a/b", 3, &got, &mem), -ENOENT);
         CHECK_EQ(cas_root_get(b->s, "a\0b", 3, &got, &mem), -ENOENT);
         CHECK_EQ(cas_root_remove(b->s, ".", 1), -ENOENT);
+        /* control characters could rewrite a terminal's listing */
+        n = file_node("evil\x1b[2J", 0);
+        CHECK_EQ(cas_root_put(b->s, &n), -EINVAL);
+        n = file_node("new\nline", 0);
+        CHECK_EQ(cas_root_put(b->s, &n), -EINVAL);
+        n = file_node("del\x7f", 0);
+        CHECK_EQ(cas_root_put(b->s, &n), -EINVAL);
+        CHECK_EQ(cas_root_get(b->s, "tab\t", 4, &got, &mem), -ENOENT);
+        n = file_node("caf\xc3\xa9 ok", 0); /* UTF-8 and spaces are fine */
+        CHECK_OK(cas_root_put(b->s, &n));
+        CHECK_OK(cas_root_remove(b->s, n.name, n.name_len));
         CHECK_EQ(cas_root_put(NULL, &n), -EINVAL);
 }
 
