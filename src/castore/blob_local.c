@@ -10,93 +10,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "util/log.h"
-#include "castore/blobsvc.h"
+#include "castore/blob_local.h"
 #include "castore/outboard.h"
 #include "util/io.h"
-
-/* Deferred blobs waiting for cas_blob_sync(); past this many, the
- * committing thread flushes them itself, which bounds both the work lost
- * by a crash and the files left in tmp/.  Tunable per service. */
-#define PENDING_FLUSH_AT 4096
-/* Writers keep this much in memory before creating their temporary: a
- * small blob that already exists costs no file I/O at all. */
-#define WRITER_BUF (64 * 1024)
-#define SHARD_NAME_LEN 2
-#define BLOB_PATH_LEN (SHARD_NAME_LEN + 1 + CAS_DIGEST_HEX_LEN) /* "ab/ab12..." */
-#define OUTBOARD_PATH_LEN (BLOB_PATH_LEN + 3)                   /* "ab/ab12....ob" */
-#define OUTBOARD_MAX (256u << 20)                               /* that of a 128 GiB blob */
-#define PREFIX_MAX 40                                           /* "<pid>-<16 hex>" */
-#define TMP_NAME_MAX (PREFIX_MAX + 1 + 20 + 1)
-
-struct pending {
-        uint64_t seq; /* temporary <prefix>.<seq> */
-        struct cas_digest digest;
-};
-
-/* Temporary files are named <prefix>.<seq>, where prefix = "<pid>-<random>"
- * is this service's; tmp/<prefix>.lock is held with flock() for the
- * service's life.  A temporary whose prefix has no lock file, or whose
- * lock file can be locked, belongs to a dead process and is removed before
- * this service writes for the first time.
- *
- * Lock order: flush_lock, then pending_lock; init_lock alone. */
-struct blob_local {
-        struct cas_blob_service base;
-        int blobs_fd; /* immutable */
-        int tmp_fd;   /* immutable */
-        int noatime;  /* atomic: 0 once O_NOATIME was refused */
-
-        pthread_mutex_t init_lock;
-        bool write_ready;          /* init_lock for writing; read with acquire */
-        int lock_fd;               /* init_lock; immutable once write_ready */
-        char prefix[PREFIX_MAX];   /* init_lock; immutable once write_ready */
-        uint64_t next_seq;         /* atomic */
-
-        /* atomic: a deferred put or commit found its blob in place.  That
-         * file may have been renamed there by another writer (maybe one
-         * killed since) whose final syncfs has not run: the next sync
-         * runs one even if nothing of ours is pending, since the caller is
-         * about to record a reference to the blob. */
-        bool dedup_unsynced;
-
-        pthread_mutex_t pending_lock;
-        size_t flush_at;         /* pending_lock */
-        struct pending *pending; /* pending_lock */
-        size_t n_pending;        /* pending_lock */
-        size_t cap_pending;      /* pending_lock */
-
-        /* Serialises flushes and is held across their I/O on purpose: a
-         * flush takes blobs out of the list, so cas_blob_sync() must wait
-         * for one in progress before it may report that all is durable.
-         * Writers never block on it (they only try it). */
-        pthread_mutex_t flush_lock;
-};
-
-/* ---- small helpers ---- */
-
-static void blob_path(const struct cas_digest *d, char ret[BLOB_PATH_LEN + 1]) {
-        char hex[CAS_DIGEST_HEX_LEN + 1];
-
-        cas_digest_to_hex(d, hex);
-        memcpy(ret, hex, SHARD_NAME_LEN);
-        ret[SHARD_NAME_LEN] = '/';
-        memcpy(ret + SHARD_NAME_LEN + 1, hex, CAS_DIGEST_HEX_LEN + 1);
-}
-
-static void outboard_path(const struct cas_digest *d, char ret[OUTBOARD_PATH_LEN + 1]) {
-        blob_path(d, ret);
-        memcpy(ret + BLOB_PATH_LEN, ".ob", 4);
-}
-
-static void tmp_name(const struct blob_local *l, uint64_t seq, char ret[TMP_NAME_MAX]) {
-        snprintf(ret, TMP_NAME_MAX, "%s.%" PRIu64, l->prefix, seq);
-}
+#include "util/log.h"
 
 static int fsync_dirat(int dirfd, const char *name) {
         _cleanup_close_ int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -132,7 +52,7 @@ static int blob_exists(struct blob_local *l, const struct cas_digest *d, uint64_
 static int rename_into_place(struct blob_local *l, uint64_t seq, const struct cas_digest *d) {
         char from[TMP_NAME_MAX], to[BLOB_PATH_LEN + 1];
 
-        tmp_name(l, seq, from);
+        blob_local_tmp_name(l, seq, from);
         blob_path(d, to);
         if (renameat(l->tmp_fd, from, l->blobs_fd, to) >= 0)
                 return 0;
@@ -147,190 +67,6 @@ static int rename_into_place(struct blob_local *l, uint64_t seq, const struct ca
         if (renameat(l->tmp_fd, from, l->blobs_fd, to) < 0)
                 return negative_errno();
         return 0;
-}
-
-static void unlink_tmp(struct blob_local *l, uint64_t seq) {
-        char name[TMP_NAME_MAX];
-
-        tmp_name(l, seq, name);
-        (void) unlinkat(l->tmp_fd, name, 0);
-}
-
-/* ---- stale temporaries and the per-service lock file ---- */
-
-/* Splits "<prefix>.<rest>"; false for names that are not ours. */
-static bool split_tmp_name(const char *name, size_t *ret_prefix_len, const char **ret_rest) {
-        const char *dot = strchr(name, '.'), *dash = strchr(name, '-');
-
-        if (!dot || !dash || dash > dot || dot == name || (size_t) (dot - name) >= PREFIX_MAX)
-                return false;
-        if (strspn(name, "0123456789") != (size_t) (dash - name) ||
-            strspn(dash + 1, "0123456789abcdef") != (size_t) (dot - dash - 1) || dot[1] == 0)
-                return false;
-        *ret_prefix_len = dot - name;
-        *ret_rest = dot + 1;
-        return true;
-}
-
-/* Is the owner of a prefix alive?  It is while it holds its lock file. */
-static bool prefix_alive(struct blob_local *l, const char *prefix, size_t len) {
-        char name[PREFIX_MAX + 8];
-        _cleanup_close_ int fd = -1;
-
-        snprintf(name, sizeof(name), "%.*s.lock", (int) len, prefix);
-        fd = openat(l->tmp_fd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-        if (fd < 0)
-                return errno != ENOENT; /* no lock file: nobody owns these */
-        if (flock(fd, LOCK_EX | LOCK_NB) < 0)
-                return true; /* EWOULDBLOCK: held (or we cannot tell: keep) */
-        return false;
-}
-
-static int name_cmp(const void *a, const void *b) {
-        return strcmp(*(char *const *) a, *(char *const *) b);
-}
-
-/* Removes the temporaries (then the lock files) of dead services.  Names
- * are sorted so each prefix's liveness is checked once. */
-static void clean_stale(struct blob_local *l) {
-        _cleanup_free_ char **names = NULL;
-        size_t n = 0, cap = 0, removed = 0;
-        int fd = fcntl(l->tmp_fd, F_DUPFD_CLOEXEC, 3);
-        DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
-        struct dirent *de;
-        const char *last = NULL, *rest;
-        size_t last_len = 0, plen;
-        bool last_alive = true;
-
-        if (!dir) {
-                if (fd >= 0)
-                        close(fd);
-                log_warning_errno(negative_errno(), "Cannot list temporary blob directory: %m");
-                return;
-        }
-        rewinddir(dir);
-        while ((de = readdir(dir))) {
-                if (!split_tmp_name(de->d_name, &plen, &rest))
-                        continue;
-                if (plen == strlen(l->prefix) && memcmp(de->d_name, l->prefix, plen) == 0)
-                        continue;
-                if (n == cap) {
-                        char **v = realloc(names, (cap = cap ? cap * 2 : 64) * sizeof(*v));
-                        if (!v)
-                                break;
-                        names = v;
-                }
-                if (!(names[n] = strdup(de->d_name)))
-                        break;
-                n++;
-        }
-        closedir(dir);
-        if (n == 0)
-                return;
-        qsort(names, n, sizeof(*names), name_cmp);
-
-        /* Pass 1: temporaries.  Pass 2: the lock files of dead owners, removed
-         * while we hold their lock so no one else decides on them meanwhile. */
-        for (size_t i = 0; i < n; i++) {
-                split_tmp_name(names[i], &plen, &rest);
-                if (strcmp(rest, "lock") == 0)
-                        continue;
-                if (!last || plen != last_len || memcmp(names[i], last, plen) != 0) {
-                        last = names[i];
-                        last_len = plen;
-                        last_alive = prefix_alive(l, names[i], plen);
-                }
-                if (!last_alive && unlinkat(l->tmp_fd, names[i], 0) >= 0)
-                        removed++;
-        }
-        for (size_t i = 0; i < n; i++) {
-                split_tmp_name(names[i], &plen, &rest);
-                if (strcmp(rest, "lock") == 0) {
-                        _cleanup_close_ int lfd = openat(l->tmp_fd, names[i], O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-                        if (lfd >= 0 && flock(lfd, LOCK_EX | LOCK_NB) >= 0)
-                                (void) unlinkat(l->tmp_fd, names[i], 0);
-                }
-        }
-        for (size_t i = 0; i < n; i++)
-                free(names[i]);
-        if (removed > 0)
-                log_info("Removed %zu stale temporary blob files", removed);
-}
-
-/* Creates and locks this service's lock file under a fresh prefix.  A
- * cleaner in another process may lock (and remove) a lock file in the
- * instant between its creation and our flock(): we notice, since the name
- * then no longer leads to our file, and pick another prefix. */
-static int take_prefix(struct blob_local *l) {
-        for (int attempt = 0; attempt < 16; attempt++) {
-                char name[PREFIX_MAX + 8];
-                uint64_t rnd;
-                struct stat a, b;
-                int fd;
-
-                if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
-                        return negative_errno();
-                snprintf(l->prefix, sizeof(l->prefix), "%d-%016" PRIx64, (int) getpid(), rnd);
-                snprintf(name, sizeof(name), "%s.lock", l->prefix);
-                /* readable by all: other users' cleaners must be able to test the lock */
-                fd = openat(l->tmp_fd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-                if (fd < 0) {
-                        if (errno == EEXIST)
-                                continue;
-                        return log_error_errno(negative_errno(), "Cannot create temporary blob lock file: %m");
-                }
-                if (fstat(fd, &a) < 0) {
-                        close(fd);
-                        return negative_errno();
-                }
-                if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-                        /* a cleaner is testing it this instant: leave it the
-                         * file if it is still ours, and try another name */
-                        if (fstatat(l->tmp_fd, name, &b, 0) >= 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev)
-                                (void) unlinkat(l->tmp_fd, name, 0);
-                        close(fd);
-                        continue;
-                }
-                if (fstatat(l->tmp_fd, name, &b, 0) < 0 || a.st_ino != b.st_ino || a.st_dev != b.st_dev) {
-                        close(fd);
-                        continue;
-                }
-                l->lock_fd = fd;
-                return 0;
-        }
-        return log_error_errno(-EAGAIN, "Cannot take a temporary blob file prefix");
-}
-
-/* Called before every write; does the work once. */
-static int ensure_writable(struct blob_local *l) {
-        int r = 0;
-
-        if (__atomic_load_n(&l->write_ready, __ATOMIC_ACQUIRE))
-                return 0;
-        pthread_mutex_lock(&l->init_lock);
-        if (!l->write_ready) {
-                r = take_prefix(l);
-                if (r >= 0) {
-                        clean_stale(l);
-                        __atomic_store_n(&l->write_ready, true, __ATOMIC_RELEASE);
-                }
-        }
-        pthread_mutex_unlock(&l->init_lock);
-        return r;
-}
-
-/* Creates temporary <prefix>.<seq>. */
-static int tmp_create(struct blob_local *l, uint64_t *ret_seq) {
-        uint64_t seq = __atomic_fetch_add(&l->next_seq, 1, __ATOMIC_RELAXED);
-        char name[TMP_NAME_MAX];
-        int fd;
-
-        tmp_name(l, seq, name);
-        fd = openat(l->tmp_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
-        if (fd < 0)
-                return log_error_errno(negative_errno(), "Cannot create temporary blob file: %m");
-        *ret_seq = seq;
-        return fd;
 }
 
 /* ---- deferred renames ---- */
@@ -393,7 +129,7 @@ static int flush_locked(struct blob_local *l) {
                 pthread_mutex_unlock(&l->pending_lock);
                 if (p) {
                         for (size_t i = 0; i < failed; i++)
-                                unlink_tmp(l, p[i].seq);
+                                blob_local_unlink_tmp(l, p[i].seq);
                         log_error("Out of memory: dropped %zu deferred blobs", failed);
                 }
         }
@@ -459,7 +195,7 @@ static int tmp_finish(struct blob_local *l, int fd, uint64_t seq, const struct c
                 if (flags & CAS_BLOB_DEFER_SYNC) {
                         r = pending_add(l, seq, d);
                         if (r < 0) {
-                                unlink_tmp(l, seq);
+                                blob_local_unlink_tmp(l, seq);
                                 return r;
                         }
                         /* Ours is queued whatever the flush does; its errors
@@ -474,7 +210,7 @@ static int tmp_finish(struct blob_local *l, int fd, uint64_t seq, const struct c
                         return r < 0 ? log_error_errno(r, "Cannot sync blob directory %s: %m", path) : 0;
                 }
         }
-        unlink_tmp(l, seq);
+        blob_local_unlink_tmp(l, seq);
         return log_error_errno(r, "Cannot store blob %s: %m", CAS_DIGEST_HEX(d));
 }
 
@@ -524,16 +260,16 @@ static int local_put(struct cas_blob_service *s, const void *data, size_t len, u
                 }
                 return r;
         }
-        r = ensure_writable(l);
+        r = blob_local_ensure_writable(l);
         if (r < 0)
                 return r;
-        fd = tmp_create(l, &seq);
+        fd = blob_local_tmp_create(l, &seq);
         if (fd < 0)
                 return fd;
         r = loop_write(fd, data, len);
         if (r < 0) {
                 close(fd);
-                unlink_tmp(l, seq);
+                blob_local_unlink_tmp(l, seq);
                 return log_error_errno(r, "Cannot write blob %s: %m", CAS_DIGEST_HEX(&d));
         }
         r = tmp_finish(l, fd, seq, &d, flags);
@@ -562,10 +298,10 @@ static int writer_spill(struct local_writer *w) {
         int r;
 
         if (w->fd < 0) {
-                r = ensure_writable(w->l);
+                r = blob_local_ensure_writable(w->l);
                 if (r < 0)
                         return r;
-                w->fd = tmp_create(w->l, &w->seq);
+                w->fd = blob_local_tmp_create(w->l, &w->seq);
                 if (w->fd < 0)
                         return w->fd;
         }
@@ -612,7 +348,7 @@ static void local_abort(struct cas_blob_writer *bw) {
 
         if (w->fd >= 0) {
                 close(w->fd);
-                unlink_tmp(w->l, w->seq);
+                blob_local_unlink_tmp(w->l, w->seq);
         }
         cas_outboard_builder_done(&w->hasher);
         free(w);
@@ -856,20 +592,20 @@ static int local_outboard_put(struct cas_blob_service *s, const struct cas_diges
         uint64_t seq;
         int r;
 
-        r = ensure_writable(l);
+        r = blob_local_ensure_writable(l);
         if (r < 0)
                 return r;
-        fd = tmp_create(l, &seq);
+        fd = blob_local_tmp_create(l, &seq);
         if (fd < 0)
                 return fd;
         r = loop_write(fd, ob, len);
         if (r >= 0) {
-                tmp_name(l, seq, from);
+                blob_local_tmp_name(l, seq, from);
                 outboard_path(d, to);
                 r = rename_outboard(l, from, to);
         }
         if (r < 0)
-                unlink_tmp(l, seq);
+                blob_local_unlink_tmp(l, seq);
         return r;
 }
 
@@ -879,7 +615,7 @@ static void local_free(struct cas_blob_service *s) {
 
         if (local_sync(s) < 0) {
                 for (size_t i = 0; i < l->n_pending; i++)
-                        unlink_tmp(l, l->pending[i].seq);
+                        blob_local_unlink_tmp(l, l->pending[i].seq);
                 log_error("%zu deferred blobs could not be stored", l->n_pending);
         }
         free(l->pending);
