@@ -66,13 +66,33 @@ static void partial_chunk_cv(const uint8_t *data, size_t len, uint64_t counter, 
         store_cv_words(out, cv);
 }
 
+/* Reduces n chunk CVs of whole groups (n a multiple of CHUNKS_PER_GROUP)
+ * to one CV per group, a tree level at a time, each level's PARENT
+ * compressions in one SIMD call.  Pairs never straddle groups: a group's
+ * chunks are a power of two and aligned. */
+static void parents_level(uint8_t *cvs, size_t n, uint8_t *ret) {
+        const uint8_t *inputs[BATCH_GROUPS * CHUNKS_PER_GROUP / 2] = { 0 };
+        uint8_t tmp[BATCH_GROUPS * CHUNKS_PER_GROUP / 2 * CAS_CV_LEN];
+        size_t groups = n / CHUNKS_PER_GROUP;
+        uint32_t key[8];
+
+        memcpy(key, IV, sizeof(key));
+        for (; n > groups; n /= 2) {
+                for (size_t i = 0; i < n / 2; i++)
+                        inputs[i] = cvs + i * 2 * CAS_CV_LEN;
+                blake3_hash_many(inputs, n / 2, 1, key, 0, false, PARENT, 0, 0, tmp);
+                memcpy(cvs, tmp, n / 2 * CAS_CV_LEN);
+        }
+        memcpy(ret, cvs, n * CAS_CV_LEN);
+}
+
 /* CVs of up to BATCH_GROUPS groups: all their whole chunks in one SIMD
  * call, the short last chunk (if any) by itself, then each group's tree. */
 static void batch_cvs(const uint8_t *data, size_t len, uint64_t g, uint8_t *ret) {
         uint8_t chunk_cvs[BATCH_GROUPS * CHUNKS_PER_GROUP * CAS_CV_LEN];
         const uint8_t *inputs[BATCH_GROUPS * CHUNKS_PER_GROUP] = { 0 };
         uint32_t key[8];
-        size_t whole = len / BLAKE3_CHUNK_LEN, nchunks = whole, ngroups;
+        size_t whole = len / BLAKE3_CHUNK_LEN, nchunks = whole, ngroups, full;
 
         assert(len > 0 && len <= BATCH_GROUPS * CAS_GROUP_SIZE);
         for (size_t i = 0; i < whole; i++)
@@ -86,12 +106,11 @@ static void batch_cvs(const uint8_t *data, size_t len, uint64_t g, uint8_t *ret)
                 nchunks++;
         }
         ngroups = (nchunks + CHUNKS_PER_GROUP - 1) / CHUNKS_PER_GROUP;
-        for (size_t i = 0; i < ngroups; i++) {
-                size_t first = i * CHUNKS_PER_GROUP;
-
-                merge(chunk_cvs + first * CAS_CV_LEN, MIN((size_t) CHUNKS_PER_GROUP, nchunks - first), 0,
-                      ret + i * CAS_CV_LEN);
-        }
+        full = nchunks / CHUNKS_PER_GROUP;
+        parents_level(chunk_cvs, full * CHUNKS_PER_GROUP, ret);
+        if (ngroups > full) /* the blob's short last group */
+                merge(chunk_cvs + full * CHUNKS_PER_GROUP * CAS_CV_LEN, nchunks - full * CHUNKS_PER_GROUP, 0,
+                      ret + full * CAS_CV_LEN);
 }
 
 void cas_group_cvs(const uint8_t *data, size_t len, uint64_t g, uint8_t *ret) {
