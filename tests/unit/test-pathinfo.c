@@ -448,14 +448,10 @@ static void test_lmdb_service(void) {
                  * which still delivers the others and then fails */
                 static const uint8_t zero[NIX_DIGEST_LEN];
                 struct collect col = {};
-                MDB_txn *txn;
                 MDB_dbi dbi;
 
                 CHECK_OK(cas_lmdb_dbi(store->lmdb, "pathinfo", &dbi));
-                CHECK_OK(cas_lmdb_txn_begin(store->lmdb, 0, &txn));
-                CHECK_OK(mdb_put(txn, dbi, &(MDB_val){ NIX_DIGEST_LEN, (void *) zero }, &(MDB_val){ 3, "\xff\xff\xff" },
-                                 0));
-                CHECK_OK(mdb_txn_commit(txn));
+                CHECK_OK(cas_lmdb_put(store->lmdb, dbi, zero, NIX_DIGEST_LEN, "\xff\xff\xff", 3));
                 CHECK_EQ(nix_pathinfo_get(s, zero, &got), -EBADMSG);
                 CHECK_EQ(nix_pathinfo_list(s, collect_cb, &col), -EBADMSG);
                 CHECK_EQ(col.n, 3);
