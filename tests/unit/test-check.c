@@ -60,7 +60,8 @@ static void fixture_open(struct fixture *f) {
         f->inner = dirs[0]->digest;
         f->sub = dirs[1]->digest;
         f->root = dirs[2]->digest;
-        f->root_node = (struct cas_node){ .kind = CAS_NODE_DIRECTORY, N("v"), .digest = f->root, .size = dirs[2]->size };
+        f->root_node =
+                (struct cas_node){ .kind = CAS_NODE_DIRECTORY, N("v"), .digest = f->root, .size = dirs[2]->size };
         for (size_t i = 0; i < 3; i++)
                 cas_directory_free(dirs[i]);
         CHECK_OK(cas_root_put(f->store->roots, &f->root_node));
