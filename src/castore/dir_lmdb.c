@@ -48,26 +48,33 @@ static int lookup(struct dir_lmdb *l, MDB_txn *txn, const struct cas_digest *d, 
         return cas_lmdb_errno(mdb_get(txn, l->dbi, &key, ret));
 }
 
+struct get_ctx {
+        struct cas_directory *dir;
+        uint64_t size;
+};
+
+/* decode copies what it keeps: the map goes with the transaction */
+static int get_record(void *userdata, const MDB_val *k, const MDB_val *v) {
+        struct get_ctx *c = userdata;
+        int r;
+
+        (void) k;
+        r = value_size(v, &c->size);
+        if (r < 0)
+                return r;
+        return cas_directory_decode((const uint8_t *) v->mv_data + SIZE_PREFIX, v->mv_size - SIZE_PREFIX, 0,
+                                    &c->dir, NULL);
+}
+
 static int lmdb_get(struct cas_dir_service *s, const struct cas_digest *d, struct cas_directory **ret) {
         struct dir_lmdb *l = (struct dir_lmdb *) s;
         _cleanup_(cas_directory_freep) struct cas_directory *dir = NULL;
-        MDB_txn *txn;
-        MDB_val v;
-        uint64_t size = 0;
+        struct get_ctx c = {};
         int r;
 
-        r = cas_lmdb_txn_begin(l->db, MDB_RDONLY, &txn);
-        if (r < 0)
-                return r;
-        r = lookup(l, txn, d, &v);
-        if (r >= 0)
-                r = value_size(&v, &size);
-        /* decode copies what it keeps: the map may go with the txn */
-        if (r >= 0)
-                r = cas_directory_decode((const uint8_t *) v.mv_data + SIZE_PREFIX, v.mv_size - SIZE_PREFIX, 0, &dir,
-                                         NULL);
-        mdb_txn_abort(txn);
-        if (r == -EBADMSG || (r >= 0 && (!cas_digest_equal(&dir->digest, d) || dir->size != size)))
+        r = cas_lmdb_get(l->db, l->dbi, d->b, CAS_DIGEST_LEN, get_record, &c);
+        dir = c.dir;
+        if (r == -EBADMSG || (r >= 0 && (!cas_digest_equal(&dir->digest, d) || dir->size != c.size)))
                 return log_error_errno(-EBADMSG, "Stored directory %s is corrupt", CAS_DIGEST_HEX(d));
         if (r < 0)
                 return r;
@@ -75,30 +82,31 @@ static int lmdb_get(struct cas_dir_service *s, const struct cas_digest *d, struc
         return 0;
 }
 
-static int lmdb_stat(struct cas_dir_service *s, const struct cas_digest *d, uint64_t *ret_size) {
-        struct dir_lmdb *l = (struct dir_lmdb *) s;
-        MDB_txn *txn;
-        MDB_val v;
-        int r;
-
-        r = cas_lmdb_txn_begin(l->db, MDB_RDONLY, &txn);
-        if (r < 0)
-                return r;
-        r = lookup(l, txn, d, &v);
-        if (r >= 0)
-                r = value_size(&v, ret_size);
-        mdb_txn_abort(txn);
-        return r;
+static int stat_record(void *userdata, const MDB_val *k, const MDB_val *v) {
+        (void) k;
+        return value_size(v, userdata);
 }
 
-struct txn_ctx {
+static int lmdb_stat(struct cas_dir_service *s, const struct cas_digest *d, uint64_t *ret_size) {
+        struct dir_lmdb *l = (struct dir_lmdb *) s;
+
+        return cas_lmdb_get(l->db, l->dbi, d->b, CAS_DIGEST_LEN, stat_record, ret_size);
+}
+
+struct put_ctx {
         struct dir_lmdb *l;
         MDB_txn *txn;
+        struct cas_directory *const *dirs;
+        uint8_t **vals; /* the records to store: size prefix + encoding */
+        size_t *lens;
+        size_t n;
+        unsigned flags;
+        enum cas_verr *ret_why;
 };
 
 /* Sees the stored directories and those this transaction already put. */
 static int txn_child_size(void *userdata, const struct cas_digest *d, uint64_t *ret_size) {
-        struct txn_ctx *c = userdata;
+        struct put_ctx *c = userdata;
         MDB_val v;
         int r;
 
@@ -108,19 +116,46 @@ static int txn_child_size(void *userdata, const struct cas_digest *d, uint64_t *
         return value_size(&v, ret_size);
 }
 
+static int put_in(void *userdata, MDB_txn *txn) {
+        struct put_ctx *c = userdata;
+        int r;
+
+        c->txn = txn;
+        for (size_t i = 0; i < c->n; i++) {
+                const struct cas_digest *d = &c->dirs[i]->digest;
+                MDB_val key = { CAS_DIGEST_LEN, (void *) d->b }, v = { c->lens[i], c->vals[i] };
+                MDB_val old;
+
+                r = cas_dir_check_children(c->dirs[i], c->flags, txn_child_size, c, c->ret_why);
+                if (r < 0)
+                        return r;
+                r = lookup(c->l, txn, d, &old);
+                if (r >= 0 && old.mv_size == v.mv_size && memcmp(old.mv_data, v.mv_data, v.mv_size) == 0)
+                        continue; /* already stored */
+                if (r < 0 && r != -ENOENT)
+                        return r;
+                /* Records are canonical: different bytes under this key
+                 * are a damaged record, which this put repairs. */
+                if (r >= 0)
+                        log_warning("Replacing the corrupt record of directory %s", CAS_DIGEST_HEX(d));
+                r = cas_lmdb_errno(mdb_put(txn, c->l->dbi, &key, &v, 0));
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 static int lmdb_put(struct cas_dir_service *s, struct cas_directory *const *dirs, size_t n, unsigned flags,
                     enum cas_verr *ret_why) {
         struct dir_lmdb *l = (struct dir_lmdb *) s;
-        struct txn_ctx c = { l, NULL };
-        uint8_t **vals;
-        size_t *lens;
+        struct put_ctx c = { .l = l, .dirs = dirs, .n = n, .flags = flags, .ret_why = ret_why };
         int r = 0;
 
         /* Encode before the write transaction, which serialises writers. */
-        vals = calloc(n, sizeof(*vals) + sizeof(*lens));
-        if (!vals)
+        c.vals = calloc(n, sizeof(*c.vals) + sizeof(*c.lens));
+        if (!c.vals)
                 return -ENOMEM;
-        lens = (size_t *) (vals + n);
+        c.lens = (size_t *) (c.vals + n);
         for (size_t i = 0; i < n && r >= 0; i++) {
                 _cleanup_free_ uint8_t *buf = NULL;
                 uint64_t le = htole64(dirs[i]->size);
@@ -129,45 +164,21 @@ static int lmdb_put(struct cas_dir_service *s, struct cas_directory *const *dirs
                 r = cas_directory_encode(dirs[i], &buf, &len);
                 if (r < 0)
                         break;
-                vals[i] = malloc(SIZE_PREFIX + len);
-                if (!vals[i]) {
+                c.vals[i] = malloc(SIZE_PREFIX + len);
+                if (!c.vals[i]) {
                         r = -ENOMEM;
                         break;
                 }
-                memcpy(vals[i], &le, SIZE_PREFIX);
-                memcpy(vals[i] + SIZE_PREFIX, buf, len);
-                lens[i] = SIZE_PREFIX + len;
+                memcpy(c.vals[i], &le, SIZE_PREFIX);
+                memcpy(c.vals[i] + SIZE_PREFIX, buf, len);
+                c.lens[i] = SIZE_PREFIX + len;
         }
 
         if (r >= 0)
-                r = cas_lmdb_txn_begin(l->db, 0, &c.txn);
-        for (size_t i = 0; i < n && r >= 0; i++) {
-                MDB_val key = { CAS_DIGEST_LEN, dirs[i]->digest.b }, v = { lens[i], vals[i] };
-                MDB_val old;
-
-                r = cas_dir_check_children(dirs[i], flags, txn_child_size, &c, ret_why);
-                if (r < 0)
-                        break;
-                r = lookup(l, c.txn, &dirs[i]->digest, &old);
-                if (r >= 0 && old.mv_size == v.mv_size && memcmp(old.mv_data, v.mv_data, v.mv_size) == 0)
-                        continue; /* already stored */
-                if (r < 0 && r != -ENOENT)
-                        break;
-                /* Records are canonical: different bytes under this key
-                 * are a damaged record, which this put repairs. */
-                if (r >= 0)
-                        log_warning("Replacing the corrupt record of directory %s", CAS_DIGEST_HEX(&dirs[i]->digest));
-                r = cas_lmdb_errno(mdb_put(c.txn, l->dbi, &key, &v, 0));
-        }
-        if (c.txn) {
-                if (r >= 0)
-                        r = cas_lmdb_errno(mdb_txn_commit(c.txn));
-                else
-                        mdb_txn_abort(c.txn);
-        }
+                r = cas_lmdb_write(l->db, put_in, &c); /* all or nothing */
         for (size_t i = 0; i < n; i++)
-                free(vals[i]);
-        free(vals);
+                free(c.vals[i]);
+        free(c.vals);
         if (r < 0 && r != -EBADMSG)
                 log_error_errno(r, "Cannot store directories: %m");
         return r < 0 ? r : 0;

@@ -1,5 +1,7 @@
 /* The local store's LMDB environment: opening with the store's settings,
- * named databases, and the one mapping of LMDB result codes to -errno. */
+ * named databases, the transaction pattern every backend uses (read,
+ * write, get, put, del, scan), and the one mapping of LMDB result codes
+ * to -errno. */
 #include "castore/lmdb.h"
 
 #include <errno.h>
@@ -113,10 +115,99 @@ int cas_lmdb_txn_begin(struct cas_lmdb *db, unsigned flags, MDB_txn **ret) {
         return cas_lmdb_errno(mdb_txn_begin(db->env, NULL, flags, ret));
 }
 
+int cas_lmdb_txn_end(MDB_txn *txn, int r) {
+        if (r < 0) {
+                mdb_txn_abort(txn);
+                return r;
+        }
+        return cas_lmdb_errno(mdb_txn_commit(txn));
+}
+
+int cas_lmdb_read(struct cas_lmdb *db, cas_lmdb_txn_fn fn, void *userdata) {
+        MDB_txn *txn;
+        int r;
+
+        if (!fn)
+                return -EINVAL;
+        r = cas_lmdb_txn_begin(db, MDB_RDONLY, &txn);
+        if (r < 0)
+                return r;
+        r = fn(userdata, txn);
+        mdb_txn_abort(txn);
+        return r;
+}
+
+int cas_lmdb_write(struct cas_lmdb *db, cas_lmdb_txn_fn fn, void *userdata) {
+        MDB_txn *txn;
+        int r;
+
+        if (!fn)
+                return -EINVAL;
+        r = cas_lmdb_txn_begin(db, 0, &txn);
+        if (r < 0)
+                return r;
+        return cas_lmdb_txn_end(txn, fn(userdata, txn));
+}
+
+struct record_op {
+        MDB_dbi dbi;
+        MDB_val key, val;
+        cas_lmdb_record_fn fn;
+        void *userdata;
+};
+
+static int get_in(void *userdata, MDB_txn *txn) {
+        struct record_op *op = userdata;
+        int r;
+
+        r = cas_lmdb_errno(mdb_get(txn, op->dbi, &op->key, &op->val));
+        if (r < 0)
+                return r;
+        return op->fn(op->userdata, &op->key, &op->val);
+}
+
+int cas_lmdb_get(struct cas_lmdb *db, MDB_dbi dbi, const void *key, size_t key_len, cas_lmdb_record_fn fn,
+                 void *userdata) {
+        struct record_op op = { .dbi = dbi, .key = { key_len, (void *) key }, .fn = fn, .userdata = userdata };
+
+        if (!key || !fn)
+                return -EINVAL;
+        return cas_lmdb_read(db, get_in, &op);
+}
+
+static int put_in(void *userdata, MDB_txn *txn) {
+        struct record_op *op = userdata;
+
+        return cas_lmdb_errno(mdb_put(txn, op->dbi, &op->key, &op->val, 0));
+}
+
+int cas_lmdb_put(struct cas_lmdb *db, MDB_dbi dbi, const void *key, size_t key_len, const void *val,
+                 size_t val_len) {
+        struct record_op op = { .dbi = dbi, .key = { key_len, (void *) key }, .val = { val_len, (void *) val } };
+
+        if (!key || (!val && val_len > 0))
+                return -EINVAL;
+        return cas_lmdb_write(db, put_in, &op);
+}
+
+static int del_in(void *userdata, MDB_txn *txn) {
+        struct record_op *op = userdata;
+
+        return cas_lmdb_errno(mdb_del(txn, op->dbi, &op->key, NULL));
+}
+
+int cas_lmdb_del(struct cas_lmdb *db, MDB_dbi dbi, const void *key, size_t key_len) {
+        struct record_op op = { .dbi = dbi, .key = { key_len, (void *) key } };
+
+        if (!key)
+                return -EINVAL;
+        return cas_lmdb_write(db, del_in, &op);
+}
+
 int cas_lmdb_dbi(struct cas_lmdb *db, const char *name, MDB_dbi *ret) {
         MDB_txn *txn;
         MDB_dbi dbi;
-        int r, rc;
+        int r;
 
         if (!db || !name || !ret)
                 return -EINVAL;
@@ -125,12 +216,8 @@ int cas_lmdb_dbi(struct cas_lmdb *db, const char *name, MDB_dbi *ret) {
         pthread_mutex_lock(&db->dbi_lock);
         r = cas_lmdb_txn_begin(db, db->readonly ? MDB_RDONLY : 0, &txn);
         if (r >= 0) {
-                rc = mdb_dbi_open(txn, name, db->readonly ? 0 : MDB_CREATE, &dbi);
-                if (rc == 0)
-                        rc = mdb_txn_commit(txn);
-                else
-                        mdb_txn_abort(txn);
-                r = cas_lmdb_errno(rc);
+                r = cas_lmdb_errno(mdb_dbi_open(txn, name, db->readonly ? 0 : MDB_CREATE, &dbi));
+                r = cas_lmdb_txn_end(txn, r);
         }
         pthread_mutex_unlock(&db->dbi_lock);
         if (r < 0)
@@ -139,20 +226,25 @@ int cas_lmdb_dbi(struct cas_lmdb *db, const char *name, MDB_dbi *ret) {
         return 0;
 }
 
-int cas_lmdb_scan(struct cas_lmdb *db, MDB_dbi dbi, cas_lmdb_scan_cb fn, void *userdata) {
-        MDB_cursor *cur = NULL;
-        MDB_txn *txn;
+struct scan {
+        MDB_dbi dbi;
+        cas_lmdb_record_fn fn;
+        void *userdata;
+};
+
+static int scan_in(void *userdata, MDB_txn *txn) {
+        struct scan *sc = userdata;
+        MDB_cursor *cur;
         MDB_val k, v;
         bool corrupt = false;
         int r, rc;
 
-        r = cas_lmdb_txn_begin(db, MDB_RDONLY, &txn);
+        r = cas_lmdb_errno(mdb_cursor_open(txn, sc->dbi, &cur));
         if (r < 0)
                 return r;
-        r = cas_lmdb_errno(mdb_cursor_open(txn, dbi, &cur));
-        for (rc = r < 0 ? MDB_NOTFOUND : mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 && r >= 0;
+        for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 && r >= 0;
              rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-                r = fn(userdata, &k, &v);
+                r = sc->fn(sc->userdata, &k, &v);
                 if (r == -EBADMSG) {
                         corrupt = true;
                         r = 0;
@@ -160,10 +252,16 @@ int cas_lmdb_scan(struct cas_lmdb *db, MDB_dbi dbi, cas_lmdb_scan_cb fn, void *u
         }
         if (r >= 0 && rc != MDB_NOTFOUND)
                 r = cas_lmdb_errno(rc);
-        if (cur)
-                mdb_cursor_close(cur);
-        mdb_txn_abort(txn);
+        mdb_cursor_close(cur);
         if (r >= 0 && corrupt)
                 r = -EBADMSG;
         return r < 0 ? r : 0;
+}
+
+int cas_lmdb_scan(struct cas_lmdb *db, MDB_dbi dbi, cas_lmdb_record_fn fn, void *userdata) {
+        struct scan sc = { dbi, fn, userdata };
+
+        if (!fn)
+                return -EINVAL;
+        return cas_lmdb_read(db, scan_in, &sc);
 }

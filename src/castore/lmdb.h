@@ -43,17 +43,49 @@ int cas_lmdb_dbi(struct cas_lmdb *db, const char *name, MDB_dbi *ret);
  * must be committed or aborted by the thread that began it. */
 int cas_lmdb_txn_begin(struct cas_lmdb *db, unsigned flags, MDB_txn **ret);
 
+/* Ends txn, which is gone afterwards: commits it if r >= 0 and returns
+ * the commit's result (mapped), else aborts it and returns r.  Every
+ * begin is paired with this one call (or with mdb_txn_abort for a read
+ * transaction nothing is learnt from). */
+int cas_lmdb_txn_end(MDB_txn *txn, int r);
+
 /* MDB_* codes and system errors -> -errno (MDB_NOTFOUND -> -ENOENT,
  * MDB_MAP_FULL -> -ENOSPC, corruption -> -EBADMSG, ...).  0 stays 0. */
 int cas_lmdb_errno(int rc);
 
-/* Called by cas_lmdb_scan for each record, with pointers into the map
- * (valid only during the call).  Return < 0 to stop the scan with that
- * error, except -EBADMSG: the record is skipped as corrupt and the scan
- * goes on. */
-typedef int (*cas_lmdb_scan_cb)(void *userdata, const MDB_val *key, const MDB_val *val);
+/* Work done inside a transaction: >= 0 or -errno. */
+typedef int (*cas_lmdb_txn_fn)(void *userdata, MDB_txn *txn);
 
-/* Walks database dbi in key order inside one read transaction.  Returns
- * the first error of fn, or -EBADMSG at the end if any record was skipped
- * as corrupt (so a checker sees every other record), else 0. */
-int cas_lmdb_scan(struct cas_lmdb *db, MDB_dbi dbi, cas_lmdb_scan_cb fn, void *userdata);
+/* Runs fn in a fresh read transaction (a snapshot of what is committed
+ * now), then aborts it: fn copies out what it keeps, since pointers into
+ * the map die with the transaction.  Returns fn's result. */
+int cas_lmdb_read(struct cas_lmdb *db, cas_lmdb_txn_fn fn, void *userdata);
+
+/* Runs fn in a write transaction, committed if fn returns >= 0 and
+ * aborted otherwise: all of fn's writes or none.  Writers are serialised
+ * by LMDB (this blocks while another one runs); -EROFS on a read-only
+ * env.  Returns fn's result or the commit's error. */
+int cas_lmdb_write(struct cas_lmdb *db, cas_lmdb_txn_fn fn, void *userdata);
+
+/* Called with one record, key and value pointing into the map (valid only
+ * during the call). */
+typedef int (*cas_lmdb_record_fn)(void *userdata, const MDB_val *key, const MDB_val *val);
+
+/* Looks key up in dbi in a fresh read transaction and hands the record to
+ * fn, which copies out what it keeps.  -ENOENT if absent (fn not called),
+ * else fn's result. */
+int cas_lmdb_get(struct cas_lmdb *db, MDB_dbi dbi, const void *key, size_t key_len, cas_lmdb_record_fn fn,
+                 void *userdata);
+
+/* Stores (replacing) or deletes one record, each in its own write
+ * transaction.  del: -ENOENT if absent. */
+int cas_lmdb_put(struct cas_lmdb *db, MDB_dbi dbi, const void *key, size_t key_len, const void *val,
+                 size_t val_len);
+int cas_lmdb_del(struct cas_lmdb *db, MDB_dbi dbi, const void *key, size_t key_len);
+
+/* Walks database dbi in key order inside one read transaction, calling fn
+ * for each record.  fn returns < 0 to stop the scan with that error,
+ * except -EBADMSG: the record is skipped as corrupt and the scan goes on.
+ * Returns the first error of fn, or -EBADMSG at the end if any record was
+ * skipped as corrupt (so a checker sees every other record), else 0. */
+int cas_lmdb_scan(struct cas_lmdb *db, MDB_dbi dbi, cas_lmdb_record_fn fn, void *userdata);

@@ -32,61 +32,40 @@ static int decode(const MDB_val *k, const MDB_val *v, struct cas_node *ret, void
         return 0;
 }
 
+struct get_ctx {
+        struct cas_node *node;
+        void **mem;
+};
+
+static int get_record(void *userdata, const MDB_val *k, const MDB_val *v) {
+        struct get_ctx *c = userdata;
+
+        return decode(k, v, c->node, c->mem); /* copies out of the map */
+}
+
 static int lmdb_get(struct cas_root_service *s, const char *name, size_t len, struct cas_node *ret, void **ret_mem) {
         struct root_lmdb *l = (struct root_lmdb *) s;
-        MDB_val k = { len, (void *) name }, v;
-        MDB_txn *txn;
-        int r;
+        struct get_ctx c = { ret, ret_mem };
 
-        r = cas_lmdb_txn_begin(l->db, MDB_RDONLY, &txn);
-        if (r < 0)
-                return r;
-        r = cas_lmdb_errno(mdb_get(txn, l->dbi, &k, &v));
-        if (r >= 0)
-                r = decode(&k, &v, ret, ret_mem); /* copies out of the map */
-        mdb_txn_abort(txn);
-        return r;
+        return cas_lmdb_get(l->db, l->dbi, name, len, get_record, &c);
 }
 
 static int lmdb_put(struct cas_root_service *s, const struct cas_node *n) {
         struct root_lmdb *l = (struct root_lmdb *) s;
         _cleanup_free_ uint8_t *buf = NULL;
-        MDB_txn *txn;
-        MDB_val k, v;
         size_t len;
         int r;
 
         r = cas_node_encode(n, &buf, &len);
         if (r < 0)
                 return r;
-        k = (MDB_val){ n->name_len, (void *) n->name };
-        v = (MDB_val){ len, buf };
-        r = cas_lmdb_txn_begin(l->db, 0, &txn);
-        if (r < 0)
-                return r;
-        r = cas_lmdb_errno(mdb_put(txn, l->dbi, &k, &v, 0));
-        if (r >= 0)
-                r = cas_lmdb_errno(mdb_txn_commit(txn));
-        else
-                mdb_txn_abort(txn);
-        return r;
+        return cas_lmdb_put(l->db, l->dbi, n->name, n->name_len, buf, len);
 }
 
 static int lmdb_remove(struct cas_root_service *s, const char *name, size_t len) {
         struct root_lmdb *l = (struct root_lmdb *) s;
-        MDB_val k = { len, (void *) name };
-        MDB_txn *txn;
-        int r;
 
-        r = cas_lmdb_txn_begin(l->db, 0, &txn);
-        if (r < 0)
-                return r;
-        r = cas_lmdb_errno(mdb_del(txn, l->dbi, &k, NULL));
-        if (r >= 0)
-                r = cas_lmdb_errno(mdb_txn_commit(txn));
-        else
-                mdb_txn_abort(txn);
-        return r;
+        return cas_lmdb_del(l->db, l->dbi, name, len);
 }
 
 struct list_ctx {

@@ -33,19 +33,9 @@ static void json_string(const char *s) {
         putchar('"');
 }
 
-static void signature_string(const struct nix_signature *s, char *ret) {
-        size_t n = strlen(s->name);
-
-        memcpy(ret, s->name, n);
-        ret[n] = ':';
-        base64_encode(s->data, NIX_SIGNATURE_LEN, ret + n + 1);
-}
-
-#define SIG_STR_MAX (NIX_SIGNATURE_NAME_MAX + 1 + BASE64_ENCODED_LEN(NIX_SIGNATURE_LEN) + 1)
-
 static void show_json(const struct nix_pathinfo *pi, struct pi_args *a) {
         char path[NIX_PATH_MAX + 1], b64[BASE64_ENCODED_LEN(NIX_SHA256_LEN) + 1], ca[NIX_CA_STR_MAX],
-                sig[SIG_STR_MAX];
+                sig[NIX_SIGNATURE_STR_MAX];
 
         nix_store_path_absolute(&pi->path, path);
         base64_encode(pi->nar_sha256, NIX_SHA256_LEN, b64);
@@ -69,7 +59,7 @@ static void show_json(const struct nix_pathinfo *pi, struct pi_args *a) {
         if (pi->n_signatures > 0) {
                 printf(",\"signatures\":[");
                 for (size_t i = 0; i < pi->n_signatures; i++) {
-                        signature_string(&pi->signatures[i], sig);
+                        nix_signature_to_string(&pi->signatures[i], sig);
                         if (i)
                                 putchar(',');
                         json_string(sig);
@@ -80,7 +70,8 @@ static void show_json(const struct nix_pathinfo *pi, struct pi_args *a) {
 }
 
 static void show_text(const struct nix_pathinfo *pi, struct pi_args *a) {
-        char path[NIX_PATH_MAX + 1], base[NIX_BASENAME_MAX + 1], b32[64], ca[NIX_CA_STR_MAX], sig[SIG_STR_MAX];
+        char path[NIX_PATH_MAX + 1], base[NIX_BASENAME_MAX + 1], b32[64], ca[NIX_CA_STR_MAX],
+                sig[NIX_SIGNATURE_STR_MAX];
 
         if (a->shown++)
                 putchar('\n');
@@ -97,22 +88,20 @@ static void show_text(const struct nix_pathinfo *pi, struct pi_args *a) {
                 printf("Deriver: %s\n", base);
         }
         for (size_t i = 0; i < pi->n_signatures; i++) {
-                signature_string(&pi->signatures[i], sig);
+                nix_signature_to_string(&pi->signatures[i], sig);
                 printf("Sig: %s\n", sig);
         }
         if (pi->has_ca && nix_ca_to_string(pi->ca_type, pi->ca_digest, ca) >= 0)
                 printf("CA: %s\n", ca);
 }
 
-static void show(const struct nix_pathinfo *pi, struct pi_args *a) {
+static int show(void *userdata, const struct nix_pathinfo *pi) {
+        struct pi_args *a = userdata;
+
         if (a->json)
                 show_json(pi, a);
         else
                 show_text(pi, a);
-}
-
-static int show_cb(void *userdata, const struct nix_pathinfo *pi) {
-        show(pi, userdata);
         return 0;
 }
 
@@ -165,21 +154,7 @@ static int run_path_info(int argc, char **argv) {
         if (a.json)
                 putchar('[');
         if (a.all) {
-                /* sorted by basename, as the filesystem lists them */
-                char **names = NULL;
-                size_t n = 0;
-
-                r = nix_root_list(pis, &names, &n);
-                for (size_t i = 0; r >= 0 && i < n; i++) {
-                        _cleanup_(nix_pathinfo_freep) struct nix_pathinfo *pi = NULL;
-                        struct nix_store_path p;
-
-                        if (nix_store_path_from_basename(names[i], strlen(names[i]), &p) < 0 ||
-                            nix_pathinfo_get_path(pis, &p, &pi) < 0)
-                                continue; /* replaced meanwhile */
-                        show(pi, &a);
-                }
-                nix_basenames_free(names, n);
+                r = nix_pathinfo_list_by_name(pis, show, &a);
                 if (r < 0)
                         ret = log_error_errno(r, "Failed to list store paths: %m");
         }
@@ -203,7 +178,7 @@ static int run_path_info(int argc, char **argv) {
                                            : log_error_errno(r, "%s: %m", path);
                         continue;
                 }
-                show_cb(&a, pi);
+                show(&a, pi);
         }
         if (a.json)
                 printf("]\n");

@@ -44,6 +44,14 @@ int nix_ca_to_string(enum nix_ca_hash t, const uint8_t *digest, char *ret) {
         return 0;
 }
 
+void nix_signature_to_string(const struct nix_signature *s, char *ret) {
+        size_t n = strlen(s->name);
+
+        memcpy(ret, s->name, n);
+        ret[n] = ':';
+        base64_encode(s->data, NIX_SIGNATURE_LEN, ret + n + 1);
+}
+
 int nix_pathinfo_new(const struct nix_store_path *path, const struct cas_node *root, uint64_t nar_size,
                      const uint8_t nar_sha256[NIX_SHA256_LEN], struct nix_pathinfo **ret) {
         _cleanup_(nix_pathinfo_freep) struct nix_pathinfo *pi = NULL;

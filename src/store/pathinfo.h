@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "castore/directory.h"
+#include "util/base64.h"
 #include "util/macro.h"
 #include "store/sha256.h"
 #include "store/storepath.h"
@@ -43,6 +44,11 @@ struct nix_signature {
         char *name; /* key name, e.g. "cache.nixos.org-1"; owned */
         uint8_t data[NIX_SIGNATURE_LEN];
 };
+
+/* "name:base64(data)", as narinfo Sig: lines and nix path-info --json
+ * show a signature; ret holds NIX_SIGNATURE_STR_MAX bytes. */
+#define NIX_SIGNATURE_STR_MAX (NIX_SIGNATURE_NAME_MAX + 1 + BASE64_ENCODED_LEN(NIX_SIGNATURE_LEN) + 1)
+void nix_signature_to_string(const struct nix_signature *s, char *ret);
 
 /* A PathInfo.  Owns everything it points to (nix_pathinfo_free). */
 struct nix_pathinfo {

@@ -60,31 +60,24 @@ static int decode(const MDB_val *k, const MDB_val *v, struct nix_pathinfo **ret)
         return 0;
 }
 
+static int get_record(void *userdata, const MDB_val *k, const MDB_val *v) {
+        return decode(k, v, userdata);
+}
+
 static int lmdb_get(struct nix_pathinfo_service *s, const uint8_t digest[NIX_DIGEST_LEN], struct nix_pathinfo **ret) {
         struct pathinfo_lmdb *l = (struct pathinfo_lmdb *) s;
-        MDB_val k = { NIX_DIGEST_LEN, (void *) digest }, v;
-        MDB_txn *txn;
         MDB_dbi dbi;
         int r;
 
         r = pathinfo_dbi(l, &dbi);
         if (r < 0)
                 return r; /* -ENOENT: nothing registered yet */
-        r = cas_lmdb_txn_begin(l->db, MDB_RDONLY, &txn);
-        if (r < 0)
-                return r;
-        r = cas_lmdb_errno(mdb_get(txn, dbi, &k, &v));
-        if (r >= 0)
-                r = decode(&k, &v, ret);
-        mdb_txn_abort(txn);
-        return r;
+        return cas_lmdb_get(l->db, dbi, digest, NIX_DIGEST_LEN, get_record, ret);
 }
 
 static int lmdb_put(struct nix_pathinfo_service *s, const struct nix_pathinfo *pi) {
         struct pathinfo_lmdb *l = (struct pathinfo_lmdb *) s;
         _cleanup_free_ uint8_t *buf = NULL;
-        MDB_txn *txn;
-        MDB_val k, v;
         MDB_dbi dbi;
         size_t len;
         int r;
@@ -95,17 +88,7 @@ static int lmdb_put(struct nix_pathinfo_service *s, const struct nix_pathinfo *p
         r = nix_pathinfo_encode(pi, &buf, &len);
         if (r < 0)
                 return r;
-        k = (MDB_val){ NIX_DIGEST_LEN, (void *) pi->path.digest };
-        v = (MDB_val){ len, buf };
-        r = cas_lmdb_txn_begin(l->db, 0, &txn);
-        if (r < 0)
-                return r;
-        r = cas_lmdb_errno(mdb_put(txn, dbi, &k, &v, 0));
-        if (r >= 0)
-                r = cas_lmdb_errno(mdb_txn_commit(txn));
-        else
-                mdb_txn_abort(txn);
-        return r;
+        return cas_lmdb_put(l->db, dbi, pi->path.digest, NIX_DIGEST_LEN, buf, len);
 }
 
 struct list_ctx {

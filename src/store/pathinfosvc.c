@@ -141,6 +141,27 @@ int nix_root_list(struct nix_pathinfo_service *s, char ***ret, size_t *ret_n) {
         return 0;
 }
 
+int nix_pathinfo_list_by_name(struct nix_pathinfo_service *s, nix_pathinfo_list_cb cb, void *userdata) {
+        char **names = NULL;
+        size_t n = 0;
+        int r;
+
+        if (!cb)
+                return -EINVAL;
+        r = nix_root_list(s, &names, &n);
+        for (size_t i = 0; r >= 0 && i < n; i++) {
+                _cleanup_(nix_pathinfo_freep) struct nix_pathinfo *pi = NULL;
+                struct nix_store_path p;
+
+                if (nix_store_path_from_basename(names[i], strlen(names[i]), &p) < 0 ||
+                    nix_pathinfo_get_path(s, &p, &pi) < 0)
+                        continue; /* replaced meanwhile */
+                r = cb(userdata, pi);
+        }
+        nix_basenames_free(names, n);
+        return r < 0 ? r : 0;
+}
+
 /* The root provider as a cas_root_service. */
 struct nix_root_service {
         struct cas_root_service base;

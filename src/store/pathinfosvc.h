@@ -69,6 +69,13 @@ int nix_root_lookup(struct nix_pathinfo_service *s, const char *name, size_t len
 int nix_root_list(struct nix_pathinfo_service *s, char ***ret, size_t *ret_n);
 void nix_basenames_free(char **names, size_t n);
 
+/* Calls cb with every PathInfo in basename order (the order the
+ * filesystem lists them), each fetched in its own lookup: one that cannot
+ * be fetched any more (removed or replaced since the listing, or a corrupt
+ * record, which the backend logs) is skipped.  A negative return of cb
+ * stops the walk and is returned. */
+int nix_pathinfo_list_by_name(struct nix_pathinfo_service *s, nix_pathinfo_list_cb cb, void *userdata);
+
 /* The same as a read-only cas_root_service (get, and list in ascending
  * name order; put and remove are -EOPNOTSUPP), for code that serves named
  * roots.  Borrows s, which must outlive it. */

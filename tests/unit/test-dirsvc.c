@@ -324,14 +324,10 @@ static void test_check_children_args(struct backend *b) {
 
 /* Overwrites the stored value of d with raw bytes. */
 static void poke(struct backend *b, const struct cas_digest *d, const void *data, size_t len) {
-        MDB_txn *txn;
         MDB_dbi dbi;
-        MDB_val k = { CAS_DIGEST_LEN, (void *) d->b }, v = { len, (void *) data };
 
         CHECK_OK(cas_lmdb_dbi(b->db, "directories", &dbi));
-        CHECK_OK(cas_lmdb_txn_begin(b->db, 0, &txn));
-        CHECK_OK(cas_lmdb_errno(mdb_put(txn, dbi, &k, &v, 0)));
-        CHECK_OK(cas_lmdb_errno(mdb_txn_commit(txn)));
+        CHECK_OK(cas_lmdb_put(b->db, dbi, d->b, CAS_DIGEST_LEN, data, len));
 }
 
 static int count_list(void *userdata, const struct cas_digest *d, const void *data, size_t len) {
@@ -508,6 +504,52 @@ static void test_lmdb_errno(void) {
         CHECK_EQ(cas_lmdb_errno(EACCES), -EACCES);
 }
 
+static int copy_value(void *userdata, const MDB_val *k, const MDB_val *v) {
+        (void) k;
+        CHECK(v->mv_size < 16);
+        memcpy(userdata, v->mv_data, v->mv_size);
+        ((char *) userdata)[v->mv_size] = 0;
+        return 0;
+}
+
+/* puts one record, then fails: the write must leave nothing behind */
+static int put_then_fail(void *userdata, MDB_txn *txn) {
+        MDB_dbi *dbi = userdata;
+
+        CHECK_OK(cas_lmdb_errno(mdb_put(txn, *dbi, &(MDB_val){ 1, "b" }, &(MDB_val){ 3, "two" }, 0)));
+        return -EIO;
+}
+
+static void test_lmdb_txn_helpers(void) {
+        struct backend b = {};
+        MDB_dbi dbi;
+        char got[16];
+
+        open_lmdb(&b);
+        CHECK_OK(cas_lmdb_dbi(b.db, "scratch", &dbi));
+        CHECK_EQ(cas_lmdb_get(b.db, dbi, "a", 1, copy_value, got), -ENOENT);
+        CHECK_OK(cas_lmdb_put(b.db, dbi, "a", 1, "one", 3));
+        CHECK_OK(cas_lmdb_get(b.db, dbi, "a", 1, copy_value, got));
+        CHECK_STREQ(got, "one");
+        CHECK_EQ(cas_lmdb_write(b.db, put_then_fail, &dbi), -EIO);
+        CHECK_EQ(cas_lmdb_get(b.db, dbi, "b", 1, copy_value, got), -ENOENT);
+        CHECK_OK(cas_lmdb_del(b.db, dbi, "a", 1));
+        CHECK_EQ(cas_lmdb_del(b.db, dbi, "a", 1), -ENOENT);
+        CHECK_EQ(cas_lmdb_get(b.db, dbi, "a", 1, copy_value, got), -ENOENT);
+        CHECK_OK(cas_lmdb_put(b.db, dbi, "c", 1, "three", 5));
+        close_backend(&b);
+
+        /* read-only: reads work, every write is -EROFS */
+        open_lmdb_at(&b, CAS_STORE_READONLY);
+        CHECK_OK(cas_lmdb_dbi(b.db, "scratch", &dbi));
+        CHECK_OK(cas_lmdb_get(b.db, dbi, "c", 1, copy_value, got));
+        CHECK_STREQ(got, "three");
+        CHECK_EQ(cas_lmdb_put(b.db, dbi, "d", 1, "four", 4), -EROFS);
+        CHECK_EQ(cas_lmdb_del(b.db, dbi, "c", 1), -EROFS);
+        CHECK_EQ(cas_lmdb_write(b.db, put_then_fail, &dbi), -EROFS);
+        close_backend(&b);
+}
+
 typedef void (*backend_test)(struct backend *b);
 
 static const struct {
@@ -556,6 +598,7 @@ int main(void) {
         RUN(test_lmdb_persistence);
         RUN(test_lmdb_disk_full);
         RUN(test_lmdb_errno);
+        RUN(test_lmdb_txn_helpers);
 
         remove_tree(tmp_root);
         return 0;

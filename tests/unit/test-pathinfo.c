@@ -63,6 +63,10 @@ static void test_round_trip(void) {
         CHECK_EQ(back->n_signatures, 1);
         CHECK_STREQ(back->signatures[0].name, "cache.nixos.org-1");
         CHECK_EQ(back->signatures[0].data[63], 0x5a);
+        char sig[NIX_SIGNATURE_STR_MAX];
+        nix_signature_to_string(&back->signatures[0], sig);
+        CHECK_STREQ(sig, "cache.nixos.org-1:WlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpa"
+                         "WlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWg==");
         CHECK(back->has_deriver);
         CHECK_STREQ(back->deriver.name, "foo.drv");
         CHECK(back->has_ca);
@@ -405,6 +409,13 @@ static void exercise(struct nix_pathinfo_service *s) {
         CHECK_STREQ(names[1], BASE_C);
         CHECK_STREQ(names[2], BASE_B);
         nix_basenames_free(names, n);
+        col = (struct collect){};
+        CHECK_OK(nix_pathinfo_list_by_name(s, collect_cb, &col));
+        CHECK_EQ(col.n, 3);
+        CHECK_STREQ(col.names[0], BASE_A);
+        CHECK_STREQ(col.names[1], BASE_C);
+        CHECK_STREQ(col.names[2], BASE_B);
+        CHECK_EQ(nix_pathinfo_list_by_name(s, stop_cb, NULL), -ECANCELED);
 
         /* as a cas_root_service */
         struct cas_root_service *rs;
@@ -448,14 +459,10 @@ static void test_lmdb_service(void) {
                  * which still delivers the others and then fails */
                 static const uint8_t zero[NIX_DIGEST_LEN];
                 struct collect col = {};
-                MDB_txn *txn;
                 MDB_dbi dbi;
 
                 CHECK_OK(cas_lmdb_dbi(store->lmdb, "pathinfo", &dbi));
-                CHECK_OK(cas_lmdb_txn_begin(store->lmdb, 0, &txn));
-                CHECK_OK(mdb_put(txn, dbi, &(MDB_val){ NIX_DIGEST_LEN, (void *) zero }, &(MDB_val){ 3, "\xff\xff\xff" },
-                                 0));
-                CHECK_OK(mdb_txn_commit(txn));
+                CHECK_OK(cas_lmdb_put(store->lmdb, dbi, zero, NIX_DIGEST_LEN, "\xff\xff\xff", 3));
                 CHECK_EQ(nix_pathinfo_get(s, zero, &got), -EBADMSG);
                 CHECK_EQ(nix_pathinfo_list(s, collect_cb, &col), -EBADMSG);
                 CHECK_EQ(col.n, 3);
