@@ -12,51 +12,33 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "castore/vblob.h"
 #include "util/io.h"
 #include "util/log.h"
 
-#define EXPORT_CHUNK (1024 * 1024)
 #define TMP_TRIES 16 /* temporary names tried before giving up (the tree may hold the first ones) */
 
 struct export_ctx {
         struct cas_store *store;
-        uint8_t *buf; /* EXPORT_CHUNK bytes */
         struct cas_export_stats stats;
 };
+
+static int write_fd(void *userdata, const void *buf, size_t len) {
+        return loop_write(*(const int *) userdata, buf, len);
+}
 
 /* Copies the content of file node n from blobs into fd, verified: 0 once
  * the bytes written are exactly n->size bytes that hash to n->digest;
  * -EBADMSG if they are not (fd then holds garbage), -ENOENT for a missing
- * blob, or a read or write error.  The only place export reads blob
- * content: a verified blob reader can replace it whole. */
-static int copy_verified_blob(struct cas_blob_service *blobs, const struct cas_node *n, int fd, uint8_t *buf,
-                              size_t buf_size) {
-        _cleanup_(cas_blob_reader_closep) struct cas_blob_reader *rd = NULL;
-        struct cas_hasher h;
-        struct cas_digest d;
-        uint64_t off = 0;
+ * blob, or a read or write error.  Only verified bytes reach fd. */
+static int copy_verified_blob(struct cas_blob_service *blobs, const struct cas_node *n, int fd) {
+        _cleanup_(cas_vblob_closep) struct cas_vblob *v = NULL;
         int r;
 
-        r = cas_blob_open(blobs, &n->digest, &rd);
+        r = cas_vblob_open(blobs, &n->digest, n->size, &v);
         if (r < 0)
                 return r;
-        cas_hasher_init(&h);
-        for (;;) {
-                ssize_t k = cas_blob_pread(rd, buf, buf_size, off);
-                if (k < 0)
-                        return k;
-                if (k == 0)
-                        break;
-                cas_hasher_update(&h, buf, k);
-                r = loop_write(fd, buf, k);
-                if (r < 0)
-                        return r;
-                off += k;
-        }
-        cas_hasher_final(&h, &d);
-        if (off != n->size || !cas_digest_equal(&d, &n->digest))
-                return -EBADMSG;
-        return 0;
+        return cas_vblob_copy(v, 0, n->size, write_fd, &fd);
 }
 
 /* Creates a new temporary file in dfd: its fd, with its name in ret_name. */
@@ -97,7 +79,7 @@ static int export_file(struct export_ctx *ctx, int dfd, const char *name, const 
         fd = open_temporary(dfd, tmp);
         if (fd < 0)
                 return log_error_errno(fd, "%s: cannot create a temporary file beside it: %m", path);
-        r = copy_verified_blob(ctx->store->blobs, n, fd, ctx->buf, EXPORT_CHUNK);
+        r = copy_verified_blob(ctx->store->blobs, n, fd);
         if (r >= 0 && fchmod(fd, mode) < 0) /* the umask must not change the mode */
                 r = negative_errno();
         if (r >= 0)
@@ -165,7 +147,6 @@ static int export_node(struct export_ctx *ctx, int dfd, const char *name, const 
 int cas_export_tree(struct cas_store *store, const struct cas_node *root, const char *dest,
                     struct cas_export_stats *ret_stats) {
         _cleanup_free_ char *copy = NULL;
-        _cleanup_free_ uint8_t *buf = NULL;
         _cleanup_close_ int dfd = -1;
         const char *dir, *base;
         char *slash;
@@ -194,10 +175,7 @@ int cas_export_tree(struct cas_store *store, const struct cas_node *root, const 
         if (*base == 0 || faccessat(dfd, base, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
                 return log_error_errno(-EEXIST, "%s: already exists (export creates it)", dest);
 
-        buf = malloc(EXPORT_CHUNK);
-        if (!buf)
-                return -ENOMEM;
-        struct export_ctx ctx = { .store = store, .buf = buf };
+        struct export_ctx ctx = { .store = store };
         r = export_node(&ctx, dfd, base, dest, root);
         if (ret_stats)
                 *ret_stats = ctx.stats;
