@@ -103,7 +103,9 @@ int nar_ingest(struct cas_blob_service *blobs, struct cas_dir_service *dirs, nar
  * symlink's target in *ret_mem, free()), storing nothing.  Run next to
  * cas_import_path on the same tree, equal root nodes prove that the NAR
  * hash describes the imported tree.  Special files are left out with
- * skip_special (as the importer does), else -EINVAL naming them; a file
- * whose size changes while it is read gives -ESTALE. */
+ * skip_special (as the importer does), else -EINVAL naming them.  A tree
+ * seen changing while it is read (a file whose size changes, an entry
+ * that vanishes or turns into another kind after it was listed) gives
+ * -ESTALE; a missing path -ENOENT.  Errors are logged. */
 int nar_hash_local(const char *path, bool skip_special, uint64_t *ret_nar_size, uint8_t ret_sha256[NIX_SHA256_LEN],
                    struct cas_node *ret_root, void **ret_mem);

@@ -25,6 +25,15 @@ struct local_walk {
 static int local_node(struct local_walk *lw, int dfd, const char *name, const char *path, unsigned depth,
                       struct cas_node *ret, char **ret_target);
 
+/* Logs and returns the error of opening or reading a node that was just
+ * listed or stat'ed: one that vanished, or is now of another kind, means
+ * that the tree changed under the walk (-ESTALE). */
+static int read_error(int r, const char *path) {
+        if (r == -ENOENT || r == -ELOOP || r == -ENOTDIR || r == -EAGAIN || r == -EINVAL)
+                return log_error_errno(-ESTALE, "%s: changed while being read", path);
+        return log_error_errno(r, "%s: %m", path);
+}
+
 /* One pass over the file: NAR contents and BLAKE3 digest together. */
 static int local_file(struct local_walk *lw, int dfd, const char *name, const char *path, struct cas_node *ret) {
         _cleanup_close_ int fd = -1;
@@ -34,10 +43,8 @@ static int local_file(struct local_walk *lw, int dfd, const char *name, const ch
         int r;
 
         fd = cas_local_open_file(dfd, name, &st);
-        if (fd == -EAGAIN)
-                return log_error_errno(-ESTALE, "%s: changed while being read", path);
         if (fd < 0)
-                return log_error_errno(fd, "%s: %m", path);
+                return read_error(fd, path);
         *ret = (struct cas_node){ .kind = CAS_NODE_FILE, .executable = st.st_mode & S_IXUSR,
                                   .size = (uint64_t) st.st_size };
         r = nar_write_file_begin(&lw->w, ret->executable, ret->size);
@@ -84,7 +91,7 @@ static int local_dir(struct local_walk *lw, int dfd, const char *name, const cha
                 return log_error_errno(-ELOOP, "%s: directories nested deeper than %d levels", path, NAR_DEPTH_MAX);
         fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0)
-                return log_error_errno(negative_errno(), "%s: %m", path);
+                return read_error(negative_errno(), path);
         r = cas_local_list(fd, &names, &n);
         if (r < 0)
                 return log_error_errno(r, "%s: %m", path);
@@ -102,7 +109,7 @@ static int local_dir(struct local_walk *lw, int dfd, const char *name, const cha
                         break;
                 }
                 if (fstatat(fd, names[i], &st, AT_SYMLINK_NOFOLLOW) < 0) {
-                        r = log_error_errno(negative_errno(), "%s: %m", sub);
+                        r = read_error(negative_errno(), sub);
                         break;
                 }
                 if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode) && !S_ISLNK(st.st_mode)) {
@@ -146,8 +153,8 @@ static int local_node(struct local_walk *lw, int dfd, const char *name, const ch
         int r;
 
         *ret_target = NULL;
-        if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-                return log_error_errno(negative_errno(), "%s: %m", path);
+        if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) /* below the root: listed a moment ago */
+                return depth > 0 ? read_error(negative_errno(), path) : log_error_errno(negative_errno(), "%s: %m", path);
         if (S_ISREG(st.st_mode))
                 return local_file(lw, dfd, name, path, ret);
         if (S_ISDIR(st.st_mode))
@@ -155,8 +162,10 @@ static int local_node(struct local_walk *lw, int dfd, const char *name, const ch
         if (!S_ISLNK(st.st_mode))
                 return log_error_errno(-EINVAL, "%s: %s refused", path, cas_local_kind(st.st_mode));
         r = cas_local_readlink(dfd, name, &target, &len);
-        if (r < 0)
+        if (r == -ENAMETOOLONG || r == -ENOMEM)
                 return log_error_errno(r, "%s: cannot read symlink: %m", path);
+        if (r < 0)
+                return read_error(r, path);
         *ret_target = target;
         *ret = (struct cas_node){ .kind = CAS_NODE_SYMLINK, .target = target, .target_len = len };
         return nar_write_symlink(&lw->w, target, len);
