@@ -1,5 +1,5 @@
-/* castore import: ingest local trees into the store and register each as a
- * named root. */
+/* castore import: parses the arguments, imports each PATH with
+ * nix_import_tree (named root and Nix store path) and prints the result. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>

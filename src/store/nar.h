@@ -1,6 +1,6 @@
 /* NAR (Nix ARchive): the public calls of the Nix layer's NAR code.
- *   nar_render      a castore tree as the bytes of nix-store --dump (nar_render.c,
- *                   file contents through nar_contents.c)
+ *   nar_render      a castore tree as the bytes of nix-store --dump
+ *                   (nar_render.c; file contents through nar_contents.c)
  *   nar_hash_local  the NAR hash of a local tree (nar_local.c)
  *   nar_ingest      a NAR stream into castore (nar_ingest.c)
  * The two writing walkers share one encoder, nar_writer.h.
