@@ -11,9 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "castore/pathwalk.h"
 #include "cli/cli.h"
-#include "store/nar.h"
+#include "store/nix_import.h"
 #include "store/nixbase32.h"
 #include "store/pathinfosvc.h"
 #include "util/io.h"
@@ -34,34 +33,6 @@ static ssize_t read_fd(void *userdata, void *buf, size_t len) {
         return n < 0 ? negative_errno() : n;
 }
 
-/* Resolves STOREPATH[/sub/path] (absolute or basename) to a node through
- * the PathInfo of the store path.  Logs errors. */
-static int resolve(struct cas_store *store, struct nix_pathinfo_service *pis, const char *arg, struct cas_node *ret,
-                   void **ret_mem, struct nix_pathinfo **ret_pi) {
-        _cleanup_(nix_pathinfo_freep) struct nix_pathinfo *pi = NULL;
-        struct nix_store_path p;
-        const char *sub;
-        int r;
-
-        if (nix_store_path_parse(arg, &p, &sub) < 0)
-                return log_error_errno(-EINVAL, "\"%s\" is not a store path (/nix/store/HASH-NAME or HASH-NAME)", arg);
-        r = nix_pathinfo_get_path(pis, &p, &pi);
-        if (r == -ENOENT)
-                return log_error_errno(r, "%s: not in the store", arg);
-        if (r < 0)
-                return log_error_errno(r, "%s: %m", arg);
-        r = cas_walk_path(store->dirs, &pi->node, *sub ? sub + 1 : "", ret, ret_mem);
-        if (r == -ENOENT)
-                return log_error_errno(r, "%s: No such file or directory", arg);
-        if (r == -ENOTDIR)
-                return log_error_errno(r, "%s: Not a directory", arg);
-        if (r < 0)
-                return log_error_errno(r, "%s: %m", arg);
-        if (ret_pi)
-                *ret_pi = *sub ? NULL : TAKE_PTR(pi);
-        return 0;
-}
-
 static int open_services(unsigned flags, struct cas_store **ret_store, struct nix_pathinfo_service **ret_pis) {
         int r;
 
@@ -77,8 +48,7 @@ static int open_services(unsigned flags, struct cas_store **ret_store, struct ni
         return 0;
 }
 
-/* Parses the common options of a subcommand; *ret_extra gets the flags
- * it knows (--size for hash, --name for import). */
+/* The options of the subcommands: --size for hash, --name for import. */
 struct nar_args {
         const char *name;
         bool size;
@@ -131,7 +101,7 @@ static int nar_dump(int argc, char **argv) {
         r = open_services(0, &store, &pis);
         if (r < 0)
                 return r;
-        r = resolve(store, pis, argv[optind], &node, &mem, NULL);
+        r = nix_resolve_path(pis, store->dirs, argv[optind], &node, &mem, NULL);
         if (r < 0)
                 return r;
         r = nar_render(store->blobs, store->dirs, &node, NAR_RENDER_NO_SHA256, write_fd, &out, NULL, NULL);
@@ -158,7 +128,7 @@ static int nar_hash(int argc, char **argv) {
         r = open_services(0, &store, &pis);
         if (r < 0)
                 return r;
-        r = resolve(store, pis, argv[optind], &node, &mem, &pi);
+        r = nix_resolve_path(pis, store->dirs, argv[optind], &node, &mem, &pi);
         if (r < 0)
                 return r;
         /* Computed from the tree, not taken from the record: a record that
@@ -179,7 +149,6 @@ static int nar_import(int argc, char **argv) {
         _cleanup_(cas_store_freep) struct cas_store *store = NULL;
         _cleanup_(nix_pathinfo_service_freep) struct nix_pathinfo_service *pis = NULL;
         _cleanup_close_ int fd = -1;
-        struct nar_ingest_result res;
         struct nar_args a = {};
         struct nix_store_path p;
         char path[NIX_PATH_MAX + 1];
@@ -206,13 +175,7 @@ static int nar_import(int argc, char **argv) {
         r = open_services(CAS_STORE_CREATE, &store, &pis);
         if (r < 0)
                 return r;
-        r = nar_ingest(store->blobs, store->dirs, read_fd, &in, 0, &res);
-        if (r == -EBADMSG && res.error)
-                return log_error_errno(r, "%s: invalid NAR at byte %" PRIu64 ": %s", file, res.error_offset, res.error);
-        if (r < 0)
-                return log_error_errno(r, "%s: failed to import the NAR: %m", file);
-        r = nix_register_nar(pis, &res.root, a.name, res.nar_size, res.nar_sha256, &p);
-        free(res.mem);
+        r = nix_import_nar(store, pis, a.name, read_fd, &in, file, 0, &p);
         if (r < 0)
                 return r;
         nix_store_path_absolute(&p, path);

@@ -1,5 +1,9 @@
-/* NAR (Nix ARchive): rendering a castore tree as the byte stream that
- * nix-store --dump produces, and ingesting a NAR stream into castore.
+/* NAR (Nix ARchive): the public calls of the Nix layer's NAR code.
+ *   nar_render      a castore tree as the bytes of nix-store --dump
+ *                   (nar_render.c; file contents through nar_contents.c)
+ *   nar_hash_local  the NAR hash of a local tree (nar_local.c)
+ *   nar_ingest      a NAR stream into castore (nar_ingest.c)
+ * The two writing walkers share one encoder, nar_writer.h.
  *
  * Format: every token is a string = u64 little-endian length, the bytes,
  * zero padding to a multiple of 8.
@@ -18,6 +22,7 @@
 
 #include "castore/blobsvc.h"
 #include "castore/dirsvc.h"
+#include "store/nar_writer.h"
 #include "store/sha256.h"
 
 /* Most directory levels (the root directory counting as one) rendered or
@@ -25,10 +30,6 @@
  * one-letter names only through *at() calls), small enough to bound
  * recursion. */
 #define NAR_DEPTH_MAX 1024
-
-/* Output sink: consumes all len bytes or returns -errno (which aborts the
- * render and is returned by it). */
-typedef int (*nar_write_fn)(void *userdata, const void *buf, size_t len);
 
 enum {
         NAR_RENDER_NO_SHA256 = 1 << 0, /* skip the NAR hash (ret_sha256 untouched) */
@@ -41,14 +42,14 @@ enum {
  * path, and the read-ahead (nar_prefetch.h: at most 64 MiB of verified
  * file contents), which reads and BLAKE3-verifies blobs on all cores.
  *
- * Blob integrity: no byte of a blob that does not hash to its digest is
- * ever written.  Blobs up to 8 MiB are read once into memory, verified
- * there and emitted from the very bytes hashed.  Larger on-disk blobs are
- * verified in full before their first byte is emitted, then read again as
- * they stream; if the file changed in between (its ctime, or for readers
- * without an fd a second hash, tells) the render fails with -EBADMSG after
- * having written them, so a caller must treat the output of a failed
- * render as garbage (the CLI exits non-zero).
+ * Blob integrity (nar_contents.h): no byte of a blob that does not hash to
+ * its digest is ever written.  Blobs up to 8 MiB are read once into
+ * memory, verified there and emitted from the very bytes hashed.  Larger
+ * on-disk blobs are verified in full before their first byte is emitted,
+ * then read again as they stream; if the file changed in between (its
+ * ctime, or for readers without an fd a second hash, tells) the render
+ * fails with -EBADMSG after having written them, so a caller must treat
+ * the output of a failed render as garbage (the CLI exits non-zero).
  *
  * Errors: -ENOENT (missing blob or directory), -EBADMSG (blob size differs
  * from the FileNode's, digest mismatch, directory smaller than the node
@@ -102,7 +103,9 @@ int nar_ingest(struct cas_blob_service *blobs, struct cas_dir_service *dirs, nar
  * symlink's target in *ret_mem, free()), storing nothing.  Run next to
  * cas_import_path on the same tree, equal root nodes prove that the NAR
  * hash describes the imported tree.  Special files are left out with
- * skip_special (as the importer does), else -EINVAL naming them; a file
- * whose size changes while it is read gives -ESTALE. */
+ * skip_special (as the importer does), else -EINVAL naming them.  A tree
+ * seen changing while it is read (a file whose size changes, an entry
+ * that vanishes or turns into another kind after it was listed) gives
+ * -ESTALE; a missing path -ENOENT.  Errors are logged. */
 int nar_hash_local(const char *path, bool skip_special, uint64_t *ret_nar_size, uint8_t ret_sha256[NIX_SHA256_LEN],
                    struct cas_node *ret_root, void **ret_mem);

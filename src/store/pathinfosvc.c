@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "castore/pathwalk.h"
 #include "util/log.h"
-#include "store/nar.h"
 
 int nix_pathinfo_get(struct nix_pathinfo_service *s, const uint8_t digest[NIX_DIGEST_LEN], struct nix_pathinfo **ret) {
         if (!s || !digest || !ret)
@@ -85,6 +85,30 @@ int nix_root_lookup(struct nix_pathinfo_service *s, const char *name, size_t len
         if (r < 0)
                 return r;
         return cas_node_copy(&pi->node, ret, ret_mem);
+}
+
+int nix_resolve_path(struct nix_pathinfo_service *s, struct cas_dir_service *dirs, const char *arg,
+                     struct cas_node *ret, void **ret_mem, struct nix_pathinfo **ret_pi) {
+        _cleanup_(nix_pathinfo_freep) struct nix_pathinfo *pi = NULL;
+        struct nix_store_path p;
+        const char *sub;
+        int r;
+
+        if (!s || !dirs || !arg || !ret || !ret_mem)
+                return -EINVAL;
+        if (nix_store_path_parse(arg, &p, &sub) < 0)
+                return log_error_errno(-EINVAL, "\"%s\" is not a store path (/nix/store/HASH-NAME or HASH-NAME)", arg);
+        r = nix_pathinfo_get_path(s, &p, &pi);
+        if (r == -ENOENT)
+                return log_error_errno(r, "%s: not in the store", arg);
+        if (r < 0)
+                return log_error_errno(r, "%s: %m", arg);
+        r = cas_walk_path(dirs, &pi->node, *sub ? sub + 1 : "", ret, ret_mem);
+        if (r < 0)
+                return log_error_errno(r, "%s: %m", arg);
+        if (ret_pi)
+                *ret_pi = *sub ? NULL : TAKE_PTR(pi);
+        return 0;
 }
 
 struct names {
@@ -247,21 +271,4 @@ int nix_register_nar(struct nix_pathinfo_service *s, const struct cas_node *root
         if (ret_path)
                 *ret_path = p;
         return 0;
-}
-
-int nix_register_tree(struct cas_store *store, struct nix_pathinfo_service *s, const struct cas_node *root,
-                      const char *name, struct nix_store_path *ret_path) {
-        uint8_t sha[NIX_SHA256_LEN];
-        uint64_t size;
-        int r;
-
-        if (!store || !s || !root || !name)
-                return -EINVAL;
-        if (nix_name_check(name, strlen(name)) < 0)
-                return log_error_errno(-EINVAL, "Invalid store path name \"%s\" (1-211 characters of "
-                                                "A-Za-z0-9+-._?=, not . or ..)", name);
-        r = nar_render(store->blobs, store->dirs, root, 0, NULL, NULL, &size, sha);
-        if (r < 0)
-                return r;
-        return nix_register_nar(s, root, name, size, sha, ret_path);
 }

@@ -5,7 +5,7 @@
  * and turn a NULL op into -EOPNOTSUPP.  All operations are thread-safe.
  *
  * Also here: the root provider the filesystem needs (look up a store path
- * basename, list basenames in order) and the registration of an imported
+ * basename, list basenames in order) and the registration of a stored
  * tree as a content-addressed store path. */
 #pragma once
 
@@ -64,6 +64,15 @@ int nix_pathinfo_open_store(struct cas_store *store, struct nix_pathinfo_service
 int nix_root_lookup(struct nix_pathinfo_service *s, const char *name, size_t len, struct cas_node *ret,
                     void **ret_mem);
 
+/* Resolves "STOREPATH[/sub/path]" (/nix/store/HASH-NAME... or HASH-NAME...)
+ * to a node: the PathInfo's root, then directory entries, no symlinks
+ * followed.  *ret's strings live in *ret_mem (free()); *ret_pi (optional)
+ * gets the PathInfo when there is no sub path, else NULL.  -EINVAL not a
+ * store path, -ENOENT unknown store path or missing entry, -ENOTDIR, a
+ * service error.  Errors are logged, naming arg. */
+int nix_resolve_path(struct nix_pathinfo_service *s, struct cas_dir_service *dirs, const char *arg,
+                     struct cas_node *ret, void **ret_mem, struct nix_pathinfo **ret_pi);
+
 /* All registered basenames, sorted bytewise: *ret is a malloc'ed array of
  * *ret_n malloc'ed strings (nix_basenames_free). */
 int nix_root_list(struct nix_pathinfo_service *s, char ***ret, size_t *ret_n);
@@ -86,11 +95,8 @@ int nix_root_service_new(struct nix_pathinfo_service *s, struct cas_root_service
 /* Registers root (already in the store) as the content-addressed "source"
  * path called name, as nix-store --add would: PathInfo with the NAR size
  * and hash given, no references, CA = NAR_SHA256 of the NAR.  *ret_path
- * (optional) gets the store path.  -EINVAL for a bad name. */
+ * (optional) gets the store path.  -EINVAL for a bad name.  The NAR figures
+ * come from nar_ingest (a NAR stream) or, for a local tree, from
+ * nix_import_tree (nix_import.h), which calls this. */
 int nix_register_nar(struct nix_pathinfo_service *s, const struct cas_node *root, const char *name,
                      uint64_t nar_size, const uint8_t nar_sha256[NIX_SHA256_LEN], struct nix_store_path *ret_path);
-
-/* The same for a tree imported into store: renders its NAR (hash only, not
- * kept) to get size and SHA-256 first.  Errors of nar_render. */
-int nix_register_tree(struct cas_store *store, struct nix_pathinfo_service *s, const struct cas_node *root,
-                      const char *name, struct nix_store_path *ret_path);

@@ -10,6 +10,7 @@
 #include "castore/check.h"
 #include "castore/lmdb.h"
 #include "store/check.h"
+#include "store/nar.h"
 #include "test.h"
 
 #define N(s) .name = (s), .name_len = sizeof(s) - 1
@@ -65,7 +66,13 @@ static void fixture_open(struct fixture *f) {
         for (size_t i = 0; i < 3; i++)
                 cas_directory_free(dirs[i]);
         CHECK_OK(cas_root_put(f->store->roots, &f->root_node));
-        CHECK_OK(nix_register_tree(f->store, f->pis, &f->root_node, "v", &f->sp));
+        {
+                uint8_t sha[NIX_SHA256_LEN];
+                uint64_t nar_size;
+
+                CHECK_OK(nar_render(f->store->blobs, f->store->dirs, &f->root_node, 0, NULL, NULL, &nar_size, sha));
+                CHECK_OK(nix_register_nar(f->pis, &f->root_node, "v", nar_size, sha, &f->sp));
+        }
 }
 
 static void fixture_close(struct fixture *f) {

@@ -1,6 +1,7 @@
-/* Unit tests for NAR rendering and ingestion: SPEC §3 known answers,
- * round trips (including reads split at every size), blob integrity on
- * render, and one hostile NAR per ingestion rule. */
+/* Unit tests for the NAR encoder, rendering, local-tree hashing and
+ * ingestion: SPEC §3 known answers, round trips (including reads split at
+ * every size), blob integrity on render, and one hostile NAR per ingestion
+ * rule. */
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -524,6 +525,53 @@ static void test_sink_error(void) {
         free(ok.p);
 }
 
+/* The encoder alone: the grammar byte for byte, contents held to the
+ * declared size. */
+static void test_writer(void) {
+        struct nar_writer w;
+        struct buf out = {}, want = {};
+        uint8_t sha[32], want_sha[32], *p;
+        uint64_t size;
+        size_t room;
+
+        CHECK_OK(nar_writer_init(&w, buf_write, &out, true));
+        CHECK_OK(nar_write_magic(&w));
+        CHECK_OK(nar_write_directory_begin(&w));
+        CHECK_OK(nar_write_entry_begin(&w, "a", 1));
+        CHECK_OK(nar_write_file_begin(&w, true, 5));
+        CHECK_OK(nar_write_contents(&w, "ab", 2));
+        CHECK_OK(nar_write_reserve(&w, &p, &room));
+        CHECK_EQ(room, 3);
+        memcpy(p, "cde", 3);
+        nar_write_commit(&w, 3);
+        CHECK_OK(nar_write_file_end(&w));
+        CHECK_OK(nar_write_entry_end(&w));
+        CHECK_OK(nar_write_entry_begin(&w, "b", 1));
+        CHECK_OK(nar_write_symlink(&w, "a", 1));
+        CHECK_OK(nar_write_entry_end(&w));
+        CHECK_OK(nar_write_directory_end(&w));
+        CHECK_OK(nar_writer_finish(&w, &size, sha));
+        put_strs(&want, "nix-archive-1", "(", "type", "directory", "entry", "(", "name", "a", "node", "(", "type",
+                 "regular", "executable", "", "contents", "abcde", ")", ")", "entry", "(", "name", "b", "node", "(",
+                 "type", "symlink", "target", "a", ")", ")", ")", NULL);
+        CHECK_EQ(size, want.len);
+        CHECK_EQ(out.len, want.len);
+        CHECK(memcmp(out.p, want.p, want.len) == 0);
+        CHECK_OK(nix_sha256_of(want.p, want.len, want_sha));
+        CHECK(memcmp(sha, want_sha, 32) == 0);
+        free(out.p);
+        free(want.p);
+
+        /* contents beyond or short of the declared size */
+        CHECK_OK(nar_writer_init(&w, NULL, NULL, false));
+        CHECK_OK(nar_write_file_begin(&w, false, 2));
+        CHECK_EQ(nar_write_contents(&w, "abc", 3), -EIO);
+        CHECK_OK(nar_write_contents(&w, "a", 1));
+        CHECK_EQ(nar_write_file_end(&w), -EIO);
+        CHECK_EQ(nar_write_file_begin(&w, false, 0), -EIO);
+        nar_writer_free(&w);
+}
+
 /* ---- hostile NARs ---- */
 
 static void expect_reject(struct buf *nar, const char *why) {
@@ -816,6 +864,7 @@ static void render_tests(void) {
 
 int main(void) {
         RUN(test_symlink);
+        RUN(test_writer);
         render_tests();
         RUN(test_hostile);
         RUN(test_store_errors);

@@ -483,7 +483,7 @@ static void test_lmdb_service(void) {
 }
 
 /* The tree of nix-store --add of a directory "src" holding f = "hi\n". */
-static void test_register_tree(void) {
+static void test_register_nar(void) {
         struct cas_store *store;
         struct nix_pathinfo_service *s;
         struct nix_pathinfo *got;
@@ -499,7 +499,10 @@ static void test_register_tree(void) {
         CHECK_OK(cas_directory_new(&f, 1, &d, NULL));
         CHECK_OK(cas_dir_put(store->dirs, &d, 1, 0, NULL));
         struct cas_node root = { .kind = CAS_NODE_DIRECTORY, .digest = d->digest, .size = d->size };
-        CHECK_OK(nix_register_tree(store, s, &root, "src", &p));
+        uint8_t sha[32];
+        uint64_t size;
+        CHECK_OK(nar_render(store->blobs, store->dirs, &root, 0, NULL, NULL, &size, sha));
+        CHECK_OK(nix_register_nar(s, &root, "src", size, sha, &p));
         nix_store_path_absolute(&p, buf);
         CHECK_STREQ(buf, "/nix/store/qp2422fm4lgfh6979k71gsw0n9nf512m-src");
         CHECK_OK(nix_pathinfo_get_path(s, &p, &got));
@@ -512,9 +515,9 @@ static void test_register_tree(void) {
         CHECK_EQ(got->n_references, 0);
         CHECK_EQ(got->node.kind, CAS_NODE_DIRECTORY);
         nix_pathinfo_free(got);
-        CHECK_EQ(nix_register_tree(store, s, &root, "a/b", &p), -EINVAL);
-        CHECK_EQ(nix_register_tree(store, s, &root, "", &p), -EINVAL);
-        CHECK_EQ(nix_register_tree(store, s, &root, "..", &p), -EINVAL);
+        CHECK_EQ(nix_register_nar(s, &root, "a/b", size, sha, &p), -EINVAL);
+        CHECK_EQ(nix_register_nar(s, &root, "", size, sha, &p), -EINVAL);
+        CHECK_EQ(nix_register_nar(s, &root, "..", size, sha, &p), -EINVAL);
         cas_directory_free(d);
         nix_pathinfo_service_free(s);
         cas_store_free(store);
@@ -526,6 +529,6 @@ int main(void) {
         RUN(test_validation);
         RUN(test_memory_service);
         RUN(test_lmdb_service);
-        RUN(test_register_tree);
+        RUN(test_register_nar);
         return 0;
 }

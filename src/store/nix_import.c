@@ -1,0 +1,156 @@
+/* Importing as a Nix store path: for a local tree, the castore import and
+ * the NAR pass over the same source, the same-tree proof between them,
+ * then the PathInfo and the named root; for a NAR stream, ingestion then
+ * the PathInfo (see nix_import.h). */
+#include "store/nix_import.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/log.h"
+
+/* The NAR pass: the NAR of the source and the castore root node that the
+ * same bytes give. */
+struct nar_pass {
+        pthread_t thread;
+        const char *path;
+        bool skip_special;
+        int r;
+        uint64_t nar_size;
+        uint8_t nar_sha256[NIX_SHA256_LEN];
+        struct cas_node root;
+        void *mem;
+};
+
+static void nar_pass_run(struct nar_pass *np) {
+        np->r = nar_hash_local(np->path, np->skip_special, &np->nar_size, np->nar_sha256, &np->root, &np->mem);
+}
+
+static void *nar_pass_thread(void *p) {
+        nar_pass_run(p);
+        return NULL;
+}
+
+/* Whether two root nodes (names aside) describe the same tree: for a
+ * directory, the digest covers every name, kind, size, executable bit,
+ * file content and symlink target below it. */
+static bool same_node(const struct cas_node *a, const struct cas_node *b) {
+        if (a->kind != b->kind)
+                return false;
+        if (a->kind == CAS_NODE_SYMLINK)
+                return a->target_len == b->target_len && memcmp(a->target, b->target, a->target_len) == 0;
+        return cas_digest_equal(&a->digest, &b->digest) && a->size == b->size &&
+               (a->kind != CAS_NODE_FILE || a->executable == b->executable);
+}
+
+/* Runs the import, and with nix the NAR pass beside it (or, for a test
+ * hook, after it).  Both passes always end before this returns. */
+static int run_passes(struct cas_store *store, const char *path, const struct nix_import_opts *opts, bool nix,
+                      struct nar_pass *np, struct nix_import_result *ret) {
+        bool beside = nix && !opts->between_passes;
+        int r;
+
+        if (beside) {
+                r = -pthread_create(&np->thread, NULL, nar_pass_thread, np);
+                if (r < 0)
+                        return log_error_errno(r, "Cannot start the NAR hashing thread: %m");
+        }
+        r = cas_import_path(store, path, &opts->import, &ret->root, &ret->mem, &ret->stats);
+        if (beside)
+                pthread_join(np->thread, NULL);
+        if (r < 0)
+                return log_error_errno(r, "Failed to import %s: %m", path);
+        if (nix && !beside) {
+                opts->between_passes(opts->between_passes_userdata);
+                nar_pass_run(np);
+        }
+        return 0;
+}
+
+/* Decides what the NAR pass allows: 1 register the store path, 0 the
+ * named root only (-ELOOP: too deep for a NAR), or an error that refuses
+ * the whole import. */
+static int check_nar_pass(const struct nar_pass *np, const struct cas_node *root, const char *path,
+                          const char *name) {
+        if (np->r == -ELOOP) {
+                log_error("%s: nested deeper than a NAR may be (%d levels): registered as the root \"%s\", not as "
+                          "a Nix store path", path, NAR_DEPTH_MAX, name);
+                return 0;
+        }
+        if (np->r == -ESTALE || np->r == -ENOENT) /* the import found it */
+                return log_error_errno(-ESTALE, "%s changed during the import: not registered", path);
+        if (np->r < 0)
+                return log_error_errno(np->r, "%s: cannot compute its NAR hash, not registered: %m", path);
+        if (!same_node(&np->root, root))
+                return log_error_errno(-ESTALE, "%s changed during the import: not registered", path);
+        return 1;
+}
+
+int nix_import_tree(struct cas_store *store, struct nix_pathinfo_service *pis, const char *path, const char *name,
+                    const struct nix_import_opts *opts, struct nix_import_result *ret) {
+        static const struct nix_import_opts defaults = {};
+        struct nix_import_result res = {};
+        struct nar_pass np;
+        bool nix = pis != NULL;
+        int r, nar_ok = 0;
+
+        if (!store || !path || !name || !ret)
+                return -EINVAL;
+        if (!opts)
+                opts = &defaults;
+        if (cas_name_check(name, strlen(name)) != CAS_VERR_NONE)
+                return log_error_errno(-EINVAL, "Invalid root name \"%s\"", name);
+        if (nix && nix_name_check(name, strlen(name)) < 0) {
+                log_warning("%s: not a valid Nix store path name; registered as a named root only", name);
+                nix = false;
+        }
+        np = (struct nar_pass){ .path = path, .skip_special = opts->import.skip_special };
+
+        r = run_passes(store, path, opts, nix, &np, &res);
+        if (r >= 0 && nix)
+                r = nar_ok = check_nar_pass(&np, &res.root, path, name);
+        res.root.name = name;
+        res.root.name_len = strlen(name);
+        /* the PathInfo first: a named root is the weaker claim, put last */
+        if (r >= 0 && nar_ok > 0) {
+                r = nix_register_nar(pis, &res.root, name, np.nar_size, np.nar_sha256, &res.store_path);
+                res.has_store_path = true;
+                res.nar_size = np.nar_size;
+                memcpy(res.nar_sha256, np.nar_sha256, NIX_SHA256_LEN);
+        }
+        if (r >= 0) {
+                r = cas_root_put(store->roots, &res.root);
+                if (r < 0)
+                        log_error_errno(r, "Failed to register root %s: %m", name);
+        }
+        free(np.mem);
+        if (r < 0) {
+                free(res.mem);
+                return r;
+        }
+        *ret = res;
+        return nix && nar_ok == 0 ? -ELOOP : 0;
+}
+
+int nix_import_nar(struct cas_store *store, struct nix_pathinfo_service *pis, const char *name, nar_read_fn read,
+                   void *userdata, const char *source, unsigned flags, struct nix_store_path *ret_path) {
+        struct nar_ingest_result res;
+        int r;
+
+        if (!store || !pis || !name || !read || !source || !ret_path)
+                return -EINVAL;
+        if (nix_name_check(name, strlen(name)) < 0)
+                return log_error_errno(-EINVAL, "Invalid store path name \"%s\" (1-211 characters of "
+                                                "A-Za-z0-9+-._?=, not . or ..)", name);
+        r = nar_ingest(store->blobs, store->dirs, read, userdata, flags, &res);
+        if (r == -EBADMSG && res.error)
+                return log_error_errno(r, "%s: invalid NAR at byte %llu: %s", source,
+                                       (unsigned long long) res.error_offset, res.error);
+        if (r < 0)
+                return log_error_errno(r, "%s: failed to import the NAR: %m", source);
+        r = nix_register_nar(pis, &res.root, name, res.nar_size, res.nar_sha256, ret_path);
+        free(res.mem);
+        return r;
+}
