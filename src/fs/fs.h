@@ -1,7 +1,9 @@
 /* The read-only filesystem over a castore store, independent of any
  * transport: inode table, lazy directory loading, file handles, attributes
  * and the operations a FUSE (or other) front end maps requests onto.
- * Behaviour follows SPEC §4.  Every function is thread-safe. */
+ * Behaviour follows SPEC §4.  Every function is thread-safe except the
+ * session ones (fs_session_reset, fs_set_backing) and fs_free, which run
+ * with no operation in progress. */
 #pragma once
 
 #include <stdbool.h>

@@ -61,8 +61,12 @@ struct fs_inode {
         uint64_t nlookup;            /* references the kernel holds (lookup/readdirplus - forget) */
         uint32_t pins;               /* operations in progress using this inode */
         bool busy;                   /* a Directory fetch or blob open is in progress (fs->cond) */
-        struct cas_directory *dir;   /* dirs: once fetched; immutable, freed with the inode */
-        struct cas_blob_reader *reader; /* files: while used, then idle in fs->idle_* */
+        /* dirs: once fetched; immutable, freed with the inode, so a pinned
+         * inode's Directory is read without the lock */
+        struct cas_directory *dir;
+        /* files: while used, then idle in fs->idle_*; usable without the
+         * lock while opens or reads count it (it is not closed then) */
+        struct cas_blob_reader *reader;
         int backing_id;              /* files: passthrough id for reader, or -1 */
         uint32_t opens;              /* files: open handles */
         uint32_t reads;              /* files: fs_read results not yet done (fs_read_done) */
