@@ -1,7 +1,9 @@
 /* The read-only filesystem over a castore store, independent of any
  * transport: inode table, lazy directory loading, file handles, attributes
  * and the operations a FUSE (or other) front end maps requests onto.
- * Behaviour follows SPEC §4.  Every function is thread-safe. */
+ * Behaviour follows SPEC §4.  Every function is thread-safe except the
+ * session ones (fs_session_reset, fs_set_backing) and fs_free, which run
+ * with no operation in progress. */
 #pragma once
 
 #include <stdbool.h>
@@ -58,9 +60,9 @@ struct fs_config {
 };
 
 /* Passthrough hooks: a front end that can hand an open file descriptor to
- * the kernel (FUSE passthrough) registers it here; open() then returns the
- * id for local blob files and close() is called when the last handle of an
- * inode is released.  open returns an id >= 0 or -errno. */
+ * the kernel (FUSE passthrough) gives them; opens then register local blob
+ * files through open() (an id >= 0, or -errno: that file is served without
+ * passthrough) and close() is called when the inode's reader is closed. */
 struct fs_backing_ops {
         int (*open)(void *ctx, int fd);
         void (*close)(void *ctx, int id);
@@ -73,15 +75,20 @@ int fs_new(struct cas_blob_service *blobs, struct cas_dir_service *dirs, const s
            struct fs **ret);
 void fs_free(struct fs *fs);
 
-/* Enables passthrough (ops NULL disables it).  Call before serving
- * requests (INIT time); not synchronised with running operations. */
-void fs_set_backing(struct fs *fs, const struct fs_backing_ops *ops, void *ctx);
+/* --- sessions ---
+ * The protocol engine (src/fuse) owns the kernel session and is the one
+ * caller of these two: at INIT, and when it goes away.  Call with no
+ * operation running. */
 
-/* Drops every inode the kernel knows except the root, and every open
- * file and directory handle, as after a reconnect (a new INIT): the old
- * kernel is gone with all its references and never releases them.  Call
- * with no operation running (virtiofs holds its session lock). */
-void fs_forget_all(struct fs *fs);
+/* A new kernel session: drops every inode the previous kernel knew except
+ * the root, and every open file and directory handle (the old kernel is
+ * gone with all its references and never releases them).  Backing ids of
+ * the old session are closed through its backing ops, which are then
+ * dropped: no passthrough until fs_set_backing. */
+void fs_session_reset(struct fs *fs);
+
+/* Enables passthrough for the session with ops (NULL disables it). */
+void fs_set_backing(struct fs *fs, const struct fs_backing_ops *ops, void *ctx);
 
 /* --- replies --- */
 struct fs_timeout {
@@ -146,10 +153,6 @@ int fs_opendir(struct fs *fs, uint64_t ino, struct fs_open *ret);
  * and let the kernel cache listings. */
 bool fs_dir_handles_needed(const struct fs *fs);
 
-/* Whether opens register blob files for passthrough (fs_set_backing and
- * no refusal so far).  When not, file handles carry no state either:
- * fs_read works with fh 0, opening and checking the blob on first use. */
-bool fs_backing_enabled(struct fs *fs);
 int fs_releasedir(struct fs *fs, uint64_t ino, uint64_t fh);
 
 /* Called by fs_readdir for each entry.  entry is non-NULL for readdirplus
@@ -164,9 +167,11 @@ typedef int (*fs_dirent_cb)(void *userdata, const char *name, size_t len, uint32
 int fs_readdir(struct fs *fs, uint64_t ino, uint64_t fh, uint64_t off, bool plus, fs_dirent_cb cb,
                void *userdata);
 
-/* Opens a file for reading: -EROFS for write access, -EISDIR/-EINVAL for
+/* Opens a file for reading: -EROFS for write access, -EISDIR/-ELOOP for
  * other kinds, -EIO if the blob is missing, unreadable or does not match
- * its digest (checked once per inode, on the first open). */
+ * its digest (checked when the inode's reader is opened).  File handles
+ * carry state only with passthrough (the backing id): fs_read also works
+ * with fh 0, opening and checking the blob on first use. */
 int fs_open(struct fs *fs, uint64_t ino, int flags, struct fs_open *ret);
 /* The blob reader stays open, idle, after the last release (bounded). */
 int fs_release(struct fs *fs, uint64_t ino, uint64_t fh);

@@ -22,21 +22,27 @@
 #define MAX_BACKGROUND 64u              /* async reads (readahead) in flight */
 #define CONGESTION_THRESHOLD 48u
 
-struct fuse_ll {
-        struct fs *fs;
-        struct fuse_ll_transport t;
-        struct fuse_ll_config cfg;
-        struct fs_backing_ops backing;
-
-        /* Negotiated at INIT, which the transport handles before other
-         * requests run; read without a lock afterwards. */
+/* What one INIT negotiated.  Every INIT replaces it whole (session_start),
+ * and the transport runs INIT while no other request runs: read without a
+ * lock by the requests of the session. */
+struct session {
         bool initialized;
         uint32_t minor;
         uint32_t max_read;              /* bytes per READ reply */
-        bool passthrough;
+        bool passthrough;               /* FOPEN_PASSTHROUGH answered to opens */
+        int passthrough_error;          /* 0, or why passthrough is off */
         bool no_opendir;                /* zero-message opendir: answer OPENDIR with ENOSYS */
         bool no_open_ok;                /* the kernel can open files without asking */
-        bool destroyed;                 /* atomic: DESTROY seen */
+};
+
+struct fuse_ll {
+        struct fs *fs;
+        struct fuse_ll_caps caps;       /* immutable */
+        struct fuse_ll_config cfg;      /* immutable; max_pages within caps.max_pages */
+        struct fs_backing_ops backing;  /* immutable: the fs's side of caps.backing */
+        struct session s;               /* see struct session */
+        bool destroyed;                 /* atomic: DESTROY seen; cleared by INIT */
+        bool backing_refused;           /* atomic: a registration failed, no more are tried; cleared by INIT */
 };
 
 /* One request being handled: a private copy of the header, the body
@@ -139,18 +145,69 @@ static void entry_to_fuse(const struct fs_entry *e, struct fuse_entry_out *o) {
                 attr_to_fuse(&e->attr, &o->attr);
 }
 
-/* --- passthrough glue: the fs registers blob files through the transport --- */
+/* --- the session: INIT, passthrough --- */
 
+/* The fs registers blob files through these, and they through the
+ * transport.  After one refusal none is tried again in the session: the
+ * files are served through the daemon, and opens need not be asked for. */
 static int ll_backing_open(void *ctx, int fd) {
         struct fuse_ll *ll = ctx;
-        return ll->t.backing_open(ll->t.ctx, fd);
+        int id;
+
+        if (__atomic_load_n(&ll->backing_refused, __ATOMIC_ACQUIRE))
+                return -EOPNOTSUPP;
+        id = ll->caps.backing->open(ll->caps.ctx, fd);
+        if (id < 0 && !__atomic_exchange_n(&ll->backing_refused, true, __ATOMIC_ACQ_REL))
+                log_warning("Passthrough refused (%s); serving reads through the daemon", strerror(-id));
+        return id;
 }
 
 static void ll_backing_close(void *ctx, int id) {
         struct fuse_ll *ll = ctx;
-        int r = ll->t.backing_close ? ll->t.backing_close(ll->t.ctx, id) : 0;
+        int r = ll->caps.backing->close ? ll->caps.backing->close(ll->caps.ctx, id) : 0;
         if (r < 0)
                 log_debug_errno(r, "Closing backing id %d failed: %m", id);
+}
+
+/* Whether opens register blob files with the kernel right now. */
+static bool passthrough_active(const struct fuse_ll *ll) {
+        return ll->s.passthrough && !__atomic_load_n(&ll->backing_refused, __ATOMIC_ACQUIRE);
+}
+
+/* The passthrough decision at INIT: configured, possible for the
+ * transport, and offered by the kernel (7.40+).  0 or -ENOPROTOOPT. */
+static int passthrough_negotiate(const struct fuse_ll *ll, uint64_t kflags, uint32_t minor) {
+        if (!ll->cfg.passthrough || !ll->caps.backing || !(kflags & FUSE_PASSTHROUGH) || minor < 40)
+                return -ENOPROTOOPT;
+        return 0;
+}
+
+/* A new session begins (at INIT, before the reply): the fs forgets what
+ * an earlier kernel knew (its inodes, handles and backing files), and the
+ * engine's negotiated state is replaced whole. */
+static void session_start(struct fuse_ll *ll, const struct session *s) {
+        fs_session_reset(ll->fs);
+        ll->s = *s;
+        __atomic_store_n(&ll->backing_refused, false, __ATOMIC_RELEASE);
+        __atomic_store_n(&ll->destroyed, false, __ATOMIC_RELEASE);
+}
+
+/* The kernel has the INIT reply: passthrough, if negotiated, is tried once
+ * (when the transport can) and enabled in the fs. */
+static void session_complete(struct fuse_ll *ll) {
+        int r;
+
+        if (!ll->s.passthrough)
+                return;
+        r = ll->caps.backing->probe ? ll->caps.backing->probe(ll->caps.ctx) : 0;
+        if (r < 0) {
+                /* without it, files need no open requests at all */
+                log_info("FUSE passthrough not available (%s); reads go through the daemon", strerror(-r));
+                ll->s.passthrough = false;
+                ll->s.passthrough_error = r;
+                return;
+        }
+        fs_set_backing(ll->fs, &ll->backing, ll);
 }
 
 /* --- operations --- */
@@ -159,6 +216,7 @@ static int do_init(struct req *rq) {
         struct fuse_ll *ll = rq->ll;
         struct fuse_init_in in = {};
         struct fuse_ll_init_out *out = SCRATCH(rq, struct fuse_ll_init_out);
+        struct session s = {};
         uint64_t kflags, want, flags;
         size_t out_len;
 
@@ -175,42 +233,37 @@ static int do_init(struct req *rq) {
                           FUSE_KERNEL_VERSION, FUSE_LL_MIN_MINOR);
                 return -EPROTO;
         }
-        if (ll->initialized)
-                /* a new session on the same engine (a virtiofs guest that
-                 * rebooted or remounted): the kernel forgot every inode */
-                fs_forget_all(ll->fs);
-
         kflags = in.flags;
         if (in.minor >= 36 && (in.flags & FUSE_INIT_EXT) && rq->body_len >= offsetof(struct fuse_init_in, flags2) + 4)
                 kflags |= (uint64_t) in.flags2 << 32;
 
+        s.initialized = true;
+        s.minor = MIN(in.minor, (uint32_t) FUSE_LL_MINOR);
         want = FUSE_ASYNC_READ | FUSE_PARALLEL_DIROPS | FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO |
                FUSE_CACHE_SYMLINKS | FUSE_MAX_PAGES | FUSE_EXPLICIT_INVAL_DATA | FUSE_ASYNC_DIO |
                FUSE_INIT_EXT;
-        if (ll->t.can_splice && !ll->t.is_virtio)
+        if (ll->caps.splice)
                 want |= FUSE_SPLICE_WRITE; /* no SPLICE_MOVE: blob pages stay in their file's cache */
-        if (ll->cfg.passthrough && ll->t.backing_open && !ll->t.is_virtio)
+        s.passthrough_error = passthrough_negotiate(ll, kflags, s.minor);
+        s.passthrough = s.passthrough_error == 0;
+        if (s.passthrough)
                 want |= FUSE_PASSTHROUGH;
         flags = kflags & want;
         if (!(kflags & FUSE_INIT_EXT))
                 flags &= 0xffffffffULL; /* no flags2 without the extension */
 
-        ll->minor = MIN(in.minor, (uint32_t) FUSE_LL_MINOR);
-        ll->passthrough = (flags & FUSE_PASSTHROUGH) && ll->minor >= 40;
-        if (!ll->passthrough)
-                flags &= ~FUSE_PASSTHROUGH;
-        ll->max_read = (flags & FUSE_MAX_PAGES) ? ll->cfg.max_pages * PAGE : KERNEL_DEFAULT_MAX_PAGES * PAGE;
-        ll->max_read = MIN(ll->max_read, ll->cfg.max_pages * PAGE);
+        s.max_read = (flags & FUSE_MAX_PAGES) ? ll->cfg.max_pages * PAGE : KERNEL_DEFAULT_MAX_PAGES * PAGE;
+        s.max_read = MIN(s.max_read, ll->cfg.max_pages * PAGE);
         /* Directory handles are stateless unless the root is listable: let
          * the kernel open directories without asking (two requests fewer per
          * directory walked, listings cached with FOPEN_CACHE_DIR). */
-        ll->no_opendir = (kflags & FUSE_NO_OPENDIR_SUPPORT) && !fs_dir_handles_needed(ll->fs);
+        s.no_opendir = (kflags & FUSE_NO_OPENDIR_SUPPORT) && !fs_dir_handles_needed(ll->fs);
         /* Zero-message opens skip our EROFS answer to opens for writing, so
-         * they need a mount the kernel itself keeps read-only: ours on
-         * /dev/fuse is MS_RDONLY, a guest's virtiofs mount may not be. */
-        ll->no_open_ok = (kflags & FUSE_NO_OPEN_SUPPORT) && !ll->t.is_virtio;
+         * they need a mount the kernel itself keeps read-only. */
+        s.no_open_ok = (kflags & FUSE_NO_OPEN_SUPPORT) && ll->caps.readonly_mount;
+        session_start(ll, &s);
 
-        out->minor = ll->minor;
+        out->minor = s.minor;
         out->max_readahead = in.max_readahead;
         out->flags = (uint32_t) flags;
         out->flags2 = (uint32_t) (flags >> 32);
@@ -220,12 +273,8 @@ static int do_init(struct req *rq) {
         out->time_gran = 1;
         if (flags & FUSE_MAX_PAGES)
                 out->max_pages = ll->cfg.max_pages;
-        if (ll->passthrough)
+        if (s.passthrough)
                 out->max_stack_depth = 1; /* blob files live on a plain filesystem */
-
-        fs_set_backing(ll->fs, ll->passthrough ? &ll->backing : NULL, ll);
-        __atomic_store_n(&ll->destroyed, false, __ATOMIC_RELEASE);
-        ll->initialized = true;
 
         if (in.minor < 5)
                 out_len = 8; /* FUSE_COMPAT_INIT_OUT_SIZE */
@@ -233,10 +282,11 @@ static int do_init(struct req *rq) {
                 out_len = 24; /* FUSE_COMPAT_22_INIT_OUT_SIZE */
         else
                 out_len = sizeof(*out);
-        log_debug("INIT: kernel %u.%u flags %#" PRIx64 ", answering %u.%u flags %#" PRIx64
+        log_debug("INIT (%s): kernel %u.%u flags %#" PRIx64 ", answering %u.%u flags %#" PRIx64
                   " max_pages %u passthrough %s",
-                  in.major, in.minor, kflags, FUSE_KERNEL_VERSION, ll->minor, flags, out->max_pages,
-                  ll->passthrough ? "on" : "off");
+                  ll->caps.name ? ll->caps.name : "?", in.major, in.minor, kflags, FUSE_KERNEL_VERSION, s.minor,
+                  flags, out->max_pages, s.passthrough ? "offered" : "off");
+        rq->reply->session_pending = true; /* session_complete() once the kernel has it */
         return reply_ok(rq, out, out_len);
 }
 
@@ -311,14 +361,14 @@ static int open_reply(struct req *rq, const struct fs_open *o) {
         struct fuse_ll_open_out *out = SCRATCH(rq, struct fuse_ll_open_out);
 
         out->fh = o->fh;
-        if (o->backing_id >= 0 && rq->ll->passthrough) {
+        if (o->backing_id >= 0 && rq->ll->s.passthrough) {
                 out->open_flags = FOPEN_PASSTHROUGH;
                 out->backing_id = o->backing_id;
         } else if (o->keep_cache)
                 out->open_flags = FOPEN_KEEP_CACHE;
         if (o->cache_dir)
                 out->open_flags |= FOPEN_CACHE_DIR;
-        if (rq->ll->minor >= 35)
+        if (rq->ll->s.minor >= 35)
                 out->open_flags |= FOPEN_NOFLUSH; /* nothing to flush on close */
         return reply_ok(rq, out, sizeof(*out));
 }
@@ -335,7 +385,7 @@ static int do_open(struct req *rq) {
          * blobs are checked on first read instead. */
         if ((in.flags & O_ACCMODE) != O_RDONLY || (in.flags & (O_TRUNC | O_CREAT)))
                 return -EROFS;
-        if (rq->ll->no_open_ok && !fs_backing_enabled(rq->ll->fs))
+        if (rq->ll->s.no_open_ok && !passthrough_active(rq->ll))
                 return -ENOSYS;
         r = fs_open(rq->ll->fs, rq->h.nodeid, in.flags, &o);
         if (r < 0)
@@ -347,7 +397,7 @@ static int do_opendir(struct req *rq) {
         struct fs_open o;
         int r;
 
-        if (rq->ll->no_opendir)
+        if (rq->ll->s.no_opendir)
                 return -ENOSYS; /* the kernel stops sending OPENDIR and RELEASEDIR */
         r = fs_opendir(rq->ll->fs, rq->h.nodeid, &o);
         if (r < 0)
@@ -365,9 +415,9 @@ static int do_read(struct req *rq) {
         /* fh 0 means "opened without asking", which only a kernel offered
          * zero-message opens does (never a virtiofs guest): anyone else
          * must name a handle, which keeps the blob reader open */
-        if (in.fh == 0 && !rq->ll->no_open_ok)
+        if (in.fh == 0 && !rq->ll->s.no_open_ok)
                 return -EBADF;
-        size = MIN((size_t) in.size, (size_t) rq->ll->max_read);
+        size = MIN((size_t) in.size, (size_t) rq->ll->s.max_read);
         size = MIN(size, rq->scratch_len);
         r = fs_read(rq->ll->fs, rq->h.nodeid, in.fh, in.offset, size, rq->scratch, &res);
         if (r < 0)
@@ -613,23 +663,27 @@ static const struct op ops[FUSE_LL_OPCODE_MAX] = {
 
 /* --- entry points --- */
 
-int fuse_ll_new(struct fs *fs, const struct fuse_ll_transport *t, const struct fuse_ll_config *cfg,
+int fuse_ll_new(struct fs *fs, const struct fuse_ll_caps *caps, const struct fuse_ll_config *cfg,
                 struct fuse_ll **ret) {
         struct fuse_ll *ll;
 
-        if (!fs || !t || !ret)
+        if (!fs || !caps || !ret)
+                return -EINVAL;
+        if (caps->backing && (!caps->backing->open || (caps->backing->probe && !caps->calls_reply_done)))
                 return -EINVAL;
         ll = calloc(1, sizeof(*ll));
         if (!ll)
                 return -ENOMEM;
         ll->fs = fs;
-        ll->t = *t;
+        ll->caps = *caps;
         if (cfg)
                 ll->cfg = *cfg;
         if (ll->cfg.max_pages == 0)
                 ll->cfg.max_pages = DEFAULT_MAX_PAGES;
         ll->cfg.max_pages = MIN(ll->cfg.max_pages, 65535u);
-        ll->max_read = KERNEL_DEFAULT_MAX_PAGES * PAGE;
+        if (caps->max_pages > 0)
+                ll->cfg.max_pages = MIN(ll->cfg.max_pages, caps->max_pages);
+        ll->s = (struct session){ .max_read = KERNEL_DEFAULT_MAX_PAGES * PAGE, .passthrough_error = -ENOPROTOOPT };
         ll->backing = (struct fs_backing_ops){ .open = ll_backing_open, .close = ll_backing_close };
         *ret = ll;
         return 0;
@@ -638,7 +692,9 @@ int fuse_ll_new(struct fs *fs, const struct fuse_ll_transport *t, const struct f
 void fuse_ll_free(struct fuse_ll *ll) {
         if (!ll)
                 return;
-        fs_set_backing(ll->fs, NULL, NULL);
+        /* the kernel session ends with the engine: the fs forgets it, and
+         * closes its backing files while the transport still can */
+        fs_session_reset(ll->fs);
         free(ll);
 }
 
@@ -654,18 +710,28 @@ size_t fuse_ll_scratch_size(const struct fuse_ll *ll) {
 void fuse_ll_reply_done(struct fuse_ll *ll, struct fuse_ll_reply *reply) {
         struct fs_read_result res;
 
-        if (!ll || !reply || !reply->data_hold)
+        if (!ll || !reply)
+                return;
+        if (reply->session_pending) {
+                reply->session_pending = false;
+                session_complete(ll);
+        }
+        if (!reply->data_hold)
                 return;
         res = (struct fs_read_result){ .fd = reply->data_fd, .hold = TAKE_PTR(reply->data_hold) };
         fs_read_done(ll->fs, &res);
 }
 
 bool fuse_ll_passthrough(const struct fuse_ll *ll) {
-        return ll->passthrough;
+        return ll->s.passthrough;
+}
+
+int fuse_ll_passthrough_error(const struct fuse_ll *ll) {
+        return ll->s.passthrough ? 0 : ll->s.passthrough_error;
 }
 
 uint32_t fuse_ll_max_read(const struct fuse_ll *ll) {
-        return ll->max_read;
+        return ll->s.max_read;
 }
 
 static const char *op_name(uint32_t opcode) {
@@ -720,7 +786,7 @@ int fuse_ll_handle(struct fuse_ll *ll, const void *req, size_t len, void *scratc
                                 reply_error(&rq, -ENOTCONN);
                         return -ESHUTDOWN;
                 }
-                if (!ll->initialized) {
+                if (!ll->s.initialized) {
                         if (op && (op->fn == do_forget || op->fn == do_batch_forget || op->fn == do_interrupt))
                                 reply->none = true;
                         else
@@ -737,7 +803,7 @@ int fuse_ll_handle(struct fuse_ll *ll, const void *req, size_t len, void *scratc
                 goto malformed;
         if (r < 0)
                 reply_error(&rq, r);
-        if (!ll->t.calls_reply_done)
+        if (!ll->caps.calls_reply_done)
                 fuse_ll_reply_done(ll, reply);
         if (op && op->fn == do_destroy)
                 return -ESHUTDOWN;

@@ -4,9 +4,15 @@
  * It never touches /dev/fuse or guest memory itself, so the /dev/fuse and
  * vhost-user transports share it unchanged.
  *
+ * The engine owns the session: every INIT (the first, or a new one on the
+ * same connection when a virtiofs guest reboots or remounts) resets the
+ * filesystem's kernel state and negotiates afresh from the kernel's flags
+ * and the transport's capabilities (struct fuse_ll_caps).
+ *
  * Threading: fuse_ll_handle() may be called from many threads at once for
- * one struct fuse_ll once INIT has been handled; INIT itself is handled
- * before workers start (the transports serialise it). */
+ * one struct fuse_ll, except for INIT: the transport runs an INIT, until
+ * its fuse_ll_reply_done(), while no other request runs (/dev/fuse before
+ * its workers start, virtiofs under a write lock). */
 #pragma once
 
 #include <stdbool.h>
@@ -17,35 +23,66 @@
 
 struct fs;
 
-/* What the transport can do; the engine only offers the kernel what both
- * the kernel and the transport support. */
-struct fuse_ll_transport {
-        const char *name;    /* "fuse", "virtiofs" (logs) */
-        bool can_splice;     /* data replies may be spliced from a file */
-        bool is_virtio;      /* virtiofs: no splice/passthrough, DAX never */
-        /* FUSE passthrough: register fd with the kernel, giving a backing
-         * id (FUSE_DEV_IOC_BACKING_OPEN) or -errno; NULL if unsupported. */
-        int (*backing_open)(void *ctx, int fd);
-        int (*backing_close)(void *ctx, int backing_id);
-        void *ctx;
-        /* The transport calls fuse_ll_reply_done() after sending each reply,
-         * so READ data descriptors stay open until it has read from them.
-         * Without it the engine lets go of them when fuse_ll_handle()
-         * returns, and a descriptor is then only kept open by the file
-         * handle the READ names (a zero-message open has none). */
+/* FUSE passthrough: the transport hands a file descriptor to the kernel,
+ * which then reads that file itself (FUSE_DEV_IOC_BACKING_OPEN). */
+struct fuse_ll_backing_ops {
+        /* Registers fd: a backing id >= 0, or -errno. */
+        int (*open)(void *ctx, int fd);
+        /* Unregisters a backing id: 0 or -errno. */
+        int (*close)(void *ctx, int backing_id);
+        /* Optional: one trial registration, tried once the kernel has the
+         * INIT reply (only then does it accept registrations; it may still
+         * refuse them, e.g. without CAP_SYS_ADMIN).  0 or -errno. */
+        int (*probe)(void *ctx);
+};
+
+/* What a transport can do.  The engine derives every session decision
+ * from these, its configuration and the kernel's INIT flags: what INIT
+ * offers, whether the kernel may open files and directories without
+ * asking (zero-message opens), whether passthrough is used, and what a
+ * new INIT resets.  A transport never makes those decisions itself. */
+struct fuse_ll_caps {
+        const char *name;       /* "fuse", "virtiofs" (logs) */
+        /* READ data may be spliced from its file into the reply. */
+        bool splice;
+        /* The kernel keeps the mount read-only itself (MS_RDONLY), so it
+         * refuses opens for writing without asking us: files may then be
+         * opened without an OPEN request.  A virtiofs guest mounts as it
+         * likes, and an open for writing must still meet EROFS. */
+        bool readonly_mount;
+        /* The largest READ reply the transport can carry whole, in pages
+         * (/dev/fuse with splice: what one pipe holds); 0 = no limit. */
+        unsigned max_pages;
+        /* The transport calls fuse_ll_reply_done() after delivering each
+         * reply, so READ data descriptors stay open until it has read from
+         * them, and an INIT's session is completed once the kernel has the
+         * reply (required with backing->probe).  Without it the engine lets
+         * go of them when fuse_ll_handle() returns, and a descriptor is then
+         * only kept open by the file handle the READ names (a zero-message
+         * open has none). */
         bool calls_reply_done;
+        /* Can hand descriptors to the kernel for passthrough; NULL: cannot. */
+        const struct fuse_ll_backing_ops *backing;
+        void *ctx;              /* for backing */
 };
 
 struct fuse_ll_config {
         unsigned max_pages;     /* cap on pages per read (default 256 = 1 MiB) */
-        bool passthrough;       /* may use passthrough if offered (--passthrough) */
+        bool passthrough;       /* may use passthrough if offered (--passthrough); also needs caps.backing */
         bool debug;             /* log every request */
 };
 
 struct fuse_ll;
 
-int fuse_ll_new(struct fs *fs, const struct fuse_ll_transport *t, const struct fuse_ll_config *cfg,
+/* An engine serving fs over a transport that can do what caps say (copied).
+ * -EINVAL for caps.backing without open, or with probe but without
+ * calls_reply_done.  One engine per fs at a time: it owns the fs's kernel
+ * session (fs_session_reset, fs_set_backing). */
+int fuse_ll_new(struct fs *fs, const struct fuse_ll_caps *caps, const struct fuse_ll_config *cfg,
                 struct fuse_ll **ret);
+/* With no request running, and before the transport's backing ops stop
+ * working: ends the session (fs_session_reset: the fs forgets the kernel's
+ * inodes and handles and closes its backing files). */
 void fuse_ll_free(struct fuse_ll *ll);
 
 /* A reply: header plus payload bytes in memory, optionally followed by
@@ -62,6 +99,7 @@ struct fuse_ll_reply {
         uint64_t data_off;
         size_t data_len;
         void *data_hold;            /* engine private: keeps data_fd open */
+        bool session_pending;       /* engine private: an INIT reply; delivered, it completes the session */
 };
 
 /* Handles one request of len bytes at req (private memory the engine reads
@@ -74,16 +112,23 @@ int fuse_ll_handle(struct fuse_ll *ll, const void *req, size_t len, void *scratc
                    struct fuse_ll_reply *reply);
 
 /* The transport is done with a reply (sent, or dropped): its data_fd may
- * be closed from now on.  Required after every fuse_ll_handle() when the
- * transport set calls_reply_done (before the reply struct is reused); a
- * no-op otherwise and on a second call.  Thread-safe. */
+ * be closed from now on, and after an INIT reply the session is completed
+ * (passthrough tried and enabled in the fs).  Required after every
+ * fuse_ll_handle() when the transport set calls_reply_done (before the
+ * reply struct is reused); a no-op otherwise and on a second call.
+ * Thread-safe. */
 void fuse_ll_reply_done(struct fuse_ll *ll, struct fuse_ll_reply *reply);
 
 /* Buffer sizes the transport must provide. */
 size_t fuse_ll_request_size(const struct fuse_ll *ll); /* largest request accepted */
 size_t fuse_ll_scratch_size(const struct fuse_ll *ll); /* largest in-memory reply payload */
 
-/* After INIT: whether FUSE passthrough was negotiated, and the largest
- * READ reply (bytes of file data) the engine will describe. */
+/* After INIT: whether FUSE passthrough is in use, and the largest READ
+ * reply (bytes of file data) the engine will describe. */
 bool fuse_ll_passthrough(const struct fuse_ll *ll);
+/* After INIT: 0 if passthrough is in use, else why not: -ENOPROTOOPT if it
+ * was not negotiated (not configured, the transport cannot register files,
+ * or the kernel did not offer it), or the error of the trial registration
+ * (backing->probe). */
+int fuse_ll_passthrough_error(const struct fuse_ll *ll);
 uint32_t fuse_ll_max_read(const struct fuse_ll *ll);

@@ -24,7 +24,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "fs/fs.h"
 #include "fuse/fuse_ll.h"
 #include "transport/fusemount.h"
 #include "util/log.h"
@@ -87,6 +86,27 @@ static int backing_close(void *ctx, int id) {
 
         return ioctl(df->fd, FUSE_DEV_IOC_BACKING_CLOSE, &v) < 0 ? negative_errno() : 0;
 }
+
+/* Whether we may register backing files (CAP_SYS_ADMIN), tried with a file
+ * we can always open.  0 or -errno. */
+static int backing_probe(void *ctx) {
+        _cleanup_close_ int fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+        int id;
+
+        if (fd < 0)
+                return negative_errno();
+        id = backing_open(ctx, fd);
+        if (id < 0)
+                return id;
+        (void) backing_close(ctx, id);
+        return 0;
+}
+
+static const struct fuse_ll_backing_ops backing_ops = {
+        .open = backing_open,
+        .close = backing_close,
+        .probe = backing_probe,
+};
 
 /* --- replies --- */
 
@@ -406,21 +426,6 @@ static int handle_init(struct devfuse *df, struct worker *w) {
         }
 }
 
-/* Passthrough negotiated: check that we may register backing files
- * (CAP_SYS_ADMIN) with a file we can always open.  0 or -errno. */
-static int probe_passthrough(struct devfuse *df) {
-        _cleanup_close_ int fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
-        int id;
-
-        if (fd < 0)
-                return negative_errno();
-        id = backing_open(df, fd);
-        if (id < 0)
-                return id;
-        (void) backing_close(df, id);
-        return 0;
-}
-
 /* Reads through the daemon benefit from a readahead window larger than
  * the default 128 KiB: several 1 MiB requests in flight.  Best effort
  * (needs root; passthrough reads use the blob file's own readahead). */
@@ -484,11 +489,12 @@ static void do_unmount(struct devfuse *df) {
 }
 
 int devfuse_serve(struct fs *fs, const struct devfuse_options *o) {
-        struct fuse_ll_transport t = {
+        /* mount_kernel and fusermount3 both mount MS_RDONLY */
+        struct fuse_ll_caps caps = {
                 .name = "fuse",
-                .backing_open = backing_open,
-                .backing_close = backing_close,
+                .readonly_mount = true,
                 .calls_reply_done = true,
+                .backing = &backing_ops,
         };
         struct fuse_ll_config cfg = { .max_pages = MAX_PAGES };
         struct fusemount_options mo = { .subtype = "castore" };
@@ -502,8 +508,8 @@ int devfuse_serve(struct fs *fs, const struct devfuse_options *o) {
         if (!fs || !o || !o->mountpoint)
                 return -EINVAL;
         n = o->threads ? MIN(o->threads, (unsigned) MAX_THREADS) : default_threads();
-        t.ctx = &df;
-        t.can_splice = o->splice;
+        caps.ctx = &df;
+        caps.splice = o->splice;
         cfg.passthrough = o->passthrough != DEVFUSE_PASSTHROUGH_OFF;
         cfg.debug = o->debug;
         mo.fsname = o->fsname ? o->fsname : "castore";
@@ -516,9 +522,9 @@ int devfuse_serve(struct fs *fs, const struct devfuse_options *o) {
                  * full-sized one; a pipe much smaller than that is not worth
                  * shrinking reads for (those are copied). */
                 unsigned pages = splice_max_pages(MAX_PAGES);
-                if (pages >= MAX_PAGES / 2 && pages < cfg.max_pages) {
+                if (pages >= MAX_PAGES / 2 && pages < MAX_PAGES) {
                         log_debug("Pipes hold %u pages: reads of up to %u pages, spliced", pages + 2, pages);
-                        cfg.max_pages = pages;
+                        caps.max_pages = pages;
                 }
         }
 
@@ -540,7 +546,7 @@ int devfuse_serve(struct fs *fs, const struct devfuse_options *o) {
                 goto out;
         }
 
-        r = fuse_ll_new(fs, &t, &cfg, &df.ll);
+        r = fuse_ll_new(fs, &caps, &cfg, &df.ll);
         if (r < 0)
                 goto out;
         df.workers = calloc(n, sizeof(*df.workers));
@@ -571,21 +577,15 @@ int devfuse_serve(struct fs *fs, const struct devfuse_options *o) {
                         r = 0; /* a signal before INIT: just unmount */
                 goto out;
         }
+        /* the engine decided on passthrough at INIT (and tried one
+         * registration); --passthrough=on only insists on it */
         if (o->passthrough == DEVFUSE_PASSTHROUGH_ON && !fuse_ll_passthrough(df.ll)) {
-                r = log_error_errno(-EOPNOTSUPP, "The kernel does not offer FUSE passthrough (--passthrough=on)");
-                goto out;
-        }
-        if (fuse_ll_passthrough(df.ll)) {
-                r = probe_passthrough(&df);
-                if (r < 0 && o->passthrough == DEVFUSE_PASSTHROUGH_ON) {
+                r = fuse_ll_passthrough_error(df.ll);
+                if (r == -ENOPROTOOPT)
+                        r = log_error_errno(-EOPNOTSUPP, "The kernel does not offer FUSE passthrough (--passthrough=on)");
+                else
                         r = log_error_errno(r, "FUSE passthrough is not allowed here (--passthrough=on): %m");
-                        goto out;
-                }
-                if (r < 0) {
-                        /* without it, files need no open requests at all */
-                        log_info("FUSE passthrough not available (%s); reads go through the daemon", strerror(-r));
-                        fs_set_backing(fs, NULL, NULL);
-                }
+                goto out;
         }
         raise_nofile();
         for (unsigned i = 0; i < n; i++) {
@@ -637,11 +637,12 @@ out:
                                 worker_cleanup(&df.workers[i]);
                 free(df.workers);
         }
+        /* the engine closes backing files on the session descriptor */
+        fuse_ll_free(df.ll);
         /* closing the last descriptor aborts the connection: users of a
          * lazily detached mount get ENOTCONN instead of hanging */
         if (df.fd >= 0)
                 close(df.fd);
-        fuse_ll_free(df.ll);
         if (df.signal_fd >= 0)
                 close(df.signal_fd);
         if (df.event_fd >= 0)

@@ -5,6 +5,7 @@
  * guest's buffers). */
 #include "transport/virtiofs.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
@@ -18,7 +19,6 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "fs/fs.h"
 #include "transport/vhost_user.h"
 #include "transport/virtqueue.h"
 #include "util/log.h"
@@ -72,15 +72,14 @@ struct vfs_handler {
  * signals the guest (a vring's call_lock) after releasing that. */
 struct vfs_conn {
         struct vu_dev dev;
-        struct fs *fs;
         const struct virtiofs_config *cfg;
-        struct fuse_ll_transport transport;
-        /* INIT replaces the engine session under the write lock (a guest
-         * that reboots or remounts starts a new session on the same
-         * device); every other request runs under the read lock. */
+        /* The engine, for the connection's life.  It resets the session on
+         * every INIT (a guest that reboots or remounts starts a new one on
+         * the same device) and needs INIT to run alone: INIT runs under the
+         * write lock of session_lock, every other request under the read
+         * lock. */
+        struct fuse_ll *ll;
         pthread_rwlock_t session_lock;
-        struct fuse_ll *ll;    /* session_lock */
-        bool ll_initialized;   /* ll has handled an INIT; session_lock */
 
         pthread_mutex_t pool_lock;
         pthread_cond_t job_cond;   /* a job was queued, or shutdown */
@@ -153,20 +152,6 @@ static uint32_t put_reply(const struct vq_elem *e, const struct fuse_ll_reply *r
         return oh.len;
 }
 
-/* Starts a fresh engine session (the old one's kernel is gone). */
-static int new_session(struct vfs_conn *c) {
-        struct fuse_ll *ll;
-        int r = fuse_ll_new(c->fs, &c->transport, &c->cfg->ll, &ll);
-        if (r < 0)
-                return r;
-        if (c->ll)
-                fuse_ll_free(c->ll);
-        fs_forget_all(c->fs);
-        c->ll = ll;
-        c->ll_initialized = false;
-        return 0;
-}
-
 static int ensure_scratch(struct vfs_handler *h, struct fuse_ll *ll) {
         size_t ss = fuse_ll_scratch_size(ll);
 
@@ -203,13 +188,9 @@ static uint32_t handle_request(struct vfs_handler *h, const struct vfs_ring *rin
         memcpy(&ih, h->req, sizeof(ih));
         bool is_init = ih.opcode == FUSE_INIT;
 
-        if (is_init) {
+        if (is_init)
                 pthread_rwlock_wrlock(&c->session_lock);
-                if (c->ll_initialized && new_session(c) < 0) {
-                        pthread_rwlock_unlock(&c->session_lock);
-                        return put_error(e, ih.unique, -ENOMEM);
-                }
-        } else
+        else
                 pthread_rwlock_rdlock(&c->session_lock);
 
         r = ensure_scratch(h, c->ll);
@@ -220,10 +201,9 @@ static uint32_t handle_request(struct vfs_handler *h, const struct vfs_ring *rin
         r = fuse_ll_handle(c->ll, h->req, (size_t) n, h->scratch, h->scratch_size, &reply);
         if (r < 0 && r != -ESHUTDOWN)
                 log_debug("virtiofs: ring %u: malformed request (opcode %u): %s", ring->q, ih.opcode, strerror(-r));
-        if (is_init && !reply.none && reply.hdr.error == 0)
-                c->ll_initialized = true;
         len = reply.none ? 0 : put_reply(e, &reply);
-        /* READ data came from data_fd, which the engine kept open so far */
+        /* READ data came from data_fd, which the engine kept open so far
+         * (and an INIT's session completes here, still under the lock) */
         fuse_ll_reply_done(c->ll, &reply);
 out:
         pthread_rwlock_unlock(&c->session_lock);
@@ -272,6 +252,7 @@ static void *handler_main(void *p) {
                 pthread_mutex_lock(&c->pool_lock);
                 job->next = c->free_jobs;
                 c->free_jobs = job;
+                assert(ring->inflight > 0);
                 ring->inflight--;
                 pthread_cond_broadcast(&c->slot_cond);
                 pthread_mutex_unlock(&c->pool_lock);
@@ -517,16 +498,15 @@ static void refuse_second(int lfd) {
 /* Serves one connection.  Returns 1 if a stop was requested, 0 when the
  * VMM went away or broke the protocol. */
 static int serve_conn(struct fs *fs, const struct virtiofs_config *cfg, int lfd, int sock) {
+        /* File data is preadv'd into guest memory: no splice, no
+         * descriptors for the kernel; the guest mounts as it likes. */
+        static const struct fuse_ll_caps caps = { .name = "virtiofs", .calls_reply_done = true };
         struct vfs_conn *c = calloc(1, sizeof(*c));
         int r, stop = 0;
 
         if (!c)
                 return log_error_errno(-ENOMEM, "virtiofs: out of memory");
-        c->fs = fs;
         c->cfg = cfg;
-        c->transport = (struct fuse_ll_transport){
-                .name = "virtiofs", .can_splice = false, .is_virtio = true, .calls_reply_done = true
-        };
         pthread_rwlock_init(&c->session_lock, NULL);
         pthread_mutex_init(&c->pool_lock, NULL);
         pthread_cond_init(&c->job_cond, NULL);
@@ -537,7 +517,7 @@ static int serve_conn(struct fs *fs, const struct virtiofs_config *cfg, int lfd,
         }
         r = vu_dev_init(&c->dev, 1 + cfg->request_queues, &ring_ops, c);
         if (r >= 0)
-                r = new_session(c);
+                r = fuse_ll_new(fs, &caps, &cfg->ll, &c->ll);
         if (r >= 0)
                 r = pool_start(c);
         if (r < 0) {

@@ -21,7 +21,8 @@ struct virtiofs_config {
 /* Serves fs on cfg->socket_path until stop_fd becomes readable (or, with
  * once, until the first connection ends).  A stale socket file at the path
  * is replaced; the socket is removed on return.  fs is kept across
- * connections (each new FUSE session forgets the old kernel's inodes).
+ * connections; the FUSE engine of each connection forgets the previous
+ * kernel's inodes and handles at every INIT and when the connection ends.
  * SIGPIPE must be ignored or blocked by the caller; stop signals should be
  * blocked in all threads (threads created here inherit the mask).
  * Returns 0 or -errno (socket setup failures). */

@@ -5,8 +5,9 @@
  * length.  A request's header length field is set to its real length
  * unless the first flag bit says to keep the fuzzer's value, and small
  * node ids are mapped onto inodes that exist, so that the operations get
- * past the first checks.  After each input a new session must find every
- * inode, reader and handle gone (nothing leaked by any request). */
+ * past the first checks.  After each input a new INIT (a new session) must
+ * leave every inode, reader and handle gone (nothing leaked by any
+ * request, whatever state the input left the engine in). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,7 +91,7 @@ static uint64_t lookup(struct fuse_ll *ll, uint64_t parent, const char *name) {
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-        static const struct fuse_ll_transport t = { .name = "fuzz", .calls_reply_done = true };
+        static const struct fuse_ll_caps t = { .name = "fuzz", .readonly_mount = true, .calls_reply_done = true };
         struct fs_root_provider p;
         struct fs_config cfg;
         struct fuse_ll_config lcfg = { .max_pages = 256 };
@@ -110,7 +111,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         req = malloc(fuse_ll_request_size(ll));
         if (!req)
                 abort();
-        struct fuse_init_in in = { .major = 7, .minor = 45, .flags = 0xffffffff, .flags2 = 0xffffffff };
+        const struct fuse_init_in in = { .major = 7, .minor = 45, .flags = 0xffffffff, .flags2 = 0xffffffff };
         fuse_ll_handle(ll, req, build(req, FUSE_INIT, 0, &in, sizeof(in)), scratch, sizeof(scratch), &rep);
         fuse_ll_reply_done(ll, &rep);
 
@@ -168,7 +169,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
         /* a new session: whatever the requests did, nothing may be left */
         struct fs_stats st;
-        fs_forget_all(fs);
+        if (fuse_ll_handle(ll, req, build(req, FUSE_INIT, 0, &in, sizeof(in)), scratch, sizeof(scratch), &rep) < 0 ||
+            rep.hdr.error != 0)
+                abort();
+        fuse_ll_reply_done(ll, &rep);
         fs_get_stats(fs, &st);
         if (st.inodes != 1 || st.open_files != 0 || st.dirs_loaded != 0)
                 abort();

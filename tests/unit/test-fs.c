@@ -426,7 +426,7 @@ static void test_forget(void) {
         CHECK_OK(fs_release(fs, b, o.fh));
         CHECK_EQ(fs_getattr(fs, b, &attr, NULL), -ESTALE);
 
-        fs_forget_all(fs);
+        fs_session_reset(fs);
         fs_get_stats(fs, &st);
         CHECK_EQ(st.inodes, 1);
         fs_free(fs);
@@ -794,7 +794,7 @@ static void test_forget_all_handles(void) {
 
         CHECK_OK(fs_open(fs, big, O_RDONLY, &o));
         CHECK_OK(fs_opendir(fs, FS_ROOT_INO, &od));
-        fs_forget_all(fs);
+        fs_session_reset(fs);
         fs_get_stats(fs, &st);
         CHECK_EQ(st.inodes, 1);
         CHECK_EQ(st.open_files, 0);

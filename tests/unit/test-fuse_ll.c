@@ -21,6 +21,11 @@ static uint8_t scratch[(256 + 1) * 4096];
 static uint8_t req[16384];
 static uint64_t unique;
 
+/* A local store, whose blobs are files (READ data as descriptors, and
+ * passthrough): root "r" = { f1: "first blob", f2: "second blob" }. */
+static struct cas_store *local;
+static char local_dir[] = "/tmp/test-fuse_ll-XXXXXX";
+
 static void make_store(void) {
         struct cas_directory *d, *top;
         enum cas_verr why;
@@ -40,6 +45,32 @@ static void make_store(void) {
         CHECK_OK(cas_root_put(store->roots, &t));
         cas_directory_free(d);
         cas_directory_free(top);
+}
+
+static void make_local_store(void) {
+        struct cas_digest d1, d2;
+        enum cas_verr why;
+        struct cas_directory *dd;
+
+        CHECK(mkdtemp(local_dir));
+        CHECK_OK(cas_store_open(local_dir, CAS_STORE_CREATE, &local));
+        CHECK_OK(cas_blob_put(local->blobs, "first blob", 10, 0, &d1));
+        CHECK_OK(cas_blob_put(local->blobs, "second blob", 11, 0, &d2));
+        struct cas_node n[] = { { .kind = CAS_NODE_FILE, N("f1"), .digest = d1, .size = 10 },
+                                { .kind = CAS_NODE_FILE, N("f2"), .digest = d2, .size = 11 } };
+        CHECK_OK(cas_directory_new(n, 2, &dd, NULL));
+        CHECK_OK(cas_dir_put(local->dirs, &dd, 1, 0, &why));
+        struct cas_node r = { .kind = CAS_NODE_DIRECTORY, N("r"), .digest = dd->digest, .size = 2 };
+        CHECK_OK(cas_root_put(local->roots, &r));
+        cas_directory_free(dd);
+}
+
+static void remove_local_store(void) {
+        char cmd[300];
+
+        cas_store_free(local);
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", local_dir);
+        CHECK_EQ(system(cmd), 0);
 }
 
 /* Builds a request; returns its length. */
@@ -101,6 +132,7 @@ static struct fuse_ll_init_out init_with(struct fuse_ll *ll, uint32_t major, uin
         size_t n = call_ok(ll, FUSE_INIT, 0, &in, sizeof(in), NULL, 0, &rep);
         CHECK(n <= sizeof(out));
         memcpy(&out, rep.payload, n);
+        fuse_ll_reply_done(ll, &rep); /* delivered: the session is complete */
         if (ret_len)
                 *ret_len = n;
         return out;
@@ -115,30 +147,57 @@ static struct fuse_ll_init_out init_with(struct fuse_ll *ll, uint32_t major, uin
          FUSE_NO_OPENDIR_SUPPORT | FUSE_EXPLICIT_INVAL_DATA | FUSE_INIT_EXT | FUSE_SECURITY_CTX |             \
          FUSE_PASSTHROUGH | FUSE_HAS_RESEND)
 
+/* A transport's passthrough: ids count up from 7; probe_result is what
+ * the trial registration gives, refuse what later ones give. */
+static int fake_attempts, fake_opens, fake_closes, fake_probes, fake_probe_result, fake_refuse, fake_next_id;
 static int fake_backing_open(void *ctx, int fd) {
-        return 7;
+        CHECK(fd >= 0);
+        fake_attempts++;
+        if (fake_refuse < 0)
+                return fake_refuse;
+        fake_opens++;
+        return 7 + fake_next_id++;
 }
 static int fake_backing_close(void *ctx, int id) {
+        CHECK(id >= 7);
+        fake_closes++;
         return 0;
 }
+static int fake_backing_probe(void *ctx) {
+        fake_probes++;
+        return fake_probe_result;
+}
+static void fake_reset(void) {
+        fake_attempts = fake_opens = fake_closes = fake_probes = fake_probe_result = fake_refuse = fake_next_id = 0;
+}
+static const struct fuse_ll_backing_ops fake_backing = { .open = fake_backing_open, .close = fake_backing_close };
+static const struct fuse_ll_backing_ops fake_backing_probed = {
+        .open = fake_backing_open, .close = fake_backing_close, .probe = fake_backing_probe
+};
 
 struct env {
         struct fs *fs;
         struct fuse_ll *ll;
 };
 
-static struct env env_new(bool list_root, const struct fuse_ll_transport *t, bool passthrough) {
+/* Like /dev/fuse: a mount the kernel keeps read-only, nothing else. */
+static const struct fuse_ll_caps plain = { .name = "test", .readonly_mount = true };
+
+static struct env env_new_on(struct cas_store *st, bool list_root, const struct fuse_ll_caps *t, bool passthrough) {
         static struct fs_root_provider p;
-        p = (struct fs_root_provider){ &fs_root_service_ops, store->roots };
+        p = (struct fs_root_provider){ &fs_root_service_ops, st->roots };
         struct fs_config cfg = { .list_root = list_root, .roots = &p, .n_roots = 1 };
         struct fuse_ll_config lcfg = { .passthrough = passthrough };
-        static const struct fuse_ll_transport plain = { .name = "test" };
         struct env e;
-        CHECK_OK(fs_new(store->blobs, store->dirs, &cfg, &e.fs));
+        CHECK_OK(fs_new(st->blobs, st->dirs, &cfg, &e.fs));
         CHECK_OK(fuse_ll_new(e.fs, t ? t : &plain, &lcfg, &e.ll));
         CHECK(fuse_ll_request_size(e.ll) >= 8192);
         CHECK(fuse_ll_scratch_size(e.ll) <= sizeof(scratch));
         return e;
+}
+
+static struct env env_new(bool list_root, const struct fuse_ll_caps *t, bool passthrough) {
+        return env_new_on(store, list_root, t, passthrough);
 }
 
 static void env_free(struct env *e) {
@@ -153,8 +212,7 @@ static struct env env_init(bool list_root) {
 }
 
 static void test_init(void) {
-        struct fuse_ll_transport t = { .name = "test", .can_splice = true, .backing_open = fake_backing_open,
-                                       .backing_close = fake_backing_close };
+        struct fuse_ll_caps t = { .name = "test", .readonly_mount = true, .splice = true, .backing = &fake_backing };
         size_t len;
 
         /* everything offered, passthrough allowed */
@@ -179,7 +237,7 @@ static void test_init(void) {
         env_free(&e);
 
         /* passthrough off by configuration; no splice in the transport */
-        t.can_splice = false;
+        t.splice = false;
         e = env_new(false, &t, false);
         o = init_with(e.ll, 7, 45, KERNEL_FLAGS, &len);
         got = o.flags | (uint64_t) o.flags2 << 32;
@@ -463,8 +521,7 @@ static void test_open_read(void) {
         env_free(&e);
 
         /* with passthrough enabled OPEN is answered (the backing id comes with it) */
-        struct fuse_ll_transport t = { .name = "test", .backing_open = fake_backing_open,
-                                       .backing_close = fake_backing_close };
+        struct fuse_ll_caps t = { .name = "test", .readonly_mount = true, .backing = &fake_backing };
         e = env_new(false, &t, true);
         init_with(e.ll, 7, 45, KERNEL_FLAGS, NULL);
         tree = lookup(&e, 1, "tree", &eo);
@@ -479,27 +536,10 @@ static void test_open_read(void) {
  * it is done with the reply, even if the file's reader goes idle and is
  * pushed out of the idle cache meanwhile (zero-message opens, fh 0). */
 static void test_read_fd_lifetime(void) {
-        char dir[] = "/tmp/test-fuse_ll-XXXXXX";
-        struct cas_store *local;
-        struct cas_digest d1, d2;
-        enum cas_verr why;
-        struct cas_directory *dd;
-
-        CHECK(mkdtemp(dir));
-        CHECK_OK(cas_store_open(dir, CAS_STORE_CREATE, &local));
-        CHECK_OK(cas_blob_put(local->blobs, "first blob", 10, 0, &d1));
-        CHECK_OK(cas_blob_put(local->blobs, "second blob", 11, 0, &d2));
-        struct cas_node n[] = { { .kind = CAS_NODE_FILE, N("f1"), .digest = d1, .size = 10 },
-                                { .kind = CAS_NODE_FILE, N("f2"), .digest = d2, .size = 11 } };
-        CHECK_OK(cas_directory_new(n, 2, &dd, NULL));
-        CHECK_OK(cas_dir_put(local->dirs, &dd, 1, 0, &why));
-        struct cas_node r = { .kind = CAS_NODE_DIRECTORY, N("r"), .digest = dd->digest, .size = 2 };
-        CHECK_OK(cas_root_put(local->roots, &r));
-
         for (int mode = 0; mode < 2; mode++) {
                 struct fs_root_provider p = { &fs_root_service_ops, local->roots };
                 struct fs_config cfg = { .roots = &p, .n_roots = 1, .idle_readers = 1 };
-                struct fuse_ll_transport t = { .name = "test", .calls_reply_done = mode == 1 };
+                struct fuse_ll_caps t = { .name = "test", .readonly_mount = true, .calls_reply_done = mode == 1 };
                 struct env e;
                 struct fuse_entry_out eo;
                 struct fuse_ll_reply r1, r2;
@@ -541,11 +581,6 @@ static void test_read_fd_lifetime(void) {
                 fuse_ll_free(e.ll);
                 fs_free(e.fs);
         }
-        cas_directory_free(dd);
-        cas_store_free(local);
-        char cmd[300];
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-        CHECK_EQ(system(cmd), 0);
 }
 
 /* Walks the entries of a READDIR(PLUS) reply; returns the count and the
@@ -721,8 +756,256 @@ static void test_destroy(void) {
         env_free(&e);
 }
 
+static uint64_t open_file(struct env *e, uint64_t ino, struct fuse_ll_open_out *oo) {
+        struct fuse_open_in oi = { .flags = O_RDONLY };
+        struct fuse_ll_reply rep;
+
+        CHECK_EQ(call_ok(e->ll, FUSE_OPEN, ino, &oi, sizeof(oi), NULL, 0, &rep), sizeof(*oo));
+        memcpy(oo, rep.payload, sizeof(*oo));
+        fuse_ll_reply_done(e->ll, &rep);
+        return oo->fh;
+}
+
+/* A new INIT on the same engine (a virtiofs guest that rebooted or
+ * remounted) starts a new session: the fs forgets the old kernel's
+ * inodes, handles and backing files, and everything the first INIT
+ * negotiated is negotiated afresh. */
+static void test_reinit(void) {
+        struct fuse_ll_caps t = { .name = "test", .readonly_mount = true, .calls_reply_done = true,
+                                  .backing = &fake_backing };
+        struct env e = env_new_on(local, true, &t, true);
+        struct fuse_open_in oi = { .flags = O_RDONLY };
+        struct fuse_getattr_in gi = {};
+        struct fuse_ll_open_out oo, od;
+        struct fuse_entry_out eo;
+        struct fuse_ll_reply rep;
+        struct fs_stats st;
+
+        fake_reset();
+        init_with(e.ll, 7, 45, KERNEL_FLAGS, NULL);
+        CHECK(fuse_ll_passthrough(e.ll));
+        CHECK_EQ(fuse_ll_max_read(e.ll), 1 << 20);
+        uint64_t r = lookup(&e, 1, "r", &eo), f1 = lookup(&e, r, "f1", &eo);
+        open_file(&e, f1, &oo);
+        CHECK(oo.open_flags & FOPEN_PASSTHROUGH);
+        CHECK_EQ(oo.backing_id, 7);
+        CHECK_EQ(fake_opens, 1);
+        call_ok(e.ll, FUSE_OPENDIR, 1, &oi, sizeof(oi), NULL, 0, &rep);
+        memcpy(&od, rep.payload, sizeof(od));
+        fs_get_stats(e.fs, &st);
+        CHECK_EQ(st.inodes, 3);
+        CHECK_EQ(st.open_files, 1);
+        CHECK_EQ(st.dirs_loaded, 1);
+
+        /* an older kernel: no passthrough, no 1 MiB reads, no zero-message opens */
+        init_with(e.ll, 7, 38, KERNEL_FLAGS & ~(uint64_t) (FUSE_PASSTHROUGH | FUSE_MAX_PAGES | FUSE_NO_OPEN_SUPPORT),
+                  NULL);
+        fs_get_stats(e.fs, &st);
+        CHECK_EQ(st.inodes, 1);
+        CHECK_EQ(st.open_files, 0);
+        CHECK_EQ(st.dirs_loaded, 0);
+        CHECK_EQ(fake_closes, 1); /* the old session's backing file */
+        CHECK(!fuse_ll_passthrough(e.ll));
+        CHECK_EQ(fuse_ll_passthrough_error(e.ll), -ENOPROTOOPT);
+        CHECK_EQ(fuse_ll_max_read(e.ll), 32 * 4096);
+        /* the old kernel's handles and node ids are gone */
+        struct fuse_read_in ri = { .fh = oo.fh, .size = 4096 };
+        CHECK_EQ(call_err(e.ll, FUSE_READ, f1, &ri, sizeof(ri)), -EBADF);
+        struct fuse_release_in rl = { .fh = oo.fh };
+        CHECK_EQ(call_err(e.ll, FUSE_RELEASE, f1, &rl, sizeof(rl)), -EBADF);
+        ri.fh = od.fh;
+        CHECK_EQ(call_err(e.ll, FUSE_READDIR, 1, &ri, sizeof(ri)), -EBADF);
+        CHECK_EQ(call_err(e.ll, FUSE_GETATTR, f1, &gi, sizeof(gi)), -ESTALE);
+        /* the new kernel finds the same numbers; opens as negotiated now */
+        CHECK_EQ(lookup(&e, 1, "r", &eo), r);
+        CHECK_EQ(lookup(&e, r, "f1", &eo), f1);
+        open_file(&e, f1, &oo);
+        CHECK(!(oo.open_flags & FOPEN_PASSTHROUGH));
+        CHECK(oo.open_flags & FOPEN_KEEP_CACHE);
+        CHECK_EQ(fake_opens, 1); /* nothing registered */
+        ri = (struct fuse_read_in){ .fh = oo.fh, .size = 1 << 20 };
+        call_ok(e.ll, FUSE_READ, f1, &ri, sizeof(ri), NULL, 0, &rep);
+        CHECK_EQ(rep.data_len, 10);
+        fuse_ll_reply_done(e.ll, &rep);
+
+        /* a session that ended with DESTROY, then a third kernel */
+        CHECK_EQ(handle(e.ll, build(FUSE_DESTROY, 0, NULL, 0, NULL, 0), &rep), -ESHUTDOWN);
+        init_with(e.ll, 7, 45, KERNEL_FLAGS, NULL);
+        CHECK(fuse_ll_passthrough(e.ll));
+        CHECK_EQ(fake_closes, 1); /* that reader had no backing file */
+        r = lookup(&e, 1, "r", &eo);
+        open_file(&e, lookup(&e, r, "f2", &eo), &oo);
+        CHECK(oo.open_flags & FOPEN_PASSTHROUGH);
+        CHECK_EQ(fake_opens, 2);
+        /* the session ends with the engine: its backing files are closed */
+        fuse_ll_free(e.ll);
+        CHECK_EQ(fake_closes, 2);
+        fs_get_stats(e.fs, &st);
+        CHECK_EQ(st.inodes, 1);
+        fs_free(e.fs);
+}
+
+/* Passthrough is used only when configured, possible for the transport,
+ * offered by the kernel (7.40+, in flags2) and, if the transport can try
+ * a registration, not refused once the kernel has the INIT reply.  When
+ * it is not used, files are opened without asking (zero-message opens). */
+static void test_passthrough_decision(void) {
+        static const struct {
+                bool configured, transport;
+                uint64_t kflags;
+                uint32_t minor;
+                int probe;
+                bool offered, used;
+                int error;
+        } cases[] = {
+                { true, true, KERNEL_FLAGS, 45, 0, true, true, 0 },
+                { false, true, KERNEL_FLAGS, 45, 0, false, false, -ENOPROTOOPT },
+                { true, false, KERNEL_FLAGS, 45, 0, false, false, -ENOPROTOOPT },
+                { true, true, KERNEL_FLAGS & ~(uint64_t) FUSE_PASSTHROUGH, 45, 0, false, false, -ENOPROTOOPT },
+                { true, true, KERNEL_FLAGS, 39, 0, false, false, -ENOPROTOOPT },
+                { true, true, KERNEL_FLAGS & ~(uint64_t) FUSE_INIT_EXT, 45, 0, false, false, -ENOPROTOOPT },
+                { true, true, KERNEL_FLAGS, 45, -EPERM, true, false, -EPERM },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                struct fuse_ll_caps t = { .name = "test", .readonly_mount = true, .calls_reply_done = true,
+                                          .backing = cases[i].transport ? &fake_backing_probed : NULL };
+                struct env e = env_new_on(local, false, &t, cases[i].configured);
+                struct fuse_init_in in = { .major = 7, .minor = cases[i].minor, .max_readahead = 131072,
+                                           .flags = (uint32_t) cases[i].kflags,
+                                           .flags2 = (uint32_t) (cases[i].kflags >> 32) };
+                struct fuse_open_in oi = { .flags = O_RDONLY };
+                struct fuse_ll_init_out o = {};
+                struct fuse_ll_open_out oo;
+                struct fuse_entry_out eo;
+                struct fuse_ll_reply rep;
+
+                fake_reset();
+                fake_probe_result = cases[i].probe;
+                size_t n = call_ok(e.ll, FUSE_INIT, 0, &in, sizeof(in), NULL, 0, &rep);
+                memcpy(&o, rep.payload, MIN(n, sizeof(o)));
+                CHECK_EQ(!!(o.flags2 & (FUSE_PASSTHROUGH >> 32)), cases[i].offered);
+                CHECK_EQ(o.max_stack_depth, cases[i].offered ? 1 : 0);
+                CHECK_EQ(fake_probes, 0); /* the kernel does not have the reply yet */
+                fuse_ll_reply_done(e.ll, &rep);
+                CHECK_EQ(fake_probes, cases[i].offered ? 1 : 0);
+                CHECK_EQ(fuse_ll_passthrough(e.ll), cases[i].used);
+                CHECK_EQ(fuse_ll_passthrough_error(e.ll), cases[i].error);
+
+                uint64_t r = lookup(&e, 1, "r", &eo), f1 = lookup(&e, r, "f1", &eo);
+                if (cases[i].used) {
+                        open_file(&e, f1, &oo);
+                        CHECK(oo.open_flags & FOPEN_PASSTHROUGH);
+                        CHECK_EQ(oo.backing_id, 7);
+                        CHECK_EQ(fake_opens, 1);
+                } else {
+                        CHECK_EQ(call_err(e.ll, FUSE_OPEN, f1, &oi, sizeof(oi)), -ENOSYS);
+                        struct fuse_read_in ri = { .fh = 0, .size = 4096 };
+                        call_ok(e.ll, FUSE_READ, f1, &ri, sizeof(ri), NULL, 0, &rep);
+                        CHECK_EQ(rep.data_len, 10);
+                        fuse_ll_reply_done(e.ll, &rep);
+                        CHECK_EQ(fake_opens, 0);
+                }
+                env_free(&e);
+                CHECK_EQ(fake_closes, fake_opens);
+        }
+}
+
+/* A registration refused after INIT (no trial registration, or the kernel
+ * changed its mind): that file is served through the daemon, no other
+ * registration is tried in the session, and (with a kernel that can)
+ * opens are no longer asked for. */
+static void test_passthrough_refused_later(void) {
+        struct fuse_ll_caps t = { .name = "test", .readonly_mount = true, .calls_reply_done = true,
+                                  .backing = &fake_backing };
+        struct fuse_open_in oi = { .flags = O_RDONLY };
+        struct fuse_ll_open_out oo;
+        struct fuse_entry_out eo;
+
+        for (int zero_message = 0; zero_message < 2; zero_message++) {
+                uint64_t kflags = zero_message ? KERNEL_FLAGS : KERNEL_FLAGS & ~(uint64_t) FUSE_NO_OPEN_SUPPORT;
+                struct env e = env_new_on(local, false, &t, true);
+
+                fake_reset();
+                init_with(e.ll, 7, 45, kflags, NULL);
+                CHECK(fuse_ll_passthrough(e.ll));
+                uint64_t r = lookup(&e, 1, "r", &eo);
+                uint64_t f1 = lookup(&e, r, "f1", &eo), f2 = lookup(&e, r, "f2", &eo);
+                fake_refuse = -EPERM;
+                open_file(&e, f1, &oo);
+                CHECK(!(oo.open_flags & FOPEN_PASSTHROUGH));
+                CHECK(oo.open_flags & FOPEN_KEEP_CACHE);
+                if (zero_message)
+                        CHECK_EQ(call_err(e.ll, FUSE_OPEN, f2, &oi, sizeof(oi)), -ENOSYS);
+                else {
+                        open_file(&e, f2, &oo);
+                        CHECK(!(oo.open_flags & FOPEN_PASSTHROUGH));
+                }
+                CHECK_EQ(fake_attempts, 1);
+                /* a new session tries again */
+                fake_refuse = 0;
+                init_with(e.ll, 7, 45, kflags, NULL);
+                r = lookup(&e, 1, "r", &eo);
+                open_file(&e, lookup(&e, r, "f2", &eo), &oo);
+                CHECK(oo.open_flags & FOPEN_PASSTHROUGH);
+                CHECK_EQ(fake_attempts, 2);
+                env_free(&e);
+                CHECK_EQ(fake_closes, 1);
+        }
+}
+
+/* Capabilities other than passthrough: a mount the kernel does not keep
+ * read-only (virtiofs) gets no zero-message opens; a transport's read
+ * limit caps the read size negotiated; inconsistent capabilities are
+ * refused. */
+static void test_caps(void) {
+        struct fuse_ll_caps t = { .name = "virtio-like", .calls_reply_done = true };
+        struct fuse_open_in oi = { .flags = O_RDONLY };
+        struct fuse_ll_open_out oo;
+        struct fuse_entry_out eo;
+        struct fuse_ll_reply rep;
+        struct fuse_ll *ll;
+        struct env e;
+
+        e = env_new_on(local, false, &t, true);
+        struct fuse_ll_init_out o = init_with(e.ll, 7, 45, KERNEL_FLAGS, NULL);
+        CHECK(!(o.flags & FUSE_SPLICE_WRITE));
+        CHECK(!(o.flags2 & (FUSE_PASSTHROUGH >> 32)));
+        uint64_t r = lookup(&e, 1, "r", &eo), f1 = lookup(&e, r, "f1", &eo);
+        struct fuse_open_in wr = { .flags = O_WRONLY };
+        CHECK_EQ(call_err(e.ll, FUSE_OPEN, f1, &wr, sizeof(wr)), -EROFS);
+        open_file(&e, f1, &oo);
+        struct fuse_read_in ri = { .fh = 0, .size = 4096 };
+        CHECK_EQ(call_err(e.ll, FUSE_READ, f1, &ri, sizeof(ri)), -EBADF);
+        ri.fh = oo.fh;
+        call_ok(e.ll, FUSE_READ, f1, &ri, sizeof(ri), NULL, 0, &rep);
+        CHECK_EQ(rep.data_len, 10);
+        fuse_ll_reply_done(e.ll, &rep);
+        CHECK_EQ(call_err(e.ll, FUSE_OPEN, 1, &oi, sizeof(oi)), -EISDIR);
+        env_free(&e);
+
+        t = (struct fuse_ll_caps){ .name = "small pipes", .readonly_mount = true, .max_pages = 100 };
+        e = env_new(false, &t, false);
+        o = init_with(e.ll, 7, 45, KERNEL_FLAGS, NULL);
+        CHECK_EQ(o.max_pages, 100);
+        CHECK_EQ(fuse_ll_max_read(e.ll), 100 * 4096);
+        CHECK_EQ(fuse_ll_scratch_size(e.ll), 101 * 4096);
+        env_free(&e);
+
+        struct fs *fs;
+        struct fs_config cfg = {};
+        static const struct fuse_ll_backing_ops no_open = { .close = fake_backing_close };
+        CHECK_OK(fs_new(store->blobs, store->dirs, &cfg, &fs));
+        t = (struct fuse_ll_caps){ .name = "probe, no reply_done", .backing = &fake_backing_probed };
+        CHECK_EQ(fuse_ll_new(fs, &t, NULL, &ll), -EINVAL);
+        t = (struct fuse_ll_caps){ .name = "no open", .calls_reply_done = true, .backing = &no_open };
+        CHECK_EQ(fuse_ll_new(fs, &t, NULL, &ll), -EINVAL);
+        fs_free(fs);
+}
+
 int main(void) {
         make_store();
+        make_local_store();
         RUN(test_init);
         RUN(test_before_init);
         RUN(test_malformed);
@@ -733,6 +1016,11 @@ int main(void) {
         RUN(test_readdir);
         RUN(test_xattr);
         RUN(test_destroy);
+        RUN(test_reinit);
+        RUN(test_passthrough_decision);
+        RUN(test_passthrough_refused_later);
+        RUN(test_caps);
+        remove_local_store();
         cas_store_free(store);
         return 0;
 }
