@@ -46,7 +46,6 @@ int fs_new(struct cas_blob_service *blobs, struct cas_dir_service *dirs, const s
         pthread_cond_init(&fs->cond, NULL);
         fs_inodes_init(fs);
         hashmap_init(&fs->snapshots, fh_eq);
-        fs_file_cache_init(fs);
         fs->next_fh = 1;
         fs->root = calloc(1, sizeof(*fs->root));
         if (!fs->root) {
@@ -93,7 +92,6 @@ void fs_free(struct fs *fs) {
         hashmap_done(&fs->by_ino);
         hashmap_done(&fs->by_key);
         hashmap_done(&fs->snapshots);
-        fs_file_cache_done(fs);
         pthread_mutex_destroy(&fs->lock);
         pthread_cond_destroy(&fs->cond);
         free((void *) fs->cfg.roots);

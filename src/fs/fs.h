@@ -219,7 +219,8 @@ struct fs_stats {
         uint64_t inodes;        /* live inodes, root included */
         uint64_t dirs_loaded;   /* directories whose Directory is in memory */
         uint64_t dir_fetches;   /* Directory fetches since start */
-        uint64_t blob_verifies; /* blob verifications since start */
+        uint64_t blob_opens;    /* verified blob opens (outboard checked) since start */
+        uint64_t verify_failures; /* reads refused: bytes that did not match the digest */
         uint64_t open_files;    /* inodes with an open blob reader (in use or idle) */
 };
 void fs_get_stats(struct fs *fs, struct fs_stats *ret);

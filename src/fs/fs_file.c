@@ -1,149 +1,59 @@
-/* File data: one blob reader per file inode, shared by its handles and
- * reads and kept open, idle, after the last one (bounded, least recently
- * used closed first); the check of a blob against its digest before any
- * byte is served; open, read and release. */
+/* File data: one verified blob reader per file inode, shared by its
+ * handles and reads and kept open, idle, after the last one (bounded,
+ * least recently used closed first); open, read and release. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "castore/vblob.h"
 #include "fs/fs_internal.h"
 #include "util/log.h"
 
 /* --- verification ---
- * The only code that checks blob content against its digest: blob_check()
- * runs once on every reader before it serves a byte, and consults the
- * verified-file cache below so that an unchanged blob file is not hashed
- * again for a new inode.  reader_read() is where bytes leave a reader.
- * A reader that verifies each range it reads replaces these two functions
- * and the cache (fs->verified, fs_file_cache_init/done). */
+ * Every byte the filesystem serves comes from cas_vblob_pread, which
+ * hashes the 16 KiB groups a read covers and compares them with the blob's
+ * outboard (checked against the digest when the blob was opened): a blob
+ * that rots under a running mount fails the reads that touch the damage,
+ * and serves the rest.  Only passthrough (the kernel reading the blob file
+ * itself, where it is turned on) bypasses this. */
 
-/* A blob file that hashed to its digest, identified so that a replaced or
- * modified file is hashed again. */
-struct verified_file {
-        struct cas_digest digest;
-        dev_t dev;
-        ino_t ino;
-        uint64_t size;
-        int64_t mtime_ns, ctime_ns;
-};
-
-/* Blob files remembered as verified beyond their inodes' lifetime. */
-#define VERIFIED_MAX 262144
-
-static bool verified_eq(const void *entry, const void *key) {
-        return cas_digest_equal(&((const struct verified_file *) entry)->digest, key);
-}
-
-static bool free_verified(void *entry, void *userdata) {
-        free(entry);
-        return true;
-}
-
-void fs_file_cache_init(struct fs *fs) {
-        hashmap_init(&fs->verified, verified_eq);
-}
-
-void fs_file_cache_done(struct fs *fs) {
-        hashmap_foreach(&fs->verified, free_verified, NULL);
-        hashmap_done(&fs->verified);
-}
-
-static bool verified_match(const struct verified_file *v, const struct stat *st) {
-        return v->dev == st->st_dev && v->ino == st->st_ino && v->size == (uint64_t) st->st_size &&
-               v->mtime_ns == timespec_ns(st->st_mtim) &&
-               v->ctime_ns == timespec_ns(st->st_ctim);
-}
-
-/* Has this blob file been hashed before, unchanged since?  A file that
- * was rewritten or replaced has a new ctime or inode number. */
-static bool verified_lookup(struct fs *fs, const struct cas_digest *d, const struct stat *st) {
-        struct verified_file *v;
-        bool hit;
+/* Opens the blob of file inode in for verified reads.  0, or -EIO
+ * (logged) if it is missing, has the wrong size, or its outboard cannot
+ * be trusted nor rebuilt.  Called without fs->lock. */
+static int blob_open(struct fs *fs, const struct fs_inode *in, struct cas_vblob **ret) {
+        int r = cas_vblob_open(fs->blobs, &in->key.digest, in->size, ret);
 
         pthread_mutex_lock(&fs->lock);
-        v = hashmap_get(&fs->verified, fs_le64(d->b), d);
-        hit = v && verified_match(v, st);
-        pthread_mutex_unlock(&fs->lock);
-        return hit;
-}
-
-static void verified_add(struct fs *fs, const struct cas_digest *d, const struct stat *st) {
-        struct verified_file *v, *old;
-
-        v = malloc(sizeof(*v));
-        if (!v)
-                return;
-        *v = (struct verified_file){
-                .digest = *d,
-                .dev = st->st_dev,
-                .ino = st->st_ino,
-                .size = st->st_size,
-                .mtime_ns = timespec_ns(st->st_mtim),
-                .ctime_ns = timespec_ns(st->st_ctim),
-        };
-        pthread_mutex_lock(&fs->lock);
-        old = hashmap_remove(&fs->verified, fs_le64(d->b), d);
-        if (!old && fs->verified.count >= VERIFIED_MAX) {
-                /* bounded memory: start over (files are hashed again) */
-                fs_file_cache_done(fs);
-                fs_file_cache_init(fs);
-        }
-        if (hashmap_put(&fs->verified, fs_le64(d->b), v) < 0)
-                free(TAKE_PTR(v));
-        pthread_mutex_unlock(&fs->lock);
-        free(old);
-}
-
-/* Checks a freshly opened reader of file inode in against its digest
- * before it serves anything: hashed, unless an unchanged file of the same
- * digest was hashed before.  0, or -EIO (logged) if it does not match or
- * cannot be read.  Called without fs->lock. */
-static int blob_check(struct fs *fs, const struct fs_inode *in, struct cas_blob_reader *reader) {
-        bool have_stat = false;
-        struct stat st;
-        int r;
-
-        if (reader->fd >= 0 && fstat(reader->fd, &st) == 0) {
-                have_stat = true;
-                if (verified_lookup(fs, &in->key.digest, &st))
-                        return 0;
-        }
-        r = cas_blob_reader_verify(reader);
-        pthread_mutex_lock(&fs->lock);
-        fs->stats.blob_verifies++;
+        fs->stats.blob_opens++;
         pthread_mutex_unlock(&fs->lock);
         if (r < 0)
                 return log_warning_errno(-EIO, "Blob %s: %s", CAS_DIGEST_B3(&in->key.digest),
-                                         r == -EBADMSG ? "content does not match its digest" : strerror(-r));
-        if (have_stat)
-                verified_add(fs, &in->key.digest, &st);
+                                         r == -ENOENT    ? "not in the store"
+                                         : r == -EBADMSG ? "size or content does not match its digest"
+                                                         : strerror(-r));
         return 0;
 }
 
-/* Serves up to size bytes at off from a checked reader of in: as a range
- * of its file (ret->fd) when it has one, else copied into buf.  0 or
- * -EIO; ret->len 0 past the end. */
-static int reader_read(const struct fs_inode *in, struct cas_blob_reader *reader, uint64_t off, size_t size,
-                       void *buf, struct fs_read_result *ret) {
-        size_t len;
-        ssize_t n;
+/* Serves up to size bytes at off of in into buf, verified.  0 or -EIO;
+ * ret->len 0 past the end. */
+static int reader_read(struct fs *fs, const struct fs_inode *in, struct cas_vblob *blob, uint64_t off,
+                       size_t size, void *buf, struct fs_read_result *ret) {
+        ssize_t n = cas_vblob_pread(blob, buf, size, off);
 
-        if (off >= reader->size || size == 0)
-                return 0;
-        len = (size_t) MIN((uint64_t) size, reader->size - off);
-        if (reader->fd >= 0) {
-                ret->fd = reader->fd;
-                ret->off = off;
-                ret->len = len;
-                return 0;
+        if (n == -EBADMSG) {
+                pthread_mutex_lock(&fs->lock);
+                fs->stats.verify_failures++;
+                pthread_mutex_unlock(&fs->lock);
+                return log_warning_errno(-EIO, "Blob %s: bytes %llu..%llu do not match its digest",
+                                         CAS_DIGEST_B3(&in->key.digest), (unsigned long long) off,
+                                         (unsigned long long) (off + size));
         }
-        n = cas_blob_pread(reader, buf, len, off);
-        if (n < 0 || (size_t) n != len)
+        if (n < 0)
                 return log_warning_errno(-EIO, "Reading blob %s failed: %s", CAS_DIGEST_B3(&in->key.digest),
-                                         n < 0 ? strerror((int) -n) : "short read");
-        ret->len = len;
+                                         strerror((int) -n));
+        ret->len = (size_t) n;
         return 0;
 }
 
@@ -152,24 +62,16 @@ static int reader_read(const struct fs_inode *in, struct cas_blob_reader *reader
 /* Opens and checks the blob of a pinned file inode.  With want_backing,
  * registers it for passthrough when the front end gave backing ops (a
  * refusal just means no passthrough for this file). */
-static int reader_open(struct fs *fs, struct fs_inode *in, bool want_backing, struct cas_blob_reader **ret_reader,
+static int reader_open(struct fs *fs, struct fs_inode *in, bool want_backing, struct cas_vblob **ret_reader,
                        int *ret_backing) {
-        _cleanup_(cas_blob_reader_closep) struct cas_blob_reader *reader = NULL;
+        _cleanup_(cas_vblob_closep) struct cas_vblob *reader = NULL;
         int r, id = -1;
 
-        r = cas_blob_open(fs->blobs, &in->key.digest, &reader);
-        if (r < 0)
-                return log_warning_errno(-EIO, "Blob %s: %s", CAS_DIGEST_B3(&in->key.digest),
-                                         r == -ENOENT ? "not in the store" : strerror(-r));
-        if (reader->size != in->size)
-                return log_warning_errno(-EIO, "Blob %s has %llu bytes, its file node says %llu",
-                                         CAS_DIGEST_B3(&in->key.digest), (unsigned long long) reader->size,
-                                         (unsigned long long) in->size);
-        r = blob_check(fs, in, reader);
+        r = blob_open(fs, in, &reader);
         if (r < 0)
                 return r;
-        if (want_backing && fs->backing && reader->fd >= 0) {
-                id = fs->backing->open(fs->backing_ctx, reader->fd);
+        if (want_backing && fs->backing && cas_vblob_reader(reader)->fd >= 0) {
+                id = fs->backing->open(fs->backing_ctx, cas_vblob_reader(reader)->fd);
                 if (id < 0)
                         id = -1;
         }
@@ -182,7 +84,7 @@ static int reader_open(struct fs *fs, struct fs_inode *in, bool want_backing, st
  * lock if needed (one opener, others wait).  Called and returns with
  * fs->lock held; the reader is off the idle list on success. */
 static int reader_get_locked(struct fs *fs, struct fs_inode *in, bool want_backing) {
-        struct cas_blob_reader *reader = NULL;
+        struct cas_vblob *reader = NULL;
         int r, id = -1;
 
         while (!in->reader && in->busy)
@@ -210,7 +112,7 @@ static int reader_get_locked(struct fs *fs, struct fs_inode *in, bool want_backi
  * (after the lock is dropped, with fs_reader_close), or NULL.  fs->lock
  * held. */
 static struct fs_inode *reader_unused_locked(struct fs *fs, struct fs_inode *in,
-                                             struct cas_blob_reader **ret_reader, int *ret_backing) {
+                                             struct cas_vblob **ret_reader, int *ret_backing) {
         struct fs_inode *victim;
 
         *ret_reader = NULL;
@@ -222,9 +124,8 @@ static struct fs_inode *reader_unused_locked(struct fs *fs, struct fs_inode *in,
                 return NULL;
         victim = fs->idle_head;
         fs_idle_remove_locked(fs, victim);
-        /* What was checked is the file this reader had open; the next
-         * reader may open another one (the blob file replaced meanwhile),
-         * which blob_check checks again (or finds unchanged by its stat). */
+        /* The next reader opens the blob file anew (a repaired blob
+         * replaces the file) and checks its outboard again. */
         *ret_reader = TAKE_PTR(victim->reader);
         *ret_backing = victim->backing_id;
         victim->backing_id = -1;
@@ -233,10 +134,10 @@ static struct fs_inode *reader_unused_locked(struct fs *fs, struct fs_inode *in,
         return victim;
 }
 
-void fs_reader_close(struct fs *fs, struct cas_blob_reader *reader, int backing_id) {
+void fs_reader_close(struct fs *fs, struct cas_vblob *reader, int backing_id) {
         if (backing_id >= 0 && fs->backing)
                 fs->backing->close(fs->backing_ctx, backing_id);
-        cas_blob_reader_close(reader);
+        cas_vblob_close(reader);
 }
 
 /* --- operations --- */
@@ -277,7 +178,7 @@ int fs_open(struct fs *fs, uint64_t ino, int flags, struct fs_open *ret) {
 }
 
 int fs_release(struct fs *fs, uint64_t ino, uint64_t fh) {
-        struct cas_blob_reader *reader = NULL;
+        struct cas_vblob *reader = NULL;
         struct fs_inode *in, *dead = NULL;
         int r = 0, id = -1;
 
@@ -303,7 +204,7 @@ int fs_release(struct fs *fs, uint64_t ino, uint64_t fh) {
 /* Ends one use of in's reader counted by fs_read: the reader goes idle if
  * nothing else uses it, the inode goes if nothing refers to it. */
 static void read_end(struct fs *fs, struct fs_inode *in) {
-        struct cas_blob_reader *to_close;
+        struct cas_vblob *to_close;
         struct fs_inode *dead;
         int id;
 
@@ -320,7 +221,7 @@ static void read_end(struct fs *fs, struct fs_inode *in) {
 
 int fs_read(struct fs *fs, uint64_t ino, uint64_t fh, uint64_t off, size_t size, void *buf,
             struct fs_read_result *ret) {
-        struct cas_blob_reader *reader;
+        struct cas_vblob *reader;
         struct fs_inode *in, *dead;
         int r;
 
@@ -349,14 +250,7 @@ int fs_read(struct fs *fs, uint64_t ino, uint64_t fh, uint64_t off, size_t size,
         reader = in->reader;
         pthread_mutex_unlock(&fs->lock);
 
-        r = reader_read(in, reader, off, size, buf, ret);
-        if (ret->fd >= 0) {
-                /* the caller reads from the descriptor after we return: the
-                 * reader stays in use (not idle, so never closed) until
-                 * fs_read_done */
-                ret->hold = in;
-                return 0;
-        }
+        r = reader_read(fs, in, reader, off, size, buf, ret);
         read_end(fs, in);
         return r;
 }

@@ -66,7 +66,7 @@ struct fs_inode {
         struct cas_directory *dir;
         /* files: while used, then idle in fs->idle_*; usable without the
          * lock while opens or reads count it (it is not closed then) */
-        struct cas_blob_reader *reader;
+        struct cas_vblob *reader;
         int backing_id;              /* files: passthrough id for reader, or -1 */
         uint32_t opens;              /* files: open handles */
         uint32_t reads;              /* files: fs_read results not yet done (fs_read_done) */
@@ -111,7 +111,6 @@ struct fs {
         struct fs_inode *root;            /* immutable: not in the tables, never freed before fs_free */
         struct fs_inode *idle_head, *idle_tail; /* fs->lock: idle readers, least recently used first */
         size_t n_idle;                    /* fs->lock */
-        struct hashmap verified;          /* fs->lock: fs_file.c's verified-file cache */
         struct fs_stats stats;            /* fs->lock */
 };
 
@@ -175,10 +174,8 @@ void fs_root_snapshot_free(struct root_snapshot *s);
 int fs_readdir_nodes(struct fs *fs, const struct cas_node *nodes, size_t n, uint64_t off, bool plus, bool at_root,
                      fs_dirent_cb cb, void *userdata);
 
-/* --- blob readers and the verified-file cache (fs_file.c) --- */
+/* --- blob readers (fs_file.c) --- */
 
-void fs_file_cache_init(struct fs *fs);
-void fs_file_cache_done(struct fs *fs);
 /* Closes a reader taken off an inode (and its backing id); fs->lock not
  * held. */
-void fs_reader_close(struct fs *fs, struct cas_blob_reader *reader, int backing_id);
+void fs_reader_close(struct fs *fs, struct cas_vblob *reader, int backing_id);

@@ -467,7 +467,7 @@ static void test_read(void) {
         struct fs_open o2;
         CHECK_OK(fs_open(fs, big, O_RDONLY, &o2));
         fs_get_stats(fs, &st);
-        CHECK_EQ(st.blob_verifies, 1);
+        CHECK_EQ(st.blob_opens, 1);
         CHECK_EQ(st.open_files, 1);
         CHECK_OK(fs_release(fs, big, o.fh));
         CHECK_OK(fs_read(fs, big, o2.fh, 3, 3, buf, &res));
@@ -480,7 +480,7 @@ static void test_read(void) {
         CHECK_OK(fs_open(fs, big, O_RDONLY, &o));
         CHECK_OK(fs_release(fs, big, o.fh));
         fs_get_stats(fs, &st);
-        CHECK_EQ(st.blob_verifies, 1);
+        CHECK_EQ(st.blob_opens, 1);
         /* forgetting the inode closes its idle reader */
         fs_forget(fs, big, 1);
         fs_get_stats(fs, &st);
@@ -495,7 +495,7 @@ static void test_read(void) {
         CHECK_OK(fs_read(fs, big, 0, BLOB_B_LEN - 10, 100, buf, &res));
         CHECK_EQ(res.len, 10);
         fs_get_stats(fs, &st);
-        CHECK_EQ(st.blob_verifies, 2); /* a memory blob: hashed again for the new inode */
+        CHECK_EQ(st.blob_opens, 2); /* a memory blob: hashed again for the new inode */
         CHECK_EQ(st.open_files, 1);
         CHECK_EQ(fs_read(fs, big, 12345, 0, 100, buf, &res), -EBADF); /* a handle that was never opened */
         fs_free(fs);
@@ -666,7 +666,7 @@ static void test_missing_and_corrupt_blob(void) {
         CHECK_EQ(fs_open(fs, big, O_RDONLY, &o), -EIO);
         CHECK_EQ(fs_open(fs, big, O_RDONLY, &o), -EIO); /* checked again, still bad */
         fs_get_stats(fs, &st);
-        CHECK_EQ(st.blob_verifies, 2);
+        CHECK_EQ(st.blob_opens, 2);
         CHECK_EQ(st.open_files, 0);
         fs_free(fs);
 
@@ -719,13 +719,12 @@ static void test_fd_reads_and_backing(void) {
         CHECK_OK(fs_open(fs, big, O_RDONLY, &o2));
         CHECK_EQ(o2.backing_id, 1); /* one backing file per inode */
         CHECK_EQ(fake_backing_calls, 1);
+        /* reads that reach the daemon are verified copies, even when the
+         * blob is a file that could be handed out */
         CHECK_OK(fs_read(fs, big, o.fh, 1000, 64, buf, &res));
-        CHECK(res.fd >= 0);
-        CHECK_EQ(res.off, 1000);
+        CHECK_EQ(res.fd, -1);
         CHECK_EQ(res.len, 64);
-        CHECK_EQ(pread(res.fd, buf, 64, res.off), 64);
         CHECK(memcmp(buf, blob_b_data + 1000, 64) == 0);
-        fs_read_done(fs, &res);
         CHECK_OK(fs_release(fs, big, o.fh));
         CHECK_EQ(fake_backing_calls, 1);
         CHECK_OK(fs_release(fs, big, o2.fh));
@@ -735,48 +734,6 @@ static void test_fd_reads_and_backing(void) {
         CHECK_OK(fs_release(fs, big, o.fh));
         fs_forget(fs, big, 1);
         CHECK_EQ(fake_backing_calls, 0); /* closed with the inode */
-        fs_free(fs);
-}
-
-/* The descriptor a read hands out stays open until the caller is done
- * with it, even when the reader goes idle meanwhile and is pushed out of
- * the idle cache by other files (zero-message opens: no handle keeps it). */
-static void test_read_fd_held(void) {
-        struct bad_blobs bb = { .base = { &bad_blob_ops }, .use_fd = true };
-        struct fs_root_provider p = { &fs_root_service_ops, store->roots };
-        struct fs_config cfg = { .roots = &p, .n_roots = 1, .idle_readers = 1 };
-        struct fs_read_result rb, ra;
-        struct fs_stats st;
-        struct fs *fs;
-        uint8_t buf[64];
-
-        CHECK_OK(fs_new(&bb.base, store->dirs, &cfg, &fs));
-        uint64_t t_ino = tree_ino(fs);
-        uint64_t big = lookup_ok(fs, t_ino, "big", NULL), a = lookup_ok(fs, t_ino, "a", NULL);
-        CHECK_OK(fs_read(fs, big, 0, 1000, 64, buf, &rb));
-        CHECK(rb.fd >= 0);
-        /* another file's reader goes idle: with room for one, big's would
-         * be the one closed if big were not still being read */
-        CHECK_OK(fs_read(fs, a, 0, 0, 5, buf, &ra));
-        CHECK(ra.fd >= 0);
-        fs_read_done(fs, &ra);
-        CHECK_EQ(pread(rb.fd, buf, 64, rb.off), 64);
-        CHECK(memcmp(buf, blob_b_data + 1000, 64) == 0);
-        fs_get_stats(fs, &st);
-        CHECK_EQ(st.open_files, 2);
-        fs_read_done(fs, &rb);
-        fs_read_done(fs, &rb); /* a second call does nothing */
-        fs_get_stats(fs, &st);
-        CHECK_EQ(st.open_files, 1); /* big idle now, a closed */
-        /* results that hold nothing: data copied into buf, or past the end */
-        CHECK_OK(fs_read(fs, big, 0, BLOB_B_LEN, 64, buf, &rb));
-        CHECK_EQ(rb.len, 0);
-        fs_read_done(fs, &rb);
-        fs_forget(fs, big, 1);
-        fs_forget(fs, a, 1);
-        fs_get_stats(fs, &st);
-        CHECK_EQ(st.open_files, 0);
-        CHECK_EQ(st.inodes, 2); /* root and tree */
         fs_free(fs);
 }
 
@@ -807,105 +764,88 @@ static void test_forget_all_handles(void) {
 
 /* A file hashed once is not hashed again for a new inode while the blob
  * file is unchanged; a rewritten file is. */
+/* Every read verifies: a blob file that rots (or is rewritten) under an
+ * open handle fails the reads it spoils, with EIO, while the rest of the
+ * blob still reads; a repaired blob (the file replaced by a good one) is
+ * served again by the same mount once its reader is reopened. */
+static void rewrite_in_place(const char *path, uint64_t off, const char *bytes, size_t n) {
+        int fd;
+
+        CHECK_EQ(chmod(path, 0644), 0);
+        fd = open(path, O_WRONLY);
+        CHECK(fd >= 0);
+        CHECK_EQ(pwrite(fd, bytes, n, (off_t) off), (ssize_t) n);
+        close(fd);
+}
+
 static void test_verified_files(void) {
         char dir[] = "/tmp/test-fs-XXXXXX";
         struct cas_store *local;
         struct fs_root_provider p;
-        struct fs_config cfg = { .n_roots = 1 };
+        struct fs_config cfg = { .n_roots = 1, .idle_readers = 1 };
         struct fs_read_result res;
         struct fs_stats st;
         struct fs_open o;
         struct fs *fs;
-        uint8_t buf[16];
-        char path[256];
+        static uint8_t big[300000], buf[300000];
+        char path[256], hex[CAS_DIGEST_HEX_LEN + 1];
         enum cas_verr why;
+        struct cas_digest d, ds;
 
+        for (size_t i = 0; i < sizeof(big); i++)
+                big[i] = (uint8_t) (i * 13 + (i >> 12));
         CHECK(mkdtemp(dir));
         CHECK_OK(cas_store_open(dir, CAS_STORE_CREATE, &local));
-        struct cas_digest d;
-        CHECK_OK(cas_blob_put(local->blobs, "verified once", 13, 0, &d));
-        struct cas_node n = { .kind = CAS_NODE_FILE, N("f"), .digest = d, .size = 13 };
+        CHECK_OK(cas_blob_put(local->blobs, big, sizeof(big), 0, &d));
+        CHECK_OK(cas_blob_put(local->blobs, "small file", 10, 0, &ds));
+        struct cas_node n[] = { { .kind = CAS_NODE_FILE, N("big"), .digest = d, .size = sizeof(big) },
+                                { .kind = CAS_NODE_FILE, N("small"), .digest = ds, .size = 10 } };
         struct cas_directory *dd;
-        CHECK_OK(cas_directory_new(&n, 1, &dd, NULL));
+        CHECK_OK(cas_directory_new(n, 2, &dd, NULL));
         CHECK_OK(cas_dir_put(local->dirs, &dd, 1, 0, &why));
-        struct cas_node r = { .kind = CAS_NODE_DIRECTORY, N("r"), .digest = dd->digest, .size = 1 };
+        struct cas_node r = { .kind = CAS_NODE_DIRECTORY, N("r"), .digest = dd->digest, .size = 2 };
         CHECK_OK(cas_root_put(local->roots, &r));
         p = (struct fs_root_provider){ &fs_root_service_ops, local->roots };
         cfg.roots = &p;
         CHECK_OK(fs_new(local->blobs, local->dirs, &cfg, &fs));
         uint64_t rr = lookup_ok(fs, FS_ROOT_INO, "r", NULL);
-        uint64_t f = lookup_ok(fs, rr, "f", NULL);
+        uint64_t f = lookup_ok(fs, rr, "big", NULL), fsm = lookup_ok(fs, rr, "small", NULL);
+
         CHECK_OK(fs_open(fs, f, O_RDONLY, &o));
-        CHECK_OK(fs_read(fs, f, o.fh, 0, 16, buf, &res));
-        CHECK(res.fd >= 0 && res.len == 13);
-        fs_read_done(fs, &res);
-        CHECK_OK(fs_release(fs, f, o.fh));
-        fs_forget(fs, f, 1);
-        f = lookup_ok(fs, rr, "f", NULL);
-        CHECK_OK(fs_open(fs, f, O_RDONLY, &o));
-        CHECK_OK(fs_release(fs, f, o.fh));
-        fs_forget(fs, f, 1);
-        fs_get_stats(fs, &st);
-        CHECK_EQ(st.blob_verifies, 1);
-        /* the blob file is rewritten with other bytes: hashed again, refused */
-        char hex[CAS_DIGEST_HEX_LEN + 1];
+        CHECK_OK(fs_read(fs, f, o.fh, 0, sizeof(buf), buf, &res));
+        CHECK(res.fd == -1 && res.len == sizeof(big) && memcmp(buf, big, sizeof(big)) == 0);
+
+        /* one byte rots in group 10 (bytes 163840..180223), same handle */
         cas_digest_to_hex(&d, hex);
         snprintf(path, sizeof(path), "%s/blobs/%.2s/%s", dir, hex, hex);
-        chmod(path, 0644);
-        int fd = open(path, O_WRONLY | O_TRUNC);
-        CHECK(fd >= 0);
-        CHECK_EQ(write(fd, "VERIFIED ONCE", 13), 13);
-        close(fd);
-        f = lookup_ok(fs, rr, "f", NULL);
-        CHECK_EQ(fs_open(fs, f, O_RDONLY, &o), -EIO);
+        rewrite_in_place(path, 170000, "\xff", 1);
+        CHECK_EQ(fs_read(fs, f, o.fh, 169000, 4096, buf, &res), -EIO);
+        CHECK_EQ(fs_read(fs, f, o.fh, 0, sizeof(buf), buf, &res), -EIO);
+        CHECK_OK(fs_read(fs, f, o.fh, 0, 4096, buf, &res)); /* far from the damage */
+        CHECK(res.len == 4096 && memcmp(buf, big, 4096) == 0);
+        CHECK_OK(fs_read(fs, f, o.fh, 200000, 4096, buf, &res));
+        CHECK(res.len == 4096 && memcmp(buf, big + 200000, 4096) == 0);
         fs_get_stats(fs, &st);
-        CHECK_EQ(st.blob_verifies, 2);
-        fs_free(fs);
+        CHECK_EQ(st.verify_failures, 2);
 
-        /* An inode whose reader was closed (pushed out of the idle cache)
-         * checks the file again when it reopens it: a blob file replaced
-         * meanwhile is hashed, not trusted because the inode once was. */
-        struct cas_digest d2, d3;
-        CHECK_OK(cas_blob_put(local->blobs, "first file..", 12, 0, &d2));
-        CHECK_OK(cas_blob_put(local->blobs, "second file.", 12, 0, &d3));
-        struct cas_node n2[] = { { .kind = CAS_NODE_FILE, N("f2"), .digest = d2, .size = 12 },
-                                 { .kind = CAS_NODE_FILE, N("f3"), .digest = d3, .size = 12 } };
-        struct cas_directory *dd2;
-        CHECK_OK(cas_directory_new(n2, 2, &dd2, NULL));
-        CHECK_OK(cas_dir_put(local->dirs, &dd2, 1, 0, &why));
-        struct cas_node r2 = { .kind = CAS_NODE_DIRECTORY, N("r2"), .digest = dd2->digest, .size = 2 };
-        CHECK_OK(cas_root_put(local->roots, &r2));
-        cfg.idle_readers = 1;
-        CHECK_OK(fs_new(local->blobs, local->dirs, &cfg, &fs));
-        rr = lookup_ok(fs, FS_ROOT_INO, "r2", NULL);
-        uint64_t f2 = lookup_ok(fs, rr, "f2", NULL), f3 = lookup_ok(fs, rr, "f3", NULL);
-        CHECK_OK(fs_open(fs, f2, O_RDONLY, &o));
-        CHECK_OK(fs_release(fs, f2, o.fh));
-        CHECK_OK(fs_open(fs, f3, O_RDONLY, &o)); /* f2's idle reader is closed */
-        CHECK_OK(fs_release(fs, f3, o.fh));
-        fs_get_stats(fs, &st);
-        CHECK_EQ(st.open_files, 1);
-        CHECK_EQ(st.blob_verifies, 2);
-        /* reopening an unchanged file: no hashing (the file is known) */
-        CHECK_OK(fs_open(fs, f2, O_RDONLY, &o));
-        CHECK_OK(fs_release(fs, f2, o.fh));
-        fs_get_stats(fs, &st);
-        CHECK_EQ(st.blob_verifies, 2);
-        CHECK_OK(fs_open(fs, f3, O_RDONLY, &o)); /* f2 closed again */
-        CHECK_OK(fs_release(fs, f3, o.fh));
-        char tmp[300];
-        cas_digest_to_hex(&d2, hex);
+        /* a small file (no outboard) rewritten: its reads fail too */
+        CHECK_OK(fs_read(fs, fsm, 0, 0, 100, buf, &res));
+        CHECK(res.len == 10 && memcmp(buf, "small file", 10) == 0);
+        cas_digest_to_hex(&ds, hex);
         snprintf(path, sizeof(path), "%s/blobs/%.2s/%s", dir, hex, hex);
-        snprintf(tmp, sizeof(tmp), "%s.new", path);
-        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0444);
-        CHECK(fd >= 0);
-        CHECK_EQ(write(fd, "FIRST FILE..", 12), 12);
-        close(fd);
-        CHECK_EQ(rename(tmp, path), 0);
-        CHECK_EQ(fs_open(fs, f2, O_RDONLY, &o), -EIO);
-        CHECK_EQ(fs_read(fs, f2, 0, 0, sizeof(buf), buf, &res), -EIO);
+        rewrite_in_place(path, 0, "SMALL", 5);
+        CHECK_EQ(fs_read(fs, fsm, 0, 0, 100, buf, &res), -EIO);
+        CHECK_EQ(fs_read(fs, fsm, 0, 7, 2, buf, &res), -EIO);
+
+        /* repaired (a good file replaces the damaged one, as a re-import
+         * after verify --repair does): once the reader is reopened, the
+         * same mount serves the right bytes */
+        CHECK_OK(cas_blob_remove(local->blobs, &ds));
+        CHECK_OK(cas_blob_put(local->blobs, "small file", 10, 0, &ds));
+        CHECK_OK(fs_release(fs, f, o.fh)); /* big goes idle, pushing out small's reader */
+        CHECK_OK(fs_read(fs, fsm, 0, 0, 100, buf, &res));
+        CHECK(res.len == 10 && memcmp(buf, "small file", 10) == 0);
         fs_free(fs);
-        cas_directory_free(dd2);
 
         cas_directory_free(dd);
         cas_store_free(local);
@@ -1004,7 +944,6 @@ int main(void) {
         RUN(test_missing_directory);
         RUN(test_missing_and_corrupt_blob);
         RUN(test_fd_reads_and_backing);
-        RUN(test_read_fd_held);
         RUN(test_forget_all_handles);
         RUN(test_verified_files);
         RUN(test_concurrent_first_access);
