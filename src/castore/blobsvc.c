@@ -1,5 +1,4 @@
-/* Blob service wrappers: argument checks and -EOPNOTSUPP for missing ops,
- * plus cas_blob_reader_verify, which re-hashes a blob through any reader. */
+/* Blob service wrappers: argument checks and -EOPNOTSUPP for missing ops. */
 #include "castore/blobsvc.h"
 
 #include <errno.h>
@@ -155,46 +154,4 @@ int cas_blob_commit(struct cas_blob_writer *w, struct cas_digest *ret_digest, ui
 void cas_blob_abort(struct cas_blob_writer *w) {
         if (w && w->ops->abort)
                 w->ops->abort(w);
-}
-
-/* Large enough that the per-call overhead vanishes next to hashing, small
- * enough to stay in L2 for the hasher's second look. */
-#define VERIFY_CHUNK (1024 * 1024)
-
-int cas_blob_reader_verify(struct cas_blob_reader *r) {
-        _cleanup_free_ uint8_t *buf = NULL;
-        struct cas_hasher h;
-        struct cas_digest d;
-        uint64_t off = 0;
-        uint8_t extra;
-        ssize_t n;
-
-        if (!r)
-                return -EINVAL;
-        cas_hasher_init(&h);
-        if (r->data)
-                cas_hasher_update(&h, r->data, r->size);
-        else {
-                buf = malloc(VERIFY_CHUNK);
-                if (!buf)
-                        return -ENOMEM;
-                while (off < r->size) {
-                        n = r->ops->pread(r, buf, MIN((uint64_t) VERIFY_CHUNK, r->size - off), off);
-                        if (n < 0)
-                                return (int) n;
-                        if (n == 0)
-                                return -EBADMSG; /* shorter than claimed */
-                        cas_hasher_update(&h, buf, n);
-                        off += n;
-                }
-                /* The backend must not hold more than the claimed size either.
-                 * Ask the backend directly: the wrapper clamps at r->size. */
-                n = r->ops->pread(r, &extra, 1, r->size);
-                if (n < 0)
-                        return (int) n;
-                if (n > 0)
-                        return -EBADMSG;
-        }
-        cas_hasher_final(&h, &d);
-        return cas_digest_equal(&d, &r->digest) ? 0 : -EBADMSG;
 }

@@ -69,7 +69,8 @@ struct cas_blob_service {
 
 /* An open blob.  pread is positional and thread-safe: one reader may be
  * shared by many threads with no lock.  The bytes are those stored; use
- * cas_blob_reader_verify() before trusting them (a local file can rot). */
+ * the verified reader (castore/vblob.h) for bytes that leave the store (a
+ * local file can rot). */
 struct cas_blob_reader_ops {
         /* Reads up to len bytes at off; returns bytes read (0 at or past the
          * end), or -errno. */
@@ -127,9 +128,6 @@ int cas_blob_commit(struct cas_blob_writer *w, struct cas_digest *ret_digest, ui
 void cas_blob_abort(struct cas_blob_writer *w);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct cas_blob_writer *, cas_blob_abort);
 
-/* Reads the whole blob and checks that it hashes to r->digest and has
- * r->size bytes: 0, -EBADMSG on a mismatch, or a read error. */
-int cas_blob_reader_verify(struct cas_blob_reader *r);
 
 /* Backends. */
 int cas_blob_memory_new(struct cas_blob_service **ret);

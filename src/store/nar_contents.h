@@ -13,8 +13,7 @@
 struct nar_contents;
 
 /* Sets up the contents of the files below root for one render.  output:
- * the NAR bytes leave the process (else they are only hashed, which lets a
- * blob without an fd be hashed in one pass).  serial: read and verify on
+ * the NAR bytes leave the process (else they are only hashed).  serial: read and verify on
  * the calling thread only; otherwise a read-ahead starts (and if it
  * cannot, the render goes on serially).  0 or -ENOMEM. */
 int nar_contents_new(struct cas_blob_service *blobs, struct cas_dir_service *dirs, const struct cas_node *root,
@@ -24,13 +23,14 @@ int nar_contents_new(struct cas_blob_service *blobs, struct cas_dir_service *dir
  * (nar_write_file_begin with n->size): exactly n->size bytes.  Must be
  * called for the files in NAR order (the read-ahead walks that order).
  *
- * No byte of a blob that does not hash to n->digest reaches w.  Blobs up
- * to NAR_PREFETCH_FILE_MAX are read once into memory, verified there and
- * written from the very bytes hashed.  Larger ones are verified in full
- * first, then read again as they are written; if the file changed in
- * between (its ctime, or for readers without an fd a second hash, tells)
- * this fails with -EBADMSG after having written them, which is why the
- * output of a failed render is garbage.
+ * No byte of a blob that does not hash to n->digest reaches w: every
+ * byte comes from the verified blob reader (src/castore/vblob.h), which
+ * checks each 16 KiB group before handing it over.  Blobs up to
+ * NAR_PREFETCH_FILE_MAX are read ahead into memory; larger ones are read
+ * into the writer's buffer group by group.  A damaged group fails the
+ * render with -EBADMSG after the groups before it were written, which is
+ * why the output of a failed render must be discarded (it never holds a
+ * wrong byte, only too few).
  *
  * Errors (logged): -ENOENT missing blob, -EBADMSG wrong size or content,
  * the blob service's or the sink's -errno. */

@@ -1,7 +1,7 @@
 /* NAR read-ahead: a walker thread queues small files in NAR order into a
  * ring of slots; workqueue workers fill each slot with the blob's verified
- * bytes (or, for a large one, its verified open reader); the renderer takes the slots in the same order (see
- * nar_prefetch.h). */
+ * bytes (or, for a large one, its reader with a checked outboard); the
+ * renderer takes the slots in the same order (see nar_prefetch.h). */
 #include "store/nar_prefetch.h"
 
 #include <errno.h>
@@ -11,9 +11,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "castore/vblob.h"
+#include "store/nar.h"
 #include "util/log.h"
 #include "util/workqueue.h"
-#include "store/nar.h"
 
 #define SLOTS 256
 
@@ -24,7 +25,6 @@ struct slot {
         uint64_t size; /* the file node's */
         /* set by the worker, published by done = true under p->lock */
         struct nar_fetched got;
-        uint64_t blob_size; /* the store's, for the message of a mismatch */
         int r;
         const char *why; /* r < 0: what went wrong, for the message */
         bool done;
@@ -49,90 +49,46 @@ struct nar_prefetch {
         bool stop;                 /* lock */
 };
 
-/* Verifies a large blob in place, keeping its reader open.  Without an fd
- * (a remote blob, say) and with nothing output, a second pass would cost
- * as much as the first: the renderer hashes it as it reads it instead. */
-static int verify_large(struct nar_prefetch *p, struct cas_blob_reader **b, struct nar_fetched *ret,
-                        const char **why) {
-        struct stat st;
+/* Opens one blob for verified reads (its outboard checked) and, if it is
+ * small, reads its verified bytes into memory; a large one is handed over
+ * open, and the renderer's reads verify it group by group.  On error *why
+ * says what failed. */
+static int fetch_blob(struct nar_prefetch *p, struct slot *s, struct nar_fetched *ret, const char **why) {
+        _cleanup_(cas_vblob_closep) struct cas_vblob *v = NULL;
+        _cleanup_free_ uint8_t *buf = NULL;
+        ssize_t n;
         int r;
 
-        ret->ctime_ns = -1;
-        if (!p->output && (*b)->fd < 0 && !(*b)->data) {
-                ret->reader = TAKE_PTR(*b);
-                return 0;
-        }
-        if ((*b)->fd >= 0) {
-                if (fstat((*b)->fd, &st) < 0) {
-                        *why = "cannot be read";
-                        return negative_errno();
-                }
-                ret->ctime_ns = timespec_ns(st.st_ctim);
-        }
-        r = cas_blob_reader_verify(*b);
+        r = cas_vblob_open(p->blobs, &s->digest, s->size, &v);
         if (r < 0) {
-                *why = r == -EBADMSG ? "does not match its digest" : "cannot be read";
+                *why = r == -ENOENT    ? "is missing"
+                       : r == -EBADMSG ? "has the wrong size or content"
+                                       : "cannot be opened";
                 return r;
         }
-        ret->reader = TAKE_PTR(*b);
-        ret->verified = true;
-        return 0;
-}
-
-/* Reads a small blob into memory and verifies it there. */
-static int read_small(struct cas_blob_reader *b, uint64_t size, struct nar_fetched *ret, const char **why) {
-        _cleanup_free_ uint8_t *buf = NULL;
-        struct cas_digest got;
-        ssize_t n;
-
-        *why = "cannot be read";
-        if (size > 0) {
-                buf = malloc((size_t) size);
+        if (s->size > NAR_PREFETCH_FILE_MAX) {
+                ret->blob = TAKE_PTR(v);
+                return 0;
+        }
+        if (s->size > 0) {
+                buf = malloc((size_t) s->size);
                 if (!buf)
                         return -ENOMEM;
-                n = cas_blob_pread_full(b, buf, (size_t) size, 0);
-                if (n < 0)
-                        return (int) n;
-                if ((uint64_t) n < size) {
-                        *why = "is shorter than its size";
-                        return -EBADMSG;
+                n = cas_vblob_pread(v, buf, (size_t) s->size, 0);
+                if (n != (ssize_t) s->size) {
+                        *why = n == -EBADMSG || n >= 0 ? "does not match its digest" : "cannot be read";
+                        return n < 0 ? (int) n : -EBADMSG;
                 }
-        }
-        cas_digest_of(buf ? (const void *) buf : "", (size_t) size, &got);
-        if (!cas_digest_equal(&got, &b->digest)) {
-                *why = "does not match its digest";
-                return -EBADMSG;
         }
         ret->data = TAKE_PTR(buf);
         return 0;
-}
-
-/* Opens and verifies one blob; on error *why says what failed (NULL: the
- * sizes differ). */
-static int fetch_blob(struct nar_prefetch *p, struct slot *s, struct nar_fetched *ret, const char **why) {
-        _cleanup_(cas_blob_reader_closep) struct cas_blob_reader *b = NULL;
-        int r;
-
-        r = cas_blob_open(p->blobs, &s->digest, &b);
-        if (r < 0) {
-                *why = r == -ENOENT ? "is missing" : "cannot be opened";
-                return r;
-        }
-        s->blob_size = b->size;
-        if (b->size != s->size) {
-                *why = NULL;
-                return -EBADMSG;
-        }
-        if (s->size > NAR_PREFETCH_FILE_MAX)
-                return verify_large(p, &b, ret, why);
-        return read_small(b, s->size, ret, why);
 }
 
 static void fetch(void *arg) {
         struct slot *s = arg;
         struct nar_prefetch *p = s->p;
         const char *why = "was not read";
-        struct nar_fetched got = { .ctime_ns = -1 };
+        struct nar_fetched got = { 0 };
         bool stop;
         int r;
 
@@ -254,9 +210,6 @@ int nar_prefetch_start(struct cas_blob_service *blobs, struct cas_dir_service *d
 }
 
 static int take_error(const struct slot *s) {
-        if (!s->why)
-                return log_error_errno(s->r, "Blob %s has %" PRIu64 " bytes, the file node says %" PRIu64,
-                                       CAS_DIGEST_HEX(&s->digest), s->blob_size, s->size);
         if (s->r == -ENOENT || s->r == -EBADMSG)
                 return log_error_errno(s->r, "Blob %s %s", CAS_DIGEST_HEX(&s->digest), s->why);
         return log_error_errno(s->r, "Blob %s %s: %m", CAS_DIGEST_HEX(&s->digest), s->why);
@@ -280,7 +233,7 @@ int nar_prefetch_take(struct nar_prefetch *p, const struct cas_node *n, struct n
         while (!s->done)
                 pthread_cond_wait(&p->changed, &p->lock);
         copy = *s;
-        s->got = (struct nar_fetched){ .ctime_ns = -1 };
+        s->got = (struct nar_fetched){ 0 };
         p->consumed++;
         p->held -= held_bytes(n);
         pthread_cond_broadcast(&p->changed);
@@ -304,7 +257,7 @@ void nar_prefetch_stop(struct nar_prefetch *p) {
         workqueue_free(p->wq); /* queued reads see stop and end at once */
         for (uint64_t seq = p->consumed; seq < p->produced; seq++) {
                 free(p->slots[seq % SLOTS].got.data);
-                cas_blob_reader_close(p->slots[seq % SLOTS].got.reader);
+                cas_vblob_close(p->slots[seq % SLOTS].got.blob);
         }
         pthread_cond_destroy(&p->changed);
         pthread_mutex_destroy(&p->lock);

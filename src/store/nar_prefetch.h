@@ -1,8 +1,8 @@
 /* Read-ahead for NAR rendering: a walker thread visits the tree in NAR
- * order and queues each file's blob; a pool of workers BLAKE3-verifies
- * them (small ones into memory, large ones in place), so that the renderer
- * finds each file checked, and reading and hashing use every core while
- * the renderer only copies and writes. */
+ * order and queues each file's blob; a pool of workers opens them for
+ * verified reads and reads the small ones, verified, into memory, so that
+ * opening, reading and hashing use every core while the renderer mostly
+ * copies and writes. */
 #pragma once
 
 #include <stdint.h>
@@ -10,10 +10,11 @@
 
 #include "castore/blobsvc.h"
 #include "castore/dirsvc.h"
+#include "castore/vblob.h"
 
 /* Files up to this size are read ahead into memory; larger ones are
- * verified ahead and streamed by the renderer.  At most
- * NAR_PREFETCH_BUDGET bytes are held at once. */
+ * opened ahead (outboard checked) and streamed, verified, by the renderer.
+ * At most NAR_PREFETCH_BUDGET bytes are held at once. */
 #define NAR_PREFETCH_FILE_MAX (8 * 1024 * 1024)
 #define NAR_PREFETCH_BUDGET (64 * 1024 * 1024)
 
@@ -24,14 +25,8 @@ struct nar_fetched {
         /* size <= NAR_PREFETCH_FILE_MAX: its verified bytes (malloc'd; NULL
          * for an empty file) */
         uint8_t *data;
-        /* larger: the blob as an open reader, verified in full unless it
-         * has no fd and nothing is output (then the renderer's own hashing
-         * pass is the only one) */
-        struct cas_blob_reader *reader;
-        bool verified;
-        /* reader->fd's ctime (ns) before it was verified, -1 without fd: a
-         * file whose ctime is still this after streaming did not change */
-        int64_t ctime_ns;
+        /* larger: the blob open for verified reads */
+        struct cas_vblob *blob;
 };
 
 /* Starts reading ahead below root with workers threads (0: one per CPU);
@@ -41,7 +36,7 @@ int nar_prefetch_start(struct cas_blob_service *blobs, struct cas_dir_service *d
                        bool output, unsigned workers, struct nar_prefetch **ret);
 
 /* Takes the next file in NAR order, which must be file node n.  1: *ret
- * holds it (the caller frees data and closes reader).  0: not read ahead
+ * holds it (the caller frees data and closes blob).  0: not read ahead
  * (the walk stopped early), the caller reads it itself.  -errno: reading
  * or verifying it failed (logged): -ENOENT missing, -EBADMSG wrong size or
  * content. */
