@@ -2,6 +2,8 @@
 #include "castore/blobsvc.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 
 int cas_blob_stat(struct cas_blob_service *s, const struct cas_digest *d, uint64_t *ret_size) {
@@ -154,4 +156,26 @@ int cas_blob_commit(struct cas_blob_writer *w, struct cas_digest *ret_digest, ui
 void cas_blob_abort(struct cas_blob_writer *w) {
         if (w && w->ops->abort)
                 w->ops->abort(w);
+}
+
+bool cas_blob_fd_kernel_verified(int fd) {
+        struct statx stx;
+
+        if (fd < 0 || statx(fd, "", AT_EMPTY_PATH, 0, &stx) < 0)
+                return false;
+        return (stx.stx_attributes_mask & STATX_ATTR_VERITY) && (stx.stx_attributes & STATX_ATTR_VERITY);
+}
+
+static int first_blob(void *userdata, const struct cas_digest *d) {
+        *(struct cas_digest *) userdata = *d;
+        return -ECANCELED;
+}
+
+bool cas_blob_service_kernel_verified(struct cas_blob_service *s) {
+        _cleanup_(cas_blob_reader_closep) struct cas_blob_reader *r = NULL;
+        struct cas_digest d;
+
+        if (cas_blob_list(s, first_blob, &d) != -ECANCELED || cas_blob_open(s, &d, &r) < 0)
+                return false;
+        return cas_blob_fd_kernel_verified(r->fd);
 }

@@ -129,6 +129,14 @@ void cas_blob_abort(struct cas_blob_writer *w);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct cas_blob_writer *, cas_blob_abort);
 
 
+/* Whether the kernel verifies every page read from this blob file itself
+ * (fs-verity is enabled on it), so that it may be handed to the kernel
+ * (FUSE passthrough) without giving up verification. */
+bool cas_blob_fd_kernel_verified(int fd);
+/* The same for a sample blob of the service (its first listed): whether
+ * the store's blobs are fs-verity files.  False for an empty store. */
+bool cas_blob_service_kernel_verified(struct cas_blob_service *s);
+
 /* Backends. */
 int cas_blob_memory_new(struct cas_blob_service **ret);
 /* One file per blob under dir/<2 hex>/<64 hex>; temporary files in

@@ -158,9 +158,21 @@ static int run_mount(int argc, char **argv) {
                 o.ready_userdata = &ds;
         }
 
+        /* Passthrough lets the kernel read blob files without castore
+         * verifying them: by default only where fs-verity makes the kernel
+         * verify them itself. */
+        if (o.passthrough == DEVFUSE_PASSTHROUGH_ON) {
+                fcfg.passthrough_unverified = true;
+                log_warning("mount: --passthrough=on: the kernel reads blob files directly, and bytes of a "
+                            "damaged blob are served without castore's verification");
+        }
         r = cli_served_open(&fcfg, &served);
         if (r < 0)
                 return r;
+        if (o.passthrough == DEVFUSE_PASSTHROUGH_AUTO && !cas_blob_service_kernel_verified(served.store->blobs)) {
+                log_debug("mount: blob files have no fs-verity: passthrough off, castore verifies every read");
+                o.passthrough = DEVFUSE_PASSTHROUGH_OFF;
+        }
         r = devfuse_serve(served.fs, &o);
         cli_served_close(&served);
         if (ds.ready_fd >= 0)
@@ -173,7 +185,9 @@ const struct cli_command cli_cmd_mount = {
         .run = run_mount,
         .usage = "MOUNTPOINT [--list-root] [--threads N] [--allow-other] [--daemon] [--passthrough=auto|on|off] "
                  "[--uid N --gid N] [--debug]",
-        .help = "serve the store read-only over FUSE on MOUNTPOINT (--daemon: return once mounted)",
+        .help = "serve the store read-only over FUSE on MOUNTPOINT (--daemon: return once mounted); every read is "
+                "verified, except with --passthrough=on, which lets the kernel read blob files unverified "
+                "(auto: passthrough only for fs-verity blob files)",
 };
 
 static int run_umount(int argc, char **argv) {

@@ -57,6 +57,11 @@ struct fs_config {
         /* Blob readers kept open, idle, after their last use (each holds a
          * file descriptor and, with passthrough, a backing id); 0 = 1024. */
         unsigned idle_readers;
+        /* With passthrough, also hand the kernel blob files it does not
+         * verify itself (no fs-verity): reads of those files then skip
+         * castore's verification (--passthrough=on).  Otherwise only
+         * fs-verity files are handed over. */
+        bool passthrough_unverified;
 };
 
 /* Passthrough hooks: a front end that can hand an open file descriptor to

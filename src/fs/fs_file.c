@@ -70,7 +70,8 @@ static int reader_open(struct fs *fs, struct fs_inode *in, bool want_backing, st
         r = blob_open(fs, in, &reader);
         if (r < 0)
                 return r;
-        if (want_backing && fs->backing && cas_vblob_reader(reader)->fd >= 0) {
+        if (want_backing && fs->backing && cas_vblob_reader(reader)->fd >= 0 &&
+            (fs->cfg.passthrough_unverified || cas_blob_fd_kernel_verified(cas_vblob_reader(reader)->fd))) {
                 id = fs->backing->open(fs->backing_ctx, cas_vblob_reader(reader)->fd);
                 if (id < 0)
                         id = -1;

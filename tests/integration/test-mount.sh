@@ -456,7 +456,7 @@ expect_eq "missing Directory: stat works" "$(stat -c '%F %s' "$B/broken/dir_miss
 expect_eq "missing Directory: listing EIO" "$(errno_of listdir "$B/broken/dir_missing/sub")" EIO
 expect_eq "missing Directory: child lookup EIO" "$(errno_of stat "$B/broken/dir_missing/sub/f")" EIO
 expect_eq "missing blob: stat works" "$(stat -c %s "$B/broken/blob_missing")" 26
-expect_eq "missing blob: open EIO" "$(errno_of open "$B/broken/blob_missing")" EIO
+expect_eq "missing blob: read EIO" "$(errno_of read "$B/broken/blob_missing")" EIO
 expect_eq "corrupted blob: stat works" "$(stat -c %s "$B/broken/blob_corrupt")" 28
 expect_eq "corrupted blob: read EIO" "$(errno_of read "$B/broken/blob_corrupt")" EIO
 expect_eq "corrupted blob: still EIO when opened again" "$(errno_of read "$B/broken/blob_corrupt")" EIO
