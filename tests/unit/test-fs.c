@@ -706,13 +706,28 @@ static const struct fs_backing_ops fake_backing = { fake_backing_open, fake_back
 
 static void test_fd_reads_and_backing(void) {
         struct bad_blobs bb = { .base = { &bad_blob_ops }, .use_fd = true };
-        struct fs *fs = new_fs_with(false, &bb.base, store->dirs);
-        uint64_t t_ino = tree_ino(fs);
-        uint64_t big = lookup_ok(fs, t_ino, "big", NULL);
+        struct fs_root_provider p = { &fs_root_service_ops, store->roots };
+        struct fs_config cfg = { .roots = &p, .n_roots = 1 };
+        struct fs *fs;
         struct fs_read_result res;
         struct fs_open o, o2;
         uint8_t buf[64];
 
+        /* by default, blob files without fs-verity are not handed over */
+        CHECK_OK(fs_new(&bb.base, store->dirs, &cfg, &fs));
+        fs_set_backing(fs, &fake_backing, NULL);
+        uint64_t big = lookup_ok(fs, tree_ino(fs), "big", NULL);
+        CHECK_OK(fs_open(fs, big, O_RDONLY, &o));
+        CHECK_EQ(o.backing_id, -1);
+        CHECK_EQ(fake_backing_calls, 0);
+        CHECK_OK(fs_release(fs, big, o.fh));
+        fs_free(fs);
+
+        /* --passthrough=on: they are */
+        cfg.passthrough_unverified = true;
+        CHECK_OK(fs_new(&bb.base, store->dirs, &cfg, &fs));
+        uint64_t t_ino = tree_ino(fs);
+        big = lookup_ok(fs, t_ino, "big", NULL);
         fs_set_backing(fs, &fake_backing, NULL);
         CHECK_OK(fs_open(fs, big, O_RDONLY, &o));
         CHECK_EQ(o.backing_id, 1);
