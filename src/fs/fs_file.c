@@ -36,24 +36,53 @@ static int blob_open(struct fs *fs, const struct fs_inode *in, struct cas_vblob 
         return 0;
 }
 
-/* Serves up to size bytes at off of in into buf, verified.  0 or -EIO;
- * ret->len 0 past the end. */
-static int reader_read(struct fs *fs, const struct fs_inode *in, struct cas_vblob *blob, uint64_t off,
-                       size_t size, void *buf, struct fs_read_result *ret) {
+static void count_failure(struct fs *fs) {
+        pthread_mutex_lock(&fs->lock);
+        fs->stats.verify_failures++;
+        pthread_mutex_unlock(&fs->lock);
+}
+
+/* Serves up to size bytes at off of in into buf, verified.  0; -EBADMSG
+ * if the bytes do not match (not logged: the caller tries a fresh open);
+ * -EIO for other failures.  ret->len 0 past the end. */
+static int reader_read(const struct fs_inode *in, struct cas_vblob *blob, uint64_t off, size_t size, void *buf,
+                       struct fs_read_result *ret) {
         ssize_t n = cas_vblob_pread(blob, buf, size, off);
 
-        if (n == -EBADMSG) {
-                pthread_mutex_lock(&fs->lock);
-                fs->stats.verify_failures++;
-                pthread_mutex_unlock(&fs->lock);
-                return log_warning_errno(-EIO, "Blob %s: bytes %llu..%llu do not match its digest",
-                                         CAS_DIGEST_B3(&in->key.digest), (unsigned long long) off,
-                                         (unsigned long long) (off + size));
-        }
+        if (n == -EBADMSG)
+                return -EBADMSG;
         if (n < 0)
                 return log_warning_errno(-EIO, "Reading blob %s failed: %s", CAS_DIGEST_B3(&in->key.digest),
                                          strerror((int) -n));
         ret->len = (size_t) n;
+        return 0;
+}
+
+/* A read that failed its check is tried once more on a fresh open of the
+ * blob: a blob repaired since (removed and stored again) is another file,
+ * which the running mount then serves.  0 (and the inode's reader is
+ * marked stale, to be replaced once unused) or -EIO (logged). */
+static int read_fresh(struct fs *fs, struct fs_inode *in, uint64_t off, size_t size, void *buf,
+                      struct fs_read_result *ret) {
+        _cleanup_(cas_vblob_closep) struct cas_vblob *fresh = NULL;
+        int r;
+
+        count_failure(fs);
+        r = cas_vblob_open(fs->blobs, &in->key.digest, in->size, &fresh);
+        if (r >= 0)
+                r = reader_read(in, fresh, off, size, buf, ret);
+        if (r == -EBADMSG || (r < 0 && r != -EIO)) {
+                if (r == -EBADMSG)
+                        count_failure(fs);
+                return log_warning_errno(-EIO, "Blob %s: bytes %llu..%llu do not match its digest",
+                                         CAS_DIGEST_B3(&in->key.digest), (unsigned long long) off,
+                                         (unsigned long long) (off + size));
+        }
+        if (r < 0)
+                return r;
+        pthread_mutex_lock(&fs->lock);
+        in->stale = true;
+        pthread_mutex_unlock(&fs->lock);
         return 0;
 }
 
@@ -120,6 +149,16 @@ static struct fs_inode *reader_unused_locked(struct fs *fs, struct fs_inode *in,
         *ret_backing = -1;
         if (in->opens > 0 || in->reads > 0 || !in->reader || in->idle)
                 return NULL;
+        if (in->stale) {
+                /* replaced by a fresh open on the next use */
+                in->stale = false;
+                *ret_reader = TAKE_PTR(in->reader);
+                *ret_backing = in->backing_id;
+                in->backing_id = -1;
+                assert(fs->stats.open_files > 0);
+                fs->stats.open_files--;
+                return in;
+        }
         fs_idle_append_locked(fs, in);
         if (fs->n_idle <= fs->cfg.idle_readers)
                 return NULL;
@@ -251,7 +290,9 @@ int fs_read(struct fs *fs, uint64_t ino, uint64_t fh, uint64_t off, size_t size,
         reader = in->reader;
         pthread_mutex_unlock(&fs->lock);
 
-        r = reader_read(fs, in, reader, off, size, buf, ret);
+        r = reader_read(in, reader, off, size, buf, ret);
+        if (r == -EBADMSG)
+                r = read_fresh(fs, in, off, size, buf, ret);
         read_end(fs, in);
         return r;
 }

@@ -71,6 +71,8 @@ struct fs_inode {
         uint32_t opens;              /* files: open handles */
         uint32_t reads;              /* files: fs_read results not yet done (fs_read_done) */
         bool idle;                   /* files: reader unused, on the idle list */
+        bool stale;                  /* files: reader failed a check that a fresh open passed: closed,
+                                      * not kept idle, once unused */
         struct fs_inode *idle_prev, *idle_next;
 
         uint16_t target_len;         /* symlinks */

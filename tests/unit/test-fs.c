@@ -841,7 +841,16 @@ static void test_verified_files(void) {
         CHECK_OK(fs_read(fs, f, o.fh, 200000, 4096, buf, &res));
         CHECK(res.len == 4096 && memcmp(buf, big + 200000, 4096) == 0);
         fs_get_stats(fs, &st);
-        CHECK_EQ(st.verify_failures, 2);
+        CHECK_EQ(st.verify_failures, 4); /* each also failed on a fresh open */
+
+        /* repaired while the handle stays open: the same handle reads the
+         * good file (a fresh open passes where the old reader fails) */
+        CHECK_OK(cas_blob_remove(local->blobs, &d));
+        CHECK_OK(cas_blob_put(local->blobs, big, sizeof(big), 0, &d));
+        CHECK_OK(fs_read(fs, f, o.fh, 169000, 4096, buf, &res));
+        CHECK(res.len == 4096 && memcmp(buf, big + 169000, 4096) == 0);
+        CHECK_OK(fs_read(fs, f, o.fh, 0, sizeof(buf), buf, &res));
+        CHECK(res.len == sizeof(big) && memcmp(buf, big, sizeof(big)) == 0);
 
         /* a small file (no outboard) rewritten: its reads fail too */
         CHECK_OK(fs_read(fs, fsm, 0, 0, 100, buf, &res));
