@@ -100,8 +100,9 @@ int nix_import_tree(struct cas_store *store, struct nix_pathinfo_service *pis, c
                 return -EINVAL;
         if (!opts)
                 opts = &defaults;
-        if (cas_name_check(name, strlen(name)) != CAS_VERR_NONE)
-                return log_error_errno(-EINVAL, "Invalid root name \"%s\"", name);
+        if (!cas_root_name_valid(name, strlen(name)))
+                return log_error_errno(-EINVAL, "Invalid root name for %s: a root name is not empty, \".\" or "
+                                                "\"..\", and has no \"/\" and no control characters", path);
         if (nix && nix_name_check(name, strlen(name)) < 0) {
                 log_warning("%s: not a valid Nix store path name; registered as a named root only", name);
                 nix = false;

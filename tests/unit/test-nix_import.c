@@ -169,6 +169,8 @@ static void test_roots_and_names(void) {
         CHECK_EQ(nix_import_tree(e.store, e.pis, tpath("hello"), "a/b", NULL, &res), -EINVAL);
         CHECK_EQ(nix_import_tree(e.store, e.pis, tpath("hello"), "..", NULL, &res), -EINVAL);
         CHECK_EQ(nix_import_tree(e.store, e.pis, tpath("hello"), "", NULL, &res), -EINVAL);
+        CHECK_EQ(nix_import_tree(e.store, e.pis, tpath("hello"), "new\nline", NULL, &res), -EINVAL);
+        CHECK_EQ(nix_import_tree(e.store, e.pis, tpath("hello"), "esc\x1b[0m", NULL, &res), -EINVAL);
         CHECK_EQ(nix_import_tree(e.store, e.pis, tpath("missing"), "missing", NULL, &res), -ENOENT);
         CHECK(!has_root(&e, "missing"));
         CHECK_EQ(n_pathinfos(&e), 2);
