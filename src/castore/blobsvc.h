@@ -82,8 +82,8 @@ struct cas_blob_reader {
         const struct cas_blob_reader_ops *ops;
         struct cas_digest digest;
         uint64_t size;
-        /* >= 0 when the blob is a plain file the caller may pread, splice
-         * or hand to the kernel (FUSE passthrough); owned by the reader.
+        /* >= 0 when the blob is a plain file the caller may pread or hand
+         * to the kernel (FUSE passthrough); owned by the reader.
          * -1 otherwise. */
         int fd;
         /* Non-NULL when the whole blob is in memory, valid until close. */

@@ -80,7 +80,7 @@ static int daemonize(int *ret_fd) {
 }
 
 static int run_mount(int argc, char **argv) {
-        enum { OPT_ALLOW_OTHER = 0x100, OPT_PASSTHROUGH, OPT_NO_SPLICE };
+        enum { OPT_ALLOW_OTHER = 0x100, OPT_PASSTHROUGH };
         static const struct option opts[] = {
                 CLI_COMMON_LONGOPTS,
                 CLI_FS_LONGOPTS,
@@ -88,12 +88,11 @@ static int run_mount(int argc, char **argv) {
                 { "allow-other", no_argument, NULL, OPT_ALLOW_OTHER },
                 { "daemon", no_argument, NULL, 'D' },
                 { "passthrough", required_argument, NULL, OPT_PASSTHROUGH },
-                { "no-splice", no_argument, NULL, OPT_NO_SPLICE },
                 { "debug", no_argument, NULL, 'd' },
                 {},
         };
         struct cli_served served;
-        struct devfuse_options o = { .splice = true, .passthrough = DEVFUSE_PASSTHROUGH_AUTO };
+        struct devfuse_options o = { .passthrough = DEVFUSE_PASSTHROUGH_AUTO };
         struct daemon_state ds = { .ready_fd = -1 };
         struct fs_config fcfg = {};
         char mountpoint[PATH_MAX];
@@ -128,9 +127,6 @@ static int run_mount(int argc, char **argv) {
                                 o.passthrough = DEVFUSE_PASSTHROUGH_OFF;
                         else
                                 return cli_usage_error("mount", "--passthrough takes auto, on or off");
-                        break;
-                case OPT_NO_SPLICE:
-                        o.splice = false;
                         break;
                 case 'd':
                         o.debug = true;

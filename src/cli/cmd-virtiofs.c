@@ -27,7 +27,7 @@ static int run_virtiofs(int argc, char **argv) {
                 {},
         };
         struct cli_served served;
-        struct virtiofs_config cfg = { .request_queues = 1, .stop_fd = -1, .ll = { .max_pages = 256 } };
+        struct virtiofs_config cfg = { .request_queues = 1, .stop_fd = -1 };
         struct fs_config fcfg = {};
         _cleanup_close_ int sfd = -1;
         unsigned long v;

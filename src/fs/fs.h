@@ -181,29 +181,20 @@ int fs_open(struct fs *fs, uint64_t ino, int flags, struct fs_open *ret);
 /* The blob reader stays open, idle, after the last release (bounded). */
 int fs_release(struct fs *fs, uint64_t ino, uint64_t fh);
 
-struct fs_inode;
-
-/* Where read data is: either fd >= 0 (len bytes at off of that file), or
- * len bytes copied into the caller's buffer. */
+/* The outcome of a read: len bytes of verified file data in the caller's
+ * buffer (0 past the end of the file). */
 struct fs_read_result {
-        int fd;
-        uint64_t off;
         size_t len;
-        struct fs_inode *hold;  /* private: the inode whose reader owns fd */
 };
 
-/* Reads up to size bytes at off through an open handle, or with fh 0
- * without one (the blob is then opened and checked on first use: -EIO as
- * for fs_open); buf (size bytes) receives the data when it does not come
- * from a file.  A result with fd >= 0 keeps the blob reader in use: fd
- * stays open until fs_read_done(), which the caller must then call once
- * it has read from fd (or given up). */
+/* Reads up to size bytes at off into buf (size bytes), through an open
+ * handle, or with fh 0 without one (the blob is then opened and checked on
+ * first use: -EIO as for fs_open).  The data is always a copy, verified
+ * against the blob's digest (cas_vblob_pread): -EIO if the range does not
+ * match, and buf's contents are then undefined.  -EBADF for a handle that
+ * is not open.  Thread-safe. */
 int fs_read(struct fs *fs, uint64_t ino, uint64_t fh, uint64_t off, size_t size, void *buf,
             struct fs_read_result *ret);
-
-/* Ends a read: the descriptor in *res may be closed from now on.  Does
- * nothing for a result that holds no descriptor, or a second time. */
-void fs_read_done(struct fs *fs, struct fs_read_result *res);
 
 struct fs_statfs {
         uint64_t blocks, bfree, bavail, files, ffree;

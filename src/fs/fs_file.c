@@ -241,8 +241,8 @@ int fs_release(struct fs *fs, uint64_t ino, uint64_t fh) {
         return r;
 }
 
-/* Ends one use of in's reader counted by fs_read: the reader goes idle if
- * nothing else uses it, the inode goes if nothing refers to it. */
+/* Ends fs_read's use of in's reader: the reader goes idle if nothing else
+ * uses it, the inode goes if nothing refers to it. */
 static void read_end(struct fs *fs, struct fs_inode *in) {
         struct cas_vblob *to_close;
         struct fs_inode *dead;
@@ -267,7 +267,7 @@ int fs_read(struct fs *fs, uint64_t ino, uint64_t fh, uint64_t off, size_t size,
 
         if (!fs || !ret || (size > 0 && !buf))
                 return -EINVAL;
-        *ret = (struct fs_read_result){ .fd = -1 };
+        *ret = (struct fs_read_result){};
         pthread_mutex_lock(&fs->lock);
         in = fs_inode_get_locked(fs, ino);
         /* fh 0: a front end that does not open files (zero-message open);
@@ -286,6 +286,8 @@ int fs_read(struct fs *fs, uint64_t ino, uint64_t fh, uint64_t off, size_t size,
                 fs_inode_free(fs, dead);
                 return r;
         }
+        /* counted in reads, the reader is neither evicted nor closed by a
+         * release while the copy below runs without the lock */
         in->reads++;
         reader = in->reader;
         pthread_mutex_unlock(&fs->lock);
@@ -297,8 +299,3 @@ int fs_read(struct fs *fs, uint64_t ino, uint64_t fh, uint64_t off, size_t size,
         return r;
 }
 
-void fs_read_done(struct fs *fs, struct fs_read_result *res) {
-        if (!fs || !res || !res->hold)
-                return;
-        read_end(fs, TAKE_PTR(res->hold));
-}

@@ -69,7 +69,7 @@ struct fs_inode {
         struct cas_vblob *reader;
         int backing_id;              /* files: passthrough id for reader, or -1 */
         uint32_t opens;              /* files: open handles */
-        uint32_t reads;              /* files: fs_read results not yet done (fs_read_done) */
+        uint32_t reads;              /* files: fs_read calls copying from reader right now */
         bool idle;                   /* files: reader unused, on the idle list */
         bool stale;                  /* files: reader failed a check that a fresh open passed: closed,
                                       * not kept idle, once unused */

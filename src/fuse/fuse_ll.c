@@ -15,7 +15,15 @@
 #include "util/macro.h"
 
 #define PAGE 4096u
-#define DEFAULT_MAX_PAGES 256u          /* 1 MiB reads */
+/* The largest READ, unless the configuration asks for less: 256 pages,
+ * 1 MiB.  That is what the kernel accepts: FUSE_MAX_MAX_PAGES before
+ * Linux 6.13, the default of fs.fuse.max_pages_limit since (a larger
+ * max_pages in the INIT reply is clamped to it, so asking for more gains
+ * nothing unless an administrator raised the limit).  Every READ reply is
+ * a verified copy in the transport's scratch buffer, one per worker, so
+ * this is also the memory each worker holds for data; readahead keeps
+ * several such reads in flight. */
+#define DEFAULT_MAX_PAGES 256u
 #define KERNEL_DEFAULT_MAX_PAGES 32u    /* without FUSE_MAX_PAGES */
 #define MAX_WRITE 4096u                 /* read-only: the smallest the kernel accepts */
 #define REQUEST_SIZE 16384u             /* > FUSE_MIN_READ_BUFFER and header + write_in + MAX_WRITE */
@@ -38,7 +46,7 @@ struct session {
 struct fuse_ll {
         struct fs *fs;
         struct fuse_ll_caps caps;       /* immutable */
-        struct fuse_ll_config cfg;      /* immutable; max_pages within caps.max_pages */
+        struct fuse_ll_config cfg;      /* immutable; max_pages within 1..65535 */
         struct fs_backing_ops backing;  /* immutable: the fs's side of caps.backing */
         struct session s;               /* see struct session */
         bool destroyed;                 /* atomic: DESTROY seen; cleared by INIT */
@@ -76,11 +84,8 @@ static int reply_ok(struct req *rq, const void *payload, size_t len) {
 }
 
 static void reply_error(struct req *rq, int error) {
-        fuse_ll_reply_done(rq->ll, rq->reply); /* no file data in an error */
         rq->reply->payload = NULL;
         rq->reply->payload_len = 0;
-        rq->reply->data_fd = -1;
-        rq->reply->data_len = 0;
         rq->reply->hdr.len = sizeof(struct fuse_out_header);
         rq->reply->hdr.error = error;
 }
@@ -242,8 +247,6 @@ static int do_init(struct req *rq) {
         want = FUSE_ASYNC_READ | FUSE_PARALLEL_DIROPS | FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO |
                FUSE_CACHE_SYMLINKS | FUSE_MAX_PAGES | FUSE_EXPLICIT_INVAL_DATA | FUSE_ASYNC_DIO |
                FUSE_INIT_EXT;
-        if (ll->caps.splice)
-                want |= FUSE_SPLICE_WRITE; /* no SPLICE_MOVE: blob pages stay in their file's cache */
         s.passthrough_error = passthrough_negotiate(ll, kflags, s.minor);
         s.passthrough = s.passthrough_error == 0;
         if (s.passthrough)
@@ -419,19 +422,11 @@ static int do_read(struct req *rq) {
                 return -EBADF;
         size = MIN((size_t) in.size, (size_t) rq->ll->s.max_read);
         size = MIN(size, rq->scratch_len);
+        /* the data is verified and copied into scratch: the reply is
+         * self-contained, nothing stays in use once fs_read returns */
         r = fs_read(rq->ll->fs, rq->h.nodeid, in.fh, in.offset, size, rq->scratch, &res);
         if (r < 0)
                 return r;
-        if (res.fd >= 0) {
-                /* the reader stays in use until fuse_ll_reply_done */
-                rq->reply->data_fd = res.fd;
-                rq->reply->data_off = res.off;
-                rq->reply->data_len = res.len;
-                rq->reply->data_hold = res.hold;
-                reply_ok(rq, NULL, 0);
-                rq->reply->hdr.len += res.len;
-                return 0;
-        }
         return reply_ok(rq, rq->scratch, res.len);
 }
 
@@ -681,8 +676,6 @@ int fuse_ll_new(struct fs *fs, const struct fuse_ll_caps *caps, const struct fus
         if (ll->cfg.max_pages == 0)
                 ll->cfg.max_pages = DEFAULT_MAX_PAGES;
         ll->cfg.max_pages = MIN(ll->cfg.max_pages, 65535u);
-        if (caps->max_pages > 0)
-                ll->cfg.max_pages = MIN(ll->cfg.max_pages, caps->max_pages);
         ll->s = (struct session){ .max_read = KERNEL_DEFAULT_MAX_PAGES * PAGE, .passthrough_error = -ENOPROTOOPT };
         ll->backing = (struct fs_backing_ops){ .open = ll_backing_open, .close = ll_backing_close };
         *ret = ll;
@@ -708,18 +701,12 @@ size_t fuse_ll_scratch_size(const struct fuse_ll *ll) {
 }
 
 void fuse_ll_reply_done(struct fuse_ll *ll, struct fuse_ll_reply *reply) {
-        struct fs_read_result res;
-
         if (!ll || !reply)
                 return;
         if (reply->session_pending) {
                 reply->session_pending = false;
                 session_complete(ll);
         }
-        if (!reply->data_hold)
-                return;
-        res = (struct fs_read_result){ .fd = reply->data_fd, .hold = TAKE_PTR(reply->data_hold) };
-        fs_read_done(ll->fs, &res);
 }
 
 bool fuse_ll_passthrough(const struct fuse_ll *ll) {
@@ -746,7 +733,7 @@ int fuse_ll_handle(struct fuse_ll *ll, const void *req, size_t len, void *scratc
         const struct op *op = NULL;
         int r;
 
-        *reply = (struct fuse_ll_reply){ .data_fd = -1 };
+        *reply = (struct fuse_ll_reply){};
         if (!ll || !req || !scratch || scratch_len < PAGE) {
                 reply->none = true;
                 return -EINVAL;

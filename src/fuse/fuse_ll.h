@@ -43,23 +43,16 @@ struct fuse_ll_backing_ops {
  * new INIT resets.  A transport never makes those decisions itself. */
 struct fuse_ll_caps {
         const char *name;       /* "fuse", "virtiofs" (logs) */
-        /* READ data may be spliced from its file into the reply. */
-        bool splice;
         /* The kernel keeps the mount read-only itself (MS_RDONLY), so it
          * refuses opens for writing without asking us: files may then be
          * opened without an OPEN request.  A virtiofs guest mounts as it
          * likes, and an open for writing must still meet EROFS. */
         bool readonly_mount;
-        /* The largest READ reply the transport can carry whole, in pages
-         * (/dev/fuse with splice: what one pipe holds); 0 = no limit. */
-        unsigned max_pages;
         /* The transport calls fuse_ll_reply_done() after delivering each
-         * reply, so READ data descriptors stay open until it has read from
-         * them, and an INIT's session is completed once the kernel has the
-         * reply (required with backing->probe).  Without it the engine lets
-         * go of them when fuse_ll_handle() returns, and a descriptor is then
-         * only kept open by the file handle the READ names (a zero-message
-         * open has none). */
+         * reply, so an INIT's session is completed once the kernel has the
+         * reply (required with backing->probe: the kernel accepts backing
+         * registrations only then).  Without it the session is completed
+         * when fuse_ll_handle() returns. */
         bool calls_reply_done;
         /* Can hand descriptors to the kernel for passthrough; NULL: cannot. */
         const struct fuse_ll_backing_ops *backing;
@@ -67,7 +60,7 @@ struct fuse_ll_caps {
 };
 
 struct fuse_ll_config {
-        unsigned max_pages;     /* cap on pages per read (default 256 = 1 MiB) */
+        unsigned max_pages;     /* cap on pages per read; 0: 256 (1 MiB, what kernels accept) */
         bool passthrough;       /* may use passthrough if offered (--passthrough); also needs caps.backing */
         bool debug;             /* log every request */
 };
@@ -85,20 +78,14 @@ int fuse_ll_new(struct fs *fs, const struct fuse_ll_caps *caps, const struct fus
  * inodes and handles and closes its backing files). */
 void fuse_ll_free(struct fuse_ll *ll);
 
-/* A reply: header plus payload bytes in memory, optionally followed by
- * data_len bytes read from data_fd at data_off (file data for READ, which
- * the transport may splice or pread straight into its destination).
- * hdr.len counts all of it.  If the transport gets fewer data bytes than
- * data_len, it must send an -EIO error reply for hdr.unique instead. */
+/* A reply: the header followed by payload_len bytes in memory (for READ,
+ * the file data, verified and copied into scratch).  hdr.len counts both;
+ * the transport sends them as they are. */
 struct fuse_ll_reply {
         bool none;                  /* no reply is due (FORGET, BATCH_FORGET) */
         struct fuse_out_header hdr;
         const void *payload;        /* in scratch, or static */
         size_t payload_len;
-        int data_fd;                /* -1 if no file data */
-        uint64_t data_off;
-        size_t data_len;
-        void *data_hold;            /* engine private: keeps data_fd open */
         bool session_pending;       /* engine private: an INIT reply; delivered, it completes the session */
 };
 
@@ -111,17 +98,16 @@ struct fuse_ll_reply {
 int fuse_ll_handle(struct fuse_ll *ll, const void *req, size_t len, void *scratch, size_t scratch_len,
                    struct fuse_ll_reply *reply);
 
-/* The transport is done with a reply (sent, or dropped): its data_fd may
- * be closed from now on, and after an INIT reply the session is completed
- * (passthrough tried and enabled in the fs).  Required after every
- * fuse_ll_handle() when the transport set calls_reply_done (before the
- * reply struct is reused); a no-op otherwise and on a second call.
- * Thread-safe. */
+/* The transport is done with a reply (sent, or dropped): after an INIT
+ * reply the session is completed (passthrough tried and enabled in the
+ * fs).  Required after every fuse_ll_handle() when the transport set
+ * calls_reply_done (before the reply struct is reused); a no-op otherwise
+ * and on a second call.  Thread-safe. */
 void fuse_ll_reply_done(struct fuse_ll *ll, struct fuse_ll_reply *reply);
 
 /* Buffer sizes the transport must provide. */
 size_t fuse_ll_request_size(const struct fuse_ll *ll); /* largest request accepted */
-size_t fuse_ll_scratch_size(const struct fuse_ll *ll); /* largest in-memory reply payload */
+size_t fuse_ll_scratch_size(const struct fuse_ll *ll); /* largest reply payload: a whole READ */
 
 /* After INIT: whether FUSE passthrough is in use, and the largest READ
  * reply (bytes of file data) the engine will describe. */

@@ -1,13 +1,13 @@
 /* The /dev/fuse transport: mount, INIT on the calling thread, then worker
  * threads each reading requests from their own cloned device descriptor
- * into private buffers and writing replies (file data spliced from the
- * blob file through a pipe, or pread).  The calling thread waits for a
- * signal or for the connection to end, then unmounts and stops workers. */
+ * into private buffers and writing replies with writev (file data is in
+ * the reply, verified and copied by the engine).  The calling thread waits
+ * for a signal or for the connection to end, then unmounts and stops
+ * workers. */
 #include "transport/devfuse.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -30,7 +30,6 @@
 #include "util/macro.h"
 
 #define MAX_THREADS 256
-#define MAX_PAGES 256          /* pages per READ (1 MiB) when pipes allow it */
 #define KICK_SIGNAL SIGUSR1
 
 struct devfuse;
@@ -46,8 +45,6 @@ struct worker {
         size_t req_size;
         uint8_t *scratch;
         size_t scratch_size;
-        int pipe[2];           /* for splicing file data; -1 if unavailable */
-        size_t pipe_data_max;  /* largest data that fits behind a header */
         bool exited;           /* atomic: the thread function returned */
 };
 
@@ -125,159 +122,20 @@ static int write_msg(struct worker *w, const struct iovec *iov, int n) {
         return 0;
 }
 
-static int send_error(struct worker *w, uint64_t unique, int error) {
-        struct fuse_out_header h = { .len = sizeof(h), .error = error, .unique = unique };
-        struct iovec iov = { &h, sizeof(h) };
-        return write_msg(w, &iov, 1);
-}
-
-static void pipe_drain(struct worker *w) {
-        while (read(w->pipe[0], w->scratch, w->scratch_size) > 0)
-                ;
-}
-
-/* Header into the pipe, file pages spliced behind it, the whole message
- * spliced into the device: the data is copied once, by the kernel. */
-static int send_spliced(struct worker *w, const struct fuse_ll_reply *rep) {
-        loff_t off = rep->data_off;
-        size_t left = rep->data_len;
-        ssize_t k;
-
-        k = write(w->pipe[1], &rep->hdr, sizeof(rep->hdr));
-        if (k != sizeof(rep->hdr)) {
-                pipe_drain(w);
-                return -EAGAIN;
-        }
-        while (left > 0) {
-                k = splice(rep->data_fd, &off, w->pipe[1], NULL, left, 0);
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k <= 0)
-                        break;
-                left -= k;
-        }
-        if (left > 0) {
-                pipe_drain(w);
-                if (k < 0 && (errno == EINVAL || errno == EAGAIN))
-                        return -EAGAIN; /* the file cannot be spliced: copy instead */
-                return send_error(w, rep->hdr.unique, -EIO);
-        }
-        do
-                k = splice(w->pipe[0], NULL, w->fd, NULL, rep->hdr.len, 0);
-        while (k < 0 && errno == EINTR);
-        if (k != (ssize_t) rep->hdr.len) {
-                int r = k < 0 ? negative_errno() : -EIO;
-                pipe_drain(w);
-                if (r == -ENOENT)
-                        return 0; /* the request was interrupted or aborted */
-                if (r == -ENODEV)
-                        return r;
-                /* Any other failure (ENOMEM, ...) left the request waiting
-                 * for an answer, or the kernel already ended it with EIO:
-                 * copy the reply instead, which then finds it or gets ENOENT.
-                 * Giving up here would leave the reader hanging for good. */
-                log_debug_errno(r, "Splicing a reply into /dev/fuse failed, copying it: %m");
-                return -EAGAIN;
-        }
-        return 0;
-}
-
-static int send_copied(struct worker *w, const struct fuse_ll_reply *rep) {
-        _cleanup_free_ uint8_t *tmp = NULL;
-        uint8_t *buf = w->scratch;
-        size_t got = 0;
-        struct iovec iov[3];
+static int send_reply(struct worker *w, const struct fuse_ll_reply *rep) {
+        struct iovec iov[2];
         int n = 0;
 
-        if (rep->payload_len > 0 || rep->data_len > w->scratch_size) {
-                /* the engine never describes payload and file data together,
-                 * but the transport does not depend on it */
-                tmp = malloc(rep->data_len);
-                if (!tmp)
-                        return send_error(w, rep->hdr.unique, -ENOMEM);
-                buf = tmp;
-        }
-        while (got < rep->data_len) {
-                ssize_t k = pread(rep->data_fd, buf + got, rep->data_len - got, rep->data_off + got);
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k <= 0)
-                        break;
-                got += k;
-        }
-        if (got < rep->data_len)
-                return send_error(w, rep->hdr.unique, -EIO);
         iov[n++] = (struct iovec){ (void *) &rep->hdr, sizeof(rep->hdr) };
         if (rep->payload_len > 0)
                 iov[n++] = (struct iovec){ (void *) rep->payload, rep->payload_len };
-        iov[n++] = (struct iovec){ buf, rep->data_len };
         return write_msg(w, iov, n);
-}
-
-static int send_reply(struct worker *w, const struct fuse_ll_reply *rep) {
-        struct iovec iov[2];
-        int n = 0, r;
-
-        if (rep->data_fd < 0 || rep->data_len == 0) {
-                iov[n++] = (struct iovec){ (void *) &rep->hdr, sizeof(rep->hdr) };
-                if (rep->payload_len > 0)
-                        iov[n++] = (struct iovec){ (void *) rep->payload, rep->payload_len };
-                return write_msg(w, iov, n);
-        }
-        if (w->pipe[0] >= 0 && rep->payload_len == 0 && rep->data_len <= w->pipe_data_max) {
-                r = send_spliced(w, rep);
-                if (r != -EAGAIN)
-                        return r;
-        }
-        return send_copied(w, rep);
 }
 
 /* --- workers --- */
 
-/* Makes the pipe hold want bytes if allowed, else as much as an
- * unprivileged process may (/proc/sys/fs/pipe-max-size, 1 MiB by default:
- * without CAP_SYS_RESOURCE a larger size is EPERM).  Returns the size. */
-static int pipe_grow(int fd, size_t want) {
-        char buf[32] = {};
-        int size, max = 0;
-        FILE *f;
-
-        size = fcntl(fd, F_SETPIPE_SZ, (int) MIN(want, (size_t) INT_MAX));
-        if (size >= 0)
-                return size;
-        f = fopen("/proc/sys/fs/pipe-max-size", "re");
-        if (f) {
-                if (fgets(buf, sizeof(buf), f))
-                        max = atoi(buf);
-                fclose(f);
-        }
-        if (max > 0 && (size_t) max < want)
-                (void) fcntl(fd, F_SETPIPE_SZ, max);
-        return fcntl(fd, F_GETPIPE_SZ);
-}
-
-/* Pages of file data one spliced reply can carry: a header slot and one
- * more for data not aligned to pages come off the pipe's slots. */
-static unsigned pipe_data_pages(int size) {
-        return size >= 3 * 4096 ? (unsigned) size / 4096 - 2 : 0;
-}
-
-/* The most pages per READ that this process can splice whole, or 0 if
- * splicing is unavailable. */
-static unsigned splice_max_pages(unsigned want_pages) {
-        int p[2], size;
-
-        if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0)
-                return 0;
-        size = pipe_grow(p[1], ((size_t) want_pages + 2) * 4096);
-        close(p[0]);
-        close(p[1]);
-        return size < 0 ? 0 : pipe_data_pages(size);
-}
-
 static int worker_setup(struct worker *w, struct devfuse *df, bool clone) {
         w->df = df;
-        w->pipe[0] = w->pipe[1] = -1;
         w->fd = df->fd;
         if (clone) {
                 int fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
@@ -297,19 +155,6 @@ static int worker_setup(struct worker *w, struct devfuse *df, bool clone) {
         w->scratch = malloc(w->scratch_size);
         if (!w->req || !w->scratch)
                 return -ENOMEM;
-        if (df->o->splice && pipe2(w->pipe, O_CLOEXEC | O_NONBLOCK) == 0) {
-                /* room for the largest read: the header takes one slot, data
-                 * not aligned to pages one more */
-                size_t want = fuse_ll_max_read(df->ll) + 2 * 4096;
-                int size = pipe_grow(w->pipe[1], want);
-                if (size >= 3 * 4096)
-                        w->pipe_data_max = (size_t) pipe_data_pages(size) * 4096;
-                else {
-                        close(w->pipe[0]);
-                        close(w->pipe[1]);
-                        w->pipe[0] = w->pipe[1] = -1;
-                }
-        }
         return 0;
 }
 
@@ -317,10 +162,6 @@ static void worker_cleanup(struct worker *w) {
         if (w->fd >= 0 && w->fd != w->df->fd)
                 close(w->fd);
         w->fd = -1;
-        if (w->pipe[0] >= 0) {
-                close(w->pipe[0]);
-                close(w->pipe[1]);
-        }
         free(w->req);
         free(w->scratch);
 }
@@ -371,7 +212,7 @@ static void *worker_main(void *arg) {
                 }
                 r = fuse_ll_handle(df->ll, w->req, len, w->scratch, w->scratch_size, &rep);
                 k = rep.none ? 0 : send_reply(w, &rep);
-                fuse_ll_reply_done(df->ll, &rep); /* its file data may be closed from now on */
+                fuse_ll_reply_done(df->ll, &rep);
                 if (k == -ENODEV)
                         break;
                 if (k < 0)
@@ -496,7 +337,9 @@ int devfuse_serve(struct fs *fs, const struct devfuse_options *o) {
                 .calls_reply_done = true,
                 .backing = &backing_ops,
         };
-        struct fuse_ll_config cfg = { .max_pages = MAX_PAGES };
+        /* max_pages 0: the engine's largest read, 1 MiB; with replies
+         * copied from memory nothing here limits it any more */
+        struct fuse_ll_config cfg = {};
         struct fusemount_options mo = { .subtype = "castore" };
         struct devfuse df = { .o = o, .fs = fs, .fd = -1, .event_fd = -1, .signal_fd = -1 };
         struct sigaction sa = { .sa_handler = kick_handler };
@@ -509,24 +352,10 @@ int devfuse_serve(struct fs *fs, const struct devfuse_options *o) {
                 return -EINVAL;
         n = o->threads ? MIN(o->threads, (unsigned) MAX_THREADS) : default_threads();
         caps.ctx = &df;
-        caps.splice = o->splice;
         cfg.passthrough = o->passthrough != DEVFUSE_PASSTHROUGH_OFF;
         cfg.debug = o->debug;
         mo.fsname = o->fsname ? o->fsname : "castore";
         mo.allow_other = o->allow_other;
-        if (o->splice) {
-                /* A READ reply is spliced only if it fits the worker's pipe,
-                 * which an unprivileged process cannot make larger than
-                 * pipe-max-size (1 MiB by default: 254 pages of data behind
-                 * a header).  Ask for reads that fit rather than copy every
-                 * full-sized one; a pipe much smaller than that is not worth
-                 * shrinking reads for (those are copied). */
-                unsigned pages = splice_max_pages(MAX_PAGES);
-                if (pages >= MAX_PAGES / 2 && pages < MAX_PAGES) {
-                        log_debug("Pipes hold %u pages: reads of up to %u pages, spliced", pages + 2, pages);
-                        caps.max_pages = pages;
-                }
-        }
 
         /* signals: SIGINT/SIGTERM/SIGHUP through a signalfd on this thread,
          * the kick signal interrupts workers' reads (no SA_RESTART) */
@@ -565,8 +394,7 @@ int devfuse_serve(struct fs *fs, const struct devfuse_options *o) {
         }
         mounted = true;
 
-        /* INIT on this thread, with buffers of its own (the workers' pipes
-         * are sized for the read size INIT negotiates) */
+        /* INIT on this thread, with buffers of its own */
         struct worker init_w = {};
         r = worker_setup(&init_w, &df, false);
         if (r >= 0)

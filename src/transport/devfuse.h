@@ -1,7 +1,7 @@
 /* Serving a filesystem over /dev/fuse: mounts, answers INIT, runs worker
  * threads (one cloned device descriptor each) that feed requests to the
- * protocol engine and write replies, with file data spliced or passed
- * through to the kernel, and unmounts cleanly on SIGINT/SIGTERM. */
+ * protocol engine and write replies (file data copied from memory, or
+ * passed through to the kernel), and unmounts cleanly on SIGINT/SIGTERM. */
 #pragma once
 
 #include <stdbool.h>
@@ -20,7 +20,6 @@ struct devfuse_options {
         unsigned threads;          /* workers; 0 = number of online CPUs */
         bool allow_other;
         enum devfuse_passthrough passthrough;
-        bool splice;               /* splice file data into replies (default on) */
         bool debug;                /* log every request */
         /* Called once on the calling thread when the mount serves requests
          * (INIT answered, workers running); may be NULL. */

@@ -1,8 +1,8 @@
 /* vhost-user-fs glue: the listening socket and connection loop, a poller
  * thread per started virtqueue handing chains to a pool of handler
  * threads, and the path of one FUSE request from a descriptor chain through
- * the engine back into guest memory (file data pread straight into the
- * guest's buffers). */
+ * the engine back into guest memory (file data copied from the reply,
+ * which the engine verified). */
 #include "transport/virtiofs.h"
 
 #include <assert.h>
@@ -26,7 +26,6 @@
 
 #define VFS_MAX_REQUEST_QUEUES (VU_MAX_QUEUES - 1)
 #define VFS_MAX_THREADS 64
-#define VFS_PREAD_IOV 64
 
 struct vfs_conn;
 struct vfs_ring;
@@ -111,7 +110,7 @@ static uint32_t put_error(const struct vq_elem *e, uint64_t unique, int error) {
 static uint32_t put_reply(const struct vq_elem *e, const struct fuse_ll_reply *reply) {
         struct fuse_out_header oh = reply->hdr;
         struct vq_writer w;
-        uint64_t total = sizeof(oh) + (uint64_t) reply->payload_len + (reply->data_fd >= 0 ? reply->data_len : 0);
+        uint64_t total = sizeof(oh) + (uint64_t) reply->payload_len;
 
         if (total > UINT32_MAX)
                 return put_error(e, oh.unique, -EIO);
@@ -126,29 +125,6 @@ static uint32_t put_reply(const struct vq_elem *e, const struct fuse_ll_reply *r
         if (vq_writer_put(&w, &oh, sizeof(oh)) < 0 ||
             (reply->payload_len > 0 && vq_writer_put(&w, reply->payload, reply->payload_len) < 0))
                 return 0; /* guest memory vanished */
-
-        if (reply->data_fd >= 0 && reply->data_len > 0) {
-                size_t left = reply->data_len;
-                uint64_t off = reply->data_off;
-                while (left > 0) {
-                        struct iovec iov[VFS_PREAD_IOV];
-                        size_t cover;
-                        unsigned n = vq_writer_iov(&w, left, iov, VFS_PREAD_IOV, &cover);
-                        /* the kernel copies into guest memory: a vanished
-                         * page is EFAULT here, not SIGBUS */
-                        ssize_t k = preadv(reply->data_fd, iov, (int) n, (off_t) off);
-                        if (k < 0 && errno == EINTR)
-                                continue;
-                        if (k <= 0) {
-                                /* fewer bytes than promised: the contract says EIO */
-                                log_debug("virtiofs: short read of file data (%zu bytes missing)", left);
-                                return put_error(e, oh.unique, -EIO);
-                        }
-                        vq_writer_skip(&w, (size_t) k);
-                        left -= (size_t) k;
-                        off += (uint64_t) k;
-                }
-        }
         return oh.len;
 }
 
@@ -202,8 +178,7 @@ static uint32_t handle_request(struct vfs_handler *h, const struct vfs_ring *rin
         if (r < 0 && r != -ESHUTDOWN)
                 log_debug("virtiofs: ring %u: malformed request (opcode %u): %s", ring->q, ih.opcode, strerror(-r));
         len = reply.none ? 0 : put_reply(e, &reply);
-        /* READ data came from data_fd, which the engine kept open so far
-         * (and an INIT's session completes here, still under the lock) */
+        /* an INIT's session completes here, still under the lock */
         fuse_ll_reply_done(c->ll, &reply);
 out:
         pthread_rwlock_unlock(&c->session_lock);
@@ -498,8 +473,8 @@ static void refuse_second(int lfd) {
 /* Serves one connection.  Returns 1 if a stop was requested, 0 when the
  * VMM went away or broke the protocol. */
 static int serve_conn(struct fs *fs, const struct virtiofs_config *cfg, int lfd, int sock) {
-        /* File data is preadv'd into guest memory: no splice, no
-         * descriptors for the kernel; the guest mounts as it likes. */
+        /* No descriptors for the kernel (file data is copied into guest
+         * memory from the reply); the guest mounts as it likes. */
         static const struct fuse_ll_caps caps = { .name = "virtiofs", .calls_reply_done = true };
         struct vfs_conn *c = calloc(1, sizeof(*c));
         int r, stop = 0;

@@ -463,12 +463,31 @@ ssize_t vq_elem_read(const struct vq_elem *elem, void *buf, size_t len) {
         return (ssize_t) c.done;
 }
 
+/* Advances the cursor by len bytes. */
+static void writer_skip(struct vq_writer *w, size_t len) {
+        const struct vq_elem *e = w->elem;
+
+        w->done += len;
+        while (len > 0 && w->i < e->out_num + e->in_num) {
+                size_t k = MIN(len, e->iov[w->i].iov_len - w->off);
+                w->off += k;
+                len -= k;
+                if (w->off == e->iov[w->i].iov_len) {
+                        w->i++;
+                        w->off = 0;
+                }
+        }
+        /* skip over empty segments so off < iov_len holds at the cursor */
+        while (w->i < e->out_num + e->in_num && e->iov[w->i].iov_len == 0)
+                w->i++;
+}
+
 void vq_writer_init(struct vq_writer *w, const struct vq_elem *elem) {
         w->elem = elem;
         w->i = elem->out_num;
         w->off = 0;
         w->done = 0;
-        vq_writer_skip(w, 0); /* step over leading empty segments */
+        writer_skip(w, 0); /* step over leading empty segments */
 }
 
 uint64_t vq_writer_space(const struct vq_writer *w) {
@@ -492,7 +511,7 @@ static void writer_put(void *arg) {
                 memcpy((uint8_t *) v->iov_base + w->off, c->p, k);
                 c->p += k;
                 c->len -= k;
-                vq_writer_skip(w, k);
+                writer_skip(w, k);
         }
 }
 
@@ -504,40 +523,3 @@ int vq_writer_put(struct vq_writer *w, const void *data, size_t len) {
         return guarded(w->elem->mem, writer_put, &c);
 }
 
-unsigned vq_writer_iov(const struct vq_writer *w, size_t len, struct iovec *iov, unsigned max, size_t *ret_len) {
-        const struct vq_elem *e = w->elem;
-        unsigned n = 0, i = w->i;
-        size_t off = w->off, total = 0;
-
-        while (total < len && n < max && i < e->out_num + e->in_num) {
-                size_t k = MIN(len - total, e->iov[i].iov_len - off);
-                if (k > 0) {
-                        iov[n].iov_base = (uint8_t *) e->iov[i].iov_base + off;
-                        iov[n].iov_len = k;
-                        n++;
-                        total += k;
-                }
-                i++;
-                off = 0;
-        }
-        *ret_len = total;
-        return n;
-}
-
-void vq_writer_skip(struct vq_writer *w, size_t len) {
-        const struct vq_elem *e = w->elem;
-
-        w->done += len;
-        while (len > 0 && w->i < e->out_num + e->in_num) {
-                size_t k = MIN(len, e->iov[w->i].iov_len - w->off);
-                w->off += k;
-                len -= k;
-                if (w->off == e->iov[w->i].iov_len) {
-                        w->i++;
-                        w->off = 0;
-                }
-        }
-        /* skip over empty segments so off < iov_len holds at the cursor */
-        while (w->i < e->out_num + e->in_num && e->iov[w->i].iov_len == 0)
-                w->i++;
-}

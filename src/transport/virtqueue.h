@@ -169,8 +169,3 @@ void vq_writer_init(struct vq_writer *w, const struct vq_elem *elem);
 int vq_writer_put(struct vq_writer *w, const void *data, size_t len);
 /* Remaining writable bytes. */
 uint64_t vq_writer_space(const struct vq_writer *w);
-/* Up to max iovecs covering the next len writable bytes (for preadv).
- * Returns how many; *ret_len is the bytes they cover (<= len). */
-unsigned vq_writer_iov(const struct vq_writer *w, size_t len, struct iovec *iov, unsigned max, size_t *ret_len);
-/* Advances by len bytes written by other means (e.g. preadv). */
-void vq_writer_skip(struct vq_writer *w, size_t len);

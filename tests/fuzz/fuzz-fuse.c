@@ -1,6 +1,6 @@
 /* Fuzz target for the FUSE protocol engine: arbitrary request bytes fed to
  * fuse_ll_handle() after INIT, over a small tree in a local store (blob
- * files: READ data comes as descriptors) in a temporary directory.  The
+ * files, read through the verified reader) in a temporary directory.  The
  * input is a sequence of requests, each prefixed by a 16-bit little-endian
  * length.  A request's header length field is set to its real length
  * unless the first flag bit says to keep the fuzzer's value, and small
@@ -133,6 +133,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                         len = fuse_ll_request_size(ll);
                 memcpy(req, data + pos, len);
                 pos += len;
+                uint32_t opcode = 0;
                 if (len >= sizeof(struct fuse_in_header)) {
                         struct fuse_in_header h;
                         memcpy(&h, req, sizeof(h));
@@ -141,11 +142,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                         if (h.nodeid < 256)
                                 h.nodeid = ids[h.nodeid % 8];
                         memcpy(req, &h, sizeof(h));
+                        opcode = h.opcode;
                 }
                 int r = fuse_ll_handle(ll, req, len, scratch, sizeof(scratch), &rep);
                 /* the reply must describe itself consistently */
                 if (!rep.none) {
-                        if (rep.hdr.len != sizeof(struct fuse_out_header) + rep.payload_len + rep.data_len)
+                        if (rep.hdr.len != sizeof(struct fuse_out_header) + rep.payload_len)
                                 abort();
                         if (rep.payload_len > sizeof(scratch))
                                 abort();
@@ -155,14 +157,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                                 abort();
                         if (rep.hdr.error > 0 || rep.hdr.error < -4095)
                                 abort();
-                        if (rep.hdr.error != 0 && (rep.payload_len != 0 || rep.data_len != 0))
+                        if (rep.hdr.error != 0 && rep.payload_len != 0)
                                 abort();
-                        if (rep.data_len > 0 && (rep.data_fd < 0 || rep.payload_len != 0 ||
-                                                 rep.data_len > fuse_ll_max_read(ll)))
+                        /* file data is in the payload, never more than negotiated */
+                        if (opcode == FUSE_READ && rep.payload_len > fuse_ll_max_read(ll))
                                 abort();
                 }
-                if (rep.data_fd < 0 && rep.data_hold)
-                        abort();
                 fuse_ll_reply_done(ll, &rep);
                 if (r == -ESHUTDOWN)
                         break;

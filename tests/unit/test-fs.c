@@ -452,7 +452,6 @@ static void test_read(void) {
         const uint64_t offs[] = { 0, 1, 254, 255, 4095, 4096, 65536, 500000, BLOB_B_LEN - 1000, BLOB_B_LEN - 1 };
         for (size_t i = 0; i < ELEMENTSOF(offs); i++) {
                 CHECK_OK(fs_read(fs, big, o.fh, offs[i], 70000, buf, &res));
-                CHECK_EQ(res.fd, -1);
                 CHECK_EQ(res.len, MIN(70000, BLOB_B_LEN - offs[i]));
                 CHECK(memcmp(buf, blob_b_data + offs[i], res.len) == 0);
         }
@@ -734,10 +733,9 @@ static void test_fd_reads_and_backing(void) {
         CHECK_OK(fs_open(fs, big, O_RDONLY, &o2));
         CHECK_EQ(o2.backing_id, 1); /* one backing file per inode */
         CHECK_EQ(fake_backing_calls, 1);
-        /* reads that reach the daemon are verified copies, even when the
-         * blob is a file that could be handed out */
+        /* reads that reach the daemon are verified copies, even of a file
+         * that is also passed through */
         CHECK_OK(fs_read(fs, big, o.fh, 1000, 64, buf, &res));
-        CHECK_EQ(res.fd, -1);
         CHECK_EQ(res.len, 64);
         CHECK(memcmp(buf, blob_b_data + 1000, 64) == 0);
         CHECK_OK(fs_release(fs, big, o.fh));
@@ -828,7 +826,7 @@ static void test_verified_files(void) {
 
         CHECK_OK(fs_open(fs, f, O_RDONLY, &o));
         CHECK_OK(fs_read(fs, f, o.fh, 0, sizeof(buf), buf, &res));
-        CHECK(res.fd == -1 && res.len == sizeof(big) && memcmp(buf, big, sizeof(big)) == 0);
+        CHECK(res.len == sizeof(big) && memcmp(buf, big, sizeof(big)) == 0);
 
         /* one byte rots in group 10 (bytes 163840..180223), same handle */
         cas_digest_to_hex(&d, hex);

@@ -21,10 +21,16 @@ static uint8_t scratch[(256 + 1) * 4096];
 static uint8_t req[16384];
 static uint64_t unique;
 
-/* A local store, whose blobs are files (READ data as descriptors, and
- * passthrough): root "r" = { f1: "first blob", f2: "second blob" }. */
+/* A local store, whose blobs are files (passthrough, verified reads with
+ * an outboard): root "r" = { f1: "first blob", f2: "second blob", f3:
+ * BIG_LEN bytes of big_byte(i) }. */
 static struct cas_store *local;
 static char local_dir[] = "/tmp/test-fuse_ll-XXXXXX";
+#define BIG_LEN ((1u << 20) + 5000)
+
+static uint8_t big_byte(size_t i) {
+        return (uint8_t) (i * 7 + i / 4096);
+}
 
 static void make_store(void) {
         struct cas_directory *d, *top;
@@ -48,19 +54,26 @@ static void make_store(void) {
 }
 
 static void make_local_store(void) {
-        struct cas_digest d1, d2;
+        struct cas_digest d1, d2, d3;
         enum cas_verr why;
         struct cas_directory *dd;
+        uint8_t *big = malloc(BIG_LEN);
 
+        CHECK(big);
+        for (size_t i = 0; i < BIG_LEN; i++)
+                big[i] = big_byte(i);
         CHECK(mkdtemp(local_dir));
         CHECK_OK(cas_store_open(local_dir, CAS_STORE_CREATE, &local));
         CHECK_OK(cas_blob_put(local->blobs, "first blob", 10, 0, &d1));
         CHECK_OK(cas_blob_put(local->blobs, "second blob", 11, 0, &d2));
+        CHECK_OK(cas_blob_put(local->blobs, big, BIG_LEN, 0, &d3));
+        free(big);
         struct cas_node n[] = { { .kind = CAS_NODE_FILE, N("f1"), .digest = d1, .size = 10 },
-                                { .kind = CAS_NODE_FILE, N("f2"), .digest = d2, .size = 11 } };
-        CHECK_OK(cas_directory_new(n, 2, &dd, NULL));
+                                { .kind = CAS_NODE_FILE, N("f2"), .digest = d2, .size = 11 },
+                                { .kind = CAS_NODE_FILE, N("f3"), .digest = d3, .size = BIG_LEN } };
+        CHECK_OK(cas_directory_new(n, ELEMENTSOF(n), &dd, NULL));
         CHECK_OK(cas_dir_put(local->dirs, &dd, 1, 0, &why));
-        struct cas_node r = { .kind = CAS_NODE_DIRECTORY, N("r"), .digest = dd->digest, .size = 2 };
+        struct cas_node r = { .kind = CAS_NODE_DIRECTORY, N("r"), .digest = dd->digest, .size = dd->size };
         CHECK_OK(cas_root_put(local->roots, &r));
         cas_directory_free(dd);
 }
@@ -94,7 +107,7 @@ static int handle(struct fuse_ll *ll, size_t len, struct fuse_ll_reply *rep) {
         int r = fuse_ll_handle(ll, req, len, scratch, sizeof(scratch), rep);
         if (!rep->none) {
                 CHECK_EQ(rep->hdr.unique, unique);
-                CHECK_EQ(rep->hdr.len, sizeof(struct fuse_out_header) + rep->payload_len + rep->data_len);
+                CHECK_EQ(rep->hdr.len, sizeof(struct fuse_out_header) + rep->payload_len);
         }
         return r;
 }
@@ -186,7 +199,8 @@ static const struct fuse_ll_caps plain = { .name = "test", .readonly_mount = tru
 static struct env env_new_on(struct cas_store *st, bool list_root, const struct fuse_ll_caps *t, bool passthrough) {
         static struct fs_root_provider p;
         p = (struct fs_root_provider){ &fs_root_service_ops, st->roots };
-        struct fs_config cfg = { .list_root = list_root, .roots = &p, .n_roots = 1 };
+        /* passthrough tests hand over blob files without fs-verity (--passthrough=on) */
+        struct fs_config cfg = { .list_root = list_root, .roots = &p, .n_roots = 1, .passthrough_unverified = passthrough };
         struct fuse_ll_config lcfg = { .passthrough = passthrough };
         struct env e;
         CHECK_OK(fs_new(st->blobs, st->dirs, &cfg, &e.fs));
@@ -212,7 +226,7 @@ static struct env env_init(bool list_root) {
 }
 
 static void test_init(void) {
-        struct fuse_ll_caps t = { .name = "test", .readonly_mount = true, .splice = true, .backing = &fake_backing };
+        struct fuse_ll_caps t = { .name = "test", .readonly_mount = true, .backing = &fake_backing };
         size_t len;
 
         /* everything offered, passthrough allowed */
@@ -225,8 +239,10 @@ static void test_init(void) {
         CHECK_EQ(o.max_readahead, 131072);
         uint64_t want = FUSE_ASYNC_READ | FUSE_PARALLEL_DIROPS | FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO |
                         FUSE_CACHE_SYMLINKS | FUSE_MAX_PAGES | FUSE_EXPLICIT_INVAL_DATA | FUSE_ASYNC_DIO |
-                        FUSE_INIT_EXT | FUSE_SPLICE_WRITE | FUSE_PASSTHROUGH;
+                        FUSE_INIT_EXT | FUSE_PASSTHROUGH;
         CHECK_EQ(got, want);
+        /* READ data is always in the reply: splice is never asked for */
+        CHECK(!(got & (FUSE_SPLICE_WRITE | FUSE_SPLICE_MOVE | FUSE_SPLICE_READ)));
         CHECK(!(got & (FUSE_WRITEBACK_CACHE | FUSE_POSIX_LOCKS | FUSE_AUTO_INVAL_DATA | FUSE_NO_OPEN_SUPPORT)));
         CHECK_EQ(o.max_pages, 256);
         CHECK_EQ(o.max_stack_depth, 1);
@@ -236,12 +252,11 @@ static void test_init(void) {
         CHECK_EQ(fuse_ll_max_read(e.ll), 1 << 20);
         env_free(&e);
 
-        /* passthrough off by configuration; no splice in the transport */
-        t.splice = false;
+        /* passthrough off by configuration */
         e = env_new(false, &t, false);
         o = init_with(e.ll, 7, 45, KERNEL_FLAGS, &len);
         got = o.flags | (uint64_t) o.flags2 << 32;
-        CHECK(!(got & (FUSE_PASSTHROUGH | FUSE_SPLICE_WRITE | FUSE_SPLICE_MOVE)));
+        CHECK(!(got & FUSE_PASSTHROUGH));
         CHECK_EQ(o.max_stack_depth, 0);
         CHECK(!fuse_ll_passthrough(e.ll));
         env_free(&e);
@@ -488,7 +503,6 @@ static void test_open_read(void) {
         struct fuse_read_in ri = { .fh = oo.fh, .offset = 1, .size = 100 };
         CHECK_EQ(call_ok(e.ll, FUSE_READ, a, &ri, sizeof(ri), NULL, 0, &rep), 4);
         CHECK(memcmp(rep.payload, "ello", 4) == 0);
-        CHECK_EQ(rep.data_fd, -1);
         ri.offset = 5;
         CHECK_EQ(call_ok(e.ll, FUSE_READ, a, &ri, sizeof(ri), NULL, 0, &rep), 0);
         ri.fh = oo.fh + 1;
@@ -532,10 +546,12 @@ static void test_open_read(void) {
         env_free(&e);
 }
 
-/* READ data handed out as a descriptor stays open until the transport says
- * it is done with the reply, even if the file's reader goes idle and is
- * pushed out of the idle cache meanwhile (zero-message opens, fh 0). */
-static void test_read_fd_lifetime(void) {
+/* READ data comes back in the reply itself, verified and copied into
+ * scratch, at most the negotiated size: nothing stays in use once
+ * fuse_ll_handle() returns, whether or not the transport calls
+ * fuse_ll_reply_done() (zero-message opens, fh 0, room for one idle
+ * reader). */
+static void test_read_copies(void) {
         for (int mode = 0; mode < 2; mode++) {
                 struct fs_root_provider p = { &fs_root_service_ops, local->roots };
                 struct fs_config cfg = { .roots = &p, .n_roots = 1, .idle_readers = 1 };
@@ -544,39 +560,58 @@ static void test_read_fd_lifetime(void) {
                 struct fuse_entry_out eo;
                 struct fuse_ll_reply r1, r2;
                 struct fs_stats st;
-                char buf[16];
+                size_t n;
 
                 CHECK_OK(fs_new(local->blobs, local->dirs, &cfg, &e.fs));
                 CHECK_OK(fuse_ll_new(e.fs, &t, NULL, &e.ll));
                 init_with(e.ll, 7, 45, KERNEL_FLAGS, NULL);
                 uint64_t rr = lookup(&e, 1, "r", &eo);
                 uint64_t f1 = lookup(&e, rr, "f1", &eo), f2 = lookup(&e, rr, "f2", &eo);
+                uint64_t f3 = lookup(&e, rr, "f3", &eo);
                 struct fuse_read_in ri = { .fh = 0, .size = 4096 };
-                CHECK_EQ(call_ok(e.ll, FUSE_READ, f1, &ri, sizeof(ri), NULL, 0, &r1), 0);
-                CHECK(r1.data_fd >= 0);
-                CHECK_EQ(r1.data_len, 10);
-                if (mode == 0) {
-                        /* without the transport's promise the engine let go
-                         * already: nothing to release */
-                        CHECK(!r1.data_hold);
-                        fuse_ll_reply_done(e.ll, &r1);
-                        fuse_ll_free(e.ll);
-                        fs_free(e.fs);
-                        continue;
-                }
-                /* f2's reader goes idle; there is room for one idle reader */
-                CHECK_EQ(call_ok(e.ll, FUSE_READ, f2, &ri, sizeof(ri), NULL, 0, &r2), 0);
-                fuse_ll_reply_done(e.ll, &r2);
-                CHECK_EQ(pread(r1.data_fd, buf, r1.data_len, (off_t) r1.data_off), 10);
-                CHECK(memcmp(buf, "first blob", 10) == 0);
+                CHECK_EQ(call_ok(e.ll, FUSE_READ, f1, &ri, sizeof(ri), NULL, 0, &r1), 10);
+                CHECK(r1.payload == scratch);
+                CHECK(memcmp(r1.payload, "first blob", 10) == 0);
                 fs_get_stats(e.fs, &st);
-                CHECK_EQ(st.open_files, 2);
-                fuse_ll_reply_done(e.ll, &r1);
-                fuse_ll_reply_done(e.ll, &r1);
+                CHECK_EQ(st.open_files, 1); /* f1's reader, idle already */
+                /* f2's reader goes idle and pushes f1's out, although the
+                 * transport has not said it is done with r1 */
+                CHECK_EQ(call_ok(e.ll, FUSE_READ, f2, &ri, sizeof(ri), NULL, 0, &r2), 11);
+                CHECK(memcmp(r2.payload, "second blob", 11) == 0);
                 fs_get_stats(e.fs, &st);
                 CHECK_EQ(st.open_files, 1);
-                /* an error reply never holds anything */
+                if (mode == 1) {
+                        fuse_ll_reply_done(e.ll, &r1);
+                        fuse_ll_reply_done(e.ll, &r2);
+                        fuse_ll_reply_done(e.ll, &r1);
+                }
+
+                /* a read larger than negotiated gets 1 MiB, the rest after it */
+                ri.size = 4u << 20;
+                n = call_ok(e.ll, FUSE_READ, f3, &ri, sizeof(ri), NULL, 0, &r1);
+                CHECK_EQ(n, 1u << 20);
+                CHECK_EQ(n, fuse_ll_max_read(e.ll));
+                for (size_t i = 0; i < n; i++)
+                        if (((const uint8_t *) r1.payload)[i] != big_byte(i))
+                                CHECK(!"READ data differs");
+                if (mode == 1)
+                        fuse_ll_reply_done(e.ll, &r1);
+                ri.offset = 1u << 20;
+                n = call_ok(e.ll, FUSE_READ, f3, &ri, sizeof(ri), NULL, 0, &r1);
+                CHECK_EQ(n, 5000);
+                for (size_t i = 0; i < n; i++)
+                        if (((const uint8_t *) r1.payload)[i] != big_byte((1u << 20) + i))
+                                CHECK(!"READ data differs");
+                if (mode == 1)
+                        fuse_ll_reply_done(e.ll, &r1);
+                ri.offset = BIG_LEN;
+                CHECK_EQ(call_ok(e.ll, FUSE_READ, f3, &ri, sizeof(ri), NULL, 0, &r1), 0);
+                fs_get_stats(e.fs, &st);
+                CHECK_EQ(st.open_files, 1);
+
+                /* an error reply carries nothing */
                 ri.fh = 12345;
+                ri.offset = 0;
                 CHECK_EQ(call_err(e.ll, FUSE_READ, f1, &ri, sizeof(ri)), -EBADF);
                 fuse_ll_free(e.ll);
                 fs_free(e.fs);
@@ -824,8 +859,8 @@ static void test_reinit(void) {
         CHECK(oo.open_flags & FOPEN_KEEP_CACHE);
         CHECK_EQ(fake_opens, 1); /* nothing registered */
         ri = (struct fuse_read_in){ .fh = oo.fh, .size = 1 << 20 };
-        call_ok(e.ll, FUSE_READ, f1, &ri, sizeof(ri), NULL, 0, &rep);
-        CHECK_EQ(rep.data_len, 10);
+        CHECK_EQ(call_ok(e.ll, FUSE_READ, f1, &ri, sizeof(ri), NULL, 0, &rep), 10);
+        CHECK(memcmp(rep.payload, "first blob", 10) == 0);
         fuse_ll_reply_done(e.ll, &rep);
 
         /* a session that ended with DESTROY, then a third kernel */
@@ -901,8 +936,8 @@ static void test_passthrough_decision(void) {
                 } else {
                         CHECK_EQ(call_err(e.ll, FUSE_OPEN, f1, &oi, sizeof(oi)), -ENOSYS);
                         struct fuse_read_in ri = { .fh = 0, .size = 4096 };
-                        call_ok(e.ll, FUSE_READ, f1, &ri, sizeof(ri), NULL, 0, &rep);
-                        CHECK_EQ(rep.data_len, 10);
+                        CHECK_EQ(call_ok(e.ll, FUSE_READ, f1, &ri, sizeof(ri), NULL, 0, &rep), 10);
+                        CHECK(memcmp(rep.payload, "first blob", 10) == 0);
                         fuse_ll_reply_done(e.ll, &rep);
                         CHECK_EQ(fake_opens, 0);
                 }
@@ -955,9 +990,9 @@ static void test_passthrough_refused_later(void) {
 }
 
 /* Capabilities other than passthrough: a mount the kernel does not keep
- * read-only (virtiofs) gets no zero-message opens; a transport's read
- * limit caps the read size negotiated; inconsistent capabilities are
- * refused. */
+ * read-only (virtiofs) gets no zero-message opens; the configured read
+ * size is what INIT offers (within what the protocol can say);
+ * inconsistent capabilities are refused. */
 static void test_caps(void) {
         struct fuse_ll_caps t = { .name = "virtio-like", .calls_reply_done = true };
         struct fuse_open_in oi = { .flags = O_RDONLY };
@@ -969,7 +1004,6 @@ static void test_caps(void) {
 
         e = env_new_on(local, false, &t, true);
         struct fuse_ll_init_out o = init_with(e.ll, 7, 45, KERNEL_FLAGS, NULL);
-        CHECK(!(o.flags & FUSE_SPLICE_WRITE));
         CHECK(!(o.flags2 & (FUSE_PASSTHROUGH >> 32)));
         uint64_t r = lookup(&e, 1, "r", &eo), f1 = lookup(&e, r, "f1", &eo);
         struct fuse_open_in wr = { .flags = O_WRONLY };
@@ -978,24 +1012,29 @@ static void test_caps(void) {
         struct fuse_read_in ri = { .fh = 0, .size = 4096 };
         CHECK_EQ(call_err(e.ll, FUSE_READ, f1, &ri, sizeof(ri)), -EBADF);
         ri.fh = oo.fh;
-        call_ok(e.ll, FUSE_READ, f1, &ri, sizeof(ri), NULL, 0, &rep);
-        CHECK_EQ(rep.data_len, 10);
+        CHECK_EQ(call_ok(e.ll, FUSE_READ, f1, &ri, sizeof(ri), NULL, 0, &rep), 10);
+        CHECK(memcmp(rep.payload, "first blob", 10) == 0);
         fuse_ll_reply_done(e.ll, &rep);
         CHECK_EQ(call_err(e.ll, FUSE_OPEN, 1, &oi, sizeof(oi)), -EISDIR);
-        env_free(&e);
-
-        t = (struct fuse_ll_caps){ .name = "small pipes", .readonly_mount = true, .max_pages = 100 };
-        e = env_new(false, &t, false);
-        o = init_with(e.ll, 7, 45, KERNEL_FLAGS, NULL);
-        CHECK_EQ(o.max_pages, 100);
-        CHECK_EQ(fuse_ll_max_read(e.ll), 100 * 4096);
-        CHECK_EQ(fuse_ll_scratch_size(e.ll), 101 * 4096);
         env_free(&e);
 
         struct fs *fs;
         struct fs_config cfg = {};
         static const struct fuse_ll_backing_ops no_open = { .close = fake_backing_close };
         CHECK_OK(fs_new(store->blobs, store->dirs, &cfg, &fs));
+        struct fuse_ll_config lcfg = { .max_pages = 100 };
+        CHECK_OK(fuse_ll_new(fs, &plain, &lcfg, &ll));
+        o = init_with(ll, 7, 45, KERNEL_FLAGS, NULL);
+        CHECK_EQ(o.max_pages, 100);
+        CHECK_EQ(fuse_ll_max_read(ll), 100 * 4096);
+        CHECK_EQ(fuse_ll_scratch_size(ll), 101 * 4096);
+        fuse_ll_free(ll);
+        lcfg.max_pages = 70000; /* max_pages is 16 bits on the wire */
+        CHECK_OK(fuse_ll_new(fs, &plain, &lcfg, &ll));
+        o = init_with(ll, 7, 45, KERNEL_FLAGS, NULL);
+        CHECK_EQ(o.max_pages, 65535);
+        fuse_ll_free(ll);
+
         t = (struct fuse_ll_caps){ .name = "probe, no reply_done", .backing = &fake_backing_probed };
         CHECK_EQ(fuse_ll_new(fs, &t, NULL, &ll), -EINVAL);
         t = (struct fuse_ll_caps){ .name = "no open", .calls_reply_done = true, .backing = &no_open };
@@ -1012,7 +1051,7 @@ int main(void) {
         RUN(test_enosys_erofs);
         RUN(test_lookup_getattr);
         RUN(test_open_read);
-        RUN(test_read_fd_lifetime);
+        RUN(test_read_copies);
         RUN(test_readdir);
         RUN(test_xattr);
         RUN(test_destroy);
