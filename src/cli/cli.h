@@ -60,11 +60,12 @@ int cli_parse_uint(const char *s, unsigned long min, unsigned long max, unsigned
  * virtiofs): --list-root, --uid N, --gid N, and the common ones
  * (cli_common_option).  cli_fs_option returns 1 if opt was one of them, 0
  * if not, -EINVAL (logged) for a bad value. */
-enum { CLI_OPT_LIST_ROOT = 'l', CLI_OPT_UID = 'u', CLI_OPT_GID = 'g' };
+enum { CLI_OPT_LIST_ROOT = 'l', CLI_OPT_UID = 'u', CLI_OPT_GID = 'g', CLI_OPT_SANDBOX = 0x200 };
 #define CLI_FS_LONGOPTS                                              \
         { "list-root", no_argument, NULL, CLI_OPT_LIST_ROOT },       \
         { "uid", required_argument, NULL, CLI_OPT_UID },             \
-        { "gid", required_argument, NULL, CLI_OPT_GID }
+        { "gid", required_argument, NULL, CLI_OPT_GID },             \
+        { "sandbox", required_argument, NULL, CLI_OPT_SANDBOX }
 int cli_fs_option(const char *cmd, int opt, const char *arg, struct fs_config *cfg);
 
 /* A served store: the store (read-only, so a mount sees later imports),
@@ -79,6 +80,10 @@ struct cli_served {
 };
 /* Fills cfg->roots; logs errors.  Close with cli_served_close. */
 int cli_served_open(struct fs_config *cfg, struct cli_served *ret);
+/* Confines the serving process (src/util/sandbox.h) to the store, unless
+ * --sandbox=none was given; keep_sys_admin for FUSE passthrough.  Call
+ * after set-up, before serving threads start.  0 or -errno (logged). */
+int cli_served_confine(struct cli_served *s, bool keep_sys_admin);
 void cli_served_close(struct cli_served *s);
 
 /* Exit codes: 0 ok, 1 failure, 2 usage error. */

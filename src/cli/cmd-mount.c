@@ -20,19 +20,35 @@
 
 struct daemon_state {
         int ready_fd;   /* the parent waits for a byte on it */
+        int null_fd;    /* /dev/null, opened before the sandbox */
         bool keep_stderr;
 };
 
+struct confine_ctx {
+        struct cli_served *served;
+        struct daemon_state *daemon; /* NULL in the foreground */
+        bool keep_sys_admin;         /* passthrough registers backing files */
+};
+
+/* What needs the file system is done before the sandbox shuts it out:
+ * leave the working directory (it would keep its filesystem busy for as
+ * long as the mount lives) and open /dev/null for daemon_ready. */
+static int confine(void *userdata) {
+        struct confine_ctx *c = userdata;
+
+        if (c->daemon) {
+                if (chdir("/") < 0)
+                        log_debug_errno(negative_errno(), "chdir(/) failed: %m");
+                c->daemon->null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+        }
+        return cli_served_confine(c->served, c->keep_sys_admin);
+}
+
 /* The mount serves: let the waiting parent return, and let go of the
- * terminal (so that $(castore mount --daemon ...) does not wait for us)
- * and of the working directory (which would keep its filesystem busy for
- * as long as the mount lives; the store and mountpoint are open by now). */
+ * terminal (so that $(castore mount --daemon ...) does not wait for us). */
 static void daemon_ready(void *userdata) {
         struct daemon_state *d = userdata;
-        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-
-        if (chdir("/") < 0)
-                log_debug_errno(negative_errno(), "chdir(/) failed: %m");
+        int null = d->null_fd;
 
         if (null >= 0) {
                 dup2(null, STDIN_FILENO);
@@ -40,6 +56,7 @@ static void daemon_ready(void *userdata) {
                 if (!d->keep_stderr)
                         dup2(null, STDERR_FILENO);
                 close(null);
+                d->null_fd = -1;
         }
         (void) !write(d->ready_fd, "1", 1);
         close(d->ready_fd);
@@ -61,9 +78,15 @@ static int daemonize(int *ret_fd) {
         if (pid < 0)
                 return log_error_errno(negative_errno(), "fork: %m");
         if (pid == 0) {
+                /* keep nothing the caller had open but stdio: a pipe
+                 * inherited from a shell ($(castore mount --daemon M)) must
+                 * not stay open for the mount's life */
                 close(p[0]);
+                if (p[1] != 3 && dup2(p[1], 3) < 0)
+                        _exit(1);
+                close_range(4, ~0U, 0);
                 setsid();
-                *ret_fd = p[1];
+                *ret_fd = 3;
                 return 0;
         }
         close(p[1]);
@@ -93,7 +116,7 @@ static int run_mount(int argc, char **argv) {
         };
         struct cli_served served;
         struct devfuse_options o = { .passthrough = DEVFUSE_PASSTHROUGH_AUTO };
-        struct daemon_state ds = { .ready_fd = -1 };
+        struct daemon_state ds = { .ready_fd = -1, .null_fd = -1 };
         struct fs_config fcfg = {};
         char mountpoint[PATH_MAX];
         bool daemon = false;
@@ -142,6 +165,8 @@ static int run_mount(int argc, char **argv) {
                 return log_error_errno(negative_errno(), "mount: %s: %m", argv[optind]);
         if (!S_ISDIR(st.st_mode))
                 return log_error_errno(-ENOTDIR, "mount: %s: not a directory", argv[optind]);
+        if (fusemount_is_castore(mountpoint))
+                return log_error_errno(-EBUSY, "mount: %s: a castore mount is there already", mountpoint);
         o.mountpoint = mountpoint;
         o.threads = threads;
 
@@ -169,6 +194,10 @@ static int run_mount(int argc, char **argv) {
                 log_debug("mount: blob files have no fs-verity: passthrough off, castore verifies every read");
                 o.passthrough = DEVFUSE_PASSTHROUGH_OFF;
         }
+        struct confine_ctx cc = { .served = &served, .daemon = daemon ? &ds : NULL,
+                                  .keep_sys_admin = o.passthrough != DEVFUSE_PASSTHROUGH_OFF };
+        o.confine = confine;
+        o.confine_userdata = &cc;
         r = devfuse_serve(served.fs, &o);
         cli_served_close(&served);
         if (ds.ready_fd >= 0)
@@ -180,6 +209,7 @@ const struct cli_command cli_cmd_mount = {
         .name = "mount",
         .run = run_mount,
         .usage = "MOUNTPOINT [--list-root] [--threads N] [--allow-other] [--daemon] [--passthrough=auto|on|off] "
+                 "[--sandbox=auto|none] "
                  "[--uid N --gid N] [--debug]",
         .help = "serve the store read-only over FUSE on MOUNTPOINT (--daemon: return once mounted); every read is "
                 "verified, except with --passthrough=on, which lets the kernel read blob files unverified "
@@ -201,8 +231,8 @@ static int run_umount(int argc, char **argv) {
         }
         if (argc - optind != 1)
                 return cli_usage_error("umount", argc - optind < 1 ? "missing MOUNTPOINT" : "too many arguments");
-        if (!fuse_is_mounted(argv[optind]))
-                return log_error_errno(-EINVAL, "umount: %s: not a FUSE mount", argv[optind]);
+        if (!fusemount_is_castore(argv[optind]))
+                return log_error_errno(-EINVAL, "umount: %s: not a castore mount", argv[optind]);
         r = fusemount_unmount(argv[optind], lazy, geteuid() != 0);
         if (r == -EBUSY) {
                 log_notice("umount: %s is busy: detaching it; it goes away when its last user does", argv[optind]);

@@ -8,6 +8,7 @@
 
 #include "cli/cli.h"
 #include "util/log.h"
+#include "util/sandbox.h"
 
 int cli_parse_uint(const char *s, unsigned long min, unsigned long max, unsigned long *ret) {
         unsigned long v;
@@ -20,6 +21,9 @@ int cli_parse_uint(const char *s, unsigned long min, unsigned long max, unsigned
         *ret = v;
         return 0;
 }
+
+/* --sandbox=auto (default) or none; set while parsing, before threads. */
+static bool sandbox_off;
 
 int cli_fs_option(const char *cmd, int opt, const char *arg, struct fs_config *cfg) {
         unsigned long v;
@@ -36,8 +40,34 @@ int cli_fs_option(const char *cmd, int opt, const char *arg, struct fs_config *c
                         return cli_usage_error(cmd, "bad --%s \"%s\"", opt == CLI_OPT_UID ? "uid" : "gid", arg);
                 *(opt == CLI_OPT_UID ? &cfg->uid : &cfg->gid) = (uint32_t) v;
                 return 1;
+        case CLI_OPT_SANDBOX:
+                if (strcmp(arg, "auto") != 0 && strcmp(arg, "none") != 0)
+                        return cli_usage_error(cmd, "--sandbox takes auto or none");
+                sandbox_off = strcmp(arg, "none") == 0;
+                return 1;
         }
         return 0;
+}
+
+int cli_served_confine(struct cli_served *s, bool keep_sys_admin) {
+        const char *url = s->store->url, *rw[2] = { NULL, NULL };
+        _cleanup_free_ char *dir = NULL;
+        struct sandbox_config c = { .rw_paths = rw, .keep_sys_admin = keep_sys_admin };
+
+        if (sandbox_off) {
+                log_info("Not confined (--sandbox=none)");
+                return 0;
+        }
+        /* the local store (outboards are repaired there); memory:// has no files */
+        if (s->store->lmdb) {
+                if (strncmp(url, "local://", 8) == 0)
+                        url += 8;
+                dir = realpath(url, NULL);
+                if (!dir)
+                        return log_error_errno(negative_errno(), "Cannot resolve the store path %s: %m", url);
+                rw[0] = dir;
+        }
+        return sandbox_enter(&c);
 }
 
 int cli_served_open(struct fs_config *cfg, struct cli_served *ret) {

@@ -58,6 +58,7 @@ struct devfuse {
         bool helper;           /* mounted through fusermount3 */
         int event_fd;          /* workers report the end of the connection */
         int signal_fd;
+        struct fusemount_watcher watcher; /* unmounts for a confined daemon; fd -1 if none */
         bool stop;             /* atomic */
         struct worker *workers;
         unsigned n_workers;
@@ -271,13 +272,14 @@ static int handle_init(struct devfuse *df, struct worker *w) {
  * the default 128 KiB: several 1 MiB requests in flight.  Best effort
  * (needs root; passthrough reads use the blob file's own readahead). */
 static void raise_readahead(const char *mountpoint, uint32_t max_read) {
-        char path[64], val[32];
-        struct stat st;
+        char path[64], val[32], fstype[64];
+        dev_t dev;
         int fd;
 
-        if (stat(mountpoint, &st) < 0)
+        /* the mount table, not stat(): no request before workers run */
+        if (fusemount_find(mountpoint, fstype, &dev) < 0)
                 return;
-        snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb", major(st.st_dev), minor(st.st_dev));
+        snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb", major(dev), minor(dev));
         fd = open(path, O_WRONLY | O_CLOEXEC);
         if (fd < 0)
                 return;
@@ -341,7 +343,7 @@ int devfuse_serve(struct fs *fs, const struct devfuse_options *o) {
          * copied from memory nothing here limits it any more */
         struct fuse_ll_config cfg = {};
         struct fusemount_options mo = { .subtype = "castore" };
-        struct devfuse df = { .o = o, .fs = fs, .fd = -1, .event_fd = -1, .signal_fd = -1 };
+        struct devfuse df = { .o = o, .fs = fs, .fd = -1, .event_fd = -1, .signal_fd = -1, .watcher.fd = -1 };
         struct sigaction sa = { .sa_handler = kick_handler };
         sigset_t ss, old;
         bool mounted = false;
@@ -421,6 +423,17 @@ int devfuse_serve(struct fs *fs, const struct devfuse_options *o) {
                 if (r < 0)
                         goto out;
         }
+        raise_readahead(o->mountpoint, fuse_ll_max_read(df.ll));
+        if (o->confine) {
+                r = fusemount_watch(o->mountpoint, df.helper, &df.watcher);
+                if (r < 0) {
+                        log_error_errno(r, "Cannot start the unmount watcher: %m");
+                        goto out;
+                }
+                r = o->confine(o->confine_userdata);
+                if (r < 0)
+                        goto out;
+        }
         for (unsigned i = 0; i < n; i++) {
                 r = -pthread_create(&df.workers[i].thread, NULL, worker_main, &df.workers[i]);
                 if (r < 0) {
@@ -429,8 +442,6 @@ int devfuse_serve(struct fs *fs, const struct devfuse_options *o) {
                 }
                 df.workers[i].started = true;
         }
-        /* stat() of the mountpoint is a request: only once workers run */
-        raise_readahead(o->mountpoint, fuse_ll_max_read(df.ll));
         log_info("Serving %s with %u threads%s", o->mountpoint, n,
                  fuse_ll_passthrough(df.ll) ? ", passthrough available" : "");
         if (o->ready)
@@ -456,7 +467,9 @@ int devfuse_serve(struct fs *fs, const struct devfuse_options *o) {
         r = 0;
 
 out:
-        if (mounted)
+        if (mounted && df.watcher.fd >= 0)
+                fusemount_watcher_unmount(&df.watcher);
+        else if (mounted)
                 do_unmount(&df);
         if (df.workers) {
                 stop_workers(&df);

@@ -25,6 +25,13 @@ struct devfuse_options {
          * (INIT answered, workers running); may be NULL. */
         void (*ready)(void *userdata);
         void *ready_userdata;
+        /* Called once on the calling thread after the mount and INIT and
+         * before the worker threads start (they inherit what it does): the
+         * place to enter a sandbox.  Unmounting is then left to a watcher
+         * process forked just before.  A negative return stops the mount.
+         * May be NULL. */
+        int (*confine)(void *userdata);
+        void *confine_userdata;
 };
 
 /* Mounts fs on o->mountpoint and serves it until the filesystem is

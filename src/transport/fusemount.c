@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/sysmacros.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -196,46 +198,142 @@ int fusemount_unmount(const char *mountpoint, bool lazy, bool helper) {
         if (r < 0)
                 return r;
         r = wait_child(pid);
-        if (r == -EIO)
-                return fuse_is_mounted(mountpoint) ? -EBUSY : -EINVAL;
+        if (r == -EIO) {
+                char fstype[64];
+
+                return fusemount_find(mountpoint, fstype, NULL) == 0 && strncmp(fstype, "fuse", 4) == 0 ? -EBUSY
+                                                                                                         : -EINVAL;
+        }
         return r;
 }
 
-bool fuse_is_mounted(const char *path) {
-        char real[PATH_MAX], line[4096 + 512];
+/* Undoes mountinfo's octal escapes (spaces and the like) into ret. */
+static void unescape(const char *s, char *ret, size_t size) {
+        size_t j = 0;
+
+        for (size_t i = 0; s[i] && j + 1 < size; i++) {
+                if (s[i] == '\\' && s[i + 1] >= '0' && s[i + 1] <= '7' && s[i + 2] && s[i + 3]) {
+                        ret[j++] = (char) ((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0'));
+                        i += 3;
+                } else
+                        ret[j++] = s[i];
+        }
+        ret[j] = 0;
+}
+
+int fusemount_find(const char *path, char ret_fstype[static 64], dev_t *ret_dev) {
+        char real[PATH_MAX], line[4096 + 512], fstype[64] = "";
+        unsigned maj = 0, min = 0;
         bool found = false;
         FILE *f;
 
         if (!realpath(path, real))
-                return false;
+                return negative_errno();
         f = fopen("/proc/self/mountinfo", "re");
         if (!f)
-                return false;
+                return negative_errno();
         while (fgets(line, sizeof(line), f)) {
                 /* id parent major:minor root mountpoint options ... - fstype source super */
-                char mnt[4096], *sep, fstype[256];
-                int n = sscanf(line, "%*s %*s %*s %*s %4095s", mnt);
-                if (n != 1)
+                char mnt[4096], un[4096], *sep;
+                unsigned a, b;
+
+                if (sscanf(line, "%*s %*s %u:%u %*s %4095s", &a, &b, mnt) != 3)
                         continue;
-                /* undo the octal escapes of spaces and the like */
-                char un[4096];
-                size_t j = 0;
-                for (size_t i = 0; mnt[i] && j + 1 < sizeof(un); i++) {
-                        if (mnt[i] == '\\' && mnt[i + 1] >= '0' && mnt[i + 1] <= '7' && mnt[i + 2] && mnt[i + 3]) {
-                                un[j++] = (char) ((mnt[i + 1] - '0') * 64 + (mnt[i + 2] - '0') * 8 + (mnt[i + 3] - '0'));
-                                i += 3;
-                        } else
-                                un[j++] = mnt[i];
-                }
-                un[j] = 0;
-                if (strcmp(un, real) != 0)
-                        continue;
+                unescape(mnt, un, sizeof(un));
                 sep = strstr(line, " - ");
-                if (sep && sscanf(sep + 3, "%255s", fstype) == 1 && strncmp(fstype, "fuse", 4) == 0)
-                        found = true; /* the last match is the top mount; keep scanning */
-                else
-                        found = false;
+                if (strcmp(un, real) != 0 || !sep)
+                        continue;
+                /* the last match is the top mount: keep scanning */
+                found = sscanf(sep + 3, "%63s", fstype) == 1;
+                maj = a;
+                min = b;
         }
         fclose(f);
-        return found;
+        if (!found)
+                return -ENOENT;
+        memcpy(ret_fstype, fstype, 64);
+        if (ret_dev)
+                *ret_dev = makedev(maj, min);
+        return 0;
+}
+
+bool fusemount_is_castore(const char *path) {
+        char fstype[64];
+
+        return fusemount_find(path, fstype, NULL) == 0 && strcmp(fstype, "fuse.castore") == 0;
+}
+
+/* The watcher: waits for the daemon to ask (a byte) or to die (end of
+ * file), then unmounts the mount it was given if it is still there. */
+static __attribute__((noreturn)) void watch(int fd, const char *mountpoint, dev_t dev, bool helper) {
+        char fstype[64], c;
+        sigset_t ss;
+        dev_t now;
+        ssize_t n;
+
+        /* terminal signals are for the daemon, which then asks us */
+        sigemptyset(&ss);
+        sigaddset(&ss, SIGINT);
+        sigaddset(&ss, SIGTERM);
+        sigaddset(&ss, SIGHUP);
+        sigprocmask(SIG_BLOCK, &ss, NULL);
+        (void) prctl(PR_SET_NAME, "castore-umount", 0, 0, 0);
+        /* hold nothing of the daemon's: not its /dev/fuse descriptors
+         * (whose last close ends the session), nor its output */
+        if (dup2(fd, 3) < 0)
+                _exit(1);
+        fd = 3;
+        close_range(4, ~0U, 0);
+        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (null >= 0)
+                for (int i = 0; i < 3; i++)
+                        dup2(null, i);
+        do
+                n = read(fd, &c, 1);
+        while (n < 0 && errno == EINTR);
+        if (fusemount_find(mountpoint, fstype, &now) == 0 && now == dev &&
+            fusemount_unmount(mountpoint, false, helper) == -EBUSY)
+                (void) fusemount_unmount(mountpoint, true, helper);
+        _exit(0);
+}
+
+int fusemount_watch(const char *mountpoint, bool helper, struct fusemount_watcher *ret) {
+        char fstype[64];
+        int p[2], r;
+        dev_t dev;
+        pid_t pid;
+
+        r = fusemount_find(mountpoint, fstype, &dev);
+        if (r < 0)
+                return r;
+        if (pipe2(p, O_CLOEXEC) < 0)
+                return negative_errno();
+        pid = fork();
+        if (pid < 0) {
+                r = negative_errno();
+                close(p[0]);
+                close(p[1]);
+                return r;
+        }
+        if (pid == 0) {
+                close(p[1]);
+                watch(p[0], mountpoint, dev, helper);
+        }
+        close(p[0]);
+        *ret = (struct fusemount_watcher){ .fd = p[1], .pid = pid };
+        return 0;
+}
+
+int fusemount_watcher_unmount(struct fusemount_watcher *w) {
+        int status;
+
+        if (w->fd < 0)
+                return 0;
+        (void) !write(w->fd, "u", 1);
+        close(w->fd);
+        w->fd = -1;
+        while (waitpid(w->pid, &status, 0) < 0)
+                if (errno != EINTR)
+                        return negative_errno();
+        return 0;
 }

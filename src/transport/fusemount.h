@@ -4,6 +4,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <sys/types.h>
 
 struct fusemount_options {
         const char *fsname;   /* source column of the mount table */
@@ -23,5 +24,22 @@ int fusemount_mount(const char *mountpoint, const struct fusemount_options *o, i
  * mountpoint is not a mount. */
 int fusemount_unmount(const char *mountpoint, bool lazy, bool helper);
 
-/* Is path the root of a FUSE mount (per /proc/self/mountinfo)? */
-bool fuse_is_mounted(const char *path);
+/* The top mount on path (per /proc/self/mountinfo): its file system type
+ * ("fuse.castore", ...) and device number.  -ENOENT if path is no mount
+ * point. */
+int fusemount_find(const char *path, char ret_fstype[static 64], dev_t *ret_dev);
+
+/* Is the top mount on path a castore FUSE mount? */
+bool fusemount_is_castore(const char *path);
+
+/* A process that unmounts for a daemon that cannot (confined, without
+ * capabilities or exec): forked while the daemon still can, it unmounts
+ * when asked, or when the daemon dies, if the mount it was started for is
+ * still there. */
+struct fusemount_watcher {
+        int fd;    /* write end of its pipe; -1 once asked */
+        pid_t pid;
+};
+int fusemount_watch(const char *mountpoint, bool helper, struct fusemount_watcher *ret);
+/* Asks it to unmount (lazily if busy) and waits until it did. */
+int fusemount_watcher_unmount(struct fusemount_watcher *w);

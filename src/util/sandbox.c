@@ -57,8 +57,9 @@ static int ll_allow(int ruleset, const char *path, uint64_t rights) {
         return 0;
 }
 
-/* Nothing but the given trees can be opened; nothing can be executed,
- * no TCP bound or connected, no abstract socket or outside signal reached. */
+/* Nothing but the given trees can be opened, nothing outside them
+ * executed, no TCP bound or connected, no abstract socket or outside
+ * signal reached. */
 static int landlock_enter(const struct sandbox_config *c) {
         struct ll_ruleset_attr attr = { 0 };
         _cleanup_close_ int ruleset = -1;
@@ -84,8 +85,11 @@ static int landlock_enter(const struct sandbox_config *c) {
         ruleset = (int) syscall(SYS_landlock_create_ruleset, &attr, attr_size, 0);
         if (ruleset < 0)
                 return log_error_errno(negative_errno(), "sandbox: cannot create a Landlock ruleset: %m");
+        /* EXECUTE too: the kernel does passthrough I/O (an exec of a
+         * passthrough file included) with the daemon's credentials, and so
+         * within its domain; the daemon itself cannot execve (seccomp). */
         for (const char *const *p = c->rw_paths; p && *p; p++) {
-                r = ll_allow(ruleset, *p, fs & ~(uint64_t) LANDLOCK_ACCESS_FS_EXECUTE);
+                r = ll_allow(ruleset, *p, fs);
                 if (r < 0)
                         return r;
         }
@@ -152,7 +156,8 @@ static const int allowed_syscalls[] = {
         SCMP_SYS(getrandom), SCMP_SYS(clock_gettime), SCMP_SYS(clock_getres), SCMP_SYS(gettimeofday),
         SCMP_SYS(nanosleep), SCMP_SYS(clock_nanosleep), SCMP_SYS(sched_yield), SCMP_SYS(sched_getaffinity),
         SCMP_SYS(getrlimit), SCMP_SYS(prlimit64), SCMP_SYS(uname), SCMP_SYS(prctl), SCMP_SYS(getuid),
-        SCMP_SYS(geteuid), SCMP_SYS(getgid), SCMP_SYS(getegid), SCMP_SYS(restart_syscall),
+        SCMP_SYS(geteuid), SCMP_SYS(getgid), SCMP_SYS(getegid), SCMP_SYS(restart_syscall), SCMP_SYS(wait4),
+        SCMP_SYS(waitid), SCMP_SYS(chdir), SCMP_SYS(fchdir), SCMP_SYS(setsid),
 };
 
 /* A refused call fails with EPERM rather than killing the daemon: the
