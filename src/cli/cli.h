@@ -81,9 +81,10 @@ struct cli_served {
 /* Fills cfg->roots; logs errors.  Close with cli_served_close. */
 int cli_served_open(struct fs_config *cfg, struct cli_served *ret);
 /* Confines the serving process (src/util/sandbox.h) to the store, unless
- * --sandbox=none was given; keep_sys_admin for FUSE passthrough.  Call
- * after set-up, before serving threads start.  0 or -errno (logged). */
-int cli_served_confine(struct cli_served *s, bool keep_sys_admin);
+ * --sandbox=none was given; keep_sys_admin for FUSE passthrough; socket:
+ * a socket the daemon removes on exit, or NULL.  Call after set-up,
+ * before serving threads start.  0 or -errno (logged). */
+int cli_served_confine(struct cli_served *s, bool keep_sys_admin, const char *socket);
 void cli_served_close(struct cli_served *s);
 
 /* Exit codes: 0 ok, 1 failure, 2 usage error. */

@@ -41,7 +41,7 @@ static int confine(void *userdata) {
                         log_debug_errno(negative_errno(), "chdir(/) failed: %m");
                 c->daemon->null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
         }
-        return cli_served_confine(c->served, c->keep_sys_admin);
+        return cli_served_confine(c->served, c->keep_sys_admin, NULL);
 }
 
 /* The mount serves: let the waiting parent return, and let go of the

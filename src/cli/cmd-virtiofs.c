@@ -3,6 +3,7 @@
  * -device vhost-user-fs-pci,chardev=...,tag=TAG). */
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -16,6 +17,17 @@
 #include "transport/virtiofs.h"
 #include "util/log.h"
 
+struct confine_ctx {
+        struct cli_served *served;
+        const char *socket;
+};
+
+static int confine(void *userdata) {
+        struct confine_ctx *c = userdata;
+
+        return cli_served_confine(c->served, false, c->socket);
+}
+
 static int run_virtiofs(int argc, char **argv) {
         static const struct option opts[] = {
                 CLI_COMMON_LONGOPTS,
@@ -24,6 +36,7 @@ static int run_virtiofs(int argc, char **argv) {
                 { "queues", required_argument, NULL, 'Q' },
                 { "once", no_argument, NULL, '1' },
                 { "debug", no_argument, NULL, 'd' },
+                { "socket-group", required_argument, NULL, 'G' },
                 {},
         };
         struct cli_served served;
@@ -57,6 +70,18 @@ static int run_virtiofs(int argc, char **argv) {
                 case 'd':
                         cfg.ll.debug = true;
                         break;
+                case 'G': {
+                        struct group *g = getgrnam(optarg);
+
+                        if (g)
+                                cfg.socket_gid = g->gr_gid;
+                        else if (cli_parse_uint(optarg, 0, UINT32_MAX - 1, &v) == 0)
+                                cfg.socket_gid = (gid_t) v;
+                        else
+                                return cli_usage_error("virtiofs", "--socket-group: no group \"%s\"", optarg);
+                        cfg.socket_group = true;
+                        break;
+                }
                 default:
                         return -EINVAL;
                 }
@@ -81,6 +106,9 @@ static int run_virtiofs(int argc, char **argv) {
         if (r < 0)
                 return r;
         cfg.stop_fd = sfd;
+        struct confine_ctx cc = { .served = &served, .socket = cfg.socket_path };
+        cfg.confine = confine;
+        cfg.confine_userdata = &cc;
         r = virtiofs_serve(served.fs, &cfg);
         cli_served_close(&served);
         return r;
@@ -89,8 +117,10 @@ static int run_virtiofs(int argc, char **argv) {
 const struct cli_command cli_cmd_virtiofs = {
         .name = "virtiofs",
         .run = run_virtiofs,
-        .usage = "SOCKET [--list-root] [--threads N] [--queues N] [--once] [--uid N] [--gid N] [--debug]",
+        .usage = "SOCKET [--list-root] [--threads N] [--queues N] [--once] [--uid N] [--gid N] [--socket-group G] "
+                 "[--sandbox=auto|none] [--debug]",
         .help = "serve the store to VMs as a vhost-user-fs back-end on SOCKET (guest: mount -t virtiofs TAG DIR); "
                 "--threads: requests run at once (default: one per CPU, at most 8), --queues: request queues "
-                "offered (default 1)",
+                "offered (default 1); the socket is 0600 (0660 with --socket-group); the daemon runs confined to the "
+                "store (--sandbox=none: not)",
 };

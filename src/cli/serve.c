@@ -49,10 +49,10 @@ int cli_fs_option(const char *cmd, int opt, const char *arg, struct fs_config *c
         return 0;
 }
 
-int cli_served_confine(struct cli_served *s, bool keep_sys_admin) {
-        const char *url = s->store->url, *rw[2] = { NULL, NULL };
-        _cleanup_free_ char *dir = NULL;
-        struct sandbox_config c = { .rw_paths = rw, .keep_sys_admin = keep_sys_admin };
+int cli_served_confine(struct cli_served *s, bool keep_sys_admin, const char *socket) {
+        const char *url = s->store->url, *rw[2] = { NULL, NULL }, *rm[2] = { NULL, NULL };
+        _cleanup_free_ char *dir = NULL, *sock_dir = NULL;
+        struct sandbox_config c = { .rw_paths = rw, .remove_paths = rm, .keep_sys_admin = keep_sys_admin };
 
         if (sandbox_off) {
                 log_info("Not confined (--sandbox=none)");
@@ -66,6 +66,16 @@ int cli_served_confine(struct cli_served *s, bool keep_sys_admin) {
                 if (!dir)
                         return log_error_errno(negative_errno(), "Cannot resolve the store path %s: %m", url);
                 rw[0] = dir;
+        }
+        if (socket) {
+                char *slash;
+
+                sock_dir = realpath(socket, NULL);
+                slash = sock_dir ? strrchr(sock_dir, '/') : NULL;
+                if (!slash)
+                        return log_error_errno(-EINVAL, "Cannot resolve the socket path %s", socket);
+                slash[slash == sock_dir] = 0; /* "/x" -> "/" */
+                rm[0] = sock_dir;
         }
         return sandbox_enter(&c);
 }

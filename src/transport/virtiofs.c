@@ -540,10 +540,13 @@ static int serve_conn(struct fs *fs, const struct virtiofs_config *cfg, int lfd,
         return stop;
 }
 
-static int listen_on(const char *path) {
+/* The socket is owner-only, or owner and a group (0660): the
+ * one who can connect drives the device, and reads the store. */
+static int listen_on(const char *path, bool group, gid_t socket_gid) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         struct stat st;
-        int fd;
+        mode_t old;
+        int fd, r;
 
         if (strlen(path) >= sizeof(sa.sun_path))
                 return log_error_errno(-ENAMETOOLONG, "virtiofs: socket path too long: %s", path);
@@ -557,8 +560,14 @@ static int listen_on(const char *path) {
         fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd < 0)
                 return log_error_errno(negative_errno(), "virtiofs: socket: %m");
-        if (bind(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0 || listen(fd, 1) < 0) {
-                int r = negative_errno();
+        old = umask(0177); /* no window with a wider mode */
+        r = bind(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0 ? negative_errno() : 0;
+        umask(old);
+        if (r >= 0 && group && (chown(path, (uid_t) -1, socket_gid) < 0 || chmod(path, 0660) < 0))
+                r = negative_errno();
+        if (r >= 0 && listen(fd, 1) < 0)
+                r = negative_errno();
+        if (r < 0) {
                 close(fd);
                 return log_error_errno(r, "virtiofs: cannot listen on %s: %m", path);
         }
@@ -571,9 +580,18 @@ int virtiofs_serve(struct fs *fs, const struct virtiofs_config *cfg) {
         if (!fs || !cfg || !cfg->socket_path || cfg->request_queues < 1 ||
             cfg->request_queues > VFS_MAX_REQUEST_QUEUES || cfg->threads > VFS_MAX_THREADS)
                 return -EINVAL;
-        lfd = listen_on(cfg->socket_path);
+        lfd = listen_on(cfg->socket_path, cfg->socket_group, cfg->socket_gid);
         if (lfd < 0)
                 return lfd;
+        if (cfg->confine) {
+                /* before any connection or handler thread */
+                r = cfg->confine(cfg->confine_userdata);
+                if (r < 0) {
+                        close(lfd);
+                        (void) unlink(cfg->socket_path);
+                        return r;
+                }
+        }
         log_info("virtiofs: listening on %s (%u request queue%s, %u thread%s)", cfg->socket_path,
                  cfg->request_queues, cfg->request_queues == 1 ? "" : "s", cfg->threads ? cfg->threads : default_threads(),
                  (cfg->threads ? cfg->threads : default_threads()) == 1 ? "" : "s");

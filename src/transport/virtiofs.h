@@ -4,6 +4,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <sys/types.h>
 
 #include "fuse/fuse_ll.h"
 
@@ -16,6 +17,13 @@ struct virtiofs_config {
         bool once;                /* return after the first connection ends */
         int stop_fd;              /* readable = stop serving (signalfd, eventfd); -1 for none */
         struct fuse_ll_config ll; /* engine options */
+        bool socket_group;        /* the socket is 0660 with group socket_gid (else 0600) */
+        gid_t socket_gid;
+        /* Called once after the socket listens, before any connection or
+         * thread (the place to enter a sandbox); a negative return stops.
+         * May be NULL. */
+        int (*confine)(void *userdata);
+        void *confine_userdata;
 };
 
 /* Serves fs on cfg->socket_path until stop_fd becomes readable (or, with

@@ -98,6 +98,11 @@ static int landlock_enter(const struct sandbox_config *c) {
                 if (r < 0)
                         return r;
         }
+        for (const char *const *p = c->remove_paths; p && *p; p++) {
+                r = ll_allow(ruleset, *p, LANDLOCK_ACCESS_FS_REMOVE_FILE);
+                if (r < 0)
+                        return r;
+        }
         if (syscall(SYS_landlock_restrict_self, ruleset, 0) < 0)
                 return log_error_errno(negative_errno(), "sandbox: cannot enter the Landlock domain: %m");
         return abi;

@@ -13,6 +13,9 @@ struct sandbox_config {
          * beneath ro_paths only read.  Nothing else can be opened. */
         const char *const *rw_paths;
         const char *const *ro_paths;
+        /* Directories in which files may be removed, nothing else (a
+         * daemon's own socket, on exit). */
+        const char *const *remove_paths;
         /* Keep CAP_SYS_ADMIN (FUSE passthrough needs it to register
          * backing files); every other capability is dropped. */
         bool keep_sys_admin;
