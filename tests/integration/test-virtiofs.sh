@@ -255,7 +255,7 @@ else ok "daemon log has no errors"; fi
 # ---- --once over a stale socket file; refuses to replace a regular file
 rm -f "$SOCK"
 python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1])' "$SOCK"
-"$CASTORE" --store "$S" virtiofs "$SOCK" --once > "$T_TMP/once.log" 2>&1 &
+"$CASTORE" --store "$S" -v virtiofs "$SOCK" --once > "$T_TMP/once.log" 2>&1 &
 OPID=$!
 check "--once: daemon listens" wait_until 30 grep -q listening "$T_TMP/once.log"
 python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.close()' "$SOCK"
