@@ -97,7 +97,7 @@ integration() {
     rm -f "$dir/meson-logs/int-$name.json"
     count < <(meson test -C "$dir" --no-rebuild --suite integration --verbose --logbase "int-$name" "$name" 2>&1 |
       sed -E -e '/^(Ok|Expected Fail|Fail|Unexpected Pass|Skipped|Timeout): +[0-9]+ *$/d' \
-        -e '/^Full log written to /d' -e '/^(―|-)+( ✀ +(―|-)+)?$/d' -e '/^$/d' \
+        -e '/^Full log written to /d' -e '/^Summary of Failures:$/d' -e '/^(―|-)+( ✀ +(―|-)+)?$/d' -e '/^$/d' \
         -e 's/^([0-9]+\/[0-9]+ [^ ]+ \/ |>>> )/# &/')
     res=$(python3 -c '
 import json, sys
@@ -106,8 +106,10 @@ for line in open(sys.argv[1]):
     print(t["result"], t.get("returncode"))' "$dir/meson-logs/int-$name.json" 2>/dev/null | tail -1)
     case ${res%% *} in
       OK) ;;
+      TIMEOUT) count <<<"not ok - $name ($label): timed out" ;;
       SKIP) [ $skipped -gt "$s0" ] || count <<<"skip - $name ($label): exit status 77" ;;
-      *) [ $failed -gt "$f0" ] || count <<<"not ok - $name ($label): ${res:-no result}" ;;
+      '') count <<<"not ok - $name ($label): no result from meson" ;;
+      *) [ $failed -gt "$f0" ] || count <<<"not ok - $name ($label): ${res%% *}, exit status ${res#* }" ;;
     esac
     echo "# $name took $((SECONDS - start))s"
   done
