@@ -1,19 +1,31 @@
 # Shared helpers for integration tests (sourced by tests/integration/test-*.sh).
-# Each check prints one TAP-like line that tests/run.sh counts:
+# Each check prints one TAP-like line:
 #   ok - NAME            passed
 #   not ok - NAME        failed (details on the lines before it)
 #   skip - NAME: REASON  could not run here, and why
-# A test script exits 0 unless it could not run at all.
+# The script's exit status follows meson's convention (tests/integration/
+# meson.build runs each script as one test): 1 if a check failed or the
+# script stopped early with an error, 77 (skip) if every check was skipped,
+# 0 otherwise.  A script that reports nothing at all fails: a test must
+# never pass without having checked anything.
 set -u
 
 : "${CASTORE:?CASTORE must point at the castore binary}"
 : "${BUILD_DIR:?BUILD_DIR must point at the build directory}"
 SRC_DIR=${SRC_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 
-T_FAILED=0
-ok()   { echo "ok - $*"; }
-notok() { echo "not ok - $*"; T_FAILED=$((T_FAILED + 1)); }
-skip() { echo "skip - $1: $2"; }
+# A scratch directory removed at exit (mounts under it are unmounted first).
+T_TMP=$(mktemp -d "${TMPDIR:-/tmp}/castore-test.XXXXXX")
+# Results are counted in a file, so that checks run in a subshell count too.
+T_RESULTS=$T_TMP/.results
+: >"$T_RESULTS"
+T_FAILED=0 # failures counted in this shell (the file has all of them)
+
+ok()    { echo "ok - $*"; echo ok >>"$T_RESULTS"; }
+notok() { echo "not ok - $*"; echo notok >>"$T_RESULTS"; T_FAILED=$((T_FAILED + 1)); }
+skip()  { echo "skip - $1: $2"; echo skip >>"$T_RESULTS"; }
+# t_count KIND N: counts N results reported by someone else (a guest)
+t_count() { local i; for ((i = 0; i < $2; i++)); do echo "$1" >>"$T_RESULTS"; done; }
 
 # check NAME CMD...: runs CMD, ok if it exits 0.
 check() {
@@ -34,8 +46,23 @@ expect_eq() {
         fi
 }
 
-# A scratch directory removed at exit (mounts under it are unmounted first).
-T_TMP=$(mktemp -d "${TMPDIR:-/tmp}/castore-test.XXXXXX")
+# wait_until SECONDS CMD...: runs CMD every 20 ms until it succeeds (0) or
+# SECONDS have passed (1).  For waiting on a condition; never a fixed sleep.
+wait_until() {
+        local secs=$1 deadline
+        shift
+        deadline=$(($(date +%s%N) + secs * 1000000000))
+        until "$@"; do
+                [ "$(date +%s%N)" -lt "$deadline" ] || return 1
+                sleep 0.02
+        done
+}
+
+# pid_gone PID: the process has exited (gone, or a zombie not yet reaped)
+pid_gone() {
+        [ ! -e "/proc/$1" ] || grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null
+}
+
 T_CLEANUP=()
 t_cleanup() {
         local c
@@ -45,7 +72,24 @@ t_cleanup() {
         done
         rm -rf "$T_TMP"
 }
-trap t_cleanup EXIT
+t_exit() {
+        local rc=$? failed passed skipped
+        failed=$(grep -c '^notok$' "$T_RESULTS" 2>/dev/null)
+        passed=$(grep -c '^ok$' "$T_RESULTS" 2>/dev/null)
+        skipped=$(grep -c '^skip$' "$T_RESULTS" 2>/dev/null)
+        [ "$failed" -ge "$T_FAILED" ] 2>/dev/null || failed=$T_FAILED
+        t_cleanup
+        if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ]; then
+                echo "# $(basename "$0") stopped with status $rc"
+                exit "$rc"
+        fi
+        [ "${failed:-0}" -gt 0 ] && exit 1
+        [ "${passed:-0}" -gt 0 ] && exit 0
+        [ "${skipped:-0}" -gt 0 ] && exit 77
+        echo "# $(basename "$0") reported no result"
+        exit 1
+}
+trap t_exit EXIT
 at_exit() { T_CLEANUP+=("$1"); }
 
 have() { command -v "$1" >/dev/null 2>&1; }

@@ -127,25 +127,47 @@ for i in $(seq 1 40); do
         head -c 2000000 /dev/urandom > "$BIG/d$i/big"
 done
 want=$(CASTORE_STORE=$T_TMP/store-ref "$CASTORE" import "$BIG" --name big | awk '{print $2}')
-for delay in 0.05 0.2 0.4 0.8; do
-        CS=$T_TMP/store-kill-$delay
+# Each import is killed when it has reached a given point, watched in the
+# store (not after a fixed delay, which a slow machine could turn into a
+# kill before anything happened): the store just created, blobs being
+# written as temporaries (the import defers their renames to its sync),
+# most of them written, and the renames into blobs/ under way.
+entries() { local f=("$1"/*); [ -e "${f[0]}" ] && echo ${#f[@]} || echo 0; }
+at_created() { [ -f "$CS/castore-store" ]; }
+at_tmp_100() { [ "$(entries "$CS/tmp")" -ge 100 ]; }
+at_tmp_1500() { [ "$(entries "$CS/tmp")" -ge 1500 ]; }
+at_renames() { [ "$(entries "$CS/blobs")" -ge 1 ]; }
+n=0
+for point in created tmp_100 tmp_1500 renames; do
+        n=$((n + 1))
+        CS=$T_TMP/store-kill-$n
         CASTORE_STORE=$CS "$CASTORE" import "$BIG" --name big >/dev/null 2>&1 &
         pid=$!
-        sleep "$delay"
-        kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
-        # the store exists once its marker file does: a kill before that
-        # leaves a directory that the next writer finishes creating
+        until at_$point; do
+                pid_gone $pid && break
+                sleep 0.005
+        done
+        kill -9 $pid 2>/dev/null
+        rc=0
+        wait $pid 2>/dev/null || rc=$?
+        if [ $rc -eq 0 ]; then
+                skip "kill -9 at $point" "the import finished before it got there"
+                continue
+        elif [ $rc -ne 137 ]; then
+                notok "kill -9 at $point: the import failed before it got there (exit $rc)"
+                continue
+        fi
         if [ -f "$CS/castore-store" ]; then
-                CASTORE_STORE=$CS "$CASTORE" verify >"$T_TMP/v" 2>&1 && ok "verify after kill -9 at ${delay}s" ||
-                        { sed 's/^/# /' "$T_TMP/v" | head; notok "verify after kill -9 at ${delay}s"; }
+                CASTORE_STORE=$CS "$CASTORE" verify >"$T_TMP/v" 2>&1 && ok "verify after kill -9 at $point" ||
+                        { sed 's/^/# /' "$T_TMP/v" | head; notok "verify after kill -9 at $point"; }
         else
-                ok "verify after kill -9 at ${delay}s (killed before the store existed)"
+                notok "kill -9 at $point: the store exists"
         fi
         got=$(CASTORE_STORE=$CS "$CASTORE" import "$BIG" --name big 2>/dev/null | awk '{print $2}')
-        expect_eq "re-import after kill -9 at ${delay}s" "$got" "$want"
-        CASTORE_STORE=$CS "$CASTORE" verify >/dev/null 2>&1 && ok "verify after re-import (${delay}s)" || notok "verify after re-import (${delay}s)"
+        expect_eq "re-import after kill -9 at $point" "$got" "$want"
+        CASTORE_STORE=$CS "$CASTORE" verify >/dev/null 2>&1 && ok "verify after re-import ($point)" || notok "verify after re-import ($point)"
         leftovers=$(find "$CS/tmp" -type f 2>/dev/null | wc -l)
-        expect_eq "no temporary files left after re-import (${delay}s)" "$leftovers" 0
+        expect_eq "no temporary files left after re-import ($point)" "$leftovers" 0
 done
 
 # ---- a tree deeper than the default limit of open files (1024) ----

@@ -4,7 +4,7 @@
 # offsets, 16 concurrent readers, mmap, executables), symlinks, xattrs,
 # EROFS, EIO for missing/corrupted content, a 100,000-entry directory,
 # non-UTF-8 names, a copy of /usr/share/doc compared with its source,
-# passthrough on and off, replies copied when splicing them fails,
+# passthrough on and off,
 # unmounting (signals, castore umount, busy readers, a killed daemon) and
 # the daemon's memory across repeated walks.
 . "$(dirname "$0")/lib.sh"
@@ -49,8 +49,12 @@ mkdir -p "$SRC/tree"
         python3 -c 'import sys; sys.stdout.buffer.write(bytes(range(255)) * 4096)' >blob_b
         head -c $((24 << 20)) /dev/urandom >random24m
 ) || { notok "creating fixtures"; exit 0; }
-check "BLOB_B fixture has the SPEC digest" sh -c \
-        "! have b3sum || [ \"\$(b3sum --no-names '$SRC/tree/blob_b')\" = a82c5154a7a0c262c6fdb929a317585646f8fbcf80326d0a7b8747edaf2d99d2 ]"
+if have b3sum; then
+        expect_eq "BLOB_B fixture has the SPEC digest" "$(b3sum --no-names "$SRC/tree/blob_b")" \
+                a82c5154a7a0c262c6fdb929a317585646f8fbcf80326d0a7b8747edaf2d99d2
+else
+        skip "BLOB_B fixture has the SPEC digest" "b3sum is not installed"
+fi
 printf 'single file root\n' >"$SRC/single"
 
 # A directory of 100,000 empty files, made on tmpfs where there is one
@@ -86,16 +90,13 @@ mnt() {
         cs mount "$dir" --daemon "$@"
 }
 daemon_pid() { pgrep -f -- "mount $1 --daemon" | head -1; }
+# drop_caches N: makes the kernel forget (2: dentries and inodes); fails
+# where that is not allowed, and the checks that need it then skip
+drop_caches() { echo "$1" 2>/dev/null >/proc/sys/vm/drop_caches; }
 mounted() { grep -q " $1 fuse.castore " /proc/mounts; }
 # wait_gone DIR SECONDS: the daemon serving DIR has exited and DIR is unmounted
-wait_gone() {
-        local i
-        for ((i = 0; i < $2 * 10; i++)); do
-                if ! mounted "$1" && [ -z "$(daemon_pid "$1")" ]; then return 0; fi
-                sleep 0.1
-        done
-        return 1
-}
+gone() { ! mounted "$1" && [ -z "$(daemon_pid "$1")" ]; }
+wait_gone() { wait_until "$2" gone "$1"; }
 # errno_of OP PATH [ARG]: prints the errno name an operation fails with, or OK
 errno_of() {
         python3 - "$@" <<'EOF'
@@ -160,8 +161,15 @@ cs import "$T_TMP/later" --name later >/dev/null
 expect_eq "root added later: visible" "$(cat "$M/later" 2>&1)" "v1"
 printf 'version two\n' >"$T_TMP/later"
 cs import "$T_TMP/later" --name later >/dev/null
-sleep 1.2
-expect_eq "re-pointed root: new content after the root timeout" "$(cat "$M/later" 2>&1)" "version two"
+start=$(date +%s%N)
+repointed() { [ "$(cat "$M/later" 2>&1)" = "version two" ]; }
+if wait_until 10 repointed; then
+        # the kernel keeps a root name for one second: a few more are slack
+        check "re-pointed root: new content within the root timeout ($((($(date +%s%N) - start) / 1000000)) ms)" \
+                test $(($(date +%s%N) - start)) -lt 5000000000
+else
+        expect_eq "re-pointed root: new content within the root timeout" "$(cat "$M/later" 2>&1)" "version two"
+fi
 
 L=$T_TMP/list
 mnt "$L" --list-root --uid 1000 --gid 100 || notok "mount --list-root"
@@ -204,8 +212,11 @@ check "exec and non-exec copies have distinct inodes" test "$(ino "$T/exec.sh")"
 check "empty file and empty directory have distinct inodes" test "$(ino "$T/empty_file")" != "$(ino "$T/empty_dir")"
 check "readdir inode numbers match stat" sh -c "[ \"\$(ls -i '$T' | awk '/ a.txt\$/ {print \$1}')\" = \"$(ino "$T/a.txt")\" ]"
 i1=$(ino "$T/d1/x.txt")
-echo 2 >/proc/sys/vm/drop_caches
-expect_eq "inode numbers are stable after the kernel forgets them" "$(ino "$T/d1/x.txt")" "$i1"
+if drop_caches 2; then
+        expect_eq "inode numbers are stable after the kernel forgets them" "$(ino "$T/d1/x.txt")" "$i1"
+else
+        skip "inode numbers are stable after the kernel forgets them" "cannot write /proc/sys/vm/drop_caches"
+fi
 
 # --- directories ------------------------------------------------------------
 expect_eq "readdir in name order" "$(ls -1 -f "$T" | tr '\n' ' ')" \
@@ -406,18 +417,21 @@ wait_gone "$B" 10 || notok "unmount of the broken store (no passthrough)"
 pid=$(daemon_pid "$M")
 rss() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 find "$M/doc" "$M/tree" -printf '%s %p\n' >/dev/null
-echo 2 >/proc/sys/vm/drop_caches
+dropped=0
+drop_caches 2 && dropped=1
 find "$M/doc" "$M/tree" -printf '%s %p\n' >/dev/null
 rss1=$(rss "$pid")
 for i in $(seq 20); do
-        echo 2 >/proc/sys/vm/drop_caches
+        drop_caches 2
         find "$M/doc" "$M/tree" -printf '%s %p\n' >/dev/null
 done
 rss20=$(rss "$pid")
 echo "# daemon RSS after walk 2: ${rss1} kB, after walk 22: ${rss20} kB"
-if grep -qa AddressSanitizer "$CASTORE" || ldd "$CASTORE" 2>/dev/null | grep -q libasan; then
-        # ASan keeps freed memory in quarantine: RSS says nothing there
-        skip "daemon RSS stable across 20 walks" "castore built with AddressSanitizer"
+if [ $dropped = 0 ]; then
+        skip "daemon RSS stable across 20 walks" "cannot write /proc/sys/vm/drop_caches"
+elif grep -qaE 'AddressSanitizer|ThreadSanitizer' "$CASTORE" || ldd "$CASTORE" 2>/dev/null | grep -qE 'lib[at]san'; then
+        # sanitizers keep freed memory in quarantine or shadow: RSS says nothing there
+        skip "daemon RSS stable across 20 walks" "castore built with a sanitizer"
 else
         check "daemon RSS stable across 20 walks with dropped caches" test "$rss20" -le $((rss1 + rss1 / 10 + 2048))
         check "daemon RSS below 100 MB" test "$rss20" -lt 102400
@@ -430,6 +444,7 @@ fi
 python3 -c '
 import os, random, sys, time
 fd = os.open(sys.argv[1], os.O_RDONLY)
+os.pread(fd, 65536, 0)
 open(sys.argv[2], "w").close()
 end, worst = time.time() + 4, 0.0
 while time.time() < end:
@@ -442,21 +457,35 @@ while time.time() < end:
 sys.exit(1 if worst > 2 else 0)
 ' "$M/tree/random24m" "$T_TMP/reader.ready" &
 reader=$!
-for _ in $(seq 100); do [ -e "$T_TMP/reader.ready" ] && break; sleep 0.05; done
+wait_until 30 test -e "$T_TMP/reader.ready" || notok "SIGTERM with an active reader: the reader started reading"
 kill -TERM "$pid"
 check "SIGTERM with an active reader: daemon exits, mount gone" wait_gone "$M" 10
 wait "$reader"
 expect_eq "the reader's reads never blocked" "$?" 0
 
-# castore umount with a busy reader: detached at once, daemon exits when the reader stops
+# castore umount with a busy reader: detached at once, daemon exits when
+# the reader stops.  The holder opens a file on the mount, then says so
+# through a fifo, and holds it until told to go through another.
 U=$T_TMP/u
 mnt "$U" || notok "mount (umount test)"
-( exec 3<"$U/tree/a.txt"; sleep 1.5 ) &
+upid=$(daemon_pid "$U")
+mkfifo "$T_TMP/held" "$T_TMP/release"
+exec 7<>"$T_TMP/held" 8<>"$T_TMP/release" # read-write: opening never blocks
+(
+        exec 7>&- 8>&-
+        if exec 3<"$U/tree/a.txt"; then echo held >"$T_TMP/held"; else echo failed >"$T_TMP/held"; fi
+        read -r _ <"$T_TMP/release"
+) &
 holder=$!
-sleep 0.3
-check "castore umount of a busy mount" cs umount "$U"
+held=
+read -r -t 30 held <&7
+expect_eq "busy mount: a process holds a file open on it" "$held" held
+check "castore umount of a busy mount" sh -c "'$CASTORE' --store '$STORE' umount '$U' 2>&1 | grep -q busy"
 check "busy mount detached from the namespace" sh -c "! grep -q ' $U fuse.castore ' /proc/mounts"
+check "busy mount: the daemon serves on while the file is held" kill -0 "$upid"
+echo go >&8
 wait "$holder"
+exec 7>&- 8>&-
 check "daemon exits once the last user is gone" wait_gone "$U" 10
 
 # foreground mount stopped by SIGINT
@@ -464,10 +493,10 @@ F=$T_TMP/fg
 mkdir -p "$F"
 "$CASTORE" --store "$STORE" mount "$F" &
 fgpid=$!
-for _ in $(seq 50); do mounted "$F" && break; sleep 0.1; done
+wait_until 30 mounted "$F" || notok "foreground mount: mounted"
 expect_eq "foreground mount serves" "$(cat "$F/tree/a.txt" 2>&1)" "hello"
 kill -INT "$fgpid"
-check "SIGINT: foreground mount unmounts and exits" timeout 10 sh -c "while kill -0 $fgpid 2>/dev/null; do sleep 0.1; done"
+check "SIGINT: foreground mount unmounts and exits" wait_until 10 pid_gone "$fgpid"
 wait "$fgpid"
 expect_eq "SIGINT: exit status 0" "$?" 0
 check "SIGINT: mount gone" sh -c "! grep -q ' $F fuse.castore ' /proc/mounts"
@@ -476,9 +505,11 @@ check "SIGINT: mount gone" sh -c "! grep -q ' $F fuse.castore ' /proc/mounts"
 # the mount away
 K=$T_TMP/k
 mnt "$K" || notok "mount (kill test)"
-kill -KILL "$(daemon_pid "$K")"
+kpid=$(daemon_pid "$K")
+kill -KILL "$kpid"
+wait_until 10 pid_gone "$kpid" || notok "killed daemon: gone"
 check "killed daemon: access does not hang" timeout 10 stat "$K"
-check "killed daemon: the watcher unmounts" timeout 10 sh -c "while grep -q ' $K fuse.castore ' /proc/mounts; do sleep 0.1; done"
+check "killed daemon: the watcher unmounts" wait_until 10 sh -c "! grep -q ' $K fuse.castore ' /proc/mounts"
 check "killed daemon: mount gone" sh -c "! grep -q ' $K fuse.castore ' /proc/mounts"
 
 # --- command line errors ------------------------------------------------------

@@ -227,8 +227,14 @@ if [ -c /dev/fuse ]; then
                 mkdir -p "$TREES/late"; echo late > "$TREES/late/f"
                 late=$(C import "$TREES/late" | awk '{print $3}')
                 expect_eq "mount: a path imported after mounting appears" "$(cat "$MNT/${late#/nix/store/}/f" 2>&1)" late
+                # castore umount returns when the mount is gone, before its
+                # daemon has exited; the daemon unmounts its mountpoint by
+                # path on the way out, which would take a new mount there
+                # with it: wait for the daemon first
+                nixd=$(pgrep -f -- " mount .*$MNT\$" | head -1)
                 C umount "$MNT"
-                C mount --daemon --list-root "$MNT"
+                [ -n "$nixd" ] && wait_until 10 pid_gone "$nixd" || notok "mount: the daemon exits after castore umount"
+                C mount --daemon --list-root "$MNT" || notok "mount --list-root"
                 want=$(C path-info --all --json | python3 -c '
 import json, sys
 print("\n".join(sorted(p["path"][len("/nix/store/"):] for p in json.load(sys.stdin))))')

@@ -238,6 +238,26 @@ class Front:
         self.s.close()
 
 
+def connect(sock, timeout=10, **kw):
+    """A Front on sock, once the daemon serves it: the daemon serves one
+    front-end at a time and hangs up on others at once, and it may not
+    have seen the previous front-end (an earlier scenario, or one just
+    closed) go yet.  Retries until served or timeout seconds passed."""
+    end, tries = time.time() + timeout, 0
+    while True:
+        tries += 1
+        try:
+            f = Front(sock, **kw)
+            break
+        except (Closed, ConnectionResetError, BrokenPipeError):
+            if time.time() > end:
+                raise
+            time.sleep(0.02)
+    if tries > 1:
+        log(f"served at connection attempt {tries}")
+    return f
+
+
 def parse_reply(data, ln):
     assert ln >= 16, f"used length {ln}"
     length, err, _ = struct.unpack_from("<IiQ", data, 0)
@@ -256,7 +276,7 @@ def walk(f, path):
 
 def sc_read(sock, path, host_file):
     """Reads a file through the daemon and compares it."""
-    f = Front(sock)
+    f = connect(sock)
     f.init()
     node, size = walk(f, path)
     fh = f.open(node)
@@ -270,7 +290,7 @@ def sc_parallel(sock, path, host_file, count="32", size="1048576", rounds="1"):
     """count READs of size bytes at once, rounds times; checks every byte
     and used length; prints the time the daemon took."""
     count, size, rounds = int(count), int(size), int(rounds)
-    f = Front(sock, mem_size=max(64 << 20, BUF_BASE + count * (size + 8192) + (1 << 20)))
+    f = connect(sock, mem_size=max(64 << 20, BUF_BASE + count * (size + 8192) + (1 << 20)))
     f.init()
     node, fsize = walk(f, path)
     fh = f.open(node)
@@ -302,7 +322,7 @@ def sc_files(sock, path, host_dir, size="1048576"):
     daemon serving requests in parallel can spread over cores."""
     size = int(size)
     names = sorted(os.listdir(host_dir))
-    f = Front(sock, mem_size=max(64 << 20, BUF_BASE + len(names) * (size + 8192) + (1 << 20)))
+    f = connect(sock, mem_size=max(64 << 20, BUF_BASE + len(names) * (size + 8192) + (1 << 20)))
     f.init()
     dnode, _ = walk(f, path)
     nodes = {n: f.lookup(dnode, n)[0] for n in names}
@@ -332,7 +352,7 @@ def sc_latency(sock, big, small):
     """Head-of-line blocking: the first OPEN of a large file (its blob is
     verified: hashed in full) and, right behind it on the same ring, a
     LOOKUP of another name.  Prints when each one completed."""
-    f = Front(sock)
+    f = connect(sock)
     f.init()
     bnode, _ = walk(f, big)
     parent, name = small.rsplit("/", 1)
@@ -357,7 +377,7 @@ def sc_shrink(sock, path, host_file, daemon_pid):
     lost part, then the rings themselves.  The daemon must survive, report
     the ring broken on its err fd, and serve the next connection."""
     daemon_pid = int(daemon_pid)
-    f = Front(sock)
+    f = connect(sock)
     f.init()
     node, _ = walk(f, path)
     fh = f.open(node)
@@ -383,14 +403,13 @@ def sc_shrink(sock, path, host_file, daemon_pid):
     log("rings in vanished memory: ring reported broken on its err fd")
     os.kill(daemon_pid, 0)
     f.close()
-    time.sleep(0.3)
     sc_read(sock, path, host_file)
 
 
 def sc_second(sock, path, host_file):
     """A second front-end while one is served is hung up on at once; the
     first keeps working."""
-    a = Front(sock)
+    a = connect(sock)
     a.init()
     b = socket.socket(socket.AF_UNIX)
     b.connect(sock)
@@ -400,9 +419,10 @@ def sc_second(sock, path, host_file):
     # while it is still unread: the send then fails with EPIPE or the
     # receive with ECONNRESET.  Either is the refusal; a timeout is not.
     try:
+        # the daemon may hang up before the request is even sent
         b.sendall(struct.pack("<III", GET_FEATURES, 1, 0))
         got = b.recv(64)
-    except (BrokenPipeError, ConnectionResetError):
+    except (ConnectionResetError, BrokenPipeError):
         got = b""
     b.close()
     assert got == b"", "the second connection was answered"
@@ -419,7 +439,7 @@ def sc_vring_base(sock, path, host_file, count="100"):
     it counts as taken has been answered (used idx == base); the ring then
     restarts at that base (as across a guest reboot's device reset)."""
     count = int(count)
-    f = Front(sock)
+    f = connect(sock)
     f.init()
     node, _ = walk(f, path)
     fh = f.open(node)
@@ -455,7 +475,7 @@ def sc_remap(sock, path, host_file, count="100"):
     requests are in flight: the rings stop, every chain taken is answered,
     the rings restart on the new table and serve the rest."""
     count = int(count)
-    f = Front(sock)
+    f = connect(sock)
     f.init()
     node, _ = walk(f, path)
     fh = f.open(node)
@@ -479,7 +499,7 @@ def sc_sigterm(sock, path, host_file, daemon_pid, count="32"):
     but exits and closes the connection promptly (the caller checks the
     exit status)."""
     count, daemon_pid = int(count), int(daemon_pid)
-    f = Front(sock)
+    f = connect(sock)
     f.init()
     node, _ = walk(f, path)
     fh = f.open(node)
@@ -500,18 +520,17 @@ def sc_sigterm(sock, path, host_file, daemon_pid, count="32"):
 def sc_drop(sock, path, host_file):
     """Disconnects with requests queued and in flight, and in the middle of
     a message; the daemon serves the next connection."""
-    f = Front(sock)
+    f = connect(sock)
     f.init()
     node, _ = walk(f, path)
     fh = f.open(node)
     for i in range(16):
         f.read_req(node, fh, i * (1 << 20), 1 << 20)
     f.close()
-    g = Front(sock)
+    g = connect(sock)
     g.send(SET_VRING_NUM, b"\x01\x00")  # payload shorter than the header says
     g.s.sendall(struct.pack("<III", SET_MEM_TABLE, 1, 264) + b"\0" * 20)
     g.close()
-    time.sleep(0.3)
     sc_read(sock, path, host_file)
 
 
