@@ -215,6 +215,7 @@ struct fs_stats {
         uint64_t inodes;        /* live inodes, root included */
         uint64_t dirs_loaded;   /* directories whose Directory is in memory */
         uint64_t dir_fetches;   /* Directory fetches since start */
+        uint64_t dir_fetch_waits; /* lookups that waited for another thread's fetch */
         uint64_t blob_opens;    /* verified blob opens (outboard checked) since start */
         uint64_t verify_failures; /* reads refused: bytes that did not match the digest */
         uint64_t open_files;    /* inodes with an open blob reader (in use or idle) */

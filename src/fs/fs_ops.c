@@ -18,6 +18,8 @@ static int dir_get(struct fs *fs, struct fs_inode *in, const struct cas_director
         int r;
 
         pthread_mutex_lock(&fs->lock);
+        if (!in->dir && in->busy)
+                fs->stats.dir_fetch_waits++;
         while (!in->dir && in->busy)
                 pthread_cond_wait(&fs->cond, &fs->lock);
         if (in->dir) {

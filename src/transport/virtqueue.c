@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
+#include <ucontext.h>
 #include <string.h>
 
 #include "util/log.h"
@@ -62,6 +63,12 @@ static void guard_sigbus(int sig, siginfo_t *si, void *uc) {
 
         if (g && si && si->si_code > 0 && in_guest(g->mem, si->si_addr)) {
                 guard_top = g->prev;
+                /* the jump does not restore the signal mask (sigsetjmp
+                 * with 0 spares a syscall per access); where the handler
+                 * runs with SIGBUS blocked (ThreadSanitizer blocks all
+                 * signals in handlers), unblock it as it was outside */
+                if (uc)
+                        pthread_sigmask(SIG_SETMASK, &((ucontext_t *) uc)->uc_sigmask, NULL);
                 siglongjmp(g->env, 1);
         }
         /* not a fault in guest memory: what would have happened without us */
@@ -203,6 +210,11 @@ int vq_map(struct vq *q, const struct vu_mem *mem, unsigned num, uint64_t desc_u
         void *a = vu_mem_uva(mem, avail_uva, vq_avail_bytes(num));
         void *u = vu_mem_uva(mem, used_uva, vq_used_bytes(num));
         if (!d || !a || !u)
+                return -EFAULT;
+        /* ... and on the host side too: the front-end picks each region's
+         * mmap_offset freely, which can shift aligned guest addresses onto
+         * misaligned host pointers */
+        if (((uintptr_t) d & 15) || ((uintptr_t) a & 1) || ((uintptr_t) u & 3))
                 return -EFAULT;
         ld.idx = (uint16_t *) u + 1;
         r = guarded(mem, load_used_idx, &ld);

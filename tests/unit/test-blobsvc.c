@@ -787,7 +787,7 @@ static void test_local_dedup_durable(const char *self) {
         FILE *f;
 
         if (system("strace -V >/dev/null 2>&1") != 0) {
-                fprintf(stderr, "  SKIP: strace is not installed\n");
+                SKIP_PART("strace is not installed");
                 return;
         }
         snprintf(dir, sizeof(dir), "%s/dedup", tmp_root);
@@ -890,5 +890,5 @@ int main(int argc, char **argv) {
 
         remove_tree(tmp_root);
         free(blob_b);
-        return 0;
+        return *test_exit_code();
 }

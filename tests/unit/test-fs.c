@@ -548,7 +548,9 @@ struct lossy_dirs {
         struct cas_dir_service *inner;
         struct cas_digest missing;
         unsigned gets;
-        unsigned delay_ms;
+        bool gated;           /* get waits until open is set */
+        bool open;
+        pthread_cond_t cond;  /* open changed */
         pthread_mutex_t lock;
 };
 
@@ -556,9 +558,9 @@ static int lossy_get(struct cas_dir_service *s, const struct cas_digest *d, stru
         struct lossy_dirs *l = (struct lossy_dirs *) s;
         pthread_mutex_lock(&l->lock);
         l->gets++;
+        while (l->gated && !l->open)
+                pthread_cond_wait(&l->cond, &l->lock);
         pthread_mutex_unlock(&l->lock);
-        if (l->delay_ms)
-                usleep(l->delay_ms * 1000);
         if (cas_digest_equal(d, &l->missing))
                 return -ENOENT;
         return cas_dir_get(l->inner, d, ret);
@@ -889,9 +891,14 @@ static void *race_lookup(void *arg) {
         return NULL;
 }
 
+/* Eight threads look up in a directory not yet loaded, all at once: one
+ * fetches it, held at a gate until the seven others are seen waiting for
+ * that fetch, which proves they overlapped; then they all succeed with one
+ * fetch between them. */
 static void test_concurrent_first_access(void) {
-        struct lossy_dirs l = { .base = { &lossy_ops }, .inner = store->dirs, .delay_ms = 50 };
+        struct lossy_dirs l = { .base = { &lossy_ops }, .inner = store->dirs };
         pthread_mutex_init(&l.lock, NULL);
+        pthread_cond_init(&l.cond, NULL);
         struct fs *fs = new_fs_with(false, store->blobs, &l.base);
         uint64_t t_ino = tree_ino(fs);
         uint64_t s = lookup_ok(fs, t_ino, "sub", NULL);
@@ -900,10 +907,22 @@ static void test_concurrent_first_access(void) {
         struct fs_stats st;
 
         l.gets = 0;
+        l.gated = true;
         for (int i = 0; i < 8; i++) {
                 rc[i] = (struct race){ fs, s, 1 };
                 CHECK_EQ(pthread_create(&th[i], NULL, race_lookup, &rc[i]), 0);
         }
+        for (int i = 0; i < 30000; i++) { /* at most 30 s */
+                fs_get_stats(fs, &st);
+                if (st.dir_fetch_waits == 7)
+                        break;
+                usleep(1000);
+        }
+        CHECK_EQ(st.dir_fetch_waits, 7);
+        pthread_mutex_lock(&l.lock);
+        l.open = true;
+        pthread_cond_broadcast(&l.cond);
+        pthread_mutex_unlock(&l.lock);
         for (int i = 0; i < 8; i++) {
                 pthread_join(th[i], NULL);
                 CHECK_OK(rc[i].result);
@@ -912,6 +931,7 @@ static void test_concurrent_first_access(void) {
         fs_get_stats(fs, &st);
         CHECK_EQ(st.dir_fetches, 2); /* tree and sub, once each */
         fs_free(fs);
+        pthread_cond_destroy(&l.cond);
         pthread_mutex_destroy(&l.lock);
 }
 

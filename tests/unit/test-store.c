@@ -207,7 +207,7 @@ static void test_create_durable(const char *self) {
         FILE *f;
 
         if (system("strace -V >/dev/null 2>&1") != 0) {
-                fprintf(stderr, "  SKIP: strace is not installed\n");
+                SKIP_PART("strace is not installed");
                 return;
         }
         path_of(parent, sizeof(parent), "durable");
@@ -281,5 +281,5 @@ int main(int argc, char **argv) {
         test_create_durable(argv[0]);
 
         remove_tree(tmp_root);
-        return 0;
+        return *test_exit_code();
 }

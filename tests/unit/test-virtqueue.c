@@ -103,6 +103,16 @@ static void test_map(void) {
         CHECK_EQ(vq_map(&t, &mem, 16, UVA, UVA + 0x1000, UVA + MEMSZ - 64), -EFAULT);
         CHECK_EQ(vq_map(&t, &mem, 16, UVA - 0x1000, UVA + 0x1000, UVA + 0x2000), -EFAULT);
         CHECK_OK(vq_map(&t, &mem, 1024, UVA, UVA + 0x4000, UVA + 0x8000));
+        /* aligned guest addresses onto a misaligned host mapping (a region
+         * whose mmap_offset is odd): refused, never accessed */
+        struct vu_mem odd = mem;
+        odd.regions[0].host = guest + 1;
+        odd.regions[0].size = MEMSZ - 1;
+        CHECK_EQ(vq_map(&t, &odd, 16, UVA, UVA + 0x1000, UVA + 0x2000), -EFAULT);
+        odd.regions[0].host = guest + 4;
+        CHECK_EQ(vq_map(&t, &odd, 16, UVA, UVA + 0x1000, UVA + 0x2000), -EFAULT); /* desc needs 16 */
+        odd.regions[0].host = guest + 16;
+        CHECK_OK(vq_map(&t, &odd, 16, UVA, UVA + 0x1000, UVA + 0x2000));
 }
 
 static void test_simple_chain(void) {
