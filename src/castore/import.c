@@ -643,7 +643,9 @@ int cas_import_path(struct cas_store *store, const char *path, const struct cas_
                         *ret = (struct cas_node){ .kind = CAS_NODE_DIRECTORY, .name = "",
                                                   .digest = ctx.root_digest, .size = ctx.root_size };
                         *ret_mem = NULL;
-                } else if (ctx.error_path && ctx.error != -EINVAL)
+                } else if (ctx.error_path && ctx.error == -ESTALE)
+                        log_error("%s changed while it was imported", ctx.error_path);
+                else if (ctx.error_path && ctx.error != -EINVAL)
                         log_error("%s: %s", ctx.error_path, strerror(-ctx.error));
         } else if (opts->skip_special) {
                 log_error("%s: %s cannot be the root of an import", path, cas_local_kind(st.st_mode));

@@ -161,6 +161,8 @@ static int run_mount(int argc, char **argv) {
         }
         if (argc - optind != 1)
                 return cli_usage_error("mount", argc - optind < 1 ? "missing MOUNTPOINT" : "too many arguments");
+        if ((fcfg.uid != 0 || fcfg.gid != 0) && !o.allow_other)
+                log_warning("mount: --uid/--gid without --allow-other: only the mounting user can reach the mount");
         if (!realpath(argv[optind], mountpoint) || stat(mountpoint, &st) < 0)
                 return log_error_errno(negative_errno(), "mount: %s: %m", argv[optind]);
         if (!S_ISDIR(st.st_mode))

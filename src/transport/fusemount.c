@@ -152,7 +152,13 @@ static int mount_helper(const char *mountpoint, const struct fusemount_options *
         if (r < 0) {
                 if (fd >= 0)
                         close(fd);
-                return r == -ENOENT ? log_error_errno(r, FUSERMOUNT " not found") : r;
+                if (r == -ENOENT)
+                        return log_error_errno(r, FUSERMOUNT " not found (install fuse3)");
+                /* it said why on stderr; say what it means for us */
+                if (access("/dev/fuse", F_OK) < 0)
+                        return log_error_errno(-ENODEV, "/dev/fuse is missing: load the fuse module");
+                return log_error_errno(-EPERM, FUSERMOUNT " could not mount %s as user %u (message above)",
+                                       mountpoint, (unsigned) getuid());
         }
         if (fd < 0)
                 return fd;
