@@ -145,4 +145,26 @@ if have squashfuse && have mksquashfs; then
 else
         skip "umount of another FUSE filesystem" "squashfuse is not installed (scripts/deps.sh bench)"
 fi
+# --- the virtiofs daemon: socket mode, confinement ----------------------------
+vfs_check() { # LABEL EXPECTED-MODE [ARGS...]
+        local label=$1 mode=$2 sock=$T_TMP/vfs.sock pid
+        shift 2
+        "$CASTORE" --store "$STORE" virtiofs "$sock" "$@" 2>"$T_TMP/vfs.err" &
+        pid=$!
+        if ! wait_until 20 test -S "$sock"; then
+                notok "$label: the daemon listens"
+                kill "$pid" 2>/dev/null
+                return
+        fi
+        expect_eq "$label: socket mode" "$(stat -c %a "$sock")" "$mode"
+        expect_eq "$label: daemon NoNewPrivs" "$(status_of "$pid" NoNewPrivs)" 1
+        expect_eq "$label: daemon seccomp filter" "$(status_of "$pid" Seccomp)" 2
+        expect_eq "$label: daemon has no capabilities" "$(status_of "$pid" CapEff)" 0000000000000000
+        kill -TERM "$pid"
+        wait "$pid"
+        expect_eq "$label: SIGTERM: exit status 0" "$?" 0
+        check "$label: socket removed (the sandbox allows that much)" test ! -e "$sock"
+}
+vfs_check "virtiofs" 600
+vfs_check "virtiofs --socket-group" 660 --socket-group "$(id -gn)"
 exit 0
