@@ -87,6 +87,22 @@ int cli_served_open(struct fs_config *cfg, struct cli_served *ret);
 int cli_served_confine(struct cli_served *s, bool keep_sys_admin, const char *socket);
 void cli_served_close(struct cli_served *s);
 
+/* --daemon (daemon.c).  cli_daemonize forks: the parent gets 1 once the
+ * child called cli_daemon_ready (or -EIO if the child failed first; it
+ * said why on stderr), the child 0, keeping only stdio and the readiness
+ * pipe.  cli_daemon_prepare (before a sandbox) leaves the working
+ * directory and opens /dev/null; cli_daemon_ready (userdata: the struct)
+ * points stdio at it and tells the parent. */
+struct cli_daemon {
+        int ready_fd;   /* the parent waits for a byte on it */
+        int null_fd;    /* /dev/null, opened by cli_daemon_prepare */
+        bool keep_stderr;
+};
+int cli_daemonize(struct cli_daemon *d);
+void cli_daemon_prepare(struct cli_daemon *d);
+void cli_daemon_ready(void *userdata);
+void cli_daemon_done(struct cli_daemon *d);
+
 /* Exit codes: 0 ok, 1 failure, 2 usage error. */
 enum { CLI_EXIT_OK = 0, CLI_EXIT_FAILURE = 1, CLI_EXIT_USAGE = 2 };
 

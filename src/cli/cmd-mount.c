@@ -1,6 +1,6 @@
-/* castore mount and castore umount: serve the store as a read-only FUSE
- * filesystem on a directory (in the foreground, or as a daemon that
- * returns once the mount is ready), and take it down again. */
+/* castore mount: serve the store as a read-only FUSE filesystem on a
+ * directory, in the foreground or as a daemon that returns once the mount
+ * is ready, confined once set up. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -18,88 +18,19 @@
 #include "transport/fusemount.h"
 #include "util/log.h"
 
-struct daemon_state {
-        int ready_fd;   /* the parent waits for a byte on it */
-        int null_fd;    /* /dev/null, opened before the sandbox */
-        bool keep_stderr;
-};
-
 struct confine_ctx {
         struct cli_served *served;
-        struct daemon_state *daemon; /* NULL in the foreground */
+        struct cli_daemon *daemon;   /* NULL in the foreground */
         bool keep_sys_admin;         /* passthrough registers backing files */
 };
 
-/* What needs the file system is done before the sandbox shuts it out:
- * leave the working directory (it would keep its filesystem busy for as
- * long as the mount lives) and open /dev/null for daemon_ready. */
+/* What needs the file system is done before the sandbox shuts it out. */
 static int confine(void *userdata) {
         struct confine_ctx *c = userdata;
 
-        if (c->daemon) {
-                if (chdir("/") < 0)
-                        log_debug_errno(negative_errno(), "chdir(/) failed: %m");
-                c->daemon->null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
-        }
+        if (c->daemon)
+                cli_daemon_prepare(c->daemon);
         return cli_served_confine(c->served, c->keep_sys_admin, NULL);
-}
-
-/* The mount serves: let the waiting parent return, and let go of the
- * terminal (so that $(castore mount --daemon ...) does not wait for us). */
-static void daemon_ready(void *userdata) {
-        struct daemon_state *d = userdata;
-        int null = d->null_fd;
-
-        if (null >= 0) {
-                dup2(null, STDIN_FILENO);
-                dup2(null, STDOUT_FILENO);
-                if (!d->keep_stderr)
-                        dup2(null, STDERR_FILENO);
-                close(null);
-                d->null_fd = -1;
-        }
-        (void) !write(d->ready_fd, "1", 1);
-        close(d->ready_fd);
-        d->ready_fd = -1;
-}
-
-/* Forks; the parent returns 1 once the child reported readiness (or the
- * child's failure as -errno), the child returns 0 with *ret_fd to report. */
-static int daemonize(int *ret_fd) {
-        int p[2], status;
-        pid_t pid;
-        char c;
-        ssize_t n;
-
-        if (pipe2(p, O_CLOEXEC) < 0)
-                return log_error_errno(negative_errno(), "pipe: %m");
-        fflush(NULL);
-        pid = fork();
-        if (pid < 0)
-                return log_error_errno(negative_errno(), "fork: %m");
-        if (pid == 0) {
-                /* keep nothing the caller had open but stdio: a pipe
-                 * inherited from a shell ($(castore mount --daemon M)) must
-                 * not stay open for the mount's life */
-                close(p[0]);
-                if (p[1] != 3 && dup2(p[1], 3) < 0)
-                        _exit(1);
-                close_range(4, ~0U, 0);
-                setsid();
-                *ret_fd = 3;
-                return 0;
-        }
-        close(p[1]);
-        do
-                n = read(p[0], &c, 1);
-        while (n < 0 && errno == EINTR);
-        close(p[0]);
-        if (n == 1)
-                return 1;
-        /* the child failed before the mount served; it said why on stderr */
-        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-                ;
-        return -EIO;
 }
 
 static int run_mount(int argc, char **argv) {
@@ -116,7 +47,7 @@ static int run_mount(int argc, char **argv) {
         };
         struct cli_served served;
         struct devfuse_options o = { .passthrough = DEVFUSE_PASSTHROUGH_AUTO };
-        struct daemon_state ds = { .ready_fd = -1, .null_fd = -1 };
+        struct cli_daemon ds = { .ready_fd = -1, .null_fd = -1 };
         struct fs_config fcfg = {};
         char mountpoint[PATH_MAX];
         bool daemon = false;
@@ -173,11 +104,11 @@ static int run_mount(int argc, char **argv) {
         o.threads = threads;
 
         if (daemon) {
-                r = daemonize(&ds.ready_fd);
+                r = cli_daemonize(&ds);
                 if (r != 0)
                         return r > 0 ? 0 : r; /* the parent */
                 ds.keep_stderr = o.debug;
-                o.ready = daemon_ready;
+                o.ready = cli_daemon_ready;
                 o.ready_userdata = &ds;
         }
 
@@ -202,8 +133,7 @@ static int run_mount(int argc, char **argv) {
         o.confine_userdata = &cc;
         r = devfuse_serve(served.fs, &o);
         cli_served_close(&served);
-        if (ds.ready_fd >= 0)
-                close(ds.ready_fd);
+        cli_daemon_done(&ds);
         return r;
 }
 
@@ -216,38 +146,4 @@ const struct cli_command cli_cmd_mount = {
         .help = "serve the store read-only over FUSE on MOUNTPOINT (--daemon: return once mounted); every read is "
                 "verified, except with --passthrough=on, which lets the kernel read blob files unverified "
                 "(auto: passthrough only for fs-verity blob files)",
-};
-
-static int run_umount(int argc, char **argv) {
-        static const struct option opts[] = { CLI_COMMON_LONGOPTS, { "lazy", no_argument, NULL, 'z' }, {} };
-        bool lazy = false;
-        int opt, r;
-
-        while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORTOPTS "z", opts, NULL)) >= 0) {
-                if (cli_common_option(opt, optarg))
-                        continue;
-                if (opt == 'z')
-                        lazy = true;
-                else
-                        return -EINVAL;
-        }
-        if (argc - optind != 1)
-                return cli_usage_error("umount", argc - optind < 1 ? "missing MOUNTPOINT" : "too many arguments");
-        if (!fusemount_is_castore(argv[optind]))
-                return log_error_errno(-EINVAL, "umount: %s: not a castore mount", argv[optind]);
-        r = fusemount_unmount(argv[optind], lazy, geteuid() != 0);
-        if (r == -EBUSY) {
-                log_notice("umount: %s is busy: detaching it; it goes away when its last user does", argv[optind]);
-                r = fusemount_unmount(argv[optind], true, geteuid() != 0);
-        }
-        if (r < 0)
-                return log_error_errno(r, "umount: %s: %m", argv[optind]);
-        return 0;
-}
-
-const struct cli_command cli_cmd_umount = {
-        .name = "umount",
-        .run = run_umount,
-        .usage = "MOUNTPOINT [--lazy]",
-        .help = "unmount a castore mount (a busy one is detached lazily)",
 };
