@@ -25,7 +25,7 @@ int nar_contents_new(struct cas_blob_service *blobs, struct cas_dir_service *dir
                 return -ENOMEM;
         c->blobs = blobs;
         /* without the read-ahead (no memory, no threads) the render reads alone */
-        if (!serial && root->kind != CAS_NODE_SYMLINK && nar_prefetch_start(blobs, dirs, root, output, 0, &c->pf) < 0)
+        if (!serial && root->kind != CAS_NODE_SYMLINK && nar_prefetch_start(blobs, dirs, root, 0, &c->pf) < 0)
                 c->pf = NULL;
         *ret = c;
         return 0;
@@ -74,21 +74,23 @@ static int write_blob(struct nar_writer *w, struct cas_vblob *v, const struct ca
         return 0;
 }
 
-/* A file the read-ahead has: 1 when written, 0 when the read-ahead does
- * not have it. */
+/* A file the read-ahead has, in one piece or several: 1 when written, 0
+ * when the read-ahead does not have it. */
 static int write_prefetched(struct nar_contents *c, const struct cas_node *n, struct nar_writer *w) {
-        struct nar_fetched f;
-        int r;
+        struct nar_fetched f = { .more = true };
+        bool first = true;
+        int r = 0;
 
-        r = nar_prefetch_take(c->pf, n, &f);
-        if (r <= 0)
-                return r;
-        if (f.blob)
-                r = write_blob(w, f.blob, n);
-        else
-                r = nar_write_contents(w, f.data, (size_t) n->size);
-        free(f.data);
-        cas_vblob_close(f.blob);
+        while (r >= 0 && f.more) {
+                r = nar_prefetch_take(c->pf, n, &f);
+                if (r == 0 && !first)
+                        return log_error_errno(-EIO, "NAR read-ahead stopped inside blob %s", CAS_DIGEST_HEX(&n->digest));
+                if (r <= 0)
+                        return r;
+                first = false;
+                r = nar_write_contents(w, f.data, f.len);
+                free(f.data);
+        }
         return r < 0 ? r : 1;
 }
 

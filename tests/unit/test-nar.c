@@ -309,18 +309,19 @@ struct fake_blobs {
         uint64_t size; /* what the reader claims */
         const uint8_t *pass1, *pass2;
         size_t len;    /* bytes actually available */
-        int passes;
+        int passes;    /* atomic: the read-ahead reads segments on several threads */
 };
 
 static ssize_t fake_pread(struct cas_blob_reader *r, void *buf, size_t len, uint64_t off) {
         struct fake_blobs *f = *(struct fake_blobs **) (r + 1);
 
-        if (off == 0)
-                f->passes++;
+        int passes = off == 0 ? __atomic_add_fetch(&f->passes, 1, __ATOMIC_SEQ_CST)
+                              : __atomic_load_n(&f->passes, __ATOMIC_SEQ_CST);
+
         if (off >= f->len)
                 return 0;
         len = MIN(len, f->len - off);
-        memcpy(buf, (f->passes <= 1 ? f->pass1 : f->pass2) + off, len);
+        memcpy(buf, (passes <= 1 ? f->pass1 : f->pass2) + off, len);
         return (ssize_t) len;
 }
 static void fake_close(struct cas_blob_reader *r) {
