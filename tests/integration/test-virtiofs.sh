@@ -3,7 +3,7 @@
 # several QEMU guests in turn (Debian's stock kernel, busybox initramfs,
 # TCG).  Guest A runs every check, reboots and mounts again; guest B is
 # killed (SIGKILL) in the middle of reading; guest C runs every check on
-# the same daemon.  Also: the vhost-user socket against a hostile client,
+# the same daemon; guest E reads a blob damaged under the running daemon.  Also: the vhost-user socket against a hostile client,
 # a scripted front-end (vm/vhost_front.py: parallel requests, guest memory
 # shrunk under the daemon, a second connection, GET_VRING_BASE,
 # SET_MEM_TABLE and SIGTERM with requests in flight), --once, stale sockets
@@ -227,6 +227,32 @@ vm_run C "$SOCK" "$T_TMP/guest-c.sh" || rc=$?
 echo "# guest C took $((SECONDS - start))s"
 report_guest C C $rc
 expect_eq "daemon saw three guests connect" "$(grep -c 'front-end connected' "$T_TMP/daemon.log")" 6
+
+# ---- guest E: a blob damaged on the host under the running daemon: the
+# group with the flipped byte reads as an error in the guest, a range
+# elsewhere in the same file reads right (every READ is verified)
+mkdir -p "$T_TMP/dmg"
+head -c $((3 << 20)) /dev/urandom > "$T_TMP/dmg/file3m"
+cas import "$T_TMP/dmg" --name dmg > /dev/null 2>&1 || notok "import the file to damage"
+DMG_BLOB=$(find "$S/blobs" -type f -size 3072k ! -name '*.ob' | head -1)
+chmod u+w "$DMG_BLOB" && printf 'X' | dd of="$DMG_BLOB" bs=1 seek=2000000 conv=notrunc 2>/dev/null
+E_RANGE_SHA=$(dd if="$T_TMP/dmg/file3m" bs=65536 skip=1 count=2 2>/dev/null | sha256sum | cut -d' ' -f1)
+cat > "$T_TMP/body-e.sh" <<EOF
+mount -t virtiofs store /mnt || exit 1
+if dd if=/mnt/dmg/file3m of=/dev/null bs=4096 skip=488 count=1 2>/dev/null; then
+        echo "not ok - E: the damaged group reads as an error"
+else
+        echo "ok - E: the damaged group reads as an error"
+fi
+got=\$(dd if=/mnt/dmg/file3m bs=65536 skip=1 count=2 2>/dev/null | sha256sum | cut -d' ' -f1)
+[ "\$got" = "$E_RANGE_SHA" ] && echo "ok - E: a range away from the damage reads right" ||
+        echo "not ok - E: a range away from the damage reads right"
+echo CHECKS-DONE
+EOF
+guest_script E "$T_TMP/guest-e.sh" "$T_TMP/body-e.sh"
+rc=0
+vm_run E "$SOCK" "$T_TMP/guest-e.sh" || rc=$?
+report_guest E E $rc
 else
         skip "virtiofs guests" "$VM_SKIP"
 fi
