@@ -7,7 +7,12 @@
  * node ids are mapped onto inodes that exist, so that the operations get
  * past the first checks.  After each input a new INIT (a new session) must
  * leave every inode, reader and handle gone (nothing leaked by any
- * request, whatever state the input left the engine in). */
+ * request, whatever state the input left the engine in).  The first byte
+ * also picks the front end: /dev/fuse-like (a read-only mount, zero-message
+ * opens) or virtio-like (no such guarantee), with or without passthrough
+ * (backing files registered through fake ops that count them: none may
+ * stay registered after the new session). */
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,13 +93,34 @@ static uint64_t lookup(struct fuse_ll *ll, uint64_t parent, const char *name) {
         return eo.nodeid;
 }
 
+static int backing_live; /* registered and not yet closed */
+
+static int fake_backing_open(void *ctx, int fd) {
+        return fd < 0 ? -EBADF : ++backing_live;
+}
+
+static int fake_backing_close(void *ctx, int id) {
+        if (id <= 0 || backing_live <= 0)
+                abort(); /* closed what was never registered, or twice */
+        backing_live--;
+        return 0;
+}
+
+static const struct fuse_ll_backing_ops fake_backing = { .open = fake_backing_open, .close = fake_backing_close };
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-        static const struct fuse_ll_caps t = { .name = "fuzz", .readonly_mount = true, .calls_reply_done = true };
+        uint8_t mode = size > 0 ? data[0] : 0;
+        const struct fuse_ll_caps t = {
+                .name = "fuzz",
+                .readonly_mount = !(mode & 0x40),
+                .calls_reply_done = true,
+                .backing = (mode & 0x20) ? &fake_backing : NULL,
+        };
         struct fs_root_provider p;
         struct fs_config cfg;
-        struct fuse_ll_config lcfg = { .max_pages = 256 };
+        struct fuse_ll_config lcfg = { .max_pages = 256, .passthrough = (mode & 0x20) != 0 };
         struct fuse_ll *ll;
         struct fs *fs;
         struct fuse_ll_reply rep;
@@ -105,7 +131,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (!store)
                 setup();
         p = (struct fs_root_provider){ &fs_root_service_ops, store->roots };
-        cfg = (struct fs_config){ .list_root = size > 0 && (data[0] & 0x80), .roots = &p, .n_roots = 1 };
+        cfg = (struct fs_config){ .list_root = (mode & 0x80) != 0, .roots = &p, .n_roots = 1,
+                                  .passthrough_unverified = (mode & 0x20) != 0 };
         if (fs_new(store->blobs, store->dirs, &cfg, &fs) < 0 || fuse_ll_new(fs, &t, &lcfg, &ll) < 0)
                 abort();
         req = malloc(fuse_ll_request_size(ll));
@@ -174,10 +201,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 abort();
         fuse_ll_reply_done(ll, &rep);
         fs_get_stats(fs, &st);
-        if (st.inodes != 1 || st.open_files != 0 || st.dirs_loaded != 0)
+        if (st.inodes != 1 || st.open_files != 0 || st.dirs_loaded != 0 || backing_live != 0)
                 abort();
         free(req);
         fuse_ll_free(ll);
         fs_free(fs);
+        if (backing_live != 0)
+                abort();
         return 0;
 }

@@ -1,7 +1,9 @@
 /* Fuzz target for NAR ingestion: the input is a NAR stream, read in
- * chunks of a size chosen from its length so splits land everywhere.
- * Whatever the parser accepts must render back to exactly the input bytes
- * (the strict grammar admits one encoding per tree) with the same hash. */
+ * chunks of a size chosen from its length so splits land everywhere, and
+ * ingested serially or with its files stored by worker threads (the
+ * length's parity chooses).  Whatever the parser accepts must render back
+ * to exactly the input bytes (the strict grammar admits one encoding per
+ * tree) with the same hash, through the read-ahead or serially. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,7 +52,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         log_set_max_level(LOG_LEVEL_ERR - 1); /* quiet */
         if (cas_blob_memory_new(&blobs) < 0 || cas_dir_memory_new(&dirs) < 0)
                 abort();
-        r = nar_ingest(blobs, dirs, input_read, &in, NAR_INGEST_SERIAL, &res);
+        r = nar_ingest(blobs, dirs, input_read, &in, (size & 1) ? 0 : NAR_INGEST_SERIAL, &res);
         if (r >= 0) {
                 struct output out = { .want = data, .len = size };
                 uint8_t sha[NIX_SHA256_LEN];
@@ -58,7 +60,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
                 if (res.nar_size != size)
                         abort();
-                if (nar_render(blobs, dirs, &res.root, 0, output_write, &out, &len, sha) < 0)
+                if (nar_render(blobs, dirs, &res.root, (size & 2) ? NAR_RENDER_SERIAL : 0, output_write, &out, &len,
+                               sha) < 0)
                         abort();
                 if (out.pos != size || len != size || memcmp(sha, res.nar_sha256, sizeof(sha)) != 0)
                         abort();
