@@ -167,4 +167,25 @@ vfs_check() { # LABEL EXPECTED-MODE [ARGS...]
 }
 vfs_check "virtiofs" 600
 vfs_check "virtiofs --socket-group" 660 --socket-group "$(id -gn)"
+# --- messages that say what is wrong -------------------------------------------
+if cs mount "$M" --daemon --uid 1234 --gid 1234 2>"$T_TMP/uid.err"; then
+        check "--uid/--gid without --allow-other warns" grep -q "without --allow-other" "$T_TMP/uid.err"
+        cs umount "$M"
+        wait_until 10 sh -c "! grep -q ' $M fuse' /proc/mounts"
+else
+        notok "mount with --uid/--gid"
+fi
+if have runuser && have fusermount3; then
+        # a mountpoint the user can reach (the test's own directory is 0700)
+        NM=$(mktemp -d /tmp/castore-notmine.XXXXXX)
+        chmod 755 "$NM"
+        at_exit "rmdir '$NM'"
+        runuser -u nobody -- "$CASTORE" --store memory:// mount "$NM" >/dev/null 2>"$T_TMP/nobody.err"
+        rc=$?
+        expect_eq "non-root mount that fusermount3 refuses: exit status 1" "$rc" 1
+        check "non-root mount failure says fusermount3 could not mount, not an I/O error" \
+                sh -c "grep -q 'could not mount' '$T_TMP/nobody.err' && ! grep -q 'Input/output error' '$T_TMP/nobody.err'"
+else
+        skip "non-root mount message" "runuser or fusermount3 is missing"
+fi
 exit 0
