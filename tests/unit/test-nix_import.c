@@ -257,7 +257,20 @@ static void test_changed_between_passes(void) {
                 struct nix_import_result res;
 
                 make_changing_tree();
-                CHECK_EQ(nix_import_tree(e.store, e.pis, tpath(cases[i].rel), "changing", &opts, &res), -ESTALE);
+                /* the log says what happened, naming the path (not "Stale file handle") */
+                char logpath[300], msg[4096] = "";
+                snprintf(logpath, sizeof(logpath), "%s/log.txt", base);
+                int saved = dup(STDERR_FILENO), lfd = open(logpath, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+                CHECK(saved >= 0 && lfd >= 0);
+                CHECK(dup2(lfd, STDERR_FILENO) >= 0);
+                int ir = nix_import_tree(e.store, e.pis, tpath(cases[i].rel), "changing", &opts, &res);
+                CHECK(dup2(saved, STDERR_FILENO) >= 0);
+                close(saved);
+                CHECK(pread(lfd, msg, sizeof(msg) - 1, 0) >= 0);
+                close(lfd);
+                CHECK_EQ(ir, -ESTALE);
+                CHECK(strstr(msg, "changed") && strstr(msg, tpath(cases[i].rel)));
+                CHECK(!strstr(msg, "Stale file handle"));
                 /* refused: no named root, no PathInfo */
                 CHECK(!has_root(&e, "changing"));
                 CHECK_EQ(n_pathinfos(&e), 0);
