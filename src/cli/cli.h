@@ -73,6 +73,7 @@ int cli_fs_option(const char *cmd, int opt, const char *arg, struct fs_config *c
  * first, and named roots; listed merged in name order) and the filesystem. */
 struct cli_served {
         struct cas_store *store;
+        char *store_dir;   /* the local store's absolute path, or NULL */
         struct nix_pathinfo_service *pathinfo;
         struct cas_root_service *nix_roots;
         struct fs_root_provider providers[2];

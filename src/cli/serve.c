@@ -50,23 +50,15 @@ int cli_fs_option(const char *cmd, int opt, const char *arg, struct fs_config *c
 }
 
 int cli_served_confine(struct cli_served *s, bool keep_sys_admin, const char *socket) {
-        const char *url = s->store->url, *rw[2] = { NULL, NULL }, *rm[2] = { NULL, NULL };
-        _cleanup_free_ char *dir = NULL, *sock_dir = NULL;
+        const char *rw[2] = { s->store_dir, NULL }, *rm[2] = { NULL, NULL };
+        _cleanup_free_ char *sock_dir = NULL;
         struct sandbox_config c = { .rw_paths = rw, .remove_paths = rm, .keep_sys_admin = keep_sys_admin };
 
         if (sandbox_off) {
                 log_info("Not confined (--sandbox=none)");
                 return 0;
         }
-        /* the local store (outboards are repaired there); memory:// has no files */
-        if (s->store->lmdb) {
-                if (strncmp(url, "local://", 8) == 0)
-                        url += 8;
-                dir = realpath(url, NULL);
-                if (!dir)
-                        return log_error_errno(negative_errno(), "Cannot resolve the store path %s: %m", url);
-                rw[0] = dir;
-        }
+        /* rw: the local store (outboards are repaired there); memory:// has no files */
         if (socket) {
                 char *slash;
 
@@ -97,6 +89,20 @@ int cli_served_open(struct fs_config *cfg, struct cli_served *ret) {
                 cli_served_close(&s);
                 return log_error_errno(r, "Failed to open the PathInfo service: %m");
         }
+        /* absolute now: a daemon leaves its working directory before the
+         * sandbox needs this */
+        if (s.store->lmdb) {
+                const char *url = s.store->url;
+
+                if (strncmp(url, "local://", 8) == 0)
+                        url += 8;
+                s.store_dir = realpath(url, NULL);
+                if (!s.store_dir) {
+                        r = negative_errno();
+                        cli_served_close(&s);
+                        return log_error_errno(r, "Cannot resolve the store path %s: %m", url);
+                }
+        }
         s.providers[0] = (struct fs_root_provider){ .ops = &fs_root_service_ops, .ctx = s.nix_roots };
         s.providers[1] = (struct fs_root_provider){ .ops = &fs_root_service_ops, .ctx = s.store->roots };
         cfg->roots = s.providers;
@@ -116,5 +122,6 @@ void cli_served_close(struct cli_served *s) {
         cas_root_service_free(s->nix_roots);
         nix_pathinfo_service_free(s->pathinfo);
         cas_store_free(s->store);
+        free(s->store_dir);
         *s = (struct cli_served){};
 }

@@ -167,6 +167,15 @@ vfs_check() { # LABEL EXPECTED-MODE [ARGS...]
 }
 vfs_check "virtiofs" 600
 vfs_check "virtiofs --socket-group" 660 --socket-group "$(id -gn)"
+# a relative --store works for a daemon (it leaves its working directory
+# before the sandbox is set up around the store)
+if (cd "$LOOPMNT" && "$CASTORE" --store store mount "$M" --daemon); then
+        check "relative --store: the confined daemon serves" cmp "$M/data/file3m" "$SRC/data/file3m"
+        cs umount "$M"
+        wait_until 10 sh -c "! grep -q ' $M fuse' /proc/mounts"
+else
+        notok "mount --daemon with a relative --store"
+fi
 # --- messages that say what is wrong -------------------------------------------
 if cs mount "$M" --daemon --uid 1234 --gid 1234 2>"$T_TMP/uid.err"; then
         check "--uid/--gid without --allow-other warns" grep -q "without --allow-other" "$T_TMP/uid.err"
