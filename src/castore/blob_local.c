@@ -214,6 +214,25 @@ static int tmp_finish(struct blob_local *l, int fd, uint64_t seq, const struct c
         return log_error_errno(r, "Cannot store blob %s: %m", CAS_DIGEST_HEX(d));
 }
 
+/* A new temporary holding data: its fd, or -errno (nothing left behind). */
+static int tmp_write(struct blob_local *l, const void *data, size_t len, uint64_t *ret_seq) {
+        int fd, r;
+
+        r = blob_local_ensure_writable(l);
+        if (r < 0)
+                return r;
+        fd = blob_local_tmp_create(l, ret_seq);
+        if (fd < 0)
+                return fd;
+        r = loop_write(fd, data, len);
+        if (r < 0) {
+                close(fd);
+                blob_local_unlink_tmp(l, *ret_seq);
+                return r;
+        }
+        return fd;
+}
+
 /* ---- put and the writer ---- */
 
 static int local_outboard_put(struct cas_blob_service *s, const struct cas_digest *d, const uint8_t *ob,
@@ -260,18 +279,9 @@ static int local_put(struct cas_blob_service *s, const void *data, size_t len, u
                 }
                 return r;
         }
-        r = blob_local_ensure_writable(l);
-        if (r < 0)
-                return r;
-        fd = blob_local_tmp_create(l, &seq);
+        fd = tmp_write(l, data, len, &seq);
         if (fd < 0)
-                return fd;
-        r = loop_write(fd, data, len);
-        if (r < 0) {
-                close(fd);
-                blob_local_unlink_tmp(l, seq);
-                return log_error_errno(r, "Cannot write blob %s: %m", CAS_DIGEST_HEX(&d));
-        }
+                return log_error_errno(fd, "Cannot write blob %s: %m", CAS_DIGEST_HEX(&d));
         r = tmp_finish(l, fd, seq, &d, flags);
         if (r >= 0)
                 *ret_digest = d;
@@ -592,18 +602,12 @@ static int local_outboard_put(struct cas_blob_service *s, const struct cas_diges
         uint64_t seq;
         int r;
 
-        r = blob_local_ensure_writable(l);
-        if (r < 0)
-                return r;
-        fd = blob_local_tmp_create(l, &seq);
+        fd = tmp_write(l, ob, len, &seq);
         if (fd < 0)
                 return fd;
-        r = loop_write(fd, ob, len);
-        if (r >= 0) {
-                blob_local_tmp_name(l, seq, from);
-                outboard_path(d, to);
-                r = rename_outboard(l, from, to);
-        }
+        blob_local_tmp_name(l, seq, from);
+        outboard_path(d, to);
+        r = rename_outboard(l, from, to);
         if (r < 0)
                 blob_local_unlink_tmp(l, seq);
         return r;

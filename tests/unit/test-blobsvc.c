@@ -324,13 +324,6 @@ static void test_args(struct cas_blob_service *s) {
         CHECK_EQ(cas_blob_list(s, NULL, NULL), -EINVAL);
 }
 
-static void remove_tree(const char *dir) {
-        char cmd[600];
-
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-        CHECK_EQ(system(cmd), 0);
-}
-
 /* ---- local store only ---- */
 
 static void blob_file(const struct cas_digest *d, char *ret, size_t size) {
@@ -857,15 +850,12 @@ static void run_both(const char *name, backend_test t) {
 #define RUN_BOTH(t) run_both(#t, t)
 
 int main(int argc, char **argv) {
-        const char *tmpdir = getenv("TMPDIR");
-
         blob_b = malloc(BLOB_B_LEN);
         for (size_t i = 0; i < BLOB_B_LEN; i++)
                 blob_b[i] = i % 255;
         if (argc == 3 && strcmp(argv[1], "--dedup-child") == 0)
                 return dedup_child(argv[2]);
-        snprintf(tmp_root, sizeof(tmp_root), "%s/test-blobsvc.XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
-        CHECK(mkdtemp(tmp_root));
+        test_tmp_root("test-blobsvc", tmp_root, sizeof(tmp_root));
 
         RUN_BOTH(test_put_stat_open);
         RUN_BOTH(test_pread_offsets);

@@ -370,18 +370,8 @@ static void test_missing_root_of_store_path(void) {
         fixture_close(&f);
 }
 
-static void remove_tree(const char *dir) {
-        char cmd[600];
-
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-        CHECK_EQ(system(cmd), 0);
-}
-
 int main(void) {
-        const char *tmpdir = getenv("TMPDIR");
-
-        snprintf(tmp_root, sizeof(tmp_root), "%s/test-check.XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
-        CHECK(mkdtemp(tmp_root));
+        test_tmp_root("test-check", tmp_root, sizeof(tmp_root));
 
         RUN(test_clean);
         RUN(test_clean_memory);

@@ -573,18 +573,8 @@ static void run_all(const char *name, backend_test t) {
 
 #define RUN_ALL(t) run_all(#t, t)
 
-static void remove_tree(const char *dir) {
-        char cmd[600];
-
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-        CHECK_EQ(system(cmd), 0);
-}
-
 int main(void) {
-        const char *tmpdir = getenv("TMPDIR");
-
-        snprintf(tmp_root, sizeof(tmp_root), "%s/test-dirsvc.XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
-        CHECK(mkdtemp(tmp_root));
+        test_tmp_root("test-dirsvc", tmp_root, sizeof(tmp_root));
 
         RUN_ALL(test_known_digests);
         RUN_ALL(test_missing_child);

@@ -244,18 +244,8 @@ static void test_corrupt_blob(void) {
         cas_store_free(s);
 }
 
-static void remove_tree(const char *dir) {
-        char cmd[600];
-
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-        CHECK_EQ(system(cmd), 0);
-}
-
 int main(void) {
-        const char *tmpdir = getenv("TMPDIR");
-
-        snprintf(tmp_root, sizeof(tmp_root), "%s/test-export.XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
-        CHECK(mkdtemp(tmp_root));
+        test_tmp_root("test-export", tmp_root, sizeof(tmp_root));
 
         RUN(test_round_trip);
         RUN(test_corrupt_blob);

@@ -250,16 +250,7 @@ static void test_create_durable(const char *self) {
         CHECK(grandparent_synced); /* durable/ was created too */
 }
 
-static void remove_tree(const char *dir) {
-        char cmd[600];
-
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-        CHECK_EQ(system(cmd), 0);
-}
-
 int main(int argc, char **argv) {
-        const char *tmpdir = getenv("TMPDIR");
-
         if (argc == 3 && strcmp(argv[1], "--create") == 0) {
                 /* the traced child of test_create_durable */
                 struct cas_store *s;
@@ -268,8 +259,7 @@ int main(int argc, char **argv) {
                 return 0;
         }
 
-        snprintf(tmp_root, sizeof(tmp_root), "%s/test-store.XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
-        CHECK(mkdtemp(tmp_root));
+        test_tmp_root("test-store", tmp_root, sizeof(tmp_root));
 
         RUN(test_memory);
         RUN(test_bad_urls);

@@ -66,6 +66,22 @@ static inline int *test_exit_code(void) {
                 test();                              \
         } while (0)
 
+/* A fresh directory $TMPDIR/<name>.XXXXXX (or under /tmp) into buf. */
+static inline void test_tmp_root(const char *name, char *buf, size_t size) {
+        const char *tmpdir = getenv("TMPDIR");
+
+        snprintf(buf, size, "%s/%s.XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp", name);
+        CHECK(mkdtemp(buf));
+}
+
+/* rm -rf of a test's directory. */
+static inline void remove_tree(const char *dir) {
+        char cmd[600];
+
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+        CHECK_EQ(system(cmd), 0);
+}
+
 /* Hex of a byte buffer into a static-size buffer (tests only). */
 static inline const char *test_hex(const void *data, size_t len, char *buf) {
         static const char h[] = "0123456789abcdef";
