@@ -52,6 +52,18 @@ static int dir_get(struct fs *fs, struct fs_inode *in, const struct cas_director
         return 0;
 }
 
+/* Pins directory inode ino into g and gets its Directory: -ENOTDIR for
+ * another kind, dir_get's errors. */
+static int dir_pin_get(struct fs *fs, uint64_t ino, struct pin_guard *g, const struct cas_directory **ret) {
+        int r = fs_inode_pin(fs, ino, &g->in);
+
+        if (r < 0)
+                return r;
+        if (g->in->key.kind != CAS_NODE_DIRECTORY)
+                return -ENOTDIR;
+        return dir_get(fs, g->in, ret);
+}
+
 int fs_lookup(struct fs *fs, uint64_t parent, const char *name, size_t len, struct fs_entry *ret) {
         _cleanup_unpin_ struct pin_guard g = { fs, NULL };
         const struct cas_directory *d;
@@ -63,14 +75,9 @@ int fs_lookup(struct fs *fs, uint64_t parent, const char *name, size_t len, stru
                 return -EINVAL;
         if (parent == FS_ROOT_INO)
                 return fs_root_lookup(fs, name, len, ret);
-        r = fs_inode_pin(fs, parent, &g.in);
-        if (r < 0)
-                return r;
-        if (g.in->key.kind != CAS_NODE_DIRECTORY)
-                return -ENOTDIR;
         if (len > CAS_NAME_MAX)
                 return -ENAMETOOLONG;
-        r = dir_get(fs, g.in, &d);
+        r = dir_pin_get(fs, parent, &g, &d);
         if (r < 0)
                 return r;
         n = cas_directory_find(d, name, len);
@@ -139,13 +146,8 @@ int fs_opendir(struct fs *fs, uint64_t ino, struct fs_open *ret) {
         *ret = (struct fs_open){ .backing_id = -1 };
         if (ino == FS_ROOT_INO)
                 return fs_root_opendir(fs, ret);
-        r = fs_inode_pin(fs, ino, &g.in);
-        if (r < 0)
-                return r;
-        if (g.in->key.kind != CAS_NODE_DIRECTORY)
-                return -ENOTDIR;
         /* fetch now: a missing Directory fails opendir rather than the first read */
-        r = dir_get(fs, g.in, &d);
+        r = dir_pin_get(fs, ino, &g, &d);
         if (r < 0)
                 return r;
         ret->keep_cache = true;
@@ -207,12 +209,7 @@ int fs_readdir(struct fs *fs, uint64_t ino, uint64_t fh, uint64_t off, bool plus
                 return -EINVAL;
         if (ino == FS_ROOT_INO)
                 return fs_root_readdir(fs, fh, off, plus, cb, userdata);
-        r = fs_inode_pin(fs, ino, &g.in);
-        if (r < 0)
-                return r;
-        if (g.in->key.kind != CAS_NODE_DIRECTORY)
-                return -ENOTDIR;
-        r = dir_get(fs, g.in, &d);
+        r = dir_pin_get(fs, ino, &g, &d);
         if (r < 0)
                 return r;
         if (off >= d->n_entries)
