@@ -115,6 +115,29 @@ static void help(FILE *f) {
         fprintf(f, "\nThe store is --store DIR, else $CASTORE_STORE, else ~/.local/share/castore.\n");
 }
 
+static void command_help(const struct cli_command *c) {
+        printf("Usage: castore [--store DIR] %s %s\n\n%s\n", c->name, c->usage, c->help);
+        printf("\nCommon options: -v (more log), -q (errors only), --store DIR.\n");
+}
+
+/* --help or -h among a command's arguments (before a "--"). */
+static bool wants_help(int argc, char **argv) {
+        for (int i = 1; i < argc; i++) {
+                if (strcmp(argv[i], "--") == 0)
+                        return false;
+                if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+                        return true;
+        }
+        return false;
+}
+
+static const struct cli_command *command_find(const char *name) {
+        for (const struct cli_command *const *cp = cli_commands; *cp; cp++)
+                if (strcmp((*cp)->name, name) == 0)
+                        return *cp;
+        return NULL;
+}
+
 static int exit_code(int r) {
         if (r == -EINVAL)
                 return CLI_EXIT_USAGE;
@@ -152,20 +175,31 @@ int main(int argc, char **argv) {
                 return CLI_EXIT_USAGE;
         }
         const char *name = argv[optind];
+        const struct cli_command *c;
+
         if (strcmp(name, "help") == 0) {
-                help(stdout);
+                if (optind + 1 < argc) {
+                        c = command_find(argv[optind + 1]);
+                        if (!c) {
+                                log_error("Unknown command \"%s\" (see \"castore help\")", argv[optind + 1]);
+                                return CLI_EXIT_USAGE;
+                        }
+                        command_help(c);
+                } else
+                        help(stdout);
                 return CLI_EXIT_OK;
         }
-        for (const struct cli_command *const *cp = cli_commands; *cp; cp++) {
-                const struct cli_command *c = *cp;
+        c = command_find(name);
+        if (c) {
+                int cmd_argc = argc - optind;
+                char **cmd_argv = argv + optind;
 
-                if (strcmp(c->name, name) == 0) {
-                        int cmd_argc = argc - optind;
-                        char **cmd_argv = argv + optind;
-
-                        optind = 0; /* reset getopt for the command's own parsing */
-                        return exit_code(c->run(cmd_argc, cmd_argv));
+                if (wants_help(cmd_argc, cmd_argv)) {
+                        command_help(c);
+                        return CLI_EXIT_OK;
                 }
+                optind = 0; /* reset getopt for the command's own parsing */
+                return exit_code(c->run(cmd_argc, cmd_argv));
         }
         log_error("Unknown command \"%s\" (see \"castore help\")", name);
         return CLI_EXIT_USAGE;

@@ -529,6 +529,14 @@ mkdir -p "$T_TMP/e"
 one_line_error "mount: missing mountpoint" cs mount
 one_line_error "mount: bad flag" cs mount "$T_TMP/e" --bogus
 one_line_error "mount: bad --passthrough" cs mount "$T_TMP/e" --passthrough=maybe
+help_ok() { # COMMAND: "castore COMMAND --help" exits 0 with its usage on stdout
+        local out
+        out=$("$CASTORE" "$1" --help) && grep -q "^Usage: castore .* $1 " <<<"$out"
+}
+for c in mount umount virtiofs import ls cat export verify nar path-info; do
+        check "castore $c --help: usage on stdout, exit 0" help_ok "$c"
+done
+check "castore help mount: exit 0" sh -c "'$CASTORE' help mount | grep -q passthrough"
 one_line_error "mount: bad --threads" cs mount "$T_TMP/e" --threads 0
 one_line_error "mount: mountpoint does not exist" cs mount "$T_TMP/nonexistent"
 one_line_error "mount: mountpoint is a file" cs mount "$SRC/single"
