@@ -12,6 +12,7 @@
 
 #include "cli/cli.h"
 #include "store/nix_import.h"
+#include "util/json.h"
 #include "util/log.h"
 
 static const char *kind_str(enum cas_node_kind k) {
@@ -37,19 +38,6 @@ static int default_name(const char *path, char **ret) {
         return *ret ? 0 : -ENOMEM;
 }
 
-static void print_json_string(const char *s) {
-        putchar('"');
-        for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
-                if (*p == '"' || *p == '\\')
-                        printf("\\%c", *p);
-                else if (*p < 0x20)
-                        printf("\\u%04x", *p);
-                else
-                        putchar(*p);
-        }
-        putchar('"');
-}
-
 static void print_result(const char *path, const char *name, const struct nix_import_result *res, bool json,
                          bool first) {
         const struct cas_node *root = &res->root;
@@ -62,16 +50,16 @@ static void print_result(const char *path, const char *name, const struct nix_im
                  (unsigned long long) res->stats.symlinks, (unsigned long long) res->stats.bytes);
         if (json) {
                 printf("%s\n  {\"name\": ", first ? "[" : ",");
-                print_json_string(name);
+                json_cstring(stdout, name);
                 printf(", \"path\": ");
-                print_json_string(path);
+                json_cstring(stdout, path);
                 printf(", \"kind\": \"%s\"", kind_str(root->kind));
                 if (root->kind != CAS_NODE_SYMLINK)
                         printf(", \"digest\": \"%s\", \"size\": %llu", CAS_DIGEST_B3(&root->digest),
                                (unsigned long long) root->size);
                 if (store_path[0]) {
                         printf(", \"storePath\": ");
-                        print_json_string(store_path);
+                        json_cstring(stdout, store_path);
                 }
                 printf(", \"files\": %llu, \"directories\": %llu, \"symlinks\": %llu, \"bytes\": %llu}",
                        (unsigned long long) res->stats.files, (unsigned long long) res->stats.directories,

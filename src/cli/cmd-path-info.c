@@ -10,6 +10,7 @@
 #include "store/nixbase32.h"
 #include "store/pathinfosvc.h"
 #include "util/base64.h"
+#include "util/json.h"
 #include "util/log.h"
 
 struct pi_args {
@@ -18,21 +19,6 @@ struct pi_args {
         unsigned shown; /* JSON objects printed so far */
 };
 
-/* Names and key names are restricted to printable ASCII already; escape
- * anyway so the output stays valid JSON whatever a record holds. */
-static void json_string(const char *s) {
-        putchar('"');
-        for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
-                if (*p == '"' || *p == '\\')
-                        printf("\\%c", *p);
-                else if (*p < 0x20 || *p >= 0x7f)
-                        printf("\\u%04x", *p);
-                else
-                        putchar(*p);
-        }
-        putchar('"');
-}
-
 static void show_json(const struct nix_pathinfo *pi, struct pi_args *a) {
         char path[NIX_PATH_MAX + 1], b64[BASE64_ENCODED_LEN(NIX_SHA256_LEN) + 1], ca[NIX_CA_STR_MAX],
                 sig[NIX_SIGNATURE_STR_MAX];
@@ -40,13 +26,13 @@ static void show_json(const struct nix_pathinfo *pi, struct pi_args *a) {
         nix_store_path_absolute(&pi->path, path);
         base64_encode(pi->nar_sha256, NIX_SHA256_LEN, b64);
         printf("%s{\"path\":", a->shown++ ? "," : "");
-        json_string(path);
+        json_cstring(stdout, path);
         printf(",\"narHash\":\"sha256-%s\",\"narSize\":%" PRIu64 ",\"references\":[", b64, pi->nar_size);
         for (size_t i = 0; i < pi->n_references; i++) {
                 nix_store_path_absolute(&pi->references[i], path);
                 if (i)
                         putchar(',');
-                json_string(path);
+                json_cstring(stdout, path);
         }
         putchar(']');
         if (pi->has_ca && nix_ca_to_string(pi->ca_type, pi->ca_digest, ca) >= 0)
@@ -54,7 +40,7 @@ static void show_json(const struct nix_pathinfo *pi, struct pi_args *a) {
         if (pi->has_deriver) {
                 nix_store_path_absolute(&pi->deriver, path);
                 printf(",\"deriver\":");
-                json_string(path);
+                json_cstring(stdout, path);
         }
         if (pi->n_signatures > 0) {
                 printf(",\"signatures\":[");
@@ -62,7 +48,7 @@ static void show_json(const struct nix_pathinfo *pi, struct pi_args *a) {
                         nix_signature_to_string(&pi->signatures[i], sig);
                         if (i)
                                 putchar(',');
-                        json_string(sig);
+                        json_cstring(stdout, sig);
                 }
                 putchar(']');
         }
@@ -171,7 +157,7 @@ static int run_path_info(int argc, char **argv) {
                         nix_store_path_absolute(&p, path);
                         if (a.json) {
                                 printf("%s{\"path\":", a.shown++ ? "," : "");
-                                json_string(path);
+                                json_cstring(stdout, path);
                                 printf(",\"valid\":false}");
                         }
                         ret = r == -ENOENT ? log_error_errno(r, "%s: not in the store", path)
