@@ -17,7 +17,7 @@ struct nar_contents {
 };
 
 int nar_contents_new(struct cas_blob_service *blobs, struct cas_dir_service *dirs, const struct cas_node *root,
-                     bool output, bool serial, struct nar_contents **ret) {
+                     bool serial, struct nar_contents **ret) {
         struct nar_contents *c;
 
         c = calloc(1, sizeof(*c));

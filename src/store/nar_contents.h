@@ -12,12 +12,12 @@
 
 struct nar_contents;
 
-/* Sets up the contents of the files below root for one render.  output:
- * the NAR bytes leave the process (else they are only hashed).  serial: read and verify on
- * the calling thread only; otherwise a read-ahead starts (and if it
- * cannot, the render goes on serially).  0 or -ENOMEM. */
+/* Sets up the contents of the files below root for one render.  serial:
+ * read and verify on the calling thread only; otherwise a read-ahead starts
+ * (and if it cannot, the render goes on serially).  0 or -ENOMEM.  Hashing
+ * only and writing out read the same way: nothing is trusted unchecked. */
 int nar_contents_new(struct cas_blob_service *blobs, struct cas_dir_service *dirs, const struct cas_node *root,
-                     bool output, bool serial, struct nar_contents **ret);
+                     bool serial, struct nar_contents **ret);
 
 /* Writes the contents of file node n to w, which has just begun it
  * (nar_write_file_begin with n->size): exactly n->size bytes.  Must be

@@ -85,7 +85,7 @@ int nar_render(struct cas_blob_service *blobs, struct cas_dir_service *dirs, con
         r = nar_writer_init(&rd.w, write, userdata, hash);
         if (r < 0)
                 return r;
-        r = nar_contents_new(blobs, dirs, root, write != NULL, flags & NAR_RENDER_SERIAL, &rd.contents);
+        r = nar_contents_new(blobs, dirs, root, flags & NAR_RENDER_SERIAL, &rd.contents);
         if (r < 0) {
                 nar_writer_free(&rd.w);
                 return r;
