@@ -150,6 +150,8 @@ int cas_dir_get_recursive(struct cas_dir_service *s, const struct cas_digest *ro
 
         if (!s || !root || !cb)
                 return -EINVAL;
+        if (s->ops->get_recursive)
+                return s->ops->get_recursive(s, root, cb, userdata);
         if (!s->ops->get)
                 return -EOPNOTSUPP;
         hashmap_init(&w.seen, digest_eq);

@@ -30,6 +30,10 @@ struct cas_dir_ops {
         int (*put)(struct cas_dir_service *s, struct cas_directory *const *dirs, size_t n, unsigned flags,
                    enum cas_verr *ret_why);
         int (*list)(struct cas_dir_service *s, cas_dir_list_cb cb, void *userdata);
+        /* Optional: cas_dir_get_recursive in one request (remote
+         * backends); NULL: the wrapper walks with get. */
+        int (*get_recursive)(struct cas_dir_service *s, const struct cas_digest *root,
+                             int (*cb)(void *userdata, const struct cas_directory *d), void *userdata);
         void (*free)(struct cas_dir_service *s);
 };
 

@@ -22,6 +22,7 @@ void cas_store_free(struct cas_store *s) {
         cas_dir_service_free(s->dirs);
         cas_blob_service_free(s->blobs);
         cas_lmdb_close(s->lmdb); /* after the services that use it */
+        cas_store_free(s->cache); /* after the services that borrow it */
         free(s->url);
         free(s);
 }
@@ -253,5 +254,27 @@ int cas_store_open(const char *url, unsigned flags, struct cas_store **ret) {
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(s);
+        return 0;
+}
+
+int cas_store_new(const char *url, struct cas_blob_service *blobs, struct cas_dir_service *dirs,
+                  struct cas_root_service *roots, struct cas_store *cache, struct cas_store **ret) {
+        struct cas_store *s = calloc(1, sizeof(*s));
+
+        if (s)
+                s->url = strdup(url);
+        if (!s || !s->url) {
+                free(s);
+                cas_root_service_free(roots);
+                cas_dir_service_free(dirs);
+                cas_blob_service_free(blobs);
+                cas_store_free(cache);
+                return -ENOMEM;
+        }
+        s->blobs = blobs;
+        s->dirs = dirs;
+        s->roots = roots;
+        s->cache = cache;
+        *ret = s;
         return 0;
 }

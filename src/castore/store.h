@@ -23,6 +23,9 @@ struct cas_store {
         struct cas_dir_service *dirs;
         struct cas_root_service *roots;
         struct cas_lmdb *lmdb; /* NULL unless the local store */
+        /* A local store the services write what they fetch back into
+         * (--cache): owned, freed after the services that borrow it. */
+        struct cas_store *cache;
         char *url;
 };
 
@@ -38,4 +41,9 @@ struct cas_store {
  * store in the process that uses it. */
 int cas_store_open(const char *url, unsigned flags, struct cas_store **ret);
 void cas_store_free(struct cas_store *s);
+
+/* A store made of services built elsewhere (remote backends, caches):
+ * takes ownership of all of them, also on failure.  cache may be NULL. */
+int cas_store_new(const char *url, struct cas_blob_service *blobs, struct cas_dir_service *dirs,
+                  struct cas_root_service *roots, struct cas_store *cache, struct cas_store **ret);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct cas_store *, cas_store_free);

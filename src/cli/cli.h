@@ -22,22 +22,38 @@ struct cli_command {
 const char *cli_store_url(void);
 void cli_set_store_url(const char *url);
 
-/* Opens the store named by cli_store_url(); logs a one-line error.
+/* Opens the store named by cli_store_url() and the service addresses
+ * (--blob-service-addr ... or $BLOB_SERVICE_ADDR ..., --cache or
+ * $CASTORE_CACHE; remote/services.h), and its PathInfo service if
+ * ret_pathinfo is not NULL (free it first).  Logs a one-line error.
  * flags: CAS_STORE_CREATE for commands that write. */
-int cli_store_open(unsigned flags, struct cas_store **ret);
+int cli_store_open(unsigned flags, struct cas_store **ret, struct nix_pathinfo_service **ret_pathinfo);
+/* Whether the services are a gRPC daemon's. */
+bool cli_store_is_remote(void);
 
 /* getopt_long handling of the options every command accepts (--store,
  * --verbose/-v, --quiet/-q).  Returns true if opt was one of them. */
 bool cli_common_option(int opt, const char *arg);
-#define CLI_COMMON_LONGOPTS                                   \
-        { "store", required_argument, NULL, 'S' },            \
+enum {
+        CLI_OPT_BLOB_ADDR = 0x300,
+        CLI_OPT_DIR_ADDR,
+        CLI_OPT_PATHINFO_ADDR,
+        CLI_OPT_CACHE,
+};
+#define CLI_COMMON_LONGOPTS                                                        \
+        { "store", required_argument, NULL, 'S' },                                 \
+        { "blob-service-addr", required_argument, NULL, CLI_OPT_BLOB_ADDR },       \
+        { "directory-service-addr", required_argument, NULL, CLI_OPT_DIR_ADDR },   \
+        { "path-info-service-addr", required_argument, NULL, CLI_OPT_PATHINFO_ADDR }, \
+        { "cache", required_argument, NULL, CLI_OPT_CACHE },                        \
         { "verbose", no_argument, NULL, 'v' },                \
         { "quiet", no_argument, NULL, 'q' }
 #define CLI_COMMON_SHORTOPTS "vq"
 
-/* Resolves "ROOT[/sub/path]" (a named root, then directory entries; no
- * symlinks followed).  *ret's strings live in *ret_mem.  Logs errors. */
-int cli_resolve(struct cas_store *store, const char *arg, struct cas_node *ret, void **ret_mem);
+/* Resolves "ROOT[/sub/path]" (a named root or, with pis, a store path
+ * basename; then directory entries; no symlinks followed).  *ret's strings live in *ret_mem.  Logs errors. */
+int cli_resolve(struct cas_store *store, struct nix_pathinfo_service *pis, const char *arg, struct cas_node *ret,
+                void **ret_mem);
 
 /* For commands that take only the common options: parses them and
  * returns the index of the first argument, or -EINVAL. */
@@ -48,7 +64,7 @@ int cli_parse_common_only(int argc, char **argv);
  * usage error saying `missing`) and opens the store.  Returns the index of
  * the first argument, or a negative errno (logged). */
 int cli_begin(const char *cmd, int argc, char **argv, const char *missing, unsigned store_flags,
-              struct cas_store **ret_store);
+              struct cas_store **ret_store, struct nix_pathinfo_service **ret_pathinfo);
 
 /* Logs "Unknown option" / "Missing argument" style errors and returns -EINVAL. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -73,7 +89,8 @@ int cli_fs_option(const char *cmd, int opt, const char *arg, struct fs_config *c
  * first, and named roots; listed merged in name order) and the filesystem. */
 struct cli_served {
         struct cas_store *store;
-        char *store_dir;   /* the local store's absolute path, or NULL */
+        char *store_dir;   /* the local store's (or cache's) absolute path, or NULL */
+        bool remote;       /* the services are a gRPC daemon's */
         struct nix_pathinfo_service *pathinfo;
         struct cas_root_service *nix_roots;
         struct fs_root_provider providers[2];

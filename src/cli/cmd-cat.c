@@ -18,9 +18,10 @@ static int write_out(void *userdata, const void *buf, size_t len) {
 
 static int run_cat(int argc, char **argv) {
         _cleanup_(cas_store_freep) struct cas_store *store = NULL;
+        _cleanup_(nix_pathinfo_service_freep) struct nix_pathinfo_service *pis = NULL;
         int r;
 
-        r = cli_begin("cat", argc, argv, "ROOT/PATH", 0, &store);
+        r = cli_begin("cat", argc, argv, "ROOT/PATH", 0, &store, &pis);
         if (r < 0)
                 return r;
         for (int i = r; i < argc; i++) {
@@ -29,7 +30,7 @@ static int run_cat(int argc, char **argv) {
                 _cleanup_free_ void *mem = NULL;
                 struct cas_node n;
 
-                r = cli_resolve(store, argv[i], &n, &mem);
+                r = cli_resolve(store, pis, argv[i], &n, &mem);
                 if (r < 0)
                         return r;
                 if (n.kind == CAS_NODE_DIRECTORY)

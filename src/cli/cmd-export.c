@@ -10,6 +10,7 @@
 
 static int run_export(int argc, char **argv) {
         _cleanup_(cas_store_freep) struct cas_store *store = NULL;
+        _cleanup_(nix_pathinfo_service_freep) struct nix_pathinfo_service *pis = NULL;
         _cleanup_free_ void *mem = NULL;
         struct cas_export_stats st;
         struct cas_node n;
@@ -22,10 +23,10 @@ static int run_export(int argc, char **argv) {
         if (argc - optind != 2)
                 return cli_usage_error("export", "expected ROOT[/PATH] DEST");
         const char *dest = argv[optind + 1];
-        r = cli_store_open(0, &store);
+        r = cli_store_open(0, &store, &pis);
         if (r < 0)
                 return r;
-        r = cli_resolve(store, argv[optind], &n, &mem);
+        r = cli_resolve(store, pis, argv[optind], &n, &mem);
         if (r < 0)
                 return r;
         r = cas_export_tree(store, &n, dest, &st);

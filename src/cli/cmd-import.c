@@ -142,14 +142,9 @@ static int run_import(int argc, char **argv) {
         for (int i = optind; i < argc; i++)
                 if (faccessat(AT_FDCWD, argv[i], F_OK, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT)
                         return log_error_errno(-ENOENT, "%s: No such file or directory", argv[i]);
-        r = cli_store_open(CAS_STORE_CREATE, &store);
+        r = cli_store_open(CAS_STORE_CREATE, &store, nix ? &pis : NULL);
         if (r < 0)
                 return r;
-        if (nix) {
-                r = nix_pathinfo_open_store(store, &pis);
-                if (r < 0)
-                        return log_error_errno(r, "Failed to open the PathInfo service: %m");
-        }
         for (int i = optind; i < argc && r >= 0; i++) {
                 _cleanup_free_ char *name = NULL;
 

@@ -76,6 +76,7 @@ static int run_ls(int argc, char **argv) {
                 {},
         };
         _cleanup_(cas_store_freep) struct cas_store *store = NULL;
+        _cleanup_(nix_pathinfo_service_freep) struct nix_pathinfo_service *pis = NULL;
         _cleanup_free_ void *mem = NULL;
         struct cas_node n;
         bool lng = false, recursive = false;
@@ -93,14 +94,14 @@ static int run_ls(int argc, char **argv) {
         }
         if (argc - optind > 1)
                 return cli_usage_error("ls", "too many arguments");
-        r = cli_store_open(0, &store);
+        r = cli_store_open(0, &store, &pis);
         if (r < 0)
                 return r;
         if (optind == argc) {
                 r = cas_root_list(store->roots, print_root, &lng);
                 return r < 0 ? log_error_errno(r, "Failed to list roots: %m") : 0;
         }
-        r = cli_resolve(store, argv[optind], &n, &mem);
+        r = cli_resolve(store, pis, argv[optind], &n, &mem);
         if (r < 0)
                 return r;
         if (n.kind != CAS_NODE_DIRECTORY) {
@@ -119,16 +120,17 @@ const struct cli_command cli_cmd_ls = {
 
 static int run_stat(int argc, char **argv) {
         _cleanup_(cas_store_freep) struct cas_store *store = NULL;
+        _cleanup_(nix_pathinfo_service_freep) struct nix_pathinfo_service *pis = NULL;
         int r;
 
-        r = cli_begin("stat", argc, argv, "ROOT[/PATH]", 0, &store);
+        r = cli_begin("stat", argc, argv, "ROOT[/PATH]", 0, &store, &pis);
         if (r < 0)
                 return r;
         for (int i = r; i < argc; i++) {
                 _cleanup_free_ void *mem = NULL;
                 struct cas_node n;
 
-                r = cli_resolve(store, argv[i], &n, &mem);
+                r = cli_resolve(store, pis, argv[i], &n, &mem);
                 if (r < 0)
                         return r;
                 printf("path: %s\n", argv[i]);

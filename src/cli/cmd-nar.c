@@ -36,15 +36,9 @@ static ssize_t read_fd(void *userdata, void *buf, size_t len) {
 static int open_services(unsigned flags, struct cas_store **ret_store, struct nix_pathinfo_service **ret_pis) {
         int r;
 
-        r = cli_store_open(flags, ret_store);
+        r = cli_store_open(flags, ret_store, ret_pis);
         if (r < 0)
                 return r;
-        r = nix_pathinfo_open_store(*ret_store, ret_pis);
-        if (r < 0) {
-                cas_store_free(*ret_store);
-                *ret_store = NULL;
-                return log_error_errno(r, "Failed to open the PathInfo database: %m");
-        }
         return 0;
 }
 

@@ -130,12 +130,9 @@ static int run_path_info(int argc, char **argv) {
                         return log_error_errno(-EINVAL, "\"%s\" is not a store path (/nix/store/HASH-NAME or HASH-NAME)",
                                                argv[i]);
         }
-        r = cli_store_open(0, &store);
+        r = cli_store_open(0, &store, &pis);
         if (r < 0)
                 return r;
-        r = nix_pathinfo_open_store(store, &pis);
-        if (r < 0)
-                return log_error_errno(r, "Failed to open the PathInfo database: %m");
 
         if (a.json)
                 putchar('[');

@@ -44,12 +44,9 @@ static int run_verify(int argc, char **argv) {
                 return cli_usage_error("verify", "no arguments expected");
         /* LMDB read-only: works on a store being imported into; only
          * --repair writes (it removes blob files) */
-        r = cli_store_open(CAS_STORE_READONLY, &store);
+        r = cli_store_open(CAS_STORE_READONLY, &store, &pis);
         if (r < 0)
                 return r;
-        r = nix_pathinfo_open_store(store, &pis);
-        if (r < 0)
-                return log_error_errno(r, "Failed to open the PathInfo database: %m");
 
         r = nix_check_store(store, pis, &o, print_problem, NULL, &st);
         fflush(stdout);

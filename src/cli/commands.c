@@ -7,6 +7,7 @@ extern const struct cli_command cli_cmd_import, cli_cmd_ls, cli_cmd_stat, cli_cm
 extern const struct cli_command cli_cmd_nar, cli_cmd_path_info;
 extern const struct cli_command cli_cmd_virtiofs;
 extern const struct cli_command cli_cmd_mount, cli_cmd_umount;
+extern const struct cli_command cli_cmd_daemon;
 
 const struct cli_command *const cli_commands[] = {
         &cli_cmd_import,
@@ -20,5 +21,6 @@ const struct cli_command *const cli_commands[] = {
         &cli_cmd_virtiofs,
         &cli_cmd_mount,
         &cli_cmd_umount,
+        &cli_cmd_daemon,
         NULL,
 };

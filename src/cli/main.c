@@ -9,9 +9,14 @@
 #include <sys/resource.h>
 
 #include "cli/cli.h"
+#include "remote/services.h"
 #include "util/log.h"
 
 static const char *store_url; /* set once while parsing options */
+/* --blob-service-addr, --directory-service-addr, --path-info-service-addr,
+ * --cache: set while parsing options */
+static const char *service_addr[3], *cache_dir;
+static const char *const service_env[3] = { "BLOB_SERVICE_ADDR", "DIRECTORY_SERVICE_ADDR", "PATH_INFO_SERVICE_ADDR" };
 static char default_url[4096];
 
 const char *cli_store_url(void) {
@@ -35,14 +40,33 @@ void cli_set_store_url(const char *url) {
         store_url = url;
 }
 
-int cli_store_open(unsigned flags, struct cas_store **ret) {
-        const char *url = cli_store_url();
-        int r = cas_store_open(url, flags, ret);
+static const char *addr_of(int i) {
+        const char *e = getenv(service_env[i]);
+        return service_addr[i] ? service_addr[i] : e && *e ? e : NULL;
+}
+
+bool cli_store_is_remote(void) {
+        for (int i = 0; i < 3; i++)
+                if (remote_url_is_grpc(addr_of(i)))
+                        return true;
+        return remote_url_is_grpc(cli_store_url());
+}
+
+int cli_store_open(unsigned flags, struct cas_store **ret, struct nix_pathinfo_service **ret_pathinfo) {
+        const char *e = getenv("CASTORE_CACHE");
+        struct remote_addrs a = {
+                .store = cli_store_url(),
+                .blobs = addr_of(0),
+                .dirs = addr_of(1),
+                .pathinfo = addr_of(2),
+                .cache = cache_dir ? cache_dir : e && *e ? e : NULL,
+        };
+        int r = remote_open(&a, flags, ret, ret_pathinfo);
 
         if (r == -ENOENT)
                 return r; /* cas_store_open said which store is missing */
         if (r < 0)
-                return log_error_errno(r, "Failed to open store %s: %m", url);
+                return log_error_errno(r, "Failed to open store %s: %m", a.store);
         return 0;
 }
 
@@ -50,6 +74,14 @@ bool cli_common_option(int opt, const char *arg) {
         switch (opt) {
         case 'S':
                 cli_set_store_url(arg);
+                return true;
+        case CLI_OPT_BLOB_ADDR:
+        case CLI_OPT_DIR_ADDR:
+        case CLI_OPT_PATHINFO_ADDR:
+                service_addr[opt - CLI_OPT_BLOB_ADDR] = arg;
+                return true;
+        case CLI_OPT_CACHE:
+                cache_dir = arg;
                 return true;
         case 'v':
                 log_set_max_level(log_get_max_level() < LOG_LEVEL_INFO ? LOG_LEVEL_INFO : LOG_LEVEL_DEBUG);
@@ -72,7 +104,7 @@ int cli_parse_common_only(int argc, char **argv) {
 }
 
 int cli_begin(const char *cmd, int argc, char **argv, const char *missing, unsigned store_flags,
-              struct cas_store **ret_store) {
+              struct cas_store **ret_store, struct nix_pathinfo_service **ret_pathinfo) {
         int r, first;
 
         first = cli_parse_common_only(argc, argv);
@@ -80,7 +112,7 @@ int cli_begin(const char *cmd, int argc, char **argv, const char *missing, unsig
                 return first;
         if (first >= argc)
                 return cli_usage_error(cmd, "missing %s", missing);
-        r = cli_store_open(store_flags, ret_store);
+        r = cli_store_open(store_flags, ret_store, ret_pathinfo);
         return r < 0 ? r : first;
 }
 

@@ -1,4 +1,5 @@
-/* Resolution of ROOT[/sub/path] command arguments to nodes. */
+/* Resolution of ROOT[/sub/path] command arguments to nodes: ROOT is a
+ * named root or a store path basename. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,7 +8,8 @@
 #include "cli/cli.h"
 #include "util/log.h"
 
-int cli_resolve(struct cas_store *store, const char *arg, struct cas_node *ret, void **ret_mem) {
+int cli_resolve(struct cas_store *store, struct nix_pathinfo_service *pis, const char *arg, struct cas_node *ret,
+                void **ret_mem) {
         const char *slash = strchr(arg, '/');
         size_t len = slash ? (size_t) (slash - arg) : strlen(arg);
         _cleanup_free_ void *root_mem = NULL;
@@ -17,6 +19,8 @@ int cli_resolve(struct cas_store *store, const char *arg, struct cas_node *ret, 
         if (len == 0)
                 return log_error_errno(-EINVAL, "\"%s\": expected ROOT[/PATH]", arg);
         r = cas_root_get(store->roots, arg, len, &root, &root_mem);
+        if (r == -ENOENT && pis && nix_root_lookup(pis, arg, len, &root, &root_mem) >= 0)
+                r = 0; /* a store path basename */
         if (r == -ENOENT)
                 return log_error_errno(r, "No root named \"%.*s\" in %s", (int) len, arg, cli_store_url());
         if (r < 0)

@@ -52,7 +52,9 @@ int cli_fs_option(const char *cmd, int opt, const char *arg, struct fs_config *c
 int cli_served_confine(struct cli_served *s, bool keep_sys_admin, const char *socket) {
         const char *rw[2] = { s->store_dir, NULL }, *rm[2] = { NULL, NULL };
         _cleanup_free_ char *sock_dir = NULL;
-        struct sandbox_config c = { .rw_paths = rw, .remove_paths = rm, .keep_sys_admin = keep_sys_admin };
+        struct sandbox_config c = {
+                .rw_paths = rw, .remove_paths = rm, .keep_sys_admin = keep_sys_admin, .network = s->remote,
+        };
 
         if (sandbox_off) {
                 log_info("Not confined (--sandbox=none)");
@@ -76,23 +78,20 @@ int cli_served_open(struct fs_config *cfg, struct cli_served *ret) {
         struct cli_served s = {};
         int r;
 
-        /* cas_store_open names a missing store itself: one line is enough */
-        r = cas_store_open(cli_store_url(), CAS_STORE_READONLY, &s.store);
-        if (r == -ENOENT)
-                return r;
+        r = cli_store_open(CAS_STORE_READONLY, &s.store, &s.pathinfo);
         if (r < 0)
-                return log_error_errno(r, "Failed to open store %s: %m", cli_store_url());
-        r = nix_pathinfo_open_store(s.store, &s.pathinfo);
-        if (r >= 0)
-                r = nix_root_service_new(s.pathinfo, &s.nix_roots);
+                return r;
+        r = nix_root_service_new(s.pathinfo, &s.nix_roots);
         if (r < 0) {
                 cli_served_close(&s);
                 return log_error_errno(r, "Failed to open the PathInfo service: %m");
         }
+        s.remote = cli_store_is_remote();
         /* absolute now: a daemon leaves its working directory before the
-         * sandbox needs this */
-        if (s.store->lmdb) {
-                const char *url = s.store->url;
+         * sandbox needs this; a remote store's files are its cache's */
+        struct cas_store *local = s.store->lmdb ? s.store : s.store->cache;
+        if (local) {
+                const char *url = local->url;
 
                 if (strncmp(url, "local://", 8) == 0)
                         url += 8;

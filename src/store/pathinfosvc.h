@@ -47,6 +47,10 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct nix_pathinfo_service *, nix_pathinfo_service_
 int nix_pathinfo_get_path(struct nix_pathinfo_service *s, const struct nix_store_path *p, struct nix_pathinfo **ret);
 
 int nix_pathinfo_memory_new(struct nix_pathinfo_service **ret);
+/* A write-back cache (castore/cache.h): near in front of far, both owned
+ * (also on failure). */
+int nix_pathinfo_cache_new(struct nix_pathinfo_service *near, struct nix_pathinfo_service *far,
+                           struct nix_pathinfo_service **ret);
 struct cas_lmdb;
 int nix_pathinfo_lmdb_new(struct cas_lmdb *db, struct nix_pathinfo_service **ret);
 

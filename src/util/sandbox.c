@@ -58,7 +58,7 @@ static int ll_allow(int ruleset, const char *path, uint64_t rights) {
 }
 
 /* Nothing but the given trees can be opened, nothing outside them
- * executed, no TCP bound or connected, no abstract socket or outside
+ * executed, no TCP bound or (unless network) connected, no abstract socket or outside
  * signal reached. */
 static int landlock_enter(const struct sandbox_config *c) {
         struct ll_ruleset_attr attr = { 0 };
@@ -75,7 +75,7 @@ static int landlock_enter(const struct sandbox_config *c) {
         fs = ll_fs_rights(abi);
         attr.handled_access_fs = fs;
         if (abi >= 4) {
-                attr.handled_access_net = LL_NET_BIND_TCP | LL_NET_CONNECT_TCP;
+                attr.handled_access_net = LL_NET_BIND_TCP | (c->network ? 0 : LL_NET_CONNECT_TCP);
                 attr_size = 2 * sizeof(uint64_t);
         }
         if (abi >= 6) {
@@ -165,9 +165,16 @@ static const int allowed_syscalls[] = {
         SCMP_SYS(waitid), SCMP_SYS(chdir), SCMP_SYS(fchdir), SCMP_SYS(setsid),
 };
 
+/* For a daemon whose store is a remote service: it opens connections. */
+static const int network_syscalls[] = {
+        SCMP_SYS(socket), SCMP_SYS(connect), SCMP_SYS(getsockopt), SCMP_SYS(setsockopt),
+        SCMP_SYS(getsockname), SCMP_SYS(getpeername), SCMP_SYS(epoll_pwait2), SCMP_SYS(timerfd_create),
+        SCMP_SYS(timerfd_settime),
+};
+
 /* A refused call fails with EPERM rather than killing the daemon: the
  * allowlist, not the action, is what confines it. */
-static int seccomp_enter(void) {
+static int seccomp_enter(bool network) {
         scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ERRNO(EPERM));
         int r;
 
@@ -176,6 +183,8 @@ static int seccomp_enter(void) {
         r = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1);
         for (size_t i = 0; r >= 0 && i < ELEMENTSOF(allowed_syscalls); i++)
                 r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, allowed_syscalls[i], 0);
+        for (size_t i = 0; network && r >= 0 && i < ELEMENTSOF(network_syscalls); i++)
+                r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, network_syscalls[i], 0);
         if (r >= 0)
                 r = seccomp_load(ctx);
         seccomp_release(ctx);
@@ -197,10 +206,11 @@ int sandbox_enter(const struct sandbox_config *c) {
         r = caps_drop(c->keep_sys_admin);
         if (r < 0)
                 return r;
-        r = seccomp_enter();
+        r = seccomp_enter(c->network);
         if (r < 0)
                 return r;
-        log_info("sandbox: no_new_privs, %s, Landlock ABI %d, seccomp allowlist",
-                 c->keep_sys_admin ? "only CAP_SYS_ADMIN kept" : "no capabilities", abi);
+        log_info("sandbox: no_new_privs, %s, Landlock ABI %d, seccomp allowlist%s",
+                 c->keep_sys_admin ? "only CAP_SYS_ADMIN kept" : "no capabilities", abi,
+                 c->network ? " with outgoing connections" : "");
         return 0;
 }

@@ -19,6 +19,9 @@ struct sandbox_config {
         /* Keep CAP_SYS_ADMIN (FUSE passthrough needs it to register
          * backing files); every other capability is dropped. */
         bool keep_sys_admin;
+        /* Allow opening connections (socket, connect): for a daemon whose
+         * store is a remote service. */
+        bool network;
 };
 
 /* 0, or -errno when a step the kernel offers fails (then the caller must

@@ -1,0 +1,81 @@
+/* protobuf-c glue for the remote services (see pb.h). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "remote/pb.h"
+#include "util/macro.h"
+
+const char *const pb_castore_packages[2] = { "tvix.castore.v1", "snix.castore.v1" };
+const char *const pb_store_packages[2] = { "tvix.store.v1", "snix.store.v1" };
+
+int pb_pack(const ProtobufCMessage *m, uint8_t **ret, size_t *ret_len) {
+        size_t n = protobuf_c_message_get_packed_size(m);
+        uint8_t *buf = malloc(n ? n : 1);
+        if (!buf)
+                return -ENOMEM;
+        *ret_len = protobuf_c_message_pack(m, buf);
+        *ret = buf;
+        return 0;
+}
+
+int pb_unpack(const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t len, ProtobufCMessage **ret) {
+        ProtobufCMessage *m = protobuf_c_message_unpack(d, NULL, len, buf);
+        if (!m)
+                return -EBADMSG;
+        *ret = m;
+        return 0;
+}
+
+void pb_free(ProtobufCMessage *m) {
+        if (m)
+                protobuf_c_message_free_unpacked(m, NULL);
+}
+
+int pb_send(struct rpc_call *c, const ProtobufCMessage *m) {
+        _cleanup_free_ uint8_t *buf = NULL;
+        size_t len;
+        int r = pb_pack(m, &buf, &len);
+        if (r < 0)
+                return r;
+        return rpc_call_send(c, buf, len);
+}
+
+int pb_recv(struct rpc_call *c, const ProtobufCMessageDescriptor *d, ProtobufCMessage **ret) {
+        _cleanup_free_ uint8_t *buf = NULL;
+        size_t len;
+        int r = rpc_call_recv(c, &buf, &len);
+        if (r <= 0)
+                return r;
+        if (pb_unpack(d, buf, len, ret) < 0)
+                return rpc_call_fail(c, RPC_INVALID_ARGUMENT, "malformed %s", d->name);
+        return 1;
+}
+
+int pb_unary(struct rpc_channel *ch, const char *method, const ProtobufCMessage *req,
+             const ProtobufCMessageDescriptor *reply_desc, ProtobufCMessage **ret) {
+        _cleanup_free_ uint8_t *out = NULL, *in = NULL;
+        size_t out_len, in_len;
+        int r;
+
+        r = pb_pack(req, &out, &out_len);
+        if (r < 0)
+                return r;
+        r = rpc_unary(ch, method, out, out_len, &in, &in_len);
+        if (r < 0)
+                return r;
+        return pb_unpack(reply_desc, in, in_len, ret);
+}
+
+int pb_method(struct pb_service *s, const char *method, char *buf, size_t size) {
+        int pkg = __atomic_load_n(&s->pkg, __ATOMIC_RELAXED);
+        snprintf(buf, size, "/%s.%s/%s", s->packages[pkg], s->service, method);
+        return pkg;
+}
+
+bool pb_switch(struct pb_service *s, int used) {
+        if (used != 0)
+                return false;
+        __atomic_store_n(&s->pkg, 1, __ATOMIC_RELAXED);
+        return true;
+}
