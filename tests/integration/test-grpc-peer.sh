@@ -86,13 +86,13 @@ if wait_until 30 daemon_up && ! pid_gone "$dpid"; then
                 done
         done
         stop "$dpid" "castore daemon"
-        # the store DIR holds what was put: its NARs are those CalculateNAR gave
+        # the store DIR holds what was put: nar dump of each = the NAR grpc_peer.py rendered
         n=0
         while read -r base _ sha; do
                 got=$("$CASTORE" --store "$T_TMP/dstore" nar dump "/nix/store/$base" 2>"$T_TMP/err" | sha256sum)
                 [ "${got%% *}" = "$sha" ] && n=$((n + 1)) || tail -3 "$T_TMP/err" | sed 's/^/# /'
         done <"$T_TMP/records"
-        expect_eq "the daemon's store holds the PathInfos put, NARs as CalculateNAR said" "$n" 4
+        expect_eq "the daemon's store DIR holds the PathInfos put, their NARs as rendered here" "$n" 4
 else
         sed 's/^/# /' "$T_TMP/daemon.err" | tail -5
         notok "castore daemon serves a unix socket and a TCP port"
