@@ -180,6 +180,10 @@ static int writer_flush(struct grpc_writer *w) {
         int r;
 
         if (!w->upload) {
+                StatReq probe = TVIX__CASTORE__V1__STAT_BLOB_REQUEST__INIT;
+                r = pb_probe(&w->s->svc, "Stat", &probe.base);
+                if (r < 0)
+                        return r;
                 (void) pb_method(&w->s->svc, "Put", method, sizeof(method));
                 r = rpc_upload_open(w->s->svc.channel, method, &w->upload);
                 if (r < 0)

@@ -200,6 +200,11 @@ static int put_once(struct grpc_dirs *s, struct cas_directory *const *dirs, size
         size_t in_len;
         int r;
 
+        GetReq probe;
+        tvix__castore__v1__get_directory_request__init(&probe);
+        r = pb_probe(&s->svc, "Get", &probe.base);
+        if (r < 0)
+                return r;
         *ret_pkg = pb_method(&s->svc, "Put", method, sizeof(method));
         r = rpc_upload_open(s->svc.channel, method, &u);
         for (size_t i = 0; r >= 0 && i < n; i++) {
@@ -226,7 +231,7 @@ static int grpc_put(struct cas_dir_service *ds, struct cas_directory *const *dir
                     enum cas_verr *ret_why) {
         struct grpc_dirs *s = to_grpc(ds);
         struct cas_digest root;
-        int pkg, r;
+        int pkg = 0, r;
 
         if (n == 0)
                 return 0;

@@ -73,6 +73,29 @@ int pb_method(struct pb_service *s, const char *method, char *buf, size_t size) 
         return pkg;
 }
 
+int pb_probe(struct pb_service *s, const char *method, const ProtobufCMessage *req) {
+        _cleanup_free_ uint8_t *out = NULL, *in = NULL;
+        size_t out_len, in_len;
+        char path[128];
+        int pkg, r;
+
+        if (__atomic_load_n(&s->known, __ATOMIC_RELAXED))
+                return 0;
+        r = pb_pack(req, &out, &out_len);
+        if (r < 0)
+                return r;
+        do {
+                pkg = pb_method(s, method, path, sizeof(path));
+                free(in);
+                in = NULL;
+                r = rpc_unary(s->channel, path, out, out_len, &in, &in_len);
+        } while (r == -EOPNOTSUPP && pb_switch(s, pkg));
+        if (r == -ECONNREFUSED || r == -ETIMEDOUT)
+                return r;
+        __atomic_store_n(&s->known, 1, __ATOMIC_RELAXED);
+        return 0;
+}
+
 bool pb_switch(struct pb_service *s, int used) {
         if (used != 0)
                 return false;

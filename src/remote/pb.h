@@ -36,8 +36,13 @@ struct pb_service {
         struct rpc_channel *channel; /* owned */
         const char *const *packages;
         const char *service;
-        int pkg; /* index into packages (atomic) */
+        int pkg;   /* index into packages (atomic) */
+        int known; /* pkg was seen to work (atomic) */
 };
 /* "/PACKAGE.SERVICE/METHOD" into buf; returns the package index used. */
 int pb_method(struct pb_service *s, const char *method, char *buf, size_t size);
 bool pb_switch(struct pb_service *s, int used);
+/* Before a call that cannot be replayed (a client stream): settles the
+ * package with one unary call of method with req (any answer but
+ * UNIMPLEMENTED settles it).  0, or the error of a server not reached. */
+int pb_probe(struct pb_service *s, const char *method, const ProtobufCMessage *req);
