@@ -39,6 +39,7 @@ enum {
         CLI_OPT_DIR_ADDR,
         CLI_OPT_PATHINFO_ADDR,
         CLI_OPT_CACHE,
+        CLI_OPT_COMPOSITION,
 };
 #define CLI_COMMON_LONGOPTS                                                        \
         { "store", required_argument, NULL, 'S' },                                 \
@@ -46,6 +47,7 @@ enum {
         { "directory-service-addr", required_argument, NULL, CLI_OPT_DIR_ADDR },   \
         { "path-info-service-addr", required_argument, NULL, CLI_OPT_PATHINFO_ADDR }, \
         { "cache", required_argument, NULL, CLI_OPT_CACHE },                        \
+        { "store-composition", required_argument, NULL, CLI_OPT_COMPOSITION },      \
         { "verbose", no_argument, NULL, 'v' },                \
         { "quiet", no_argument, NULL, 'q' }
 #define CLI_COMMON_SHORTOPTS "vq"

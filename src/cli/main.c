@@ -1,6 +1,7 @@
 /* castore: the command-line entry point.  Parses global options, finds
  * the subcommand and maps its -errno result to an exit code. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -10,12 +11,14 @@
 
 #include "cli/cli.h"
 #include "remote/services.h"
+#include "util/io.h"
 #include "util/log.h"
+#include "util/toml.h"
 
 static const char *store_url; /* set once while parsing options */
 /* --blob-service-addr, --directory-service-addr, --path-info-service-addr,
  * --cache: set while parsing options */
-static const char *service_addr[3], *cache_dir;
+static const char *service_addr[3], *cache_dir, *composition;
 static const char *const service_env[3] = { "BLOB_SERVICE_ADDR", "DIRECTORY_SERVICE_ADDR", "PATH_INFO_SERVICE_ADDR" };
 static char default_url[4096];
 
@@ -52,6 +55,30 @@ bool cli_store_is_remote(void) {
         return remote_url_is_grpc(cli_store_url());
 }
 
+/* --store-composition FILE: the addresses it describes (the parsed file
+ * stays for the process: the addresses are its strings). */
+static int composition_addrs(struct remote_addrs *ret) {
+        static struct toml_table *doc;
+        _cleanup_free_ uint8_t *text = NULL;
+        size_t len;
+        char err[256] = "";
+        int r;
+
+        if (!doc) {
+                _cleanup_close_ int fd = open(composition, O_RDONLY | O_CLOEXEC);
+                r = fd < 0 ? -errno : read_file_fd(fd, 1 << 20, &text, &len);
+                if (r < 0)
+                        return log_error_errno(r, "Cannot read %s: %m", composition);
+                r = toml_parse((const char *) text, len, &doc, err, sizeof(err));
+                if (r < 0)
+                        return log_error_errno(r, "%s: %s", composition, err);
+        }
+        r = remote_addrs_from_composition(doc, ret, err, sizeof(err));
+        if (r < 0)
+                return log_error_errno(r, "%s: %s", composition, err);
+        return 0;
+}
+
 int cli_store_open(unsigned flags, struct cas_store **ret, struct nix_pathinfo_service **ret_pathinfo) {
         const char *e = getenv("CASTORE_CACHE");
         struct remote_addrs a = {
@@ -61,7 +88,14 @@ int cli_store_open(unsigned flags, struct cas_store **ret, struct nix_pathinfo_s
                 .pathinfo = addr_of(2),
                 .cache = cache_dir ? cache_dir : e && *e ? e : NULL,
         };
-        int r = remote_open(&a, flags, ret, ret_pathinfo);
+        int r;
+
+        if (composition) {
+                r = composition_addrs(&a);
+                if (r < 0)
+                        return r;
+        }
+        r = remote_open(&a, flags, ret, ret_pathinfo);
 
         if (r == -ENOENT)
                 return r; /* cas_store_open said which store is missing */
@@ -82,6 +116,9 @@ bool cli_common_option(int opt, const char *arg) {
                 return true;
         case CLI_OPT_CACHE:
                 cache_dir = arg;
+                return true;
+        case CLI_OPT_COMPOSITION:
+                composition = arg;
                 return true;
         case 'v':
                 log_set_max_level(log_get_max_level() < LOG_LEVEL_INFO ? LOG_LEVEL_INFO : LOG_LEVEL_DEBUG);

@@ -17,6 +17,12 @@ struct remote_addrs {
         unsigned timeout_ms;  /* for every remote call; 0: 30 s */
 };
 
+/* The addresses a snix store composition file describes (parsed by
+ * util/toml.h; composition.c lists the compositions castore can build).
+ * The strings stay doc's.  -EINVAL with a sentence in err otherwise. */
+struct toml_table;
+int remote_addrs_from_composition(const struct toml_table *doc, struct remote_addrs *ret, char *err, size_t errlen);
+
 /* Whether url names a gRPC daemon (grpc+unix://, grpc+http://). */
 bool remote_url_is_grpc(const char *url);
 

@@ -14,6 +14,7 @@
 #include "store/nar.h"
 #include "test.h"
 #include "util/log.h"
+#include "util/toml.h"
 
 struct daemon {
         struct cas_store *store;
@@ -71,6 +72,58 @@ static void test_addresses(void) {
         CHECK_EQ(rpc_errno_to_status(-ENOENT), RPC_NOT_FOUND);
         CHECK_EQ(rpc_errno_to_status(-EBADMSG), RPC_INVALID_ARGUMENT);
         CHECK_EQ(rpc_errno_to_status(-EIO), RPC_INTERNAL);
+}
+
+/* Parses a composition; 0 and *ret, or -EINVAL with the message in err. */
+static int compose(const char *text, struct remote_addrs *ret, struct toml_table **doc, char *err, size_t errlen) {
+        CHECK_OK(toml_parse(text, strlen(text), doc, err, errlen));
+        return remote_addrs_from_composition(*doc, ret, err, errlen);
+}
+
+static void test_composition(void) {
+        static const char grpc[] = "[blobservices.root]\ntype = \"grpc\"\nurl = \"grpc+unix:///b\"\n"
+                                   "[directoryservices.root]\ntype = \"grpc\"\nurl = \"grpc+http://h:1\"\n"
+                                   "[pathinfoservices.root]\ntype = \"grpc\"\nurl = \"grpc+unix:///p\"\n";
+        static const char cached[] = "[blobservices.root]\ntype = \"combined\"\nnear = \"n\"\nfar = \"f\"\n"
+                                     "[blobservices.n]\ntype = \"local\"\npath = \"/c\"\n"
+                                     "[blobservices.f]\ntype = \"grpc\"\nurl = \"grpc+unix:///s\"\n"
+                                     "[directoryservices.root]\ntype = \"grpc\"\nurl = \"grpc+unix:///s\"\n"
+                                     "[pathinfoservices.root]\ntype = \"grpc\"\nurl = \"grpc+unix:///s\"\n";
+        static const char memory[] = "[blobservices.root]\ntype = \"memory\"\n[directoryservices.root]\n"
+                                     "type = \"memory\"\n[pathinfoservices.root]\ntype = \"memory\"\n";
+        static const char *const refused[][2] = {
+                { "[blobservices.root]\ntype = \"objectstore\"\n", "not supported" },
+                { "[blobservices.x]\ntype = \"memory\"\n", "[blobservices.root] is missing" },
+                { "[blobservices.root]\ntype = \"grpc\"\nurl = \"http://x\"\n", "needs url" },
+                { "[blobservices.root]\ntype = \"combined\"\nnear = \"a\"\nfar = \"b\"\n", "not defined" },
+                { "[blobservices.root]\ntype = \"memory\"\n[directoryservices.root]\ntype = \"grpc\"\n"
+                  "url = \"grpc+unix:///s\"\n[pathinfoservices.root]\ntype = \"memory\"\n", "all grpc" },
+        };
+        struct toml_table *doc = NULL;
+        struct remote_addrs a = {};
+        char err[256];
+
+        CHECK_OK(compose(grpc, &a, &doc, err, sizeof(err)));
+        CHECK_STREQ(a.blobs, "grpc+unix:///b");
+        CHECK_STREQ(a.dirs, "grpc+http://h:1");
+        CHECK_STREQ(a.pathinfo, "grpc+unix:///p");
+        CHECK(!a.cache && !a.store);
+        toml_free(doc);
+        CHECK_OK(compose(cached, &a, &doc, err, sizeof(err)));
+        CHECK_STREQ(a.blobs, "grpc+unix:///s");
+        CHECK_STREQ(a.cache, "/c");
+        toml_free(doc);
+        CHECK_OK(compose(memory, &a, &doc, err, sizeof(err)));
+        CHECK_STREQ(a.store, "memory://");
+        toml_free(doc);
+        for (size_t i = 0; i < ELEMENTSOF(refused); i++) {
+                CHECK_EQ(compose(refused[i][0], &a, &doc, err, sizeof(err)), -EINVAL);
+                if (!strstr(err, refused[i][1])) {
+                        fprintf(stderr, "%zu: %s\n", i, err);
+                        CHECK(0);
+                }
+                toml_free(doc);
+        }
 }
 
 static void fill(uint8_t *p, size_t n, unsigned seed) {
@@ -259,6 +312,7 @@ static void test_through_daemon(void) {
 int main(void) {
         log_set_max_level(getenv("TEST_DEBUG") ? LOG_LEVEL_DEBUG : 0);
         RUN(test_addresses);
+        RUN(test_composition);
         RUN(test_through_daemon);
         return *test_exit_code();
 }
