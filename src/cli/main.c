@@ -181,12 +181,20 @@ static void help(FILE *f) {
                    "Commands:\n");
         for (const struct cli_command *const *cp = cli_commands; *cp; cp++)
                 fprintf(f, "  %-10s %s\n             %s\n", (*cp)->name, (*cp)->usage, (*cp)->help);
-        fprintf(f, "\nThe store is --store DIR, else $CASTORE_STORE, else ~/.local/share/castore.\n");
+        fprintf(f, "\nThe store is --store DIR, else $CASTORE_STORE, else ~/.local/share/castore.\n"
+                   "A gRPC daemon instead (castore daemon, tvix-store, snix-store):\n"
+                   "  --store grpc+unix:///PATH | grpc+http://HOST:PORT   all three services there\n"
+                   "  --blob-service-addr, --directory-service-addr, --path-info-service-addr ADDR\n"
+                   "                       one service each ($BLOB_SERVICE_ADDR, ...)\n"
+                   "  --cache DIR          a local store in front, written back into ($CASTORE_CACHE)\n"
+                   "  --store-composition FILE   snix's composition TOML\n");
 }
 
 static void command_help(const struct cli_command *c) {
         printf("Usage: castore [--store DIR] %s %s\n\n%s\n", c->name, c->usage, c->help);
-        printf("\nCommon options: -v (more log), -q (errors only), --store DIR.\n");
+        printf("\nCommon options: -v (more log), -q (errors only), --store DIR|URL, --cache DIR,\n"
+               "--blob-service-addr/--directory-service-addr/--path-info-service-addr ADDR, --store-composition FILE\n"
+               "(castore help: what they mean).\n");
 }
 
 /* --help or -h among a command's arguments (before a "--"). */
