@@ -11,6 +11,7 @@
 #include "cli/cli.h"
 #include "remote/server.h"
 #include "util/log.h"
+#include "util/sandbox.h"
 
 #define MAX_LISTEN 16
 
@@ -38,7 +39,43 @@ static int parse_mode(const char *s, unsigned *ret) {
         return 0;
 }
 
-static int serve(const char *const *listen, size_t n, unsigned mode) {
+/* Confines the daemon to its store (and, to remove them at exit, the
+ * directories of its unix sockets): what a client sends is parsed here. */
+static int confine(struct cas_store *store, const char *const *listen, size_t n) {
+        const char *rw[2] = {}, *rm[MAX_LISTEN + 1] = {};
+        _cleanup_free_ char *store_dir = NULL;
+        char *dirs[MAX_LISTEN] = {};
+        size_t n_rm = 0;
+        int r;
+
+        struct cas_store *local = store->lmdb ? store : store->cache;
+        if (local) {
+                const char *url = strncmp(local->url, "local://", 8) == 0 ? local->url + 8 : local->url;
+                store_dir = realpath(url, NULL);
+                if (!store_dir)
+                        return log_error_errno(-errno, "Cannot resolve the store path %s: %m", url);
+                rw[0] = store_dir;
+        }
+        for (size_t i = 0; i < n; i++) {
+                if (strncmp(listen[i], "grpc+unix://", 12) != 0)
+                        continue;
+                char *d = strdup(listen[i] + 12), *slash = d ? strrchr(d, '/') : NULL;
+                if (!slash) {
+                        free(d);
+                        continue;
+                }
+                slash[slash == d] = 0;
+                rm[n_rm++] = dirs[i] = d;
+        }
+        /* accepted connections need the socket calls */
+        struct sandbox_config c = { .rw_paths = rw, .remove_paths = rm, .network = true };
+        r = sandbox_enter(&c);
+        for (size_t i = 0; i < n; i++)
+                free(dirs[i]);
+        return r;
+}
+
+static int serve(const char *const *listen, size_t n, unsigned mode, bool sandbox) {
         _cleanup_(cas_store_freep) struct cas_store *store = NULL;
         _cleanup_(nix_pathinfo_service_freep) struct nix_pathinfo_service *pis = NULL;
         _cleanup_(rpc_server_freep) struct rpc_server *server = NULL;
@@ -63,6 +100,8 @@ static int serve(const char *const *listen, size_t n, unsigned mode) {
                 r = rpc_server_listen(server, listen[i], mode);
         if (r >= 0)
                 r = rpc_server_start(server);
+        if (r >= 0 && sandbox)
+                r = confine(store, listen, n);
         if (r < 0)
                 return r;
         if (pthread_create(&t, NULL, signal_thread, server) != 0)
@@ -79,10 +118,12 @@ static int run_daemon(int argc, char **argv) {
                 CLI_COMMON_LONGOPTS,
                 { "listen", required_argument, NULL, 'l' },
                 { "socket-mode", required_argument, NULL, 'm' },
+                { "sandbox", required_argument, NULL, 's' },
                 {},
         };
         const char *listen[MAX_LISTEN];
         unsigned mode = 0600;
+        bool sandbox = true;
         size_t n = 0;
         int opt;
 
@@ -97,6 +138,10 @@ static int run_daemon(int argc, char **argv) {
                 } else if (opt == 'm') {
                         if (parse_mode(optarg, &mode) < 0)
                                 return cli_usage_error("daemon", "bad --socket-mode \"%s\" (octal, e.g. 0660)", optarg);
+                } else if (opt == 's') {
+                        if (strcmp(optarg, "auto") != 0 && strcmp(optarg, "none") != 0)
+                                return cli_usage_error("daemon", "--sandbox takes auto or none");
+                        sandbox = strcmp(optarg, "auto") == 0;
                 } else
                         return -EINVAL;
         }
@@ -104,14 +149,14 @@ static int run_daemon(int argc, char **argv) {
                 return cli_usage_error("daemon", "no arguments expected");
         if (n == 0)
                 return cli_usage_error("daemon", "missing --listen ADDR");
-        return serve(listen, n, mode);
+        return serve(listen, n, mode, sandbox);
 }
 
 const struct cli_command cli_cmd_daemon = {
         .name = "daemon",
         .run = run_daemon,
-        .usage = "--listen ADDR... [--socket-mode MODE]",
+        .usage = "--listen ADDR... [--socket-mode MODE] [--sandbox=auto|none]",
         .help = "serve the store's blob, directory and PathInfo services over gRPC (tvix and snix protocol) on\n"
                 "             each ADDR: grpc+unix:///abs/socket (mode 0600 unless --socket-mode) or "
-                "grpc+http://HOST:PORT",
+                "grpc+http://HOST:PORT; runs confined to the store (--sandbox=none: not)",
 };
