@@ -155,6 +155,10 @@ static int check_blobs(struct cas_checker *c, unsigned threads) {
                 return r;
         r = cas_blob_list(c->store->blobs, queue_blob, c);
         workqueue_free(TAKE_PTR(c->wq)); /* waits for the queued checks */
+        if (r == -EOPNOTSUPP) {
+                log_notice("The blob service cannot list its blobs: only those referred to are checked");
+                return 0;
+        }
         if (r < 0)
                 return log_error_errno(r, "Failed to list blobs: %m");
         if (c->error < 0)
@@ -286,6 +290,10 @@ static int check_root(void *userdata, const struct cas_node *n) {
 }
 
 int cas_check_listed(struct cas_checker *c, int r, const char *what) {
+        if (r == -EOPNOTSUPP) {
+                log_notice("The %s service cannot list: only what is referred to is checked", what);
+                return 0;
+        }
         if (r == -EBADMSG) {
                 struct cas_problem p = { .kind = CAS_PROBLEM_CORRUPT_RECORDS, .name = what };
 

@@ -47,6 +47,12 @@ static int run_verify(int argc, char **argv) {
         r = cli_store_open(CAS_STORE_READONLY, &store, &pis);
         if (r < 0)
                 return r;
+        if (cli_store_is_remote() && !o.nar) {
+                /* a remote daemon lists no blobs or directories: reach them
+                 * through each store path's NAR instead */
+                log_notice("Remote store: checking every store path's contents through its NAR (--nar)");
+                o.nar = true;
+        }
 
         r = nix_check_store(store, pis, &o, print_problem, NULL, &st);
         fflush(stdout);
