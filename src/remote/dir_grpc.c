@@ -264,23 +264,16 @@ static const struct cas_dir_ops grpc_dir_ops = {
 };
 
 int remote_dir_grpc_new(const char *url, unsigned timeout_ms, struct cas_dir_service **ret) {
-        _cleanup_free_ char *target = NULL;
-        const char *why = NULL;
-        struct grpc_dirs *s;
+        struct grpc_dirs *s = calloc(1, sizeof(*s));
         int r;
 
-        r = rpc_target_from_url(url, &target, &why);
-        if (r < 0)
-                return log_error_errno(r, "%s: %s", url, why);
-        s = calloc(1, sizeof(*s));
         if (!s)
                 return -ENOMEM;
         s->base.ops = &grpc_dir_ops;
-        s->svc = (struct pb_service){ .packages = pb_castore_packages, .service = "DirectoryService" };
-        r = rpc_channel_new(target, timeout_ms, &s->svc.channel);
+        r = pb_service_init(&s->svc, url, timeout_ms, pb_castore_packages, "DirectoryService");
         if (r < 0) {
                 free(s);
-                return log_error_errno(r, "Cannot reach %s: %m", url);
+                return r;
         }
         *ret = &s->base;
         return 0;

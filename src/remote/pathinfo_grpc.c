@@ -121,23 +121,16 @@ static const struct nix_pathinfo_ops grpc_pathinfo_ops = {
 };
 
 int remote_pathinfo_grpc_new(const char *url, unsigned timeout_ms, struct nix_pathinfo_service **ret) {
-        _cleanup_free_ char *target = NULL;
-        const char *why = NULL;
-        struct grpc_pathinfos *s;
+        struct grpc_pathinfos *s = calloc(1, sizeof(*s));
         int r;
 
-        r = rpc_target_from_url(url, &target, &why);
-        if (r < 0)
-                return log_error_errno(r, "%s: %s", url, why);
-        s = calloc(1, sizeof(*s));
         if (!s)
                 return -ENOMEM;
         s->base.ops = &grpc_pathinfo_ops;
-        s->svc = (struct pb_service){ .packages = pb_store_packages, .service = "PathInfoService" };
-        r = rpc_channel_new(target, timeout_ms, &s->svc.channel);
+        r = pb_service_init(&s->svc, url, timeout_ms, pb_store_packages, "PathInfoService");
         if (r < 0) {
                 free(s);
-                return log_error_errno(r, "Cannot reach %s: %m", url);
+                return r;
         }
         *ret = &s->base;
         return 0;

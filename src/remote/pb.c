@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "remote/pb.h"
+#include "util/log.h"
 #include "util/macro.h"
 
 const char *const pb_castore_packages[2] = { "tvix.castore.v1", "snix.castore.v1" };
@@ -65,6 +66,22 @@ int pb_unary(struct rpc_channel *ch, const char *method, const ProtobufCMessage 
         if (r < 0)
                 return r;
         return pb_unpack(reply_desc, in, in_len, ret);
+}
+
+int pb_service_init(struct pb_service *s, const char *url, unsigned timeout_ms, const char *const *packages,
+                    const char *service) {
+        _cleanup_free_ char *target = NULL;
+        const char *why = NULL;
+        int r;
+
+        r = rpc_target_from_url(url, &target, &why);
+        if (r < 0)
+                return log_error_errno(r, "%s: %s", url, why);
+        *s = (struct pb_service){ .packages = packages, .service = service };
+        r = rpc_channel_new(target, timeout_ms, &s->channel);
+        if (r < 0)
+                return log_error_errno(r, "Cannot reach %s: %m", url);
+        return 0;
 }
 
 int pb_method(struct pb_service *s, const char *method, char *buf, size_t size) {

@@ -39,6 +39,9 @@ struct pb_service {
         int pkg;   /* index into packages (atomic) */
         int known; /* pkg was seen to work (atomic) */
 };
+/* Connects s to url (grpc+unix:// or grpc+http://); logs errors. */
+int pb_service_init(struct pb_service *s, const char *url, unsigned timeout_ms, const char *const *packages,
+                    const char *service);
 /* "/PACKAGE.SERVICE/METHOD" into buf; returns the package index used. */
 int pb_method(struct pb_service *s, const char *method, char *buf, size_t size);
 bool pb_switch(struct pb_service *s, int used);
