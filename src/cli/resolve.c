@@ -19,12 +19,15 @@ int cli_resolve(struct cas_store *store, struct nix_pathinfo_service *pis, const
         if (len == 0)
                 return log_error_errno(-EINVAL, "\"%s\": expected ROOT[/PATH]", arg);
         r = cas_root_get(store->roots, arg, len, &root, &root_mem);
-        if (r == -ENOENT && pis && nix_root_lookup(pis, arg, len, &root, &root_mem) >= 0)
-                r = 0; /* a store path basename */
+        /* then a store path basename; the PathInfo service's own errors (a
+         * daemon out of reach) are reported as they are, not as "no root" */
+        if (r == -ENOENT && pis)
+                r = nix_root_lookup(pis, arg, len, &root, &root_mem);
         if (r == -ENOENT)
                 return log_error_errno(r, "No root named \"%.*s\" in %s", (int) len, arg, cli_store_url());
         if (r < 0)
-                return log_error_errno(r, "Failed to look up root \"%.*s\": %m", (int) len, arg);
+                return log_error_errno(r, "Failed to look up root \"%.*s\" in %s: %m", (int) len, arg,
+                                       cli_store_url());
         r = cas_walk_path(store->dirs, &root, slash ? slash + 1 : "", ret, ret_mem);
         if (r == -ENOENT)
                 return log_error_errno(r, "%s: No such file or directory", arg);

@@ -65,6 +65,10 @@ int rpc_server_new(struct rpc_server **ret) {
                 { .type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
                   .value.integer = RPC_MAX_MESSAGE },
                 { .type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, .value.integer = RPC_MAX_MESSAGE },
+                /* gRPC binds TCP ports with SO_REUSEPORT by default: a second
+                 * daemon on a port in use would start and take half of the
+                 * connections to its own store.  Refuse it, as for sockets. */
+                { .type = GRPC_ARG_INTEGER, .key = GRPC_ARG_ALLOW_REUSEPORT, .value.integer = 0 },
         };
         grpc_channel_args cargs = { .num_args = ELEMENTSOF(args), .args = args };
 
@@ -148,7 +152,8 @@ int rpc_server_listen(struct rpc_server *s, const char *url, unsigned mode) {
         int port = grpc_server_add_http2_port(s->server, target, creds);
         grpc_server_credentials_release(creds);
         if (port == 0)
-                return log_error_errno(-EADDRNOTAVAIL, "Cannot listen on %s", url);
+                return log_error_errno(-EADDRNOTAVAIL, "Cannot listen on %s (in use, or not an address of this host)",
+                                       url);
         return 0;
 }
 
