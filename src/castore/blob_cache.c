@@ -1,8 +1,8 @@
 /* A write-back blob cache: a near service (the local store) in front of a
  * far one (a remote daemon).  Reads come from near; a blob near lacks is
  * fetched from far, stored near (hashed again on the way in: a blob that
- * does not hash to its digest is removed and never served) and read from
- * there.  Writes go to far first, then near, so that what near holds was
+ * does not hash to its digest is removed and never served; not synced,
+ * since it can be fetched again) and read from there.  Writes go to far first, then near, so that what near holds was
  * accepted by far. */
 #include <errno.h>
 #include <stdlib.h>
@@ -47,7 +47,7 @@ static int fill(struct cache_blobs *s, const struct cas_digest *d) {
         r = cas_blob_open(s->far, d, &rd);
         if (r < 0)
                 return r;
-        r = cas_blob_writer_new(s->near, 0, &w);
+        r = cas_blob_writer_new(s->near, CAS_BLOB_NO_SYNC, &w);
         for (uint64_t off = 0; r >= 0;) {
                 ssize_t n = cas_blob_pread(rd, buf, COPY_BUF, off);
                 if (n <= 0) {

@@ -181,13 +181,13 @@ static int local_sync(struct cas_blob_service *s) {
 }
 
 /* Finishes a fully written temporary: fsync + rename + directory fsync,
- * or with CAS_BLOB_DEFER_SYNC a pending entry.  Takes fd; removes the
- * temporary on failure. */
+ * with CAS_BLOB_DEFER_SYNC a pending entry, with CAS_BLOB_NO_SYNC a bare
+ * rename.  Takes fd; removes the temporary on failure. */
 static int tmp_finish(struct blob_local *l, int fd, uint64_t seq, const struct cas_digest *d, unsigned flags) {
         char path[BLOB_PATH_LEN + 1];
         int r = 0;
 
-        if (!(flags & CAS_BLOB_DEFER_SYNC) && fsync(fd) < 0)
+        if (!(flags & (CAS_BLOB_DEFER_SYNC | CAS_BLOB_NO_SYNC)) && fsync(fd) < 0)
                 r = negative_errno();
         if (close(fd) < 0 && r >= 0 && errno != EINTR)
                 r = negative_errno();
@@ -203,6 +203,8 @@ static int tmp_finish(struct blob_local *l, int fd, uint64_t seq, const struct c
                         return r > 0 ? flush_if_idle(l) : 0;
                 }
                 r = rename_into_place(l, seq, d);
+                if (r >= 0 && (flags & CAS_BLOB_NO_SYNC))
+                        return 0;
                 if (r >= 0) {
                         blob_path(d, path);
                         path[SHARD_NAME_LEN] = 0;

@@ -23,6 +23,11 @@ enum {
          * sync.  Importers use it to replace one fsync per file by one
          * syncfs. */
         CAS_BLOB_DEFER_SYNC = 1 << 0,
+        /* put/writer: visible at once but never synced, for a cache whose
+         * blobs can be fetched again: after a crash such a blob may be
+         * torn, which every (verified) read notices and `verify --repair`
+         * removes. */
+        CAS_BLOB_NO_SYNC = 1 << 1,
 };
 
 /* Called for each blob by list(); a negative return stops the walk and is
@@ -88,6 +93,15 @@ struct cas_blob_reader {
         int fd;
         /* Non-NULL when the whole blob is in memory, valid until close. */
         const uint8_t *data;
+        /* The blob's outboard when the backend computed it while reading
+         * the whole blob (a remote fetch), valid until close; NULL
+         * otherwise.  Checked against the digest like a stored one. */
+        const uint8_t *outboard;
+        size_t outboard_len;
+        /* Every byte was hashed to the digest when the reader was opened
+         * and is held where nothing else writes (this process's memory):
+         * verified reads need not hash it again. */
+        bool verified;
 };
 
 struct cas_blob_writer_ops {

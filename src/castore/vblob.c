@@ -72,6 +72,13 @@ static int outboard_load(struct cas_vblob *v, struct cas_blob_service *s) {
         size_t len = 0;
         int r;
 
+        if (v->rd->outboard && outboard_trusted(v, v->rd->outboard, v->rd->outboard_len) == 0) {
+                v->outboard = malloc(v->rd->outboard_len);
+                if (!v->outboard)
+                        return -ENOMEM;
+                memcpy(v->outboard, v->rd->outboard, v->rd->outboard_len);
+                return 0;
+        }
         r = cas_blob_outboard_get(s, &v->rd->digest, &ob, &len);
         if (r >= 0) {
                 if (outboard_trusted(v, ob, len) == 0) {
@@ -159,6 +166,10 @@ ssize_t cas_vblob_pread(struct cas_vblob *v, void *buf, size_t len, uint64_t off
         if (off >= v->size || len == 0)
                 return 0;
         len = (size_t) MIN((uint64_t) len, v->size - off);
+        if (v->rd->verified) {
+                r = read_exact(v->rd, buf, len, off);
+                return r < 0 ? r : (ssize_t) len;
+        }
         if (v->groups == 0)
                 return pread_small(v, buf, len, off);
         end = off + len;

@@ -1,7 +1,8 @@
 /* The grpc blob backend: a BlobService of a castore, tvix or snix daemon.
- * Reads fetch the whole blob into an anonymous memory file, hashing it on
- * the way: a server that sends bytes other than the digest's gets -EBADMSG
- * and nothing is returned.  Writes stream 1 MiB BlobChunks and check the
+ * Reads fetch the whole blob into an anonymous memory file, hashing it
+ * (and building its outboard) on the way: a server that sends bytes other
+ * than the digest's gets -EBADMSG and nothing is returned; what is
+ * returned was verified whole (the reader says so).  Writes stream 1 MiB BlobChunks and check the
  * digest the server answers against the one computed here. */
 #include <errno.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include "castore/digest.h"
+#include "castore/outboard.h"
 #include "remote/backends.h"
 #include "remote/pb.h"
 #include "rpc_blobstore.pb-c.h"
@@ -21,7 +23,6 @@
 typedef Tvix__Castore__V1__StatBlobRequest StatReq;
 typedef Tvix__Castore__V1__StatBlobResponse StatResp;
 typedef Tvix__Castore__V1__ReadBlobRequest ReadReq;
-typedef Tvix__Castore__V1__BlobChunk BlobChunk;
 typedef Tvix__Castore__V1__PutBlobResponse PutResp;
 
 struct grpc_blobs {
@@ -31,6 +32,7 @@ struct grpc_blobs {
 
 struct grpc_reader {
         struct cas_blob_reader base;
+        uint8_t *outboard; /* computed on the way in */
 };
 
 struct grpc_writer {
@@ -72,29 +74,30 @@ static ssize_t reader_pread(struct cas_blob_reader *r, void *buf, size_t len, ui
 static void reader_close(struct cas_blob_reader *r) {
         if (r->fd >= 0)
                 close(r->fd);
+        free(((struct grpc_reader *) r)->outboard);
         free(r);
 }
 
 static const struct cas_blob_reader_ops reader_ops = { .pread = reader_pread, .close = reader_close };
 
 /* Appends one BlobChunk's data to fd, hashing it. */
-static int take_chunk(int fd, struct cas_hasher *h, const uint8_t *msg, size_t len, uint64_t *size) {
-        BlobChunk *chunk = NULL;
-        int r = pb_unpack(&tvix__castore__v1__blob_chunk__descriptor, msg, len, (ProtobufCMessage **) &chunk);
+static int take_chunk(int fd, struct cas_outboard_builder *h, const uint8_t *msg, size_t len, uint64_t *size) {
+        const uint8_t *data;
+        size_t n;
+        int r = pb_blob_chunk_data(msg, len, &data, &n);
         if (r < 0)
                 return r;
-        cas_hasher_update(h, chunk->data.data, chunk->data.len);
-        r = loop_write(fd, chunk->data.data, chunk->data.len);
-        *size += chunk->data.len;
-        pb_free(&chunk->base);
-        return r;
+        cas_outboard_builder_update(h, data, n);
+        *size += n;
+        return loop_write(fd, data, n);
 }
 
-/* Streams blob d into fd; 0 once it hashed to d. */
-static int fetch(struct grpc_blobs *s, const struct cas_digest *d, int fd, uint64_t *ret_size) {
+/* Streams blob d into fd; 0 once it hashed to d, with its outboard. */
+static int fetch(struct grpc_blobs *s, const struct cas_digest *d, int fd, uint64_t *ret_size, uint8_t **ret_ob,
+                 size_t *ret_ob_len) {
         ReadReq req = TVIX__CASTORE__V1__READ_BLOB_REQUEST__INIT;
         _cleanup_free_ uint8_t *out = NULL;
-        struct cas_hasher h;
+        struct cas_outboard_builder h;
         struct cas_digest got;
         char method[96];
         size_t out_len;
@@ -107,7 +110,7 @@ static int fetch(struct grpc_blobs *s, const struct cas_digest *d, int fd, uint6
         do {
                 _cleanup_(rpc_stream_closep) struct rpc_stream *st = NULL;
                 pkg = pb_method(&s->svc, "Read", method, sizeof(method));
-                cas_hasher_init(&h);
+                cas_outboard_builder_init(&h);
                 *ret_size = 0;
                 if (ftruncate(fd, 0) < 0 || lseek(fd, 0, SEEK_SET) < 0)
                         return -errno;
@@ -120,31 +123,44 @@ static int fetch(struct grpc_blobs *s, const struct cas_digest *d, int fd, uint6
                                 break;
                         r = take_chunk(fd, &h, msg, len, ret_size);
                 }
+                if (r < 0)
+                        cas_outboard_builder_done(&h);
         } while (r == -EOPNOTSUPP && pb_switch(&s->svc, pkg));
         if (r < 0)
                 return r;
-        cas_hasher_final(&h, &got);
-        if (!cas_digest_equal(&got, d))
+        r = cas_outboard_builder_final(&h, &got, ret_ob, ret_ob_len);
+        if (r < 0)
+                return r;
+        if (!cas_digest_equal(&got, d)) {
+                free(*ret_ob);
+                *ret_ob = NULL;
                 return log_error_errno(-EBADMSG, "%s sent bytes for blob %s that hash to %s",
                                        rpc_channel_target(s->svc.channel), CAS_DIGEST_B3(d), CAS_DIGEST_B3(&got));
+        }
         return 0;
 }
 
 static int grpc_open(struct cas_blob_service *bs, const struct cas_digest *d, struct cas_blob_reader **ret) {
         struct grpc_blobs *s = to_grpc(bs);
         _cleanup_close_ int fd = memfd_create("castore-blob", MFD_CLOEXEC);
+        uint8_t *ob = NULL;
+        size_t ob_len = 0;
         uint64_t size;
         int r;
 
         if (fd < 0)
                 return -errno;
-        r = fetch(s, d, fd, &size);
+        r = fetch(s, d, fd, &size, &ob, &ob_len);
         if (r < 0)
                 return r;
         struct grpc_reader *rd = calloc(1, sizeof(*rd));
-        if (!rd)
+        if (!rd) {
+                free(ob);
                 return -ENOMEM;
-        rd->base = (struct cas_blob_reader){ .ops = &reader_ops, .digest = *d, .size = size, .fd = TAKE_FD(fd) };
+        }
+        rd->outboard = ob;
+        rd->base = (struct cas_blob_reader){ .ops = &reader_ops, .digest = *d, .size = size, .fd = TAKE_FD(fd),
+                                             .outboard = ob, .outboard_len = ob_len, .verified = true };
         *ret = &rd->base;
         return 0;
 }

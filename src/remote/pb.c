@@ -68,6 +68,58 @@ int pb_unary(struct rpc_channel *ch, const char *method, const ProtobufCMessage 
         return pb_unpack(reply_desc, in, in_len, ret);
 }
 
+static int varint(const uint8_t **p, const uint8_t *end, uint64_t *ret) {
+        uint64_t v = 0;
+        for (unsigned shift = 0; shift < 64; shift += 7) {
+                if (*p == end)
+                        return -EBADMSG;
+                uint8_t b = *(*p)++;
+                v |= (uint64_t) (b & 0x7f) << shift;
+                if (!(b & 0x80)) {
+                        *ret = v;
+                        return 0;
+                }
+        }
+        return -EBADMSG;
+}
+
+int pb_blob_chunk_data(const uint8_t *msg, size_t len, const uint8_t **ret, size_t *ret_len) {
+        const uint8_t *p = msg, *end = msg + len;
+        uint64_t key, n;
+
+        *ret = msg;
+        *ret_len = 0;
+        while (p < end) {
+                if (varint(&p, end, &key) < 0)
+                        return -EBADMSG;
+                switch (key & 7) {
+                case 0: /* varint */
+                        if (varint(&p, end, &n) < 0)
+                                return -EBADMSG;
+                        break;
+                case 1: /* 64-bit */
+                case 5: /* 32-bit */
+                        n = (key & 7) == 1 ? 8 : 4;
+                        if ((uint64_t) (end - p) < n)
+                                return -EBADMSG;
+                        p += n;
+                        break;
+                case 2: /* length-delimited */
+                        if (varint(&p, end, &n) < 0 || (uint64_t) (end - p) < n)
+                                return -EBADMSG;
+                        if (key >> 3 == 1) {
+                                *ret = p;
+                                *ret_len = (size_t) n;
+                        }
+                        p += n;
+                        break;
+                default:
+                        return -EBADMSG;
+                }
+        }
+        return 0;
+}
+
 int pb_service_init(struct pb_service *s, const char *url, unsigned timeout_ms, const char *const *packages,
                     const char *service) {
         _cleanup_free_ char *target = NULL;

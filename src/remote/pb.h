@@ -28,6 +28,10 @@ int pb_recv(struct rpc_call *c, const ProtobufCMessageDescriptor *d, ProtobufCMe
 int pb_unary(struct rpc_channel *ch, const char *method, const ProtobufCMessage *req,
              const ProtobufCMessageDescriptor *reply_desc, ProtobufCMessage **ret);
 
+/* The data of a BlobChunk { bytes data = 1; } in place, without a copy
+ * (other fields are skipped, as protobuf readers do): 0 or -EBADMSG. */
+int pb_blob_chunk_data(const uint8_t *msg, size_t len, const uint8_t **ret, size_t *ret_len);
+
 /* A remote service called under the package the server offers: tvix
  * first; a server that answers UNIMPLEMENTED gets the snix name from then
  * on (pb_switch, after a call failed with -EOPNOTSUPP, says whether to

@@ -17,7 +17,6 @@ typedef Tvix__Castore__V1__StatBlobRequest StatReq;
 typedef Tvix__Castore__V1__StatBlobResponse StatResp;
 typedef Tvix__Castore__V1__StatBlobResponse__ChunkMeta ChunkMeta;
 typedef Tvix__Castore__V1__ReadBlobRequest ReadReq;
-typedef Tvix__Castore__V1__BlobChunk BlobChunk;
 typedef Tvix__Castore__V1__PutBlobResponse PutResp;
 
 static int digest_arg(struct rpc_call *c, ProtobufCBinaryData b, struct cas_digest *ret) {
@@ -134,12 +133,15 @@ static int do_put(struct rpc_call *c, void *userdata) {
         if (r < 0)
                 return r;
         for (;;) {
-                BlobChunk *chunk = NULL;
-                r = pb_recv(c, &tvix__castore__v1__blob_chunk__descriptor, (ProtobufCMessage **) &chunk);
+                _cleanup_free_ uint8_t *msg = NULL;
+                const uint8_t *data;
+                size_t len, n;
+                r = rpc_call_recv(c, &msg, &len);
                 if (r <= 0)
                         break;
-                r = cas_blob_write(w, chunk->data.data, chunk->data.len);
-                pb_free(&chunk->base);
+                if (pb_blob_chunk_data(msg, len, &data, &n) < 0)
+                        return rpc_call_fail(c, RPC_INVALID_ARGUMENT, "malformed BlobChunk");
+                r = cas_blob_write(w, data, n);
                 if (r < 0)
                         return r;
         }
