@@ -5,18 +5,32 @@
  * since it can be fetched again) and read from there.  Writes go to far first, then near, so that what near holds was
  * accepted by far. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 
 #include "castore/blobsvc.h"
 #include "castore/cache.h"
 #include "util/log.h"
+#include "util/workqueue.h"
 
 #define COPY_BUF (1u << 20)
+/* Prefetching: fetches at once, and how many may wait. */
+#define PREFETCH_THREADS 8
+#define PREFETCH_QUEUE 65536
 
 struct cache_blobs {
         struct cas_blob_service base;
         struct cas_blob_service *near; /* borrowed */
         struct cas_blob_service *far;  /* owned */
+        pthread_mutex_t lock;
+        struct workqueue *prefetch; /* started at the first prefetch (lock) */
+};
+
+static const struct cas_blob_ops cache_ops;
+
+struct prefetch_job {
+        struct cache_blobs *s;
+        struct cas_digest digest;
 };
 
 struct tee_writer {
@@ -155,9 +169,49 @@ static int cache_outboard_put(struct cas_blob_service *bs, const struct cas_dige
         return cas_blob_outboard_put(to_cache(bs)->near, d, ob, len);
 }
 
+static void prefetch_run(void *arg) {
+        struct prefetch_job *j = arg;
+        uint64_t size;
+
+        if (cas_blob_stat(j->s->near, &j->digest, &size) == -ENOENT) {
+                int r = fill(j->s, &j->digest);
+                if (r < 0)
+                        log_debug_errno(r, "Prefetch of blob %s: %m", CAS_DIGEST_B3(&j->digest));
+        }
+        free(j);
+}
+
+int cas_blob_cache_prefetch(struct cas_blob_service *bs, const struct cas_digest *d) {
+        struct cache_blobs *s = to_cache(bs);
+        struct prefetch_job *j;
+        int r = 0;
+
+        if (bs->ops != &cache_ops)
+                return -EINVAL;
+        pthread_mutex_lock(&s->lock);
+        if (!s->prefetch)
+                r = workqueue_new(PREFETCH_THREADS, PREFETCH_QUEUE, &s->prefetch);
+        pthread_mutex_unlock(&s->lock);
+        if (r < 0)
+                return r;
+        j = malloc(sizeof(*j));
+        if (!j)
+                return -ENOMEM;
+        *j = (struct prefetch_job){ .s = s, .digest = *d };
+        r = workqueue_try_push(s->prefetch, prefetch_run, j);
+        if (r < 0)
+                free(j); /* a full queue: reads will fetch it */
+        return r;
+}
+
 static void cache_free(struct cas_blob_service *bs) {
         struct cache_blobs *s = to_cache(bs);
+        if (s->prefetch) {
+                workqueue_discard(s->prefetch, free);
+                workqueue_free(s->prefetch); /* waits for the fetches under way */
+        }
         cas_blob_service_free(s->far);
+        pthread_mutex_destroy(&s->lock);
         free(s);
 }
 
@@ -184,6 +238,7 @@ int cas_blob_cache_new(struct cas_blob_service *near, struct cas_blob_service *f
         s->base.ops = &cache_ops;
         s->near = near;
         s->far = far;
+        pthread_mutex_init(&s->lock, NULL);
         *ret = &s->base;
         return 0;
 }

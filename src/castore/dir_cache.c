@@ -11,10 +11,14 @@
 #include "util/hashmap.h"
 #include "util/log.h"
 
+/* Files up to this size are prefetched with their closure. */
+#define PREFETCH_MAX_FILE (1u << 20)
+
 struct cache_dirs {
         struct cas_dir_service base;
         struct cas_dir_service *near; /* borrowed */
         struct cas_dir_service *far;  /* owned */
+        struct cas_blob_service *prefetch; /* a blob cache, borrowed, or NULL; set before use */
 };
 
 static struct cache_dirs *to_cache(struct cas_dir_service *s) {
@@ -112,6 +116,15 @@ static int fill(struct cache_dirs *s, const struct cas_digest *root) {
                 if (r == -EBADMSG)
                         log_error("Fetched directory %s not cached: %s", CAS_DIGEST_B3(root), cas_verr_str(why));
         }
+        /* in walk order (parents first): what a tree walk reads first */
+        for (size_t i = 0; r >= 0 && s->prefetch && i < c.n; i++)
+                for (size_t k = 0; k < c.dirs[i]->n_entries; k++) {
+                        const struct cas_node *e = &c.dirs[i]->entries[k];
+                        if (e->kind == CAS_NODE_FILE && e->size <= PREFETCH_MAX_FILE &&
+                            cas_blob_cache_prefetch(s->prefetch, &e->digest) == -EAGAIN)
+                                goto full;
+                }
+full:
         free(order);
         for (size_t i = 0; i < c.n; i++)
                 cas_directory_free(c.dirs[i]);
@@ -190,4 +203,9 @@ int cas_dir_cache_new(struct cas_dir_service *near, struct cas_dir_service *far,
         s->far = far;
         *ret = &s->base;
         return 0;
+}
+
+void cas_dir_cache_set_prefetch(struct cas_dir_service *ds, struct cas_blob_service *blobs) {
+        if (ds && ds->ops == &cache_ops)
+                to_cache(ds)->prefetch = blobs;
 }

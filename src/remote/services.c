@@ -45,8 +45,11 @@ static int open_far(const struct remote_addrs *a, struct cas_store *cache, struc
                 r = cas_blob_cache_new(cache->blobs, TAKE_PTR(blobs), &blobs);
         if (r >= 0)
                 r = remote_dir_grpc_new(a->dirs, a->timeout_ms, &dirs);
-        if (r >= 0 && cache)
+        if (r >= 0 && cache) {
                 r = cas_dir_cache_new(cache->dirs, TAKE_PTR(dirs), &dirs);
+                if (r >= 0)
+                        cas_dir_cache_set_prefetch(dirs, blobs);
+        }
         if (r < 0) {
                 cas_blob_service_free(blobs);
                 return r;

@@ -110,6 +110,38 @@ int workqueue_push(struct workqueue *wq, workqueue_fn fn, void *arg) {
         return 0;
 }
 
+int workqueue_try_push(struct workqueue *wq, workqueue_fn fn, void *arg) {
+        int r = 0;
+
+        pthread_mutex_lock(&wq->lock);
+        if (wq->stop)
+                r = -ESHUTDOWN;
+        else if (wq->count == wq->cap)
+                r = -EAGAIN;
+        else {
+                wq->ring[(wq->head + wq->count) % wq->cap] = (struct job){ fn, arg };
+                wq->count++;
+                pthread_cond_signal(&wq->not_empty);
+        }
+        pthread_mutex_unlock(&wq->lock);
+        return r;
+}
+
+void workqueue_discard(struct workqueue *wq, void (*drop)(void *arg)) {
+        pthread_mutex_lock(&wq->lock);
+        while (wq->count > 0) {
+                struct job j = wq->ring[wq->head];
+                wq->head = (wq->head + 1) % wq->cap;
+                wq->count--;
+                if (drop)
+                        drop(j.arg);
+        }
+        pthread_cond_broadcast(&wq->not_full);
+        if (wq->running == 0)
+                pthread_cond_broadcast(&wq->idle);
+        pthread_mutex_unlock(&wq->lock);
+}
+
 void workqueue_drain(struct workqueue *wq) {
         pthread_mutex_lock(&wq->lock);
         while (wq->count > 0 || wq->running > 0)

@@ -16,6 +16,12 @@ int workqueue_new(unsigned nthreads, size_t capacity, struct workqueue **ret);
 /* Queues fn(arg); blocks while the queue is full.  Thread-safe. */
 int workqueue_push(struct workqueue *wq, workqueue_fn fn, void *arg);
 
+/* Queues fn(arg) if there is room: 0, or -EAGAIN when the queue is full
+ * (never blocks).  Thread-safe. */
+int workqueue_try_push(struct workqueue *wq, workqueue_fn fn, void *arg);
+/* Drops the jobs still queued, passing each arg to drop (jobs running go
+ * on).  Before workqueue_free, to stop without doing the queued work. */
+void workqueue_discard(struct workqueue *wq, void (*drop)(void *arg));
 /* Waits until every queued job has finished. */
 void workqueue_drain(struct workqueue *wq);
 
