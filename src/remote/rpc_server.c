@@ -1,5 +1,6 @@
-/* The gRPC server: one thread waits for calls and starts a thread per
- * call, which runs the method's handler with blocking receive and send
+/* The gRPC server: one thread waits for calls and hands each to a thread
+ * of its own (an idle one kept from an earlier call, else a new one),
+ * which runs the method's handler with blocking receive and send
  * functions and ends the call with the handler's status.  See rpc.h. */
 #include <errno.h>
 #include <grpc/byte_buffer.h>
@@ -13,6 +14,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "remote/rpc.h"
@@ -23,6 +25,8 @@
 #define MAX_CALLS 512
 /* How long a call may wait for its peer to take or send a message. */
 #define PEER_WAIT_MS 60000
+/* How long a call thread waits for the next call before it ends. */
+#define IDLE_SECONDS 10
 
 struct method {
         char *path;
@@ -39,9 +43,12 @@ struct rpc_server {
         size_t n_sockets;
         bool started;
         pthread_mutex_t lock;
-        pthread_cond_t idle;
-        unsigned running; /* call threads alive (lock) */
-        bool stopping;    /* (lock) */
+        pthread_cond_t idle;    /* threads dropped to 0 */
+        pthread_cond_t work;    /* a call was queued for an idle thread, or stopping */
+        unsigned running;       /* call threads alive (lock) */
+        unsigned n_idle;        /* of them, waiting for a call and not yet given one (lock) */
+        struct rpc_call *queue; /* calls given to idle threads, not yet taken (lock) */
+        bool stopping;          /* (lock) */
 };
 
 struct rpc_call {
@@ -52,6 +59,7 @@ struct rpc_call {
         grpc_metadata_array metadata;
         char *method;
         const struct method *m;
+        struct rpc_call *next; /* in the server's queue */
         bool sent_initial;
         enum rpc_status status;
         char *message;
@@ -77,6 +85,7 @@ int rpc_server_new(struct rpc_server **ret) {
         grpc_init();
         pthread_mutex_init(&s->lock, NULL);
         pthread_cond_init(&s->idle, NULL);
+        pthread_cond_init(&s->work, NULL);
         s->server = grpc_server_create(&cargs, NULL);
         s->cq = grpc_completion_queue_create_for_next(NULL);
         grpc_server_register_completion_queue(s->server, s->cq, NULL);
@@ -256,9 +265,7 @@ static void call_finish(struct rpc_call *c, enum rpc_status status) {
         grpc_slice_unref(details);
 }
 
-static void *call_thread(void *p) {
-        struct rpc_call *c = p;
-        struct rpc_server *s = c->server;
+static void call_serve(struct rpc_call *c) {
         enum rpc_status status;
 
         int r = c->m->handler(c, c->m->userdata);
@@ -275,7 +282,31 @@ static void *call_thread(void *p) {
         }
         call_finish(c, status);
         call_free(c);
-        pthread_mutex_lock(&s->lock);
+}
+
+/* Serves its first call, then whatever dispatch gives it while idle,
+ * until IDLE_SECONDS pass without one or the server stops. */
+static void *call_thread(void *p) {
+        struct rpc_call *c = p;
+        struct rpc_server *s = c->server;
+
+        for (;;) {
+                call_serve(c);
+                struct timespec until;
+                clock_gettime(CLOCK_REALTIME, &until);
+                until.tv_sec += IDLE_SECONDS;
+                pthread_mutex_lock(&s->lock);
+                s->n_idle++;
+                while (!s->queue && !s->stopping)
+                        if (pthread_cond_timedwait(&s->work, &s->lock, &until) == ETIMEDOUT)
+                                break;
+                c = s->queue;
+                if (!c)
+                        break; /* still counted idle: undo that below */
+                s->queue = c->next; /* dispatch took us off the idle count */
+                pthread_mutex_unlock(&s->lock);
+        }
+        s->n_idle--;
         if (--s->running == 0)
                 pthread_cond_broadcast(&s->idle);
         pthread_mutex_unlock(&s->lock);
@@ -308,6 +339,17 @@ static void dispatch(struct rpc_server *s, struct rpc_call *c) {
                 return call_refuse(c, RPC_UNIMPLEMENTED, "unknown method");
         }
         pthread_mutex_lock(&s->lock);
+        if (s->n_idle > 0) {
+                /* an idle thread takes it (appended, so calls keep their order) */
+                struct rpc_call **tail = &s->queue;
+                while (*tail)
+                        tail = &(*tail)->next;
+                *tail = c;
+                s->n_idle--;
+                pthread_cond_signal(&s->work);
+                pthread_mutex_unlock(&s->lock);
+                return;
+        }
         bool full = s->running >= MAX_CALLS;
         if (!full)
                 s->running++;
@@ -370,6 +412,7 @@ void rpc_server_stop(struct rpc_server *s) {
         pthread_mutex_lock(&s->lock);
         bool first = !s->stopping;
         s->stopping = true;
+        pthread_cond_broadcast(&s->work);
         pthread_mutex_unlock(&s->lock);
         if (!first)
                 return;
@@ -396,6 +439,7 @@ void rpc_server_free(struct rpc_server *s) {
         free(s->sockets);
         pthread_mutex_destroy(&s->lock);
         pthread_cond_destroy(&s->idle);
+        pthread_cond_destroy(&s->work);
         free(s);
         grpc_shutdown();
 }
