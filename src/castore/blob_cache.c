@@ -58,11 +58,14 @@ static int fill(struct cache_blobs *s, const struct cas_digest *d) {
 
         if (!buf)
                 return -ENOMEM;
-        r = cas_blob_open(s->far, d, &rd);
+        r = cas_blob_writer_new(s->near, CAS_BLOB_NO_SYNC, &w);
         if (r < 0)
                 return r;
-        r = cas_blob_writer_new(s->near, CAS_BLOB_NO_SYNC, &w);
-        for (uint64_t off = 0; r >= 0;) {
+        if (s->far->ops->fetch_into)
+                r = s->far->ops->fetch_into(s->far, d, w); /* streamed: hashed once, by w */
+        else
+                r = cas_blob_open(s->far, d, &rd);
+        for (uint64_t off = 0; r >= 0 && rd;) {
                 ssize_t n = cas_blob_pread(rd, buf, COPY_BUF, off);
                 if (n <= 0) {
                         r = (int) n;

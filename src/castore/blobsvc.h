@@ -64,6 +64,11 @@ struct cas_blob_ops {
                             size_t *ret_len);
         int (*outboard_put)(struct cas_blob_service *s, const struct cas_digest *d, const uint8_t *ob,
                             size_t len);
+        /* Optional: streams blob d's bytes into w as they arrive, without
+         * keeping them (a remote fetch straight into a cache's writer);
+         * the caller commits w and compares the digest.  NULL: callers
+         * open and copy. */
+        int (*fetch_into)(struct cas_blob_service *s, const struct cas_digest *d, struct cas_blob_writer *w);
         void (*free)(struct cas_blob_service *s);
 };
 

@@ -20,5 +20,6 @@ int cas_blob_cache_prefetch(struct cas_blob_service *s, const struct cas_digest 
  * get and stored near in one batch. */
 int cas_dir_cache_new(struct cas_dir_service *near, struct cas_dir_service *far, struct cas_dir_service **ret);
 /* After each closure it fetches, the directory cache prefetches the files
- * up to 1 MiB of it into blobs (a blob cache, borrowed). */
+ * up to 1 MiB of it into blobs (a blob cache, borrowed): for serving
+ * daemons, whose users walk trees. */
 void cas_dir_cache_set_prefetch(struct cas_dir_service *s, struct cas_blob_service *blobs);

@@ -28,6 +28,8 @@ void cli_set_store_url(const char *url);
  * ret_pathinfo is not NULL (free it first).  Logs a one-line error.
  * flags: CAS_STORE_CREATE for commands that write. */
 int cli_store_open(unsigned flags, struct cas_store **ret, struct nix_pathinfo_service **ret_pathinfo);
+/* Flag for cli_store_open: a serving daemon (prefetching into --cache). */
+#define CLI_STORE_SERVING (1u << 16)
 /* Whether the services are a gRPC daemon's. */
 bool cli_store_is_remote(void);
 

@@ -87,6 +87,7 @@ int cli_store_open(unsigned flags, struct cas_store **ret, struct nix_pathinfo_s
                 .dirs = addr_of(1),
                 .pathinfo = addr_of(2),
                 .cache = cache_dir ? cache_dir : e && *e ? e : NULL,
+                .prefetch = flags & CLI_STORE_SERVING,
         };
         int r;
 
@@ -95,7 +96,7 @@ int cli_store_open(unsigned flags, struct cas_store **ret, struct nix_pathinfo_s
                 if (r < 0)
                         return r;
         }
-        r = remote_open(&a, flags, ret, ret_pathinfo);
+        r = remote_open(&a, flags & ~CLI_STORE_SERVING, ret, ret_pathinfo);
 
         if (r == -ENOENT)
                 return r; /* cas_store_open said which store is missing */

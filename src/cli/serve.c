@@ -78,7 +78,7 @@ int cli_served_open(struct fs_config *cfg, struct cli_served *ret) {
         struct cli_served s = {};
         int r;
 
-        r = cli_store_open(CAS_STORE_READONLY, &s.store, &s.pathinfo);
+        r = cli_store_open(CAS_STORE_READONLY | CLI_STORE_SERVING, &s.store, &s.pathinfo);
         if (r < 0)
                 return r;
         r = nix_root_service_new(s.pathinfo, &s.nix_roots);

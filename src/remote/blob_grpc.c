@@ -80,6 +80,41 @@ static void reader_close(struct cas_blob_reader *r) {
 
 static const struct cas_blob_reader_ops reader_ops = { .pread = reader_pread, .close = reader_close };
 
+/* Streams blob d's bytes into a writer (fetch_into): the writer hashes. */
+static int grpc_fetch_into(struct cas_blob_service *bs, const struct cas_digest *d, struct cas_blob_writer *w) {
+        struct grpc_blobs *s = to_grpc(bs);
+        ReadReq req = TVIX__CASTORE__V1__READ_BLOB_REQUEST__INIT;
+        _cleanup_(rpc_stream_closep) struct rpc_stream *st = NULL;
+        _cleanup_free_ uint8_t *out = NULL;
+        char method[96];
+        size_t out_len;
+        int r;
+
+        req.digest = (ProtobufCBinaryData){ .data = (uint8_t *) d->b, .len = CAS_DIGEST_LEN };
+        r = pb_pack(&req.base, &out, &out_len);
+        if (r < 0)
+                return r;
+        /* the package must be settled first: a write cannot be taken back */
+        StatReq probe = TVIX__CASTORE__V1__STAT_BLOB_REQUEST__INIT;
+        r = pb_probe(&s->svc, "Stat", &probe.base);
+        if (r < 0)
+                return r;
+        (void) pb_method(&s->svc, "Read", method, sizeof(method));
+        r = rpc_stream_open(s->svc.channel, method, out, out_len, &st);
+        while (r >= 0) {
+                _cleanup_free_ uint8_t *msg = NULL;
+                const uint8_t *data;
+                size_t len, n;
+                r = rpc_stream_next(st, &msg, &len);
+                if (r <= 0)
+                        break;
+                r = pb_blob_chunk_data(msg, len, &data, &n);
+                if (r >= 0)
+                        r = cas_blob_write(w, data, n);
+        }
+        return r;
+}
+
 /* Appends one BlobChunk's data to fd, hashing it. */
 static int take_chunk(int fd, struct cas_outboard_builder *h, const uint8_t *msg, size_t len, uint64_t *size) {
         const uint8_t *data;
@@ -325,6 +360,7 @@ static const struct cas_blob_ops grpc_blob_ops = {
         .open = grpc_open,
         .put = grpc_put,
         .writer_new = grpc_writer_new,
+        .fetch_into = grpc_fetch_into,
         .free = grpc_free,
 };
 

@@ -47,7 +47,7 @@ static int open_far(const struct remote_addrs *a, struct cas_store *cache, struc
                 r = remote_dir_grpc_new(a->dirs, a->timeout_ms, &dirs);
         if (r >= 0 && cache) {
                 r = cas_dir_cache_new(cache->dirs, TAKE_PTR(dirs), &dirs);
-                if (r >= 0)
+                if (r >= 0 && a->prefetch)
                         cas_dir_cache_set_prefetch(dirs, blobs);
         }
         if (r < 0) {

@@ -15,6 +15,10 @@ struct remote_addrs {
         const char *pathinfo; /* NULL: store */
         const char *cache;    /* a local store directory, or NULL */
         unsigned timeout_ms;  /* for every remote call; 0: 30 s */
+        /* With a cache: fetch the small files of each directory closure
+         * in the background (for serving daemons, whose users walk
+         * trees; a one-shot command would only pay for it). */
+        bool prefetch;
 };
 
 /* The addresses a snix store composition file describes (parsed by
