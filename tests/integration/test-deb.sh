@@ -22,7 +22,7 @@ case $rc in
 esac
 
 # ---- control fields ----
-version=$(meson introspect "$BUILD_DIR" --projectinfo | python3 -c 'import json, sys; print(json.load(sys.stdin)["version"])')
+version=$(meson introspect "$SRC_DIR/meson.build" --projectinfo | python3 -c 'import json, sys; print(json.load(sys.stdin)["version"])')
 changelog=$(dpkg-parsechangelog -l "$SRC_DIR/debian/changelog" -S Version)
 expect_eq "debian/changelog has meson's project version" "${changelog%-*}" "$version"
 field() { dpkg-deb -f "$DEB" "$1"; }
@@ -37,10 +37,11 @@ esac
 # ---- contents ----
 # every file and link the package holds, as /path
 dpkg-deb --fsys-tarfile "$DEB" | tar -tf - | grep -v '/$' | sed 's/^\.//' | sort >"$T_TMP/files"
-if grep -Eq '^-rwxr-xr-x root/root .* \./usr/bin/castore$' <(dpkg-deb -c "$DEB"); then
+dpkg-deb -c "$DEB" >"$T_TMP/listing"
+if grep -Eq '^-rwxr-xr-x root/root .* \./usr/bin/castore$' "$T_TMP/listing"; then
         ok "deb: /usr/bin/castore, executable, owned by root"
 else
-        dpkg-deb -c "$DEB" | sed 's/^/# /'; notok "deb: /usr/bin/castore, executable, owned by root"
+        sed 's/^/# /' "$T_TMP/listing"; notok "deb: /usr/bin/castore, executable, owned by root"
 fi
 
 # What `meson install` installs, configured (not built) as debhelper does.
@@ -141,7 +142,7 @@ fi
 if have lintian; then
         changes=$(find "$OUT" -name 'castore_*.changes' | head -1)
         lrc=0
-        lintian --no-tag-display-limit "${changes:-$DEB}" >"$T_TMP/lintian" 2>"$T_TMP/lintian.err" || lrc=$?
+        lintian --tag-display-limit 0 "${changes:-$DEB}" >"$T_TMP/lintian" 2>"$T_TMP/lintian.err" || lrc=$?
         grep -E '^[WIP]: ' "$T_TMP/lintian" | sed 's/^/# lintian /'
         if grep -q '^E: ' "$T_TMP/lintian"; then
                 grep '^E: ' "$T_TMP/lintian" | sed 's/^/# lintian /'
