@@ -1,6 +1,7 @@
 #!/bin/sh
 # Install the Debian packages castore needs to build, test and benchmark,
-# skipping those already present.  Usage: scripts/deps.sh [build|test|bench]
+# skipping those already present.  Usage: scripts/deps.sh [build|test|bench|deb]
+# (deb: the tools that build castore's Debian package, scripts/deb.sh)
 set -eu
 
 build="meson ninja-build pkg-config gcc libc6-dev libprotobuf-c-dev
@@ -9,12 +10,14 @@ test="$build b3sum nix-bin attr qemu-system-x86 busybox-static xz-utils
   cpio file clang libclang-rt-14-dev python3 strace squashfuse squashfs-tools e2fsprogs
   python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-grpc"
 bench="$test squashfs-tools squashfuse erofs-utils hyperfine time"
+deb="$build dpkg-dev debhelper"
 
 case "${1:-build}" in
   build) want=$build ;;
   test)  want=$test ;;
   bench) want=$bench ;;
-  *) echo "usage: $0 [build|test|bench]" >&2; exit 2 ;;
+  deb)   want=$deb ;;
+  *) echo "usage: $0 [build|test|bench|deb]" >&2; exit 2 ;;
 esac
 
 missing=""
