@@ -275,10 +275,8 @@ static void call_serve(struct rpc_call *c) {
                 status = c->status;
         else {
                 status = rpc_errno_to_status(r);
-                if (!c->message) {
-                        errno = -r;
-                        (void) asprintf(&c->message, "%m");
-                }
+                if (!c->message)
+                        c->message = strdup(strerror(-r)); /* NULL: an empty message */
         }
         call_finish(c, status);
         call_free(c);

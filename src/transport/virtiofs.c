@@ -371,7 +371,8 @@ static void ring_stop(void *userdata, struct vu_dev *dev, unsigned q) {
         atomic_store(&ring->stopping, true);
         pthread_cond_broadcast(&c->slot_cond); /* a poller waiting for a slot */
         pthread_mutex_unlock(&c->pool_lock);
-        (void) write(ring->wake_fd, &one, sizeof(one));
+        if (write(ring->wake_fd, &one, sizeof(one)) < 0)
+                log_error_errno(-errno, "Cannot wake the queue thread: %m"); /* an eventfd far from overflow: never */
         pthread_join(ring->thread, NULL);
         close(ring->wake_fd);
         ring->wake_fd = -1;
