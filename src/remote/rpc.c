@@ -149,6 +149,10 @@ int rpc_batch(grpc_call *call, grpc_completion_queue *cq, grpc_op *ops, size_t n
         grpc_call_error e = grpc_call_start_batch(call, ops, n, ops, NULL);
         if (e != GRPC_CALL_OK)
                 return log_debug_errno(-EIO, "gRPC batch refused: %s", grpc_call_error_to_string(e));
+        return rpc_batch_wait(call, cq, ops, wait_ms);
+}
+
+int rpc_batch_wait(grpc_call *call, grpc_completion_queue *cq, void *tag, unsigned wait_ms) {
         gpr_timespec deadline = wait_ms ? rpc_deadline(wait_ms) : gpr_inf_future(GPR_CLOCK_MONOTONIC);
         grpc_event ev = grpc_completion_queue_next(cq, deadline, NULL);
         if (ev.type == GRPC_QUEUE_TIMEOUT) {
@@ -156,7 +160,7 @@ int rpc_batch(grpc_call *call, grpc_completion_queue *cq, grpc_op *ops, size_t n
                 ev = grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
                 return -ETIMEDOUT;
         }
-        if (ev.type != GRPC_OP_COMPLETE || ev.tag != ops)
+        if (ev.type != GRPC_OP_COMPLETE || ev.tag != tag)
                 return -EIO;
         return ev.success ? 0 : -EPIPE;
 }
@@ -461,8 +465,23 @@ struct rpc_upload {
         const char *method;
         grpc_completion_queue *cq;
         grpc_call *call;
+        grpc_op pending; /* the message being sent while the caller goes on */
+        bool in_flight;
         bool failed; /* a send failed: the status tells why */
 };
+
+/* Waits for the message in flight: 0 (also when it failed: then
+ * u->failed, and finish reports the server's status) or -ETIMEDOUT. */
+static int upload_wait(struct rpc_upload *u) {
+        if (!u->in_flight)
+                return 0;
+        int r = rpc_batch_wait(u->call, u->cq, &u->pending, u->channel->timeout_ms);
+        grpc_byte_buffer_destroy(u->pending.data.send_message.send_message);
+        u->in_flight = false;
+        if (r == -EPIPE || r == -EIO)
+                u->failed = true;
+        return r == -ETIMEDOUT ? r : 0;
+}
 
 int rpc_upload_open(struct rpc_channel *c, const char *method, struct rpc_upload **ret) {
         struct rpc_upload *u = calloc(1, sizeof(*u));
@@ -488,21 +507,20 @@ int rpc_upload_open(struct rpc_channel *c, const char *method, struct rpc_upload
         return 0;
 }
 
+/* One message in flight: the caller prepares the next one meanwhile. */
 int rpc_upload_send(struct rpc_upload *u, const void *msg, size_t len) {
-        grpc_op op = {};
-        int r;
-
-        if (u->failed)
-                return 0; /* finish reports the server's status */
-        op.op = GRPC_OP_SEND_MESSAGE;
-        op.data.send_message.send_message = rpc_buffer_new(msg, len);
-        r = rpc_batch(u->call, u->cq, &op, 1, u->channel->timeout_ms);
-        grpc_byte_buffer_destroy(op.data.send_message.send_message);
-        if (r == -EPIPE) {
-                u->failed = true;
-                return 0;
+        int r = upload_wait(u);
+        if (r < 0 || u->failed)
+                return r; /* failed: finish reports the server's status */
+        u->pending = (grpc_op){ .op = GRPC_OP_SEND_MESSAGE };
+        u->pending.data.send_message.send_message = rpc_buffer_new(msg, len);
+        grpc_call_error e = grpc_call_start_batch(u->call, &u->pending, 1, &u->pending, NULL);
+        if (e != GRPC_CALL_OK) {
+                grpc_byte_buffer_destroy(u->pending.data.send_message.send_message);
+                return log_debug_errno(-EIO, "gRPC batch refused: %s", grpc_call_error_to_string(e));
         }
-        return r;
+        u->in_flight = true;
+        return 0;
 }
 
 int rpc_upload_finish(struct rpc_upload *u, uint8_t **ret, size_t *ret_len) {
@@ -511,6 +529,11 @@ int rpc_upload_finish(struct rpc_upload *u, uint8_t **ret, size_t *ret_len) {
         grpc_op ops[4] = {};
         int r;
 
+        r = upload_wait(u);
+        if (r < 0) {
+                rpc_upload_cancel(u);
+                return r;
+        }
         status_init(&sb);
         ops[0].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
         ops[1].op = GRPC_OP_RECV_INITIAL_METADATA;
@@ -541,8 +564,12 @@ void rpc_upload_cancel(struct rpc_upload *u) {
                 return;
         if (u->call) {
                 grpc_call_cancel(u->call, NULL);
+                if (u->in_flight) /* cancelled: it completes at once */
+                        (void) rpc_batch_wait(u->call, u->cq, &u->pending, 0);
                 grpc_call_unref(u->call);
         }
+        if (u->in_flight)
+                grpc_byte_buffer_destroy(u->pending.data.send_message.send_message);
         rpc_cq_free(u->cq);
         free(u);
 }

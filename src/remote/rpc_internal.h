@@ -14,5 +14,7 @@ int rpc_buffer_take(grpc_byte_buffer *bb, uint8_t **ret, size_t *ret_len);
  * wait_ms (0: no limit): 0, -EPIPE (the batch failed: the call is over),
  * -ETIMEDOUT (the call was cancelled). */
 int rpc_batch(grpc_call *call, grpc_completion_queue *cq, grpc_op *ops, size_t n, unsigned wait_ms);
+/* The waiting half of rpc_batch, for a batch started with tag. */
+int rpc_batch_wait(grpc_call *call, grpc_completion_queue *cq, void *tag, unsigned wait_ms);
 /* Shuts down, drains and destroys a next-type queue; NULL is a no-op. */
 void rpc_cq_free(grpc_completion_queue *cq);
