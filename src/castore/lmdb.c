@@ -94,6 +94,13 @@ int cas_lmdb_open(const char *dir, unsigned flags, struct cas_lmdb **ret) {
         db->readonly = ro;
         pthread_mutex_init(&db->dbi_lock, NULL);
         rc = env_open(db, dir, MDB_NOTLS | (ro ? MDB_RDONLY : 0));
+        if (rc == EACCES && !ro && !(flags & CAS_STORE_CREATE)) {
+                /* a user who may read the store but not write it: reads
+                 * work, writes fail with -EROFS */
+                log_debug("No write access to %s: opening it read-only", dir);
+                db->readonly = ro = true;
+                rc = env_open(db, dir, MDB_NOTLS | MDB_RDONLY);
+        }
         if (rc == EACCES && ro) {
                 /* A reader without write access to lock.mdb (a store shared
                  * read-only with other users): no reader slot.  LMDB then

@@ -301,7 +301,7 @@ const struct cli_command cli_cmd_mount = {
         .run = run_mount,
         .usage = "MOUNTPOINT [--list-root] [--threads N] [--allow-other] [--daemon] [--passthrough=auto|on|off] "
                  "[--sandbox=auto|none] "
-                 "[--uid N --gid N] [--debug] [-o OPT,...]",
+                 "[--uid N --gid N] [--debug] [-o|--options OPT,...]",
         .help = "serve the store read-only over FUSE on MOUNTPOINT (--daemon: return once mounted); every read is "
                 "verified, except with --passthrough=on, which lets the kernel read blob files unverified "
                 "(auto: passthrough only for fs-verity blob files); -o takes the same as list_root, threads=N, "

@@ -191,12 +191,15 @@ static void help(FILE *f) {
                    "  --blob-service-addr, --directory-service-addr, --path-info-service-addr ADDR\n"
                    "                       one service each ($BLOB_SERVICE_ADDR, ...)\n"
                    "  --cache DIR          a local store in front, written back into ($CASTORE_CACHE)\n"
-                   "  --store-composition FILE   snix's composition TOML\n");
+                   "  --store-composition FILE   snix's composition TOML\n"
+                   "Every command also takes -v/--verbose (more log), -q/--quiet (errors only) and\n"
+                   "-h/--help (its usage); castore --version prints the version.\n"
+                   "Manual: castore(1), mount.castore(8).\n");
 }
 
 static void command_help(const struct cli_command *c) {
         printf("Usage: castore [--store DIR] %s %s\n\n%s\n", c->name, c->usage, c->help);
-        printf("\nCommon options: -v (more log), -q (errors only), --store DIR|URL, --cache DIR,\n"
+        printf("\nCommon options: -v/--verbose (more log), -q/--quiet (errors only), --store DIR|URL, --cache DIR,\n"
                "--blob-service-addr/--directory-service-addr/--path-info-service-addr ADDR, --store-composition FILE\n"
                "(castore help: what they mean).\n");
 }
