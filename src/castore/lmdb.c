@@ -64,7 +64,7 @@ static int env_open(struct cas_lmdb *db, const char *dir, unsigned flags) {
         if (rc == 0)
                 rc = mdb_env_set_mapsize(db->env, CAS_LMDB_MAP_SIZE);
         if (rc == 0)
-                rc = mdb_env_open(db->env, dir, flags, 0644);
+                rc = mdb_env_open(db->env, dir, flags, 0664); /* the umask decides: a group may share a store */
         return rc;
 }
 
