@@ -105,6 +105,14 @@ for f in "$SRC_DIR"/src/cli/cmd-*.c; do
 done
 expect_eq "completion: every option of every command" "$missing" ""
 
+# under systemd stderr is the journal ($JOURNAL_STREAM): levels as <N> prefixes
+: >"$T_TMP/journal"
+js=$(stat -c '%d:%i' "$T_TMP/journal")
+JOURNAL_STREAM=$js cs ls no-such-root 2>>"$T_TMP/journal" >/dev/null
+if grep -q '^<3>[^<]' "$T_TMP/journal" && ! grep -q 'castore: ' "$T_TMP/journal"; then
+        ok "stderr that is the journal: <level> prefixes"
+else sed 's/^/# /' "$T_TMP/journal"; notok "stderr that is the journal: <level> prefixes"; fi
+
 # --- units and the vhost-user description -----------------------------------
 for f in castore-daemon.service castore-virtiofs@.service 50-castore-virtiofs.json; do
         [ -f "$BUILD_DIR/systemd/$f" ] || notok "$f is built"
@@ -350,6 +358,18 @@ else
         fi
         after=$(cd "$STORE" && find . -printf '%p %s %T@ %m\n' | sort)
         expect_eq "nobody: the store is unchanged (no lock file, nothing written)" "$after" "$before"
+        # docs/SYSTEM.md's read-only group: lock.mdb writable by the group,
+        # so readers take LMDB's reader slots
+        if have strace; then
+                chgrp -R 65534 "$STORE" && chmod g+rw "$STORE/meta/lock.mdb"
+                strace -f -e trace=open,openat -o "$T_TMP/strace2.out" $RUNAS "$CASTORE" --store "$STORE" cat tree/a.txt >/dev/null 2>&1
+                if grep -q 'lock.mdb", O_RDWR.* = [0-9]' "$T_TMP/strace2.out"; then
+                        ok "a group given lock.mdb reads with LMDB's lock"
+                else notok "a group given lock.mdb reads with LMDB's lock"; fi
+                chgrp -R 0 "$STORE"
+        else
+                skip "a group given lock.mdb reads with LMDB's lock" "strace is not installed"
+        fi
 fi
 
 # --- meson install -------------------------------------------------------------
