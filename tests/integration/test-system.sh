@@ -186,6 +186,27 @@ if cs virtiofs --daemon "$OS"; then
         [ -n "$P" ] && kill "$P" && wait_until 20 pid_gone "$P"
 else notok "a stale socket file is replaced"; fi
 
+# socket activation: a listening socket on fd 3 with LISTEN_PID/LISTEN_FDS
+AS=$T_TMP/activated.sock
+NS=$T_TMP/notify-act.sock
+dgram_listen "$NS" "$T_TMP/notify-act.out" READY=1
+NOTIFY_SOCKET=$NS python3 -c '
+import os, socket, sys
+s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(1)
+os.dup2(s.fileno(), 3)
+os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS="1")
+os.execv(sys.argv[2], [sys.argv[2], "--store", sys.argv[3], "-v", "virtiofs"])' \
+        "$AS" "$CASTORE" "$STORE" >"$T_TMP/activated.log" 2>&1 &
+APID=$!
+at_exit "kill $APID"
+if wait_until 30 grep -q READY=1 "$T_TMP/notify-act.out" &&
+        grep -q "listening on a socket handed over" "$T_TMP/activated.log"; then
+        ok "virtiofs: systemd socket activation (LISTEN_FDS), READY=1"
+else sed 's/^/# /' "$T_TMP/activated.log" | tail -5; notok "virtiofs: systemd socket activation (LISTEN_FDS), READY=1"; fi
+kill $APID; wait_until 20 pid_gone $APID
+[ -S "$AS" ] && ok "virtiofs: a socket handed over is left to its owner" ||
+        notok "virtiofs: a socket handed over is left to its owner"
+
 # --- sd_notify --------------------------------------------------------------
 # notify_check NAME READY-CHECK ARGS...: castore ARGS runs with NOTIFY_SOCKET; once it
 # sends READY=1, READY-CHECK must already hold.  CMD is then stopped.
