@@ -59,6 +59,56 @@ static int listen_fd_from_env(void) {
         return 3;
 }
 
+/* The socket: the argument, --socket-path, --fd or systemd's; one only. */
+static int pick_socket(int n_args, char **args, bool daemon, struct virtiofs_config *cfg) {
+        if (n_args > 1 || (n_args == 1 && cfg->socket_path))
+                return cli_usage_error("virtiofs", "too many arguments");
+        if (n_args == 1)
+                cfg->socket_path = args[0];
+        if (cfg->listen_fd < 0 && !cfg->socket_path)
+                cfg->listen_fd = listen_fd_from_env();
+        if (!cfg->socket_path && cfg->listen_fd < 0)
+                return cli_usage_error("virtiofs", "expected one SOCKET argument (or --socket-path, --fd)");
+        if (cfg->socket_path && cfg->listen_fd >= 0)
+                return cli_usage_error("virtiofs", "a SOCKET path and --fd: give one");
+        if (daemon && cfg->listen_fd >= 0)
+                return cli_usage_error("virtiofs", "--daemon with a socket handed over: its owner waits already");
+        return 0;
+}
+
+/* Opens the store and serves it until SIGINT/SIGTERM; d: the daemon's
+ * state after cli_daemonize, or NULL in the foreground. */
+static int serve(struct virtiofs_config *cfg, struct fs_config *fcfg, struct cli_daemon *d) {
+        struct cli_served served;
+        _cleanup_close_ int sfd = -1;
+        sigset_t mask;
+        int r;
+
+        /* SIGINT/SIGTERM arrive through a signalfd the server polls.  Block
+         * them before any thread exists (the store and the filesystem may
+         * start some): every thread inherits the mask. */
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGTERM);
+        pthread_sigmask(SIG_BLOCK, &mask, NULL);
+        signal(SIGPIPE, SIG_IGN);
+        sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+        if (sfd < 0)
+                return log_error_errno(negative_errno(), "signalfd: %m");
+
+        r = cli_served_open(fcfg, &served);
+        if (r < 0)
+                return r;
+        cfg->stop_fd = sfd;
+        struct confine_ctx cc = { .served = &served, .socket = cfg->socket_path, .daemon = d };
+        cfg->confine = confine;
+        cfg->confine_userdata = &cc;
+        cfg->ready = ready;
+        r = virtiofs_serve(served.fs, cfg);
+        cli_served_close(&served);
+        return r;
+}
+
 static int run_virtiofs(int argc, char **argv) {
         static const struct option opts[] = {
                 CLI_COMMON_LONGOPTS,
@@ -74,14 +124,11 @@ static int run_virtiofs(int argc, char **argv) {
                 { "fd", required_argument, NULL, 'F' },
                 {},
         };
-        struct cli_served served;
         struct virtiofs_config cfg = { .request_queues = 1, .stop_fd = -1, .listen_fd = -1 };
         struct cli_daemon ds = { .ready_fd = -1, .null_fd = -1 };
         struct fs_config fcfg = {};
         bool daemon = false;
-        _cleanup_close_ int sfd = -1;
         unsigned long v;
-        sigset_t mask;
         int opt, r;
 
         while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORTOPTS, opts, NULL)) >= 0) {
@@ -136,19 +183,9 @@ static int run_virtiofs(int argc, char **argv) {
                         return -EINVAL;
                 }
         }
-        if (argc - optind > 1 || (argc - optind == 1 && cfg.socket_path))
-                return cli_usage_error("virtiofs", "too many arguments");
-        if (argc - optind == 1)
-                cfg.socket_path = argv[optind];
-        if (cfg.listen_fd < 0 && !cfg.socket_path)
-                cfg.listen_fd = listen_fd_from_env();
-        if (!cfg.socket_path && cfg.listen_fd < 0)
-                return cli_usage_error("virtiofs", "expected one SOCKET argument (or --socket-path, --fd)");
-        if (cfg.socket_path && cfg.listen_fd >= 0)
-                return cli_usage_error("virtiofs", "a SOCKET path and --fd: give one");
-
-        if (daemon && cfg.listen_fd >= 0)
-                return cli_usage_error("virtiofs", "--daemon with a socket handed over: its owner waits already");
+        r = pick_socket(argc - optind, argv + optind, daemon, &cfg);
+        if (r < 0)
+                return r;
         if (daemon) {
                 /* before the signalfd and the store: the child has its own */
                 r = cli_daemonize(&ds);
@@ -156,29 +193,7 @@ static int run_virtiofs(int argc, char **argv) {
                         return r > 0 ? 0 : r; /* the parent */
                 ds.keep_stderr = cfg.ll.debug;
         }
-
-        /* SIGINT/SIGTERM arrive through a signalfd the server polls.  Block
-         * them before any thread exists (the store and the filesystem may
-         * start some): every thread inherits the mask. */
-        sigemptyset(&mask);
-        sigaddset(&mask, SIGINT);
-        sigaddset(&mask, SIGTERM);
-        pthread_sigmask(SIG_BLOCK, &mask, NULL);
-        signal(SIGPIPE, SIG_IGN);
-        sfd = signalfd(-1, &mask, SFD_CLOEXEC);
-        if (sfd < 0)
-                return log_error_errno(negative_errno(), "signalfd: %m");
-
-        r = cli_served_open(&fcfg, &served);
-        if (r < 0)
-                return r;
-        cfg.stop_fd = sfd;
-        struct confine_ctx cc = { .served = &served, .socket = cfg.socket_path, .daemon = daemon ? &ds : NULL };
-        cfg.confine = confine;
-        cfg.confine_userdata = &cc;
-        cfg.ready = ready;
-        r = virtiofs_serve(served.fs, &cfg);
-        cli_served_close(&served);
+        r = serve(&cfg, &fcfg, daemon ? &ds : NULL);
         cli_daemon_done(&ds);
         return r;
 }
