@@ -8,7 +8,8 @@ build="meson ninja-build pkg-config gcc libc6-dev libprotobuf-c-dev
   protobuf-c-compiler liblmdb-dev librust-blake3-dev libssl-dev libseccomp-dev libgrpc-dev fuse3"
 test="$build b3sum nix-bin attr qemu-system-x86 busybox-static xz-utils
   cpio file clang libclang-rt-14-dev python3 strace squashfuse squashfs-tools e2fsprogs
-  python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-grpc"
+  python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-grpc
+  man-db groff-base psmisc systemd"
 bench="$test squashfs-tools squashfuse erofs-utils hyperfine time"
 deb="$build dpkg-dev debhelper"
 

@@ -59,7 +59,8 @@ static int rename_into_place(struct blob_local *l, uint64_t seq, const struct ca
         if (errno != ENOENT)
                 return negative_errno();
         to[SHARD_NAME_LEN] = 0;
-        if (mkdirat(l->blobs_fd, to, 0755) < 0 && errno != EEXIST)
+        /* 0775: group-writable under umask 002, for a store a group shares */
+        if (mkdirat(l->blobs_fd, to, 0775) < 0 && errno != EEXIST)
                 return negative_errno();
         if (fsync(l->blobs_fd) < 0)
                 return negative_errno();
@@ -588,7 +589,7 @@ static int rename_outboard(struct blob_local *l, const char *from, char *to) {
         if (errno != ENOENT)
                 return negative_errno();
         to[SHARD_NAME_LEN] = 0; /* the blob's shard may not exist yet */
-        if (mkdirat(l->blobs_fd, to, 0755) < 0 && errno != EEXIST)
+        if (mkdirat(l->blobs_fd, to, 0775) < 0 && errno != EEXIST)
                 return negative_errno();
         to[SHARD_NAME_LEN] = '/';
         return renameat(l->tmp_fd, from, l->blobs_fd, to) < 0 ? negative_errno() : 0;

@@ -49,6 +49,25 @@ int cas_lmdb_errno(int rc) {
         }
 }
 
+/* A new env opened with flags; an env whose open failed is discarded. */
+static int env_open(struct cas_lmdb *db, const char *dir, unsigned flags) {
+        int rc;
+
+        if (db->env)
+                mdb_env_close(db->env);
+        db->env = NULL;
+        rc = mdb_env_create(&db->env);
+        if (rc == 0)
+                rc = mdb_env_set_maxdbs(db->env, CAS_LMDB_MAX_DBS);
+        if (rc == 0)
+                rc = mdb_env_set_maxreaders(db->env, CAS_LMDB_MAX_READERS);
+        if (rc == 0)
+                rc = mdb_env_set_mapsize(db->env, CAS_LMDB_MAP_SIZE);
+        if (rc == 0)
+                rc = mdb_env_open(db->env, dir, flags, 0664); /* the umask decides: a group may share a store */
+        return rc;
+}
+
 int cas_lmdb_open(const char *dir, unsigned flags, struct cas_lmdb **ret) {
         struct cas_lmdb *db;
         bool ro = flags & CAS_STORE_READONLY;
@@ -74,15 +93,26 @@ int cas_lmdb_open(const char *dir, unsigned flags, struct cas_lmdb **ret) {
                 return -ENOMEM;
         db->readonly = ro;
         pthread_mutex_init(&db->dbi_lock, NULL);
-        rc = mdb_env_create(&db->env);
-        if (rc == 0)
-                rc = mdb_env_set_maxdbs(db->env, CAS_LMDB_MAX_DBS);
-        if (rc == 0)
-                rc = mdb_env_set_maxreaders(db->env, CAS_LMDB_MAX_READERS);
-        if (rc == 0)
-                rc = mdb_env_set_mapsize(db->env, CAS_LMDB_MAP_SIZE);
-        if (rc == 0)
-                rc = mdb_env_open(db->env, dir, MDB_NOTLS | (ro ? MDB_RDONLY : 0), 0644);
+        rc = env_open(db, dir, MDB_NOTLS | (ro ? MDB_RDONLY : 0));
+        if (rc == EACCES && !ro && !(flags & CAS_STORE_CREATE)) {
+                /* a user who may read the store but not write it: reads
+                 * work, writes fail with -EROFS */
+                log_debug("No write access to %s: opening it read-only", dir);
+                db->readonly = ro = true;
+                rc = env_open(db, dir, MDB_NOTLS | MDB_RDONLY);
+        }
+        if (rc == EACCES && ro) {
+                /* A reader without write access to lock.mdb (a store shared
+                 * read-only with other users): no reader slot.  LMDB then
+                 * cannot keep a writer from reusing pages this reader
+                 * still walks, so such a reader is safe while no import
+                 * runs; with imports, give readers the lock file (a group
+                 * with write access to it: docs/SYSTEM.md).  Each read is
+                 * one short transaction, and directories are re-hashed on
+                 * every get, so a torn read shows as an error. */
+                log_debug("No write access to %s/lock.mdb: reading without LMDB's lock", dir);
+                rc = env_open(db, dir, MDB_NOTLS | MDB_RDONLY | MDB_NOLOCK);
+        }
         if (rc == 0)
                 /* Free the reader slots of processes that died in a transaction. */
                 rc = mdb_reader_check(db->env, &dead);

@@ -16,9 +16,9 @@ struct cli_command {
         const char *help;                  /* one line: what it does */
 };
 
-/* The store URL: --store, else $CASTORE_STORE, else
- * $XDG_DATA_HOME/castore or ~/.local/share/castore.  Returns a static or
- * argv string. */
+/* The store URL: --store, else $CASTORE_STORE, else /var/lib/castore
+ * for root, else $XDG_DATA_HOME/castore or ~/.local/share/castore.
+ * Returns a static or argv string. */
 const char *cli_store_url(void);
 void cli_set_store_url(const char *url);
 
@@ -113,8 +113,9 @@ void cli_served_close(struct cli_served *s);
  * child called cli_daemon_ready (or -EIO if the child failed first; it
  * said why on stderr), the child 0, keeping only stdio and the readiness
  * pipe.  cli_daemon_prepare (before a sandbox) leaves the working
- * directory and opens /dev/null; cli_daemon_ready (userdata: the struct)
- * points stdio at it and tells the parent. */
+ * directory, opens /dev/null and connects to syslog (logging a warning if
+ * there is none); cli_daemon_ready (userdata: the struct) points stdio at
+ * /dev/null, the log at syslog (unless keep_stderr) and tells the parent. */
 struct cli_daemon {
         int ready_fd;   /* the parent waits for a byte on it */
         int null_fd;    /* /dev/null, opened by cli_daemon_prepare */
@@ -124,9 +125,24 @@ int cli_daemonize(struct cli_daemon *d);
 void cli_daemon_prepare(struct cli_daemon *d);
 void cli_daemon_ready(void *userdata);
 void cli_daemon_done(struct cli_daemon *d);
+/* For every serving command, daemon or not: cli_serving_prepare (before
+ * the sandbox; d NULL in the foreground) also connects to systemd's notify
+ * socket and, for a daemon, to syslog; cli_serving_ready (once serving)
+ * also sends READY=1. */
+void cli_serving_prepare(struct cli_daemon *d);
+void cli_serving_ready(struct cli_daemon *d);
+
+/* The program run under another name (main.c): mount.castore, as mount(8)
+ * runs it (cmd-mount.c), and castore-virtiofs, the vhost-user back-end
+ * program VM managers find (cmd-virtiofs.c): "castore virtiofs". */
+int cli_mount_helper(int argc, char **argv);
+int cli_virtiofs_backend(int argc, char **argv);
 
 /* Exit codes: 0 ok, 1 failure, 2 usage error. */
 enum { CLI_EXIT_OK = 0, CLI_EXIT_FAILURE = 1, CLI_EXIT_USAGE = 2 };
+
+/* The default store of root (the system units use it too). */
+#define CLI_SYSTEM_STORE "/var/lib/castore"
 
 /* Subcommands, one file each (src/cli/cmd-*.c), listed in commands.c. */
 extern const struct cli_command *const cli_commands[];

@@ -11,6 +11,7 @@
 #include "cli/cli.h"
 #include "remote/server.h"
 #include "util/log.h"
+#include "util/notify.h"
 #include "util/sandbox.h"
 
 #define MAX_LISTEN 16
@@ -100,6 +101,8 @@ static int serve(const char *const *listen, size_t n, unsigned mode, bool sandbo
                 r = rpc_server_listen(server, listen[i], mode);
         if (r >= 0)
                 r = rpc_server_start(server);
+        if (r >= 0)
+                (void) notify_open();
         if (r >= 0 && sandbox)
                 r = confine(store, listen, n);
         if (r < 0)
@@ -108,6 +111,7 @@ static int serve(const char *const *listen, size_t n, unsigned mode, bool sandbo
                 return log_error_errno(-EAGAIN, "Cannot start the signal thread");
         for (size_t i = 0; i < n; i++)
                 log_notice("Serving %s on %s", store->url, listen[i]);
+        (void) notify_send("READY=1\nSTATUS=Serving");
         r = rpc_server_run(server);
         pthread_join(t, NULL);
         return r;

@@ -163,7 +163,7 @@ static int run_import(int argc, char **argv) {
 const struct cli_command cli_cmd_import = {
         .name = "import",
         .run = run_import,
-        .usage = "PATH... [--name NAME] [--json] [--threads N] [--skip-special] [--no-nix]",
+        .usage = "PATH... [--name NAME] [--json] [--threads N] [--skip-special] [--no-nix] [--progress|--no-progress]",
         .help = "import files or trees; register each as a root (named after its last component) and as the\n"
                 "             Nix store path nix-store --add would give it (not with --no-nix)",
 };

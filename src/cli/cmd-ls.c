@@ -114,7 +114,7 @@ static int run_ls(int argc, char **argv) {
 const struct cli_command cli_cmd_ls = {
         .name = "ls",
         .run = run_ls,
-        .usage = "[-l] [-R] [ROOT[/PATH]]",
+        .usage = "[-l|--long] [-R|--recursive] [ROOT[/PATH]]",
         .help = "list the roots, or a directory of the store (-l: kind, size, digest; -R: recursive)",
 };
 

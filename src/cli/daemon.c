@@ -1,6 +1,7 @@
 /* --daemon for the serving commands: fork, let the parent return once the
  * child serves, and leave the caller's terminal, descriptors and working
- * directory behind. */
+ * directory behind (its log going to syslog from then on); and readiness
+ * for systemd (sd_notify). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -9,6 +10,7 @@
 
 #include "cli/cli.h"
 #include "util/log.h"
+#include "util/notify.h"
 
 /* The daemon serves: let the waiting parent return, and let go of the
  * terminal (so that $(castore mount --daemon ...) does not wait for us). */
@@ -19,8 +21,11 @@ void cli_daemon_ready(void *userdata) {
         if (null >= 0) {
                 dup2(null, STDIN_FILENO);
                 dup2(null, STDOUT_FILENO);
-                if (!d->keep_stderr)
+                if (!d->keep_stderr) {
+                        /* from now on errors (a corrupt blob) go to syslog */
+                        log_set_target(LOG_TARGET_SYSLOG);
                         dup2(null, STDERR_FILENO);
+                }
                 close(null);
                 d->null_fd = -1;
         }
@@ -69,9 +74,26 @@ int cli_daemonize(struct cli_daemon *d) {
 /* Leaves the working directory (it would keep its filesystem busy for as
  * long as the daemon lives) and opens /dev/null for cli_daemon_ready. */
 void cli_daemon_prepare(struct cli_daemon *d) {
+        int r;
+
         if (chdir("/") < 0)
                 log_debug_errno(negative_errno(), "chdir(/) failed: %m");
         d->null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+        r = d->keep_stderr ? 0 : log_open_syslog("castore");
+        if (r < 0)
+                log_warning_errno(r, "No syslog socket (%m): the detached daemon's log is lost");
+}
+
+void cli_serving_prepare(struct cli_daemon *d) {
+        if (d)
+                cli_daemon_prepare(d);
+        (void) notify_open();
+}
+
+void cli_serving_ready(struct cli_daemon *d) {
+        if (d)
+                cli_daemon_ready(d);
+        (void) notify_send("READY=1\nSTATUS=Serving");
 }
 
 void cli_daemon_done(struct cli_daemon *d) {

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "remote/services.h"
@@ -30,6 +31,8 @@ const char *cli_store_url(void) {
         e = getenv("CASTORE_STORE");
         if (e && *e)
                 return e;
+        if (geteuid() == 0)
+                return CLI_SYSTEM_STORE; /* the system's store, as the units use it */
         e = getenv("XDG_DATA_HOME");
         if (e && *e)
                 snprintf(default_url, sizeof(default_url), "%s/castore", e);
@@ -182,18 +185,22 @@ static void help(FILE *f) {
                    "Commands:\n");
         for (const struct cli_command *const *cp = cli_commands; *cp; cp++)
                 fprintf(f, "  %-10s %s\n             %s\n", (*cp)->name, (*cp)->usage, (*cp)->help);
-        fprintf(f, "\nThe store is --store DIR, else $CASTORE_STORE, else ~/.local/share/castore.\n"
+        fprintf(f, "\nThe store is --store DIR, else $CASTORE_STORE, else " CLI_SYSTEM_STORE " for root and\n"
+                   "~/.local/share/castore for other users.\n"
                    "A gRPC daemon instead (castore daemon, tvix-store, snix-store):\n"
                    "  --store grpc+unix:///PATH | grpc+http://HOST:PORT   all three services there\n"
                    "  --blob-service-addr, --directory-service-addr, --path-info-service-addr ADDR\n"
                    "                       one service each ($BLOB_SERVICE_ADDR, ...)\n"
                    "  --cache DIR          a local store in front, written back into ($CASTORE_CACHE)\n"
-                   "  --store-composition FILE   snix's composition TOML\n");
+                   "  --store-composition FILE   snix's composition TOML\n"
+                   "Every command also takes -v/--verbose (more log), -q/--quiet (errors only) and\n"
+                   "-h/--help (its usage); castore --version prints the version.\n"
+                   "Manual: castore(1), mount.castore(8).\n");
 }
 
 static void command_help(const struct cli_command *c) {
         printf("Usage: castore [--store DIR] %s %s\n\n%s\n", c->name, c->usage, c->help);
-        printf("\nCommon options: -v (more log), -q (errors only), --store DIR|URL, --cache DIR,\n"
+        printf("\nCommon options: -v/--verbose (more log), -q/--quiet (errors only), --store DIR|URL, --cache DIR,\n"
                "--blob-service-addr/--directory-service-addr/--path-info-service-addr ADDR, --store-composition FILE\n"
                "(castore help: what they mean).\n");
 }
@@ -231,8 +238,18 @@ int main(int argc, char **argv) {
         };
         int opt;
 
+        const char *base = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
+
         log_set_prefix("castore: ");
+        if (log_stderr_is_journal())
+                log_set_target(LOG_TARGET_JOURNAL);
         raise_fd_limit();
+        if (strcmp(base, "mount.castore") == 0) {
+                log_set_prefix("mount.castore: ");
+                return exit_code(cli_mount_helper(argc, argv));
+        }
+        if (strcmp(base, "castore-virtiofs") == 0)
+                return exit_code(cli_virtiofs_backend(argc, argv));
         /* global options stop at the first non-option: the command */
         while ((opt = getopt_long(argc, argv, "+hV" CLI_COMMON_SHORTOPTS, opts, NULL)) >= 0) {
                 if (cli_common_option(opt, optarg))

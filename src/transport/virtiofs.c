@@ -7,12 +7,15 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -541,6 +544,41 @@ static int serve_conn(struct fs *fs, const struct virtiofs_config *cfg, int lfd,
         return stop;
 }
 
+/* Whether something accepts connections on the unix socket at path. */
+static bool socket_alive(const struct sockaddr_un *sa) {
+        _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+        return fd >= 0 && connect(fd, (const struct sockaddr *) sa, sizeof(*sa)) == 0;
+}
+
+/* PATH.lock, flock()ed for as long as we serve PATH: a second castore
+ * virtiofs on the same socket is refused without disturbing the first
+ * (connecting to it would look like a VMM).  A lock file that was
+ * replaced between our open and our lock is tried again. */
+static int lock_socket(const char *path, char **ret_lock) {
+        _cleanup_free_ char *lock = NULL;
+        struct stat a, b;
+
+        if (asprintf(&lock, "%s.lock", path) < 0)
+                return -ENOMEM;
+        for (;;) {
+                _cleanup_close_ int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+
+                if (fd < 0)
+                        return log_error_errno(negative_errno(), "virtiofs: cannot open %s: %m", lock);
+                if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+                        if (errno == EWOULDBLOCK)
+                                return log_error_errno(-EADDRINUSE, "virtiofs: another castore virtiofs serves %s",
+                                                       path);
+                        return log_error_errno(negative_errno(), "virtiofs: cannot lock %s: %m", lock);
+                }
+                if (fstat(fd, &a) == 0 && stat(lock, &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev) {
+                        *ret_lock = TAKE_PTR(lock);
+                        return TAKE_FD(fd);
+                }
+        }
+}
+
 /* The socket is owner-only, or owner and a group (0660): the
  * one who can connect drives the device, and reads the store. */
 static int listen_on(const char *path, bool group, gid_t socket_gid) {
@@ -552,10 +590,13 @@ static int listen_on(const char *path, bool group, gid_t socket_gid) {
         if (strlen(path) >= sizeof(sa.sun_path))
                 return log_error_errno(-ENAMETOOLONG, "virtiofs: socket path too long: %s", path);
         strcpy(sa.sun_path, path);
-        /* replace a stale socket, never any other kind of file */
+        /* replace a stale socket, never any other kind of file, nor one
+         * that another program (not castore: it holds the lock) serves */
         if (lstat(path, &st) == 0) {
                 if (!S_ISSOCK(st.st_mode))
                         return log_error_errno(-EEXIST, "virtiofs: %s exists and is not a socket", path);
+                if (socket_alive(&sa))
+                        return log_error_errno(-EADDRINUSE, "virtiofs: another program serves %s", path);
                 (void) unlink(path);
         }
         fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -575,27 +616,51 @@ static int listen_on(const char *path, bool group, gid_t socket_gid) {
         return fd;
 }
 
-int virtiofs_serve(struct fs *fs, const struct virtiofs_config *cfg) {
-        int lfd, r = 0;
+/* Ends serving: the socket and its lock file go (the lock is still held,
+ * so nobody else took them over). */
+static void unlisten(const struct virtiofs_config *cfg, int lfd, int lock_fd, const char *lock) {
+        close(lfd);
+        if (lock_fd < 0)
+                return; /* a socket handed to us (--fd) is its owner's */
+        (void) unlink(cfg->socket_path);
+        (void) unlink(lock);
+        close(lock_fd);
+}
 
-        if (!fs || !cfg || !cfg->socket_path || cfg->request_queues < 1 ||
+int virtiofs_serve(struct fs *fs, const struct virtiofs_config *cfg) {
+        _cleanup_free_ char *lock = NULL;
+        int lfd, lock_fd = -1, r = 0;
+
+        if (!fs || !cfg || (!cfg->socket_path && cfg->listen_fd < 0) || cfg->request_queues < 1 ||
             cfg->request_queues > VFS_MAX_REQUEST_QUEUES || cfg->threads > VFS_MAX_THREADS)
                 return -EINVAL;
-        lfd = listen_on(cfg->socket_path, cfg->socket_group, cfg->socket_gid);
-        if (lfd < 0)
-                return lfd;
+        if (cfg->listen_fd >= 0)
+                lfd = cfg->listen_fd;
+        else {
+                lock_fd = lock_socket(cfg->socket_path, &lock);
+                if (lock_fd < 0)
+                        return lock_fd;
+                lfd = listen_on(cfg->socket_path, cfg->socket_group, cfg->socket_gid);
+                if (lfd < 0) {
+                        (void) unlink(lock);
+                        close(lock_fd);
+                        return lfd;
+                }
+        }
         if (cfg->confine) {
                 /* before any connection or handler thread */
                 r = cfg->confine(cfg->confine_userdata);
                 if (r < 0) {
-                        close(lfd);
-                        (void) unlink(cfg->socket_path);
+                        unlisten(cfg, lfd, lock_fd, lock);
                         return r;
                 }
         }
-        log_info("virtiofs: listening on %s (%u request queue%s, %u thread%s)", cfg->socket_path,
+        log_info("virtiofs: listening on %s (%u request queue%s, %u thread%s)",
+                 cfg->socket_path ? cfg->socket_path : "a socket handed over",
                  cfg->request_queues, cfg->request_queues == 1 ? "" : "s", cfg->threads ? cfg->threads : default_threads(),
                  (cfg->threads ? cfg->threads : default_threads()) == 1 ? "" : "s");
+        if (cfg->ready)
+                cfg->ready(cfg->confine_userdata);
 
         for (;;) {
                 struct pollfd pfd[2] = { { .fd = lfd, .events = POLLIN }, { .fd = cfg->stop_fd, .events = POLLIN } };
@@ -622,7 +687,6 @@ int virtiofs_serve(struct fs *fs, const struct virtiofs_config *cfg) {
                 if (stop || cfg->once)
                         break;
         }
-        close(lfd);
-        (void) unlink(cfg->socket_path);
+        unlisten(cfg, lfd, lock_fd, lock);
         return r;
 }

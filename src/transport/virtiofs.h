@@ -11,7 +11,8 @@
 struct fs;
 
 struct virtiofs_config {
-        const char *socket_path;
+        const char *socket_path;  /* bound here, unless listen_fd >= 0 */
+        int listen_fd;            /* a listening socket handed over (socket activation, --fd), or -1 */
         unsigned request_queues;  /* offered to the VMM (1..16) */
         unsigned threads;         /* running requests from all queues (1..64); 0 = one per CPU, at most 8 */
         bool once;                /* return after the first connection ends */
@@ -24,11 +25,16 @@ struct virtiofs_config {
          * May be NULL. */
         int (*confine)(void *userdata);
         void *confine_userdata;
+        /* Called once serving (listening, confined), with confine_userdata;
+         * may be NULL. */
+        void (*ready)(void *userdata);
 };
 
-/* Serves fs on cfg->socket_path until stop_fd becomes readable (or, with
- * once, until the first connection ends).  A stale socket file at the path
- * is replaced; the socket is removed on return.  fs is kept across
+/* Serves fs on cfg->socket_path (or listen_fd) until stop_fd becomes
+ * readable (or, with once, until the first connection ends).  A stale
+ * socket file at the path is replaced; the socket is removed on return.
+ * SOCKET.lock is held with flock() meanwhile: a path that another castore
+ * serves (or any program accepts connections on) is -EADDRINUSE.  fs is kept across
  * connections; the FUSE engine of each connection forgets the previous
  * kernel's inodes and handles at every INIT and when the connection ends.
  * SIGPIPE must be ignored or blocked by the caller; stop signals should be

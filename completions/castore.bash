@@ -1,0 +1,77 @@
+# bash completion for castore: commands, each command's options, and the
+# values some options take.  Installed as bash-completion/completions/castore.
+
+_castore() {
+    local cur prev words cword
+    if declare -F _init_completion >/dev/null; then
+        _init_completion || return
+    else
+        cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}
+        words=("${COMP_WORDS[@]}") cword=$COMP_CWORD
+    fi
+
+    local commands="import ls stat cat export verify nar path-info virtiofs mount umount daemon help"
+    local common="--store --blob-service-addr --directory-service-addr --path-info-service-addr
+        --cache --store-composition --verbose --quiet --help"
+
+    # the command: the first word after the global options
+    local i cmd=""
+    for ((i = 1; i < cword; i++)); do
+        case ${words[i]} in
+            --store|--blob-service-addr|--directory-service-addr|--path-info-service-addr|--cache|--store-composition)
+                ((i++)) ;;
+            -*) ;;
+            *) cmd=${words[i]}; break ;;
+        esac
+    done
+
+    case $prev in
+        --store|--cache|--store-composition)
+            COMPREPLY=($(compgen -f -- "$cur")); return ;;
+        --passthrough) COMPREPLY=($(compgen -W "auto on off" -- "$cur")); return ;;
+        --sandbox) COMPREPLY=($(compgen -W "auto none" -- "$cur")); return ;;
+        --socket-group) COMPREPLY=($(compgen -g -- "$cur")); return ;;
+        --threads|--queues|--uid|--gid|--socket-mode|--fd|--name|--listen|-n|\
+        --blob-service-addr|--directory-service-addr|--path-info-service-addr)
+            return ;;
+        -o|--options)
+            COMPREPLY=($(compgen -W "list_root threads= allow_other passthrough= uid= gid= sandbox= debug" \
+                -- "${cur##*,}"))
+            return ;;
+    esac
+
+    if [[ -z $cmd ]]; then
+        if [[ $cur == -* ]]; then
+            COMPREPLY=($(compgen -W "$common --version" -- "$cur"))
+        else
+            COMPREPLY=($(compgen -W "$commands" -- "$cur"))
+        fi
+        return
+    fi
+
+    local opts=""
+    case $cmd in
+        import) opts="--name --json --threads --skip-special --no-nix --progress --no-progress" ;;
+        ls) opts="--long --recursive -l -R" ;;
+        verify) opts="--nar --repair" ;;
+        nar) opts="--name --size" ;;
+        path-info) opts="--all --json" ;;
+        virtiofs) opts="--socket-path --fd --list-root --threads --queues --once --uid --gid --socket-group
+            --daemon --sandbox --debug --print-capabilities" ;;
+        mount) opts="--list-root --threads --allow-other --daemon --passthrough --sandbox --uid --gid --debug
+            --options -o" ;;
+        umount) opts="--lazy" ;;
+        daemon) opts="--listen --socket-mode --sandbox" ;;
+        help) COMPREPLY=($(compgen -W "$commands" -- "$cur")); return ;;
+    esac
+    if [[ $cur == -* ]]; then
+        COMPREPLY=($(compgen -W "$opts $common" -- "$cur"))
+        return
+    fi
+    case $cmd in
+        import|export|mount|umount|virtiofs) COMPREPLY=($(compgen -f -- "$cur")) ;;
+        nar) [[ $cword -eq $((i + 1)) ]] && COMPREPLY=($(compgen -W "dump hash import" -- "$cur")) ||
+                 COMPREPLY=($(compgen -f -- "$cur")) ;;
+    esac
+}
+complete -F _castore castore
