@@ -96,6 +96,7 @@ struct cas_gc {
         struct digest_vec stack;       /* directories marked, not yet read */
         struct digest_vec dead;        /* the sweep's victims */
         uint64_t dead_bytes;
+        bool mark_failed;              /* a mark error was logged */
         struct cas_gc_stats stats;
 };
 
@@ -148,6 +149,8 @@ int cas_gc_mark_node(struct cas_gc *g, const struct cas_node *n, const char *ref
 
                 r = mark_children(g, &d, referrer);
         }
+        if (r < 0)
+                g->mark_failed = true;
         return r < 0 ? r : 0;
 }
 
@@ -162,8 +165,10 @@ static int mark(struct cas_gc *g, const struct cas_gc_opts *opts) {
         int r;
 
         r = cas_root_list(g->store->roots, mark_root, g);
-        if (r < 0)
+        if (r < 0 && !g->mark_failed)
                 return log_error_errno(r, "Cannot list the named roots, refusing to collect garbage: %m");
+        if (r < 0)
+                return r;
         for (size_t i = 0; i < opts->n_layers; i++) {
                 r = opts->layers[i].mark(g, opts->layers[i].userdata);
                 if (r < 0)

@@ -54,5 +54,6 @@ int cas_gc_store(struct cas_store *store, const struct cas_gc_opts *opts, struct
 
 struct cas_store *cas_gc_store_of(struct cas_gc *g);
 /* Marks n and everything below it; referrer names the record for
- * messages.  0 or -errno (logged). */
+ * messages.  0 or -errno (logged): -ENOENT or -EBADMSG for a directory
+ * below it that is missing or corrupt. */
 int cas_gc_mark_node(struct cas_gc *g, const struct cas_node *n, const char *referrer);

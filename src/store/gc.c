@@ -6,26 +6,35 @@
 
 #include "util/log.h"
 
+struct mark_ctx {
+        struct cas_gc *g;
+        bool failed; /* a mark failed (and said why) */
+};
+
 static int mark_pathinfo(void *userdata, const struct nix_pathinfo *pi) {
+        struct mark_ctx *x = userdata;
         char path[NIX_PATH_MAX + 1], referrer[NIX_PATH_MAX + 32];
+        int r;
 
         nix_store_path_absolute(&pi->path, path);
         snprintf(referrer, sizeof(referrer), "store path %s", path);
-        return cas_gc_mark_node(userdata, &pi->node, referrer);
+        r = cas_gc_mark_node(x->g, &pi->node, referrer);
+        x->failed = r < 0;
+        return r;
 }
 
 int nix_gc_layer_mark(struct cas_gc *g, void *userdata) {
-        struct nix_pathinfo_service *pis = userdata;
+        struct mark_ctx x = { g, false };
         int r;
 
-        if (!g || !pis)
+        if (!g || !userdata)
                 return -EINVAL;
         /* a corrupt record may be a tree's only root: then nothing is swept */
-        r = nix_pathinfo_list(pis, mark_pathinfo, g);
-        if (r < 0)
+        r = nix_pathinfo_list(userdata, mark_pathinfo, &x);
+        if (r < 0 && !x.failed)
                 return log_error_errno(r, "Cannot list the store paths, refusing to collect garbage "
                                           "(castore verify tells more): %m");
-        return 0;
+        return r < 0 ? r : 0;
 }
 
 int nix_gc_store(struct cas_store *store, struct nix_pathinfo_service *pathinfos, const struct cas_gc_opts *opts,

@@ -397,6 +397,13 @@ static void test_temporaries(void) {
         struct cas_node root = { .kind = CAS_NODE_FILE, .name = "k", .name_len = 1, .digest = kept, .size = 4 };
         CHECK_OK(cas_root_put(store->roots, &root));
 
+        /* a live writer's deferred blob: its temporary is not touched
+         * (written first: a writer cleans up after dead ones itself) */
+        snprintf(blobs, sizeof(blobs), "%s/blobs", path);
+        snprintf(tmp, sizeof(tmp), "%s/tmp", path);
+        CHECK_OK(cas_blob_local_new(blobs, tmp, &other));
+        CHECK_OK(cas_blob_put(other, "pending", 7, CAS_BLOB_DEFER_SYNC, &pending));
+
         /* a dead writer without a lock file, one whose lock nobody holds */
         snprintf(p[0], sizeof(p[0]), "%s/tmp/123-0123456789abcdef.0", path);
         snprintf(p[1], sizeof(p[1]), "%s/tmp/124-00000000000000aa.lock", path);
@@ -415,11 +422,6 @@ static void test_temporaries(void) {
         snprintf(ob, sizeof(ob), "%s/blobs/%.2s/%s.ob", path, hex, hex);
         CHECK(exists(ob));
 
-        /* a live writer's deferred blob: its temporary is not touched */
-        snprintf(blobs, sizeof(blobs), "%s/blobs", path);
-        snprintf(tmp, sizeof(tmp), "%s/tmp", path);
-        CHECK_OK(cas_blob_local_new(blobs, tmp, &other));
-        CHECK_OK(cas_blob_put(other, "pending", 7, CAS_BLOB_DEFER_SYNC, &pending));
 
         CHECK_OK(nix_gc_store(store, pis, &dry_run, &dry));
         CHECK_EQ(dry.blobs, 1);
@@ -475,7 +477,7 @@ static void test_refuses_broken_store(void) {
 #define SRC_FILES 24
 
 static void make_source(const char *dir, int which) {
-        char p[600], sub[600];
+        char p[1200], sub[1024];
 
         CHECK_EQ(mkdir(dir, 0755), 0);
         snprintf(sub, sizeof(sub), "%s/sub", dir);
@@ -534,7 +536,7 @@ static void test_concurrent_on(const char *kind) {
         struct race x = {};
         struct nix_check_stats cs;
         struct cas_gc_stats st;
-        char path[300], src[2][400], name[2][8], out[600], cmd[1400];
+        char path[300], src[2][400], name[2][8], out[600], cmd[2400];
         uint8_t want_sha[2][NIX_SHA256_LEN];
         struct nix_import_result res[2] = {};
         bool have[2] = { false, false };
