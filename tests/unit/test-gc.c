@@ -87,7 +87,7 @@ static void test_lock(void) {
 struct root {
         bool is_dir, named, alive;
         size_t idx;
-        char name[32];
+        char name[64];
         struct nix_store_path sp; /* !named: the PathInfo's */
         uint8_t nar_sha[NIX_SHA256_LEN];
         struct cas_node node;
@@ -136,7 +136,10 @@ static void make_blobs(struct model *m, struct cas_store *store, int round) {
                 CHECK(buf);
                 for (size_t k = 0; k < len; k++)
                         buf[k] = (uint8_t) rnd();
-                snprintf((char *) buf, 16, "b%d.%zu", round, i); /* unique content */
+                char tag[64];
+
+                snprintf(tag, sizeof(tag), "b%d.%zu", round, i); /* unique content */
+                memcpy(buf, tag, MIN(strlen(tag), len));
                 CHECK_OK(cas_blob_put(store->blobs, buf, len, 0, &m->blob[i]));
                 m->blob_size[i] = len;
                 free(buf);
