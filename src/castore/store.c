@@ -58,7 +58,9 @@ struct cas_store_lock {
 };
 
 static int lock_file(struct cas_store *s, bool exclusive, bool wait, int *ret_fd) {
-        _cleanup_close_ int fd = open(s->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        /* read-only is enough for flock(), and lets a member of a group
+         * sharing the store lock it once someone created it */
+        _cleanup_close_ int fd = open(s->lock_path, O_RDONLY | O_CREAT | O_CLOEXEC, 0644);
 
         if (fd < 0)
                 return log_error_errno(negative_errno(), "Cannot open the store's lock %s: %m", s->lock_path);
