@@ -51,6 +51,7 @@ static struct cas_store *store_alloc(const char *url) {
 
 /* ---- the garbage collector's lock ---- */
 
+/* One hold, owned by the thread that took it (nothing in it is shared). */
 struct cas_store_lock {
         struct cas_store *store;
         bool exclusive;
