@@ -666,6 +666,87 @@ int cas_blob_local_set_flush_at(struct cas_blob_service *s, size_t n) {
         return 0;
 }
 
+/* ---- the garbage collector's extras ---- */
+
+/* Is name "<64 hex>.ob" of this shard? */
+static bool is_outboard_name(const char *name, const char *shard) {
+        return strlen(name) == OUTBOARD_PATH_LEN - SHARD_NAME_LEN - 1 && memcmp(name, shard, 2) == 0 &&
+               is_hex(name, CAS_DIGEST_HEX_LEN) && strcmp(name + CAS_DIGEST_HEX_LEN, ".ob") == 0;
+}
+
+/* Outboards of one shard whose blob is absent. */
+static int reclaim_shard(int shard_fd, const char *shard, bool dry_run, uint64_t *files, uint64_t *bytes) {
+        int fd = fcntl(shard_fd, F_DUPFD_CLOEXEC, 3);
+        DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
+        struct dirent *de;
+        int r = 0;
+
+        if (!dir) {
+                r = negative_errno();
+                if (fd >= 0)
+                        close(fd);
+                return r;
+        }
+        while ((errno = 0, de = readdir(dir))) {
+                char blob[CAS_DIGEST_HEX_LEN + 1];
+                struct stat st;
+
+                if (!is_outboard_name(de->d_name, shard))
+                        continue;
+                memcpy(blob, de->d_name, CAS_DIGEST_HEX_LEN);
+                blob[CAS_DIGEST_HEX_LEN] = 0;
+                if (faccessat(shard_fd, blob, F_OK, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT)
+                        continue;
+                if (fstatat(shard_fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                        continue;
+                if (!dry_run && unlinkat(shard_fd, de->d_name, 0) < 0)
+                        continue;
+                (*files)++;
+                *bytes += st.st_size;
+        }
+        if (errno != 0)
+                r = negative_errno();
+        closedir(dir);
+        return r;
+}
+
+/* An outboard is stored before its blob is renamed into place, so an
+ * import that failed in between leaves an outboard without a blob.  Only
+ * called with the store's gc lock held exclusive: no importer of ours is
+ * between the two steps (one that is loses an outboard, which its first
+ * reader rebuilds). */
+static int reclaim_outboards(struct blob_local *l, bool dry_run, uint64_t *files, uint64_t *bytes) {
+        for (int i = 0; i < 256; i++) {
+                char shard[3];
+                _cleanup_close_ int fd = -1;
+                int r;
+
+                snprintf(shard, sizeof(shard), "%02x", i);
+                fd = openat(l->blobs_fd, shard, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (fd < 0 && errno == ENOENT)
+                        continue;
+                if (fd < 0)
+                        return log_error_errno(negative_errno(), "Cannot open blob directory %s: %m", shard);
+                r = reclaim_shard(fd, shard, dry_run, files, bytes);
+                if (r < 0)
+                        return log_error_errno(r, "Cannot list blob directory %s: %m", shard);
+        }
+        return 0;
+}
+
+int cas_blob_local_reclaim(struct cas_blob_service *s, bool dry_run, uint64_t *ret_files, uint64_t *ret_bytes) {
+        struct blob_local *l = (struct blob_local *) s;
+
+        if (!s || !ret_files || !ret_bytes)
+                return -EINVAL;
+        if (s->ops != &blob_local_ops)
+                return -EOPNOTSUPP;
+        pthread_mutex_lock(&l->init_lock);
+        blob_local_clean_stale(l, dry_run, ret_files, ret_bytes);
+        pthread_mutex_unlock(&l->init_lock);
+        return reclaim_outboards(l, dry_run, ret_files, ret_bytes);
+}
+
 /* Opens dir, creating it (not its parents) if missing. */
 static int open_dir(const char *path) {
         int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -92,5 +92,8 @@ void blob_local_unlink_tmp(struct blob_local *l, uint64_t seq);
 /* Called before every write: takes the prefix and cleans up after dead
  * writers, once.  0 or -errno. */
 int blob_local_ensure_writable(struct blob_local *l);
+/* Removes (dry_run: counts) the temporaries and lock files of dead
+ * services, adding them to the counters.  Call with init_lock held. */
+void blob_local_clean_stale(struct blob_local *l, bool dry_run, uint64_t *ret_files, uint64_t *ret_bytes);
 /* Creates temporary <prefix>.<seq>: the fd, or -errno. */
 int blob_local_tmp_create(struct blob_local *l, uint64_t *ret_seq);

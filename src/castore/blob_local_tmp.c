@@ -61,11 +61,26 @@ static int name_cmp(const void *a, const void *b) {
         return strcmp(*(char *const *) a, *(char *const *) b);
 }
 
+/* Removes a dead service's file (dry_run: only counts it), adding it and
+ * its bytes to the counters. */
+static bool remove_counted(struct blob_local *l, const char *name, bool dry_run, uint64_t *files, uint64_t *bytes) {
+        struct stat st;
+
+        if (fstatat(l->tmp_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                return false;
+        if (!dry_run && unlinkat(l->tmp_fd, name, 0) < 0)
+                return false;
+        (*files)++;
+        *bytes += st.st_size;
+        return true;
+}
+
 /* Removes the temporaries (then the lock files) of dead services.  Names
  * are sorted so each prefix's liveness is checked once. */
-static void clean_stale(struct blob_local *l) {
+void blob_local_clean_stale(struct blob_local *l, bool dry_run, uint64_t *ret_files, uint64_t *ret_bytes) {
         _cleanup_free_ char **names = NULL;
-        size_t n = 0, cap = 0, removed = 0;
+        size_t n = 0, cap = 0;
+        uint64_t removed = 0, bytes = 0;
         int fd = fcntl(l->tmp_fd, F_DUPFD_CLOEXEC, 3);
         DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
         struct dirent *de;
@@ -111,21 +126,23 @@ static void clean_stale(struct blob_local *l) {
                         last_len = plen;
                         last_alive = prefix_alive(l, names[i], plen);
                 }
-                if (!last_alive && unlinkat(l->tmp_fd, names[i], 0) >= 0)
-                        removed++;
+                if (!last_alive)
+                        remove_counted(l, names[i], dry_run, &removed, &bytes);
         }
         for (size_t i = 0; i < n; i++) {
                 split_tmp_name(names[i], &plen, &rest);
                 if (strcmp(rest, "lock") == 0) {
                         _cleanup_close_ int lfd = openat(l->tmp_fd, names[i], O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
                         if (lfd >= 0 && flock(lfd, LOCK_EX | LOCK_NB) >= 0)
-                                (void) unlinkat(l->tmp_fd, names[i], 0);
+                                remove_counted(l, names[i], dry_run, &removed, &bytes);
                 }
         }
         for (size_t i = 0; i < n; i++)
                 free(names[i]);
-        if (removed > 0)
-                log_info("Removed %zu stale temporary blob files", removed);
+        if (removed > 0 && !dry_run)
+                log_info("Removed %" PRIu64 " stale temporary blob files", removed);
+        *ret_files += removed;
+        *ret_bytes += bytes;
 }
 
 /* Creates and locks this service's lock file under a fresh prefix.  A
@@ -182,7 +199,9 @@ int blob_local_ensure_writable(struct blob_local *l) {
         if (!l->write_ready) {
                 r = take_prefix(l);
                 if (r >= 0) {
-                        clean_stale(l);
+                        uint64_t files = 0, bytes = 0;
+
+                        blob_local_clean_stale(l, false, &files, &bytes);
                         __atomic_store_n(&l->write_ready, true, __ATOMIC_RELEASE);
                 }
         }

@@ -1,5 +1,6 @@
 /* memory:// blob backend: blobs in a hash map under a rwlock.  Blobs are
- * never removed while the service lives, so a reader points straight at the
+ * never freed while the service lives (removed ones wait in a list until
+ * it is freed: memory:// is for tests), so a reader points straight at the
  * stored bytes with no copy and no reference count. */
 #include <errno.h>
 #include <pthread.h>
@@ -19,6 +20,8 @@ struct blob_memory {
         struct cas_blob_service base;
         pthread_rwlock_t lock;
         struct hashmap blobs; /* lock; struct mem_blob *, immutable once inserted */
+        struct mem_blob **removed;     /* lock; freed with the service */
+        size_t n_removed, cap_removed; /* lock */
 };
 
 struct mem_reader {
@@ -227,10 +230,41 @@ static int mem_list(struct cas_blob_service *s, cas_blob_list_cb cb, void *userd
         return 0;
 }
 
+/* Open readers keep reading: the bytes stay until the service is freed. */
+static int mem_remove(struct cas_blob_service *s, const struct cas_digest *d) {
+        struct blob_memory *m = (struct blob_memory *) s;
+        struct mem_blob *b;
+        int r = 0;
+
+        pthread_rwlock_wrlock(&m->lock);
+        if (m->n_removed == m->cap_removed) {
+                size_t cap = m->cap_removed ? 2 * m->cap_removed : 64;
+                struct mem_blob **v = reallocarray(m->removed, cap, sizeof(*v));
+
+                if (v) {
+                        m->removed = v;
+                        m->cap_removed = cap;
+                } else
+                        r = -ENOMEM;
+        }
+        if (r >= 0) {
+                b = hashmap_remove(&m->blobs, cas_digest_hash(d), d);
+                if (b)
+                        m->removed[m->n_removed++] = b;
+                else
+                        r = -ENOENT;
+        }
+        pthread_rwlock_unlock(&m->lock);
+        return r;
+}
+
 /* Every reader must be closed before: they point into the blobs. */
 static void mem_free(struct cas_blob_service *s) {
         struct blob_memory *m = (struct blob_memory *) s;
 
+        for (size_t i = 0; i < m->n_removed; i++)
+                free(m->removed[i]);
+        free(m->removed);
         hashmap_done_free(&m->blobs);
         pthread_rwlock_destroy(&m->lock);
         free(m);
@@ -243,6 +277,7 @@ static const struct cas_blob_ops blob_memory_ops = {
         .put = mem_put,
         .writer_new = mem_writer_new,
         .list = mem_list,
+        .remove = mem_remove,
         .free = mem_free,
 };
 

@@ -51,8 +51,9 @@ struct cas_blob_ops {
         int (*sync)(struct cas_blob_service *s);
         /* Enumerates stored digests (any order). */
         int (*list)(struct cas_blob_service *s, cas_blob_list_cb cb, void *userdata);
-        /* Removes a blob: for repairs, since a blob that rotted in place
-         * keeps its size, and a writer finding it there stores nothing.
+        /* Removes a blob (and its outboard): for repairs, since a blob that
+         * rotted in place keeps its size, and a writer finding it there
+         * stores nothing; and for the garbage collector (castore/gc.h).
          * -ENOENT if absent.  Readers open already keep reading it. */
         int (*remove)(struct cas_blob_service *s, const struct cas_digest *d);
         /* Outboards (src/castore/outboard.h), kept by backends that store
@@ -167,3 +168,9 @@ int cas_blob_local_new(const char *dir, const char *tmpdir, struct cas_blob_serv
 /* Local store only: how many CAS_BLOB_DEFER_SYNC blobs may wait before a
  * commit flushes them itself (default 4096).  -EINVAL for another backend. */
 int cas_blob_local_set_flush_at(struct cas_blob_service *s, size_t n);
+/* Local store only, for the garbage collector: removes the temporaries of
+ * dead processes (as before a first write) and outboards whose blob is
+ * gone (an outboard is stored before its blob, so a failed import can
+ * leave one); with dry_run only counts them.  Adds the files and their
+ * bytes to *ret_files and *ret_bytes.  -EOPNOTSUPP for another backend. */
+int cas_blob_local_reclaim(struct cas_blob_service *s, bool dry_run, uint64_t *ret_files, uint64_t *ret_bytes);

@@ -216,6 +216,37 @@ static int lmdb_list(struct cas_dir_service *s, cas_dir_list_cb cb, void *userda
         return cas_lmdb_scan(l->db, l->dbi, list_one, &c);
 }
 
+struct remove_ctx {
+        struct dir_lmdb *l;
+        const struct cas_digest *digests;
+        size_t n;
+};
+
+static int remove_in(void *userdata, MDB_txn *txn) {
+        struct remove_ctx *c = userdata;
+
+        for (size_t i = 0; i < c->n; i++) {
+                MDB_val key = { CAS_DIGEST_LEN, (void *) c->digests[i].b };
+                int r = cas_lmdb_errno(mdb_del(txn, c->l->dbi, &key, NULL));
+
+                if (r < 0 && r != -ENOENT)
+                        return r;
+        }
+        return 0;
+}
+
+/* One write transaction: all of them or none. */
+static int lmdb_remove(struct cas_dir_service *s, const struct cas_digest *digests, size_t n) {
+        struct dir_lmdb *l = (struct dir_lmdb *) s;
+        struct remove_ctx c = { l, digests, n };
+        int r;
+
+        r = cas_lmdb_write(l->db, remove_in, &c);
+        if (r < 0)
+                log_error_errno(r, "Cannot remove directories: %m");
+        return r < 0 ? r : 0;
+}
+
 static void lmdb_free(struct cas_dir_service *s) {
         free(s);
 }
@@ -226,6 +257,7 @@ static const struct cas_dir_ops dir_lmdb_ops = {
         .stat = lmdb_stat,
         .put = lmdb_put,
         .list = lmdb_list,
+        .remove = lmdb_remove,
         .free = lmdb_free,
 };
 

@@ -1,6 +1,8 @@
 /* memory:// directory backend: canonical encodings in a hash map under a
  * rwlock.  get decodes and re-checks like the persistent backend does, so
- * both behave the same; put of a batch is atomic (all or nothing). */
+ * both behave the same; put of a batch is atomic (all or nothing).
+ * Removed entries are kept until the service is freed (a reader may be
+ * decoding one outside the lock): memory:// is for tests. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -20,6 +22,8 @@ struct dir_memory {
         struct cas_dir_service base;
         pthread_rwlock_t lock;
         struct hashmap dirs; /* lock; struct mem_dir *, immutable once inserted */
+        struct mem_dir **removed; /* lock; freed with the service */
+        size_t n_removed, cap_removed; /* lock */
 };
 
 static bool dir_eq(const void *entry, const void *key) {
@@ -32,8 +36,8 @@ static int mem_get(struct cas_dir_service *s, const struct cas_digest *d, struct
         struct mem_dir *e;
         int r;
 
-        /* Entries are never removed while the service lives: decoding
-         * outside the lock is safe. */
+        /* Entries are never freed while the service lives (removed ones
+         * wait in removed[]): decoding outside the lock is safe. */
         pthread_rwlock_rdlock(&m->lock);
         e = hashmap_get(&m->dirs, cas_digest_hash(d), d);
         pthread_rwlock_unlock(&m->lock);
@@ -139,7 +143,8 @@ static bool collect_one(void *entry, void *userdata) {
         return true;
 }
 
-/* Entries are immutable and never freed before the service: collect the
+/* Entries are immutable and never freed before the service (removed ones
+ * wait in removed[]): collect the
  * pointers under the lock, call cb without it. */
 static int mem_list(struct cas_dir_service *s, cas_dir_list_cb cb, void *userdata) {
         struct dir_memory *m = (struct dir_memory *) s;
@@ -164,9 +169,44 @@ static int mem_list(struct cas_dir_service *s, cas_dir_list_cb cb, void *userdat
         return 0;
 }
 
+/* Called with the write lock held. */
+static int graveyard_reserve(struct dir_memory *m, size_t n) {
+        size_t cap;
+        struct mem_dir **v;
+
+        if (m->cap_removed - m->n_removed >= n)
+                return 0;
+        cap = MAX(m->n_removed + n, 2 * m->cap_removed);
+        v = reallocarray(m->removed, cap, sizeof(*v));
+        if (!v)
+                return -ENOMEM;
+        m->removed = v;
+        m->cap_removed = cap;
+        return 0;
+}
+
+static int mem_remove(struct cas_dir_service *s, const struct cas_digest *digests, size_t n) {
+        struct dir_memory *m = (struct dir_memory *) s;
+        int r;
+
+        pthread_rwlock_wrlock(&m->lock);
+        r = graveyard_reserve(m, n); /* first, so the removal cannot fail half way */
+        for (size_t i = 0; r >= 0 && i < n; i++) {
+                struct mem_dir *e = hashmap_remove(&m->dirs, cas_digest_hash(&digests[i]), &digests[i]);
+
+                if (e)
+                        m->removed[m->n_removed++] = e;
+        }
+        pthread_rwlock_unlock(&m->lock);
+        return r;
+}
+
 static void mem_free(struct cas_dir_service *s) {
         struct dir_memory *m = (struct dir_memory *) s;
 
+        for (size_t i = 0; i < m->n_removed; i++)
+                free(m->removed[i]);
+        free(m->removed);
         hashmap_done_free(&m->dirs);
         pthread_rwlock_destroy(&m->lock);
         free(m);
@@ -178,6 +218,7 @@ static const struct cas_dir_ops dir_memory_ops = {
         .stat = mem_stat,
         .put = mem_put,
         .list = mem_list,
+        .remove = mem_remove,
         .free = mem_free,
 };
 

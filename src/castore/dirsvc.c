@@ -54,6 +54,14 @@ int cas_dir_list(struct cas_dir_service *s, cas_dir_list_cb cb, void *userdata) 
         return s->ops->list(s, cb, userdata);
 }
 
+int cas_dir_remove(struct cas_dir_service *s, const struct cas_digest *digests, size_t n) {
+        if (!s || (!digests && n > 0))
+                return -EINVAL;
+        if (!s->ops->remove)
+                return -EOPNOTSUPP;
+        return n == 0 ? 0 : s->ops->remove(s, digests, n);
+}
+
 void cas_dir_service_free(struct cas_dir_service *s) {
         if (s && s->ops->free)
                 s->ops->free(s);

@@ -30,6 +30,11 @@ struct cas_dir_ops {
         int (*put)(struct cas_dir_service *s, struct cas_directory *const *dirs, size_t n, unsigned flags,
                    enum cas_verr *ret_why);
         int (*list)(struct cas_dir_service *s, cas_dir_list_cb cb, void *userdata);
+        /* Removes digests[0..n) at once (all or nothing where the backend
+         * can); absent ones are skipped.  For the garbage collector, which
+         * removes only directories nothing stored refers to any more: the
+         * service does not check that no parent remains. */
+        int (*remove)(struct cas_dir_service *s, const struct cas_digest *digests, size_t n);
         /* Optional: cas_dir_get_recursive in one request (remote
          * backends); NULL: the wrapper walks with get. */
         int (*get_recursive)(struct cas_dir_service *s, const struct cas_digest *root,
@@ -46,6 +51,7 @@ int cas_dir_stat(struct cas_dir_service *s, const struct cas_digest *d, uint64_t
 int cas_dir_put(struct cas_dir_service *s, struct cas_directory *const *dirs, size_t n, unsigned flags,
                 enum cas_verr *ret_why);
 int cas_dir_list(struct cas_dir_service *s, cas_dir_list_cb cb, void *userdata);
+int cas_dir_remove(struct cas_dir_service *s, const struct cas_digest *digests, size_t n);
 void cas_dir_service_free(struct cas_dir_service *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct cas_dir_service *, cas_dir_service_free);
 

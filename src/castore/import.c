@@ -619,11 +619,16 @@ static int import_symlink_root(struct imp_ctx *ctx, const char *path, struct cas
 int cas_import_path(struct cas_store *store, const char *path, const struct cas_import_opts *opts,
                     struct cas_node *ret, void **ret_mem, struct cas_import_stats *ret_stats) {
         struct imp_ctx ctx = { .store = store, .opts = opts };
+        _cleanup_(cas_store_unlockp) struct cas_store_lock *lock = NULL;
         struct stat st;
         int r, fd;
 
         if (!store || !path || !opts || !ret || !ret_mem)
                 return -EINVAL;
+        /* nothing we store may be collected before the root is complete */
+        r = cas_store_lock(store, false, true, &lock);
+        if (r < 0)
+                return r;
         if (lstat(path, &st) < 0)
                 return log_error_errno(negative_errno(), "%s: %m", path);
         pthread_mutex_init(&ctx.lock, NULL);

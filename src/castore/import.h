@@ -28,6 +28,10 @@ struct cas_import_stats {
  * *ret_mem, free() it) and its blobs and directories are in the store and
  * durable.  Special files give -EINVAL naming the path unless
  * skip_special; unreadable files their -errno.  Nothing is registered as a
- * root here: that is the caller's choice. */
+ * root here: that is the caller's choice.  Holds the store's lock
+ * (cas_store_lock) shared while it runs, so the garbage collector cannot
+ * take what it stored; a caller that registers the result holds the lock
+ * itself from before this call until the registration (shared holds
+ * nest), or the tree may be collected in between. */
 int cas_import_path(struct cas_store *store, const char *path, const struct cas_import_opts *opts,
                     struct cas_node *ret, void **ret_mem, struct cas_import_stats *ret_stats);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -24,7 +25,95 @@ void cas_store_free(struct cas_store *s) {
         cas_lmdb_close(s->lmdb); /* after the services that use it */
         cas_store_free(s->cache); /* after the services that borrow it */
         free(s->url);
+        free(s->lock_path);
+        pthread_rwlock_destroy(&s->gc_rwlock);
         free(s);
+}
+
+/* Every store has the rwlock, whether or not it uses it. */
+static struct cas_store *store_alloc(const char *url) {
+        struct cas_store *s = calloc(1, sizeof(*s));
+        pthread_rwlockattr_t attr;
+
+        if (!s)
+                return NULL;
+        s->url = strdup(url);
+        if (!s->url) {
+                free(s);
+                return NULL;
+        }
+        pthread_rwlockattr_init(&attr);
+        pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_READER_NP);
+        pthread_rwlock_init(&s->gc_rwlock, &attr);
+        pthread_rwlockattr_destroy(&attr);
+        return s;
+}
+
+/* ---- the garbage collector's lock ---- */
+
+/* One hold, owned by the thread that took it (nothing in it is shared). */
+struct cas_store_lock {
+        struct cas_store *store;
+        bool exclusive;
+        int fd; /* the flock()ed lock file, or -1 for the rwlock */
+};
+
+static int lock_file(struct cas_store *s, bool exclusive, bool wait, int *ret_fd) {
+        /* read-only is enough for flock(), and lets a member of a group
+         * sharing the store lock it once someone created it */
+        _cleanup_close_ int fd = open(s->lock_path, O_RDONLY | O_CREAT | O_CLOEXEC, 0644);
+
+        if (fd < 0)
+                return log_error_errno(negative_errno(), "Cannot open the store's lock %s: %m", s->lock_path);
+        for (;;) {
+                if (flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | (wait ? 0 : LOCK_NB)) >= 0)
+                        break;
+                if (errno == EWOULDBLOCK)
+                        return -EBUSY;
+                if (errno != EINTR)
+                        return log_error_errno(negative_errno(), "Cannot lock %s: %m", s->lock_path);
+        }
+        *ret_fd = TAKE_FD(fd);
+        return 0;
+}
+
+static int lock_rw(struct cas_store *s, bool exclusive, bool wait) {
+        int r;
+
+        if (exclusive)
+                r = wait ? pthread_rwlock_wrlock(&s->gc_rwlock) : pthread_rwlock_trywrlock(&s->gc_rwlock);
+        else
+                r = wait ? pthread_rwlock_rdlock(&s->gc_rwlock) : pthread_rwlock_tryrdlock(&s->gc_rwlock);
+        return r == 0 ? 0 : r == EBUSY ? -EBUSY : -r;
+}
+
+int cas_store_lock(struct cas_store *s, bool exclusive, bool wait, struct cas_store_lock **ret) {
+        struct cas_store_lock *l;
+        int fd = -1, r;
+
+        if (!s || !ret)
+                return -EINVAL;
+        l = malloc(sizeof(*l));
+        if (!l)
+                return -ENOMEM;
+        r = s->lock_path ? lock_file(s, exclusive, wait, &fd) : lock_rw(s, exclusive, wait);
+        if (r < 0) {
+                free(l);
+                return r;
+        }
+        *l = (struct cas_store_lock){ .store = s, .exclusive = exclusive, .fd = fd };
+        *ret = l;
+        return 0;
+}
+
+void cas_store_unlock(struct cas_store_lock *l) {
+        if (!l)
+                return;
+        if (l->fd >= 0)
+                close(l->fd); /* releases the flock */
+        else
+                pthread_rwlock_unlock(&l->store->gc_rwlock);
+        free(l);
 }
 
 static int open_memory(struct cas_store *s) {
@@ -104,7 +193,7 @@ static int layout_only(int dirfd, bool *ret) {
         }
         while ((de = readdir(d)))
                 if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") && strcmp(de->d_name, "blobs") &&
-                    strcmp(de->d_name, "tmp") && strcmp(de->d_name, "meta") && strcmp(de->d_name, "lost+found") &&
+                    strcmp(de->d_name, "tmp") && strcmp(de->d_name, "meta") && strcmp(de->d_name, "lost+found") && strcmp(de->d_name, "gc.lock") &&
                     strncmp(de->d_name, MARKER, strlen(MARKER)) != 0)
                         only = false;
         closedir(d);
@@ -199,7 +288,7 @@ static int open_local(struct cas_store *s, const char *path, unsigned flags) {
                 return r;
 
         if (asprintf(&blobs, "%s/blobs", path) < 0 || asprintf(&tmp, "%s/tmp", path) < 0 ||
-            asprintf(&meta, "%s/meta", path) < 0)
+            asprintf(&meta, "%s/meta", path) < 0 || asprintf(&s->lock_path, "%s/gc.lock", path) < 0)
                 return -ENOMEM;
         r = cas_lmdb_open(meta, new_store ? CAS_STORE_CREATE : (flags & CAS_STORE_READONLY), &s->lmdb);
         if (r < 0)
@@ -234,11 +323,8 @@ int cas_store_open(const char *url, unsigned flags, struct cas_store **ret) {
 
         if (!url || !*url || !ret)
                 return -EINVAL;
-        s = calloc(1, sizeof(*s));
+        s = store_alloc(url);
         if (!s)
-                return -ENOMEM;
-        s->url = strdup(url);
-        if (!s->url)
                 return -ENOMEM;
 
         sep = strstr(url, "://");
@@ -259,12 +345,9 @@ int cas_store_open(const char *url, unsigned flags, struct cas_store **ret) {
 
 int cas_store_new(const char *url, struct cas_blob_service *blobs, struct cas_dir_service *dirs,
                   struct cas_root_service *roots, struct cas_store *cache, struct cas_store **ret) {
-        struct cas_store *s = calloc(1, sizeof(*s));
+        struct cas_store *s = store_alloc(url);
 
-        if (s)
-                s->url = strdup(url);
-        if (!s || !s->url) {
-                free(s);
+        if (!s) {
                 cas_root_service_free(roots);
                 cas_dir_service_free(dirs);
                 cas_blob_service_free(blobs);

@@ -88,7 +88,7 @@ static int serve(const char *const *listen, size_t n, unsigned mode, bool sandbo
         r = cli_store_open(CAS_STORE_CREATE, &store, &pis);
         if (r < 0)
                 return r;
-        svc = (struct remote_services){ .blobs = store->blobs, .dirs = store->dirs, .pathinfo = pis };
+        svc = (struct remote_services){ .blobs = store->blobs, .dirs = store->dirs, .pathinfo = pis, .store = store };
         /* block the signals before gRPC starts its threads */
         sigemptyset(&set);
         sigaddset(&set, SIGTERM);

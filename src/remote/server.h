@@ -8,6 +8,7 @@
 
 #include "castore/blobsvc.h"
 #include "castore/dirsvc.h"
+#include "castore/store.h"
 #include "remote/rpc.h"
 #include "store/pathinfosvc.h"
 
@@ -16,7 +17,18 @@ struct remote_services {
         struct cas_blob_service *blobs;
         struct cas_dir_service *dirs;
         struct nix_pathinfo_service *pathinfo;
+        /* The store the services belong to, or NULL: each Put holds its
+         * garbage collector's lock shared (cas_store_lock), so that a
+         * directory or PathInfo is never stored against a sweep in
+         * progress. */
+        struct cas_store *store;
 };
+
+/* The shared hold of a Put: *ret stays NULL without a store. */
+static inline int remote_put_lock(struct remote_services *svc, struct cas_store_lock **ret) {
+        *ret = NULL;
+        return svc->store ? cas_store_lock(svc->store, false, true, ret) : 0;
+}
 
 int remote_server_add_services(struct rpc_server *s, struct remote_services *svc);
 

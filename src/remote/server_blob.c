@@ -124,12 +124,15 @@ static int do_read(struct rpc_call *c, void *userdata) {
 
 static int do_put(struct rpc_call *c, void *userdata) {
         struct remote_services *svc = userdata;
+        _cleanup_(cas_store_unlockp) struct cas_store_lock *lock = NULL;
         _cleanup_(cas_blob_abortp) struct cas_blob_writer *w = NULL;
         PutResp resp = TVIX__CASTORE__V1__PUT_BLOB_RESPONSE__INIT;
         struct cas_digest d;
         int r;
 
-        r = cas_blob_writer_new(svc->blobs, 0, &w);
+        r = remote_put_lock(svc, &lock);
+        if (r >= 0)
+                r = cas_blob_writer_new(svc->blobs, 0, &w);
         if (r < 0)
                 return r;
         for (;;) {

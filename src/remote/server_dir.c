@@ -151,6 +151,7 @@ static int batch_connected(struct rpc_call *c, struct put_batch *b) {
 
 static int do_put(struct rpc_call *c, void *userdata) {
         struct remote_services *svc = userdata;
+        _cleanup_(cas_store_unlockp) struct cas_store_lock *lock = NULL;
         struct put_batch b = {};
         PutResp resp = TVIX__CASTORE__V1__PUT_DIRECTORY_RESPONSE__INIT;
         enum cas_verr why = CAS_VERR_NONE;
@@ -171,6 +172,8 @@ static int do_put(struct rpc_call *c, void *userdata) {
                 r = rpc_call_fail(c, RPC_INVALID_ARGUMENT, "no directory sent");
         if (r >= 0)
                 r = batch_connected(c, &b);
+        if (r >= 0)
+                r = remote_put_lock(svc, &lock);
         if (r >= 0) {
                 r = cas_dir_put(svc->dirs, b.dirs, b.n, CAS_DECODE_STRICT_SIZE, &why);
                 if (r == -EBADMSG)

@@ -76,6 +76,7 @@ static int root_present(struct rpc_call *c, struct remote_services *svc, const s
 
 static int do_put(struct rpc_call *c, void *userdata) {
         struct remote_services *svc = userdata;
+        _cleanup_(cas_store_unlockp) struct cas_store_lock *lock = NULL;
         _cleanup_(nix_pathinfo_freep) struct nix_pathinfo *pi = NULL;
         _cleanup_free_ uint8_t *buf = NULL;
         const char *why = NULL;
@@ -87,6 +88,9 @@ static int do_put(struct rpc_call *c, void *userdata) {
                 return r < 0 ? r : rpc_call_fail(c, RPC_INVALID_ARGUMENT, "no request");
         if (nix_pathinfo_decode(buf, len, &pi, &why) < 0)
                 return rpc_call_fail(c, RPC_INVALID_ARGUMENT, "invalid PathInfo: %s", why ? why : "cannot decode");
+        r = remote_put_lock(svc, &lock); /* the root cannot go between the check and the put */
+        if (r < 0)
+                return r;
         r = root_present(c, svc, &pi->node);
         if (r < 0)
                 return r;

@@ -91,6 +91,7 @@ static int check_nar_pass(const struct nar_pass *np, const struct cas_node *root
 int nix_import_tree(struct cas_store *store, struct nix_pathinfo_service *pis, const char *path, const char *name,
                     const struct nix_import_opts *opts, struct nix_import_result *ret) {
         static const struct nix_import_opts defaults = {};
+        _cleanup_(cas_store_unlockp) struct cas_store_lock *lock = NULL;
         struct nix_import_result res = {};
         struct nar_pass np;
         bool nix = pis != NULL;
@@ -108,6 +109,11 @@ int nix_import_tree(struct cas_store *store, struct nix_pathinfo_service *pis, c
                 nix = false;
         }
         np = (struct nar_pass){ .path = path, .skip_special = opts->import.skip_special };
+        /* shared from the first blob to the registration: the garbage
+         * collector cannot take the tree before it has a root */
+        r = cas_store_lock(store, false, true, &lock);
+        if (r < 0)
+                return log_error_errno(r, "Cannot lock the store: %m");
 
         r = run_passes(store, path, opts, nix, &np, &res);
         if (r >= 0 && nix)
@@ -137,6 +143,7 @@ int nix_import_tree(struct cas_store *store, struct nix_pathinfo_service *pis, c
 
 int nix_import_nar(struct cas_store *store, struct nix_pathinfo_service *pis, const char *name, nar_read_fn read,
                    void *userdata, const char *source, unsigned flags, struct nix_store_path *ret_path) {
+        _cleanup_(cas_store_unlockp) struct cas_store_lock *lock = NULL;
         struct nar_ingest_result res;
         int r;
 
@@ -145,6 +152,10 @@ int nix_import_nar(struct cas_store *store, struct nix_pathinfo_service *pis, co
         if (nix_name_check(name, strlen(name)) < 0)
                 return log_error_errno(-EINVAL, "Invalid store path name \"%s\" (1-211 characters of "
                                                 "A-Za-z0-9+-._?=, not . or ..)", name);
+        /* shared until the PathInfo names the tree (see cas_store_lock) */
+        r = cas_store_lock(store, false, true, &lock);
+        if (r < 0)
+                return log_error_errno(r, "Cannot lock the store: %m");
         r = nar_ingest(store->blobs, store->dirs, read, userdata, flags, &res);
         if (r == -EBADMSG && res.error)
                 return log_error_errno(r, "%s: invalid NAR at byte %llu: %s", source,

@@ -126,6 +126,17 @@ static int lmdb_list(struct nix_pathinfo_service *s, nix_pathinfo_list_cb cb, vo
         return cas_lmdb_scan(l->db, dbi, list_one, &c);
 }
 
+static int lmdb_remove(struct nix_pathinfo_service *s, const uint8_t digest[NIX_DIGEST_LEN]) {
+        struct pathinfo_lmdb *l = (struct pathinfo_lmdb *) s;
+        MDB_dbi dbi;
+        int r;
+
+        r = pathinfo_dbi(l, &dbi);
+        if (r < 0)
+                return r; /* -ENOENT: nothing registered yet */
+        return cas_lmdb_del(l->db, dbi, digest, NIX_DIGEST_LEN);
+}
+
 static void lmdb_free(struct nix_pathinfo_service *s) {
         free(s);
 }
@@ -135,6 +146,7 @@ static const struct nix_pathinfo_ops pathinfo_lmdb_ops = {
         .get = lmdb_get,
         .put = lmdb_put,
         .list = lmdb_list,
+        .remove = lmdb_remove,
         .free = lmdb_free,
 };
 

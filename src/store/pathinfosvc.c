@@ -39,6 +39,14 @@ int nix_pathinfo_list(struct nix_pathinfo_service *s, nix_pathinfo_list_cb cb, v
         return s->ops->list(s, cb, userdata);
 }
 
+int nix_pathinfo_remove(struct nix_pathinfo_service *s, const uint8_t digest[NIX_DIGEST_LEN]) {
+        if (!s || !digest)
+                return -EINVAL;
+        if (!s->ops->remove)
+                return -EOPNOTSUPP;
+        return s->ops->remove(s, digest);
+}
+
 void nix_pathinfo_service_free(struct nix_pathinfo_service *s) {
         if (s && s->ops->free)
                 s->ops->free(s);

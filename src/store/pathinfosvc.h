@@ -27,6 +27,10 @@ struct nix_pathinfo_ops {
         /* Adds or replaces the PathInfo of pi->path (already validated). */
         int (*put)(struct nix_pathinfo_service *s, const struct nix_pathinfo *pi);
         int (*list)(struct nix_pathinfo_service *s, nix_pathinfo_list_cb cb, void *userdata);
+        /* Unregisters the store path with this digest; -ENOENT if absent.
+         * Its tree stays in the store until the garbage collector finds it
+         * unreachable. */
+        int (*remove)(struct nix_pathinfo_service *s, const uint8_t digest[NIX_DIGEST_LEN]);
         void (*free)(struct nix_pathinfo_service *s);
 };
 
@@ -39,6 +43,7 @@ int nix_pathinfo_get(struct nix_pathinfo_service *s, const uint8_t digest[NIX_DI
 /* -EINVAL for a PathInfo that nix_pathinfo_check refuses (logged). */
 int nix_pathinfo_put(struct nix_pathinfo_service *s, const struct nix_pathinfo *pi);
 int nix_pathinfo_list(struct nix_pathinfo_service *s, nix_pathinfo_list_cb cb, void *userdata);
+int nix_pathinfo_remove(struct nix_pathinfo_service *s, const uint8_t digest[NIX_DIGEST_LEN]);
 void nix_pathinfo_service_free(struct nix_pathinfo_service *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct nix_pathinfo_service *, nix_pathinfo_service_free);
 

@@ -311,6 +311,32 @@ static void test_list(struct backend *b) {
         CHECK(st.saw_keep);
 }
 
+/* remove: a batch at once, absent digests skipped, a reader's decoded
+ * copy unaffected */
+static void test_remove(struct backend *b) {
+        _cleanup_(cas_directory_freep) struct cas_directory *e = empty_dir(), *k = with_keep(), *c = complicated(1);
+        _cleanup_(cas_directory_freep) struct cas_directory *got = NULL;
+        struct cas_directory *all[] = { e, k, c };
+        struct cas_digest gone[3] = { k->digest, c->digest, {} };
+        struct list_state st = {};
+
+        CHECK_OK(cas_dir_put(b->s, all, 3, 0, NULL));
+        CHECK_OK(cas_dir_get(b->s, &c->digest, &got));
+        memset(&gone[2], 0x5a, sizeof(gone[2])); /* never stored */
+        CHECK_OK(cas_dir_remove(b->s, gone, 3));
+        CHECK_OK(cas_dir_remove(b->s, gone, 0));
+        CHECK_EQ(cas_dir_remove(b->s, NULL, 1), -EINVAL);
+        CHECK_EQ(cas_dir_stat(b->s, &k->digest, NULL), -ENOENT);
+        CHECK_EQ(cas_dir_get(b->s, &c->digest, &all[0]), -ENOENT);
+        CHECK_OK(cas_dir_stat(b->s, &e->digest, NULL));
+        CHECK_OK(cas_dir_list(b->s, list_cb, &st));
+        CHECK_EQ(st.n, 1);
+        CHECK(cas_digest_equal(&got->digest, &c->digest));
+        /* stored again after removal */
+        CHECK_OK(cas_dir_put(b->s, all + 1, 2, 0, NULL));
+        CHECK_OK(cas_dir_stat(b->s, &c->digest, NULL));
+}
+
 static void test_check_children_args(struct backend *b) {
         _cleanup_(cas_directory_freep) struct cas_directory *k = with_keep();
         enum cas_verr why;
@@ -583,6 +609,7 @@ int main(void) {
         RUN_ALL(test_recursive);
         RUN_ALL(test_walk_stop);
         RUN_ALL(test_list);
+        RUN_ALL(test_remove);
         RUN_ALL(test_check_children_args);
         RUN(test_lmdb_corrupt);
         RUN(test_lmdb_persistence);
