@@ -10,7 +10,7 @@ _castore() {
         words=("${COMP_WORDS[@]}") cword=$COMP_CWORD
     fi
 
-    local commands="import ls stat cat export verify nar path-info virtiofs mount umount daemon help"
+    local commands="import ls stat cat export verify gc nar path-info virtiofs mount umount daemon help"
     local common="--store --blob-service-addr --directory-service-addr --path-info-service-addr
         --cache --store-composition --verbose --quiet --help"
 
@@ -53,7 +53,8 @@ _castore() {
     case $cmd in
         import) opts="--name --json --threads --skip-special --no-nix --progress --no-progress" ;;
         ls) opts="--long --recursive -l -R" ;;
-        verify) opts="--nar --repair" ;;
+        verify) opts="--nar --repair --json --progress --no-progress" ;;
+        gc) opts="--dry-run --json" ;;
         nar) opts="--name --size" ;;
         path-info) opts="--all --json" ;;
         virtiofs) opts="--socket-path --fd --list-root --threads --queues --once --uid --gid --socket-group

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "castore/vblob.h"
+#include "util/progress.h"
 #include "util/log.h"
 #include "util/workqueue.h"
 
@@ -39,7 +40,14 @@ struct cas_checker {
         struct workqueue *wq;         /* the blob pass only */
 
         struct cas_check_stats stats; /* the checking thread; problems copied at the end */
+        struct progress progress;     /* the checking thread */
 };
+
+static void show_progress(struct cas_checker *c) {
+        progress_show(&c->progress, "verifying: %llu blobs, %llu directories, %llu roots",
+                      (unsigned long long) c->stats.blobs, (unsigned long long) c->stats.directories,
+                      (unsigned long long) c->stats.roots);
+}
 
 struct blob_job {
         struct cas_checker *c;
@@ -144,6 +152,7 @@ static int queue_blob(void *userdata, const struct cas_digest *d) {
                 return r;
         }
         c->stats.blobs++;
+        show_progress(c);
         return 0;
 }
 
@@ -241,6 +250,7 @@ static int check_dir(void *userdata, const struct cas_digest *key, const void *d
         int r;
 
         c->stats.directories++;
+        show_progress(c);
         r = cas_directory_decode(data, len, 0, &d, &why);
         if (r == -EBADMSG) {
                 corrupt_dir(c, key, "%s", cas_verr_str(why));
@@ -284,6 +294,7 @@ static int check_root(void *userdata, const struct cas_node *n) {
         char referrer[CAS_NAME_MAX + 32];
 
         c->stats.roots++;
+        show_progress(c);
         snprintf(referrer, sizeof(referrer), "root \"%.*s\"", (int) n->name_len, n->name);
         cas_check_node(c, n, referrer);
         return 0;
@@ -318,6 +329,7 @@ int cas_check_store(struct cas_store *store, const struct cas_check_opts *opts, 
         if (opts->n_layers > 0 && !opts->layers)
                 return -EINVAL;
         c = (struct cas_checker){ .store = store, .repair = opts->repair, .fn = fn, .userdata = userdata };
+        progress_init(&c.progress, opts->progress);
         pthread_mutex_init(&c.report_lock, NULL);
         pthread_mutex_init(&c.bad_lock, NULL);
 
@@ -330,6 +342,9 @@ int cas_check_store(struct cas_store *store, const struct cas_check_opts *opts, 
                 r = opts->layers[i].run(&c, opts->layers[i].userdata);
 
         c.stats.problems = c.problems;
+        progress_done(&c.progress, "verified: %llu blobs, %llu directories, %llu roots",
+                      (unsigned long long) c.stats.blobs, (unsigned long long) c.stats.directories,
+                      (unsigned long long) c.stats.roots);
         *ret_stats = c.stats;
         free(c.bad);
         pthread_mutex_destroy(&c.bad_lock);

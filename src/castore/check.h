@@ -61,6 +61,7 @@ struct cas_check_opts {
          * stores it again.  The store's blob service must allow removal. */
         bool repair;
         unsigned threads;                    /* blob hashing workers; 0: one per CPU */
+        bool progress;                       /* a progress line on stderr (util/progress.h) */
         const struct cas_check_layer *layers; /* run in order after castore's checks */
         size_t n_layers;
 };

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/progress.h"
 #include "util/log.h"
 #include "util/workqueue.h"
 #include "castore/localfs.h"
@@ -81,7 +82,7 @@ struct imp_ctx {
         bool root_done;
         struct cas_digest root_digest;
         uint64_t root_size;
-        struct timespec last_progress;
+        struct progress progress;
 };
 
 struct file_job {
@@ -472,18 +473,9 @@ static int finalize_dir(struct imp_ctx *ctx, struct imp_dir *d) {
 }
 
 static void show_progress(struct imp_ctx *ctx, bool final) {
-        struct timespec now;
-
-        if (!ctx->opts->progress)
-                return;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        if (!final && (now.tv_sec - ctx->last_progress.tv_sec) * 1000000000LL +
-                                      (now.tv_nsec - ctx->last_progress.tv_nsec) < 250000000LL)
-                return;
-        ctx->last_progress = now;
-        fprintf(stderr, "\r\033[Kimporting: %llu files, %llu directories, %.1f MiB%s",
-                (unsigned long long) atomic_load(&ctx->files), (unsigned long long) ctx->dirs,
-                atomic_load(&ctx->bytes) / 1048576.0, final ? "\n" : "");
+        (final ? progress_done : progress_show)(&ctx->progress, "importing: %llu files, %llu directories, %.1f MiB",
+                                                (unsigned long long) atomic_load(&ctx->files),
+                                                (unsigned long long) ctx->dirs, atomic_load(&ctx->bytes) / 1048576.0);
 }
 
 /* Finalizes every completed directory; with wait, first blocks until at
@@ -619,6 +611,7 @@ static int import_symlink_root(struct imp_ctx *ctx, const char *path, struct cas
 int cas_import_path(struct cas_store *store, const char *path, const struct cas_import_opts *opts,
                     struct cas_node *ret, void **ret_mem, struct cas_import_stats *ret_stats) {
         struct imp_ctx ctx = { .store = store, .opts = opts };
+        progress_init(&ctx.progress, opts->progress);
         _cleanup_(cas_store_unlockp) struct cas_store_lock *lock = NULL;
         struct stat st;
         int r, fd;

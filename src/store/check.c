@@ -87,6 +87,7 @@ int nix_check_store(struct cas_store *store, struct nix_pathinfo_service *pathin
                 opts = &defaults;
         nc.nar = opts->nar;
         co.repair = opts->repair;
+        co.progress = opts->progress;
         r = cas_check_store(store, &co, fn, userdata, &ret_stats->cas);
         ret_stats->store_paths = nc.store_paths;
         return r;

@@ -27,6 +27,7 @@ int nix_check_layer_run(struct cas_checker *c, void *userdata);
 struct nix_check_opts {
         bool repair; /* as cas_check_opts.repair */
         bool nar;    /* as nix_check.nar */
+        bool progress; /* as cas_check_opts.progress */
 };
 
 struct nix_check_stats {
