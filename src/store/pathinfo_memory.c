@@ -67,6 +67,19 @@ static int mem_put(struct nix_pathinfo_service *s, const struct nix_pathinfo *pi
         return r;
 }
 
+static int mem_remove(struct nix_pathinfo_service *s, const uint8_t digest[NIX_DIGEST_LEN]) {
+        struct pathinfo_memory *m = (struct pathinfo_memory *) s;
+        struct mem_record *old;
+
+        pthread_rwlock_wrlock(&m->lock);
+        old = hashmap_remove(&m->records, hash_bytes(digest, NIX_DIGEST_LEN), digest);
+        pthread_rwlock_unlock(&m->lock);
+        if (!old)
+                return -ENOENT;
+        free(old);
+        return 0;
+}
+
 struct snapshot {
         struct mem_record **v;
         size_t n;
@@ -133,6 +146,7 @@ static const struct nix_pathinfo_ops pathinfo_memory_ops = {
         .name = "memory",
         .get = mem_get,
         .put = mem_put,
+        .remove = mem_remove,
         .list = mem_list,
         .free = mem_free,
 };
