@@ -58,12 +58,13 @@ static int merge(int r, int next) {
 }
 
 int cas_store_usage(struct cas_store *store, struct cas_usage *ret) {
-        struct cas_usage u = { .blob_disk_known = true };
+        struct cas_usage u = {};
         struct usage_ctx c = { store, &u };
         int r = 0;
 
         if (!store || !ret)
                 return -EINVAL;
+        u.blob_disk_known = store->blobs->ops->disk_usage != NULL;
         r = merge(r, cas_blob_list(store->blobs, count_blob, &c));
         if (r >= 0 || r == -EBADMSG)
                 r = merge(r, cas_dir_list(store->dirs, count_dir, &u));
