@@ -57,8 +57,9 @@ enum {
 
 /* Resolves a command's NAME[/sub/path] argument with nix_resolve
  * (store/resolve.h: a named root, a store path or a directory digest;
- * flags NIX_RESOLVE_*).  Logs the error and returns it as a failure
- * (cli_failure), never as a usage error.  Free *ret with
+ * flags NIX_RESOLVE_*).  Logs the error and returns it: -EINVAL (a usage
+ * error) only for a malformed NAME (empty, a leading "/" outside
+ * /nix/store, ".."), anything else is a failure.  Free *ret with
  * nix_resolved_done. */
 int cli_resolve(struct cas_store *store, struct nix_pathinfo_service *pis, const char *arg, unsigned flags,
                 struct nix_resolved *ret);

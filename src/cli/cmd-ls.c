@@ -106,14 +106,14 @@ static int ls_one(struct cas_store *store, struct nix_pathinfo_service *pis, con
 
         if (!arg) {
                 r = cas_root_list(store->roots, print_root, o);
-                return r < 0 ? log_error_errno(r, "Failed to list roots: %m") : 0;
+                return r < 0 ? cli_failure(log_error_errno(r, "Failed to list roots: %m")) : 0;
         }
         r = cli_resolve(store, pis, arg, 0, &res);
         if (r < 0)
-                return r;
+                return r; /* -EINVAL: a malformed NAME, a usage error */
         if (res.node.kind != CAS_NODE_DIRECTORY)
-                return print_node(&res.node, o, NULL);
-        return list_dir(store, &res.node.digest, "", o);
+                return cli_failure(print_node(&res.node, o, NULL));
+        return cli_failure(list_dir(store, &res.node.digest, "", o));
 }
 
 static int run_ls(int argc, char **argv) {
@@ -151,7 +151,7 @@ static int run_ls(int argc, char **argv) {
         r = ls_one(store, pis, optind < argc ? argv[optind] : NULL, &o);
         if (o.json)
                 printf("]\n");
-        return cli_failure(r);
+        return r;
 }
 
 const struct cli_command cli_cmd_ls = {

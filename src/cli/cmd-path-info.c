@@ -113,7 +113,8 @@ static int show_store_path(struct nix_pathinfo_service *pis, const struct nix_st
                 json_cstring(stdout, path);
                 printf(",\"valid\":false}");
         }
-        return r == -ENOENT ? log_error_errno(r, "%s: not in the store", path) : log_error_errno(r, "%s: %m", path);
+        return r == -ENOENT ? log_error_errno(r, "%s: not in the store", path)
+                            : cli_failure(log_error_errno(r, "%s: %m", path));
 }
 
 /* A store path, or a root name or directory digest: then every store
@@ -128,12 +129,12 @@ static int show_arg(struct cas_store *store, struct nix_pathinfo_service *pis, c
                 return show_store_path(pis, &p, a);
         r = cli_resolve(store, pis, arg, NIX_RESOLVE_NO_WALK, &res);
         if (r < 0)
-                return r;
+                return r; /* -EINVAL: a malformed NAME, a usage error */
         r = nix_pathinfo_find_node(pis, &res.node, show, a);
         if (r == 0)
                 return log_error_errno(-ENOENT, "%s: no store path holds this tree", arg);
         if (r < 0)
-                return log_error_errno(r, "Failed to list store paths: %m");
+                return cli_failure(log_error_errno(r, "Failed to list store paths: %m"));
         return 0;
 }
 
@@ -176,7 +177,7 @@ static int run_path_info(int argc, char **argv) {
         if (a.all) {
                 r = nix_pathinfo_list_by_name(pis, show, &a);
                 if (r < 0)
-                        ret = log_error_errno(r, "Failed to list store paths: %m");
+                        ret = cli_failure(log_error_errno(r, "Failed to list store paths: %m"));
         }
         for (int i = optind; i < argc; i++) {
                 r = show_arg(store, pis, argv[i], &a);
@@ -185,7 +186,7 @@ static int run_path_info(int argc, char **argv) {
         }
         if (a.json)
                 printf("]\n");
-        return cli_failure(ret);
+        return ret;
 }
 
 const struct cli_command cli_cmd_path_info = {

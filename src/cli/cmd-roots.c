@@ -189,6 +189,9 @@ static int run_rm(int argc, char **argv) {
         r = nix_pathinfo_remove_paths(pis, paths, n_paths, force, err, sizeof(err));
         if (r == -EBUSY)
                 log_error("%s: not removed (nothing was; --force removes it anyway)", err);
+        else if (r == -EOPNOTSUPP)
+                log_error("%s: the PathInfoService protocol of gRPC daemons has no delete call; run castore rm "
+                          "where the daemon's store is", err);
         else if (r < 0)
                 log_error("%s", err[0] ? err : strerror(-r));
         if (r < 0)

@@ -17,5 +17,6 @@ int cli_resolve(struct cas_store *store, struct nix_pathinfo_service *pis, const
                 log_error("%s", err);
         else
                 log_error_errno(r, "%s: %m", arg);
-        return cli_failure(r);
+        /* nix_resolve's -EINVAL is a malformed NAME: a usage error */
+        return r;
 }

@@ -257,10 +257,12 @@ C stat --json "src/$(printf 'caf\351')" > "$T_TMP/j" && json_ok < "$T_TMP/j" && 
 # ---- 7. exit codes: 2 for usage errors only ----
 for cmd in "ls --bogus" "ls a b" "stat" "stat --bogus src" "cat" "export src" "nar" "nar dump" "nar frob x" \
            "path-info" "path-info --all src" "roots extra" "roots --bogus" "rm" "rm --bogus src" "info extra" \
-           "info --bogus" "import" "import --name a/b $SRC" "nonexistent-command"; do
+           "info --bogus" "import" "import --name a/b $SRC" "nonexistent-command" "ls /usr/bin" "nar dump /usr/bin" \
+           "cat src/../a"; do
         # shellcheck disable=SC2086
         expect_eq "castore $cmd: exit 2" "$(rc C $cmd)" 2
 done
+expect_eq "castore stat '': exit 2" "$(rc C stat '')" 2
 for cmd in "ls nonexistent" "stat src/nonexistent" "cat src" "nar hash nonexistent" "path-info nonexistent" \
            "export src $SRC"; do
         # shellcheck disable=SC2086
