@@ -17,6 +17,7 @@ struct cli_command {
         int (*run)(int argc, char **argv); /* argv[0] is the command name */
         const char *usage;                 /* one line: arguments */
         const char *help;                  /* one line: what it does */
+        bool names_trees;                  /* takes NAME[/PATH] arguments: help explains NAME */
 };
 
 /* The store URL: --store, else $CASTORE_STORE, else
@@ -64,15 +65,18 @@ enum {
 int cli_resolve(struct cas_store *store, struct nix_pathinfo_service *pis, const char *arg, unsigned flags,
                 struct nix_resolved *ret);
 
-/* For commands that name trees: how NAME may be spelled (for usage). */
-#define CLI_NAME_HELP                                                                      \
-        "NAME is a root name, a store path (/nix/store/HASH-NAME or HASH-NAME) or the\n"  \
-        "             digest of a stored directory (b3:BASE64 or 64 hex digits)"
+/* How NAME may be spelled, for the help of commands that name trees. */
+#define CLI_NAME_HELP                                                                         \
+        "NAME is a root name, a store path (/nix/store/HASH-NAME or HASH-NAME) or the digest\n" \
+        "of a stored directory (b3:BASE64 or 64 hex digits), each with an optional /PATH below it;\n" \
+        "a root name wins over the other spellings.\n"
 
-/* Node output (output.c): "directory", "file", "symlink"; the JSON members
+/* Node output (output.c): "directory", "file", "symlink"; the four-letter
+ * column of listings ("dir ", "file", "exec", "link"); the JSON members
  * of a node: "kind", then "digest" and "entries" (directories), "digest",
  * "size" and "executable" (files) or "target" (symlinks). */
 const char *cli_kind_name(enum cas_node_kind k);
+const char *cli_kind_word(const struct cas_node *n);
 void cli_json_node(FILE *f, const struct cas_node *n);
 
 /* For commands that take only the common options: parses them and

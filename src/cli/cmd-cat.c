@@ -56,5 +56,6 @@ const struct cli_command cli_cmd_cat = {
         .name = "cat",
         .run = run_cat,
         .usage = "NAME/PATH...",
-        .help = "write file contents to stdout (verified against their digests)\n             " CLI_NAME_HELP,
+        .help = "write file contents to stdout (verified against their digests)",
+        .names_trees = true,
 };

@@ -40,5 +40,6 @@ const struct cli_command cli_cmd_export = {
         .name = "export",
         .run = run_export,
         .usage = "NAME[/PATH] DEST",
-        .help = "write a stored tree to DEST on disk (content verified)\n             " CLI_NAME_HELP,
+        .help = "write a stored tree to DEST on disk (content verified)",
+        .names_trees = true,
 };

@@ -15,14 +15,6 @@ struct ls_out {
         unsigned shown; /* JSON objects printed so far */
 };
 
-static const char *kind_word(const struct cas_node *n) {
-        if (n->kind == CAS_NODE_DIRECTORY)
-                return "dir ";
-        if (n->kind == CAS_NODE_SYMLINK)
-                return "link";
-        return n->executable ? "exec" : "file";
-}
-
 /* {"name":..., ["path": prefix + name,] node members} */
 static int print_json(const struct cas_node *n, struct ls_out *o, const char *prefix) {
         printf("%s{\"name\":", o->shown++ ? ",\n " : "");
@@ -48,7 +40,7 @@ static int print_node(const struct cas_node *n, struct ls_out *o, const char *pr
         if (o->json)
                 return print_json(n, o, prefix);
         if (o->lng) {
-                printf("%s %12llu ", kind_word(n), (unsigned long long) n->size);
+                printf("%s %12llu ", cli_kind_word(n), (unsigned long long) n->size);
                 if (n->kind == CAS_NODE_SYMLINK)
                         printf("%-47s ", "-");
                 else
@@ -159,7 +151,8 @@ const struct cli_command cli_cmd_ls = {
         .run = run_ls,
         .usage = "[-l] [-R] [--json] [NAME[/PATH]]",
         .help = "list the named roots, or a directory of the store (-l: kind, size, digest; -R: recursive;\n"
-                "             --json: an array of entries)\n             " CLI_NAME_HELP,
+                "             --json: an array of entries)",
+        .names_trees = true,
 };
 
 static void stat_text(const char *arg, const struct cas_node *n) {
@@ -230,5 +223,6 @@ const struct cli_command cli_cmd_stat = {
         .name = "stat",
         .run = run_stat,
         .usage = "[--json] NAME[/PATH]...",
-        .help = "show the kind, digest and size of nodes\n             " CLI_NAME_HELP,
+        .help = "show the kind, digest and size of nodes",
+        .names_trees = true,
 };

@@ -200,6 +200,6 @@ const struct cli_command cli_cmd_nar = {
         .name = "nar",
         .run = run_nar,
         .usage = "dump NAME[/PATH] | hash NAME[/PATH] [--size] | import FILE|- --name NAME",
-        .help = "Nix archives: write one (as nix-store --dump), hash one (as nix-store -q --hash), ingest one\n"
-                "             " CLI_NAME_HELP,
+        .help = "Nix archives: write one (as nix-store --dump), hash one (as nix-store -q --hash), ingest one",
+        .names_trees = true,
 };

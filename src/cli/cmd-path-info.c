@@ -194,6 +194,6 @@ const struct cli_command cli_cmd_path_info = {
         .run = run_path_info,
         .usage = "NAME... | --all [--json]",
         .help = "show store paths' NAR hash, size, references, signatures, content address and castore\n"
-                "             node; a root name or a directory digest shows the store paths holding that tree\n"
-                "             " CLI_NAME_HELP,
+                "             node; a root name or a directory digest shows the store paths holding that tree",
+        .names_trees = true,
 };

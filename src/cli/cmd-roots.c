@@ -17,10 +17,6 @@ struct roots_out {
         unsigned shown; /* JSON objects printed so far */
 };
 
-static const char *kind_word(const struct cas_node *n) {
-        return n->kind == CAS_NODE_DIRECTORY ? "dir " : n->kind == CAS_NODE_SYMLINK ? "link" : n->executable ? "exec" : "file";
-}
-
 /* One registration: type "root" or "storePath"; nar: the PathInfo of a
  * store path, else NULL. */
 static void show(struct roots_out *o, const char *type, const char *name, size_t name_len, const struct cas_node *n,
@@ -41,7 +37,7 @@ static void show(struct roots_out *o, const char *type, const char *name, size_t
         }
         if (nar)
                 snprintf(b32, sizeof(b32), "%" PRIu64, nar->nar_size);
-        printf("%-4s %s %12llu %12s %-47s ", nar ? "path" : "root", kind_word(n), (unsigned long long) n->size,
+        printf("%-4s %s %12llu %12s %-47s ", nar ? "path" : "root", cli_kind_word(n), (unsigned long long) n->size,
                nar ? b32 : "-", n->kind == CAS_NODE_SYMLINK ? "-" : CAS_DIGEST_B3(&n->digest));
         fwrite(name, 1, name_len, stdout);
         putchar('\n');

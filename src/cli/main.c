@@ -181,6 +181,7 @@ static void help(FILE *f) {
                    "Commands:\n");
         for (const struct cli_command *const *cp = cli_commands; *cp; cp++)
                 fprintf(f, "  %-10s %s\n             %s\n", (*cp)->name, (*cp)->usage, (*cp)->help);
+        fprintf(f, "\n" CLI_NAME_HELP "Exit status: 0 success, 1 failure, 2 usage error.\n");
         fprintf(f, "\nThe store is --store DIR, else $CASTORE_STORE, else ~/.local/share/castore.\n"
                    "A gRPC daemon instead (castore daemon, tvix-store, snix-store):\n"
                    "  --store grpc+unix:///PATH | grpc+http://HOST:PORT   all three services there\n"
@@ -192,6 +193,8 @@ static void help(FILE *f) {
 
 static void command_help(const struct cli_command *c) {
         printf("Usage: castore [--store DIR] %s %s\n\n%s\n", c->name, c->usage, c->help);
+        if (c->names_trees)
+                printf("\n" CLI_NAME_HELP);
         printf("\nCommon options: -v (more log), -q (errors only), --store DIR|URL, --cache DIR,\n"
                "--blob-service-addr/--directory-service-addr/--path-info-service-addr ADDR, --store-composition FILE\n"
                "(castore help: what they mean).\n");

@@ -9,6 +9,14 @@ const char *cli_kind_name(enum cas_node_kind k) {
         return k == CAS_NODE_DIRECTORY ? "directory" : k == CAS_NODE_FILE ? "file" : "symlink";
 }
 
+const char *cli_kind_word(const struct cas_node *n) {
+        if (n->kind == CAS_NODE_DIRECTORY)
+                return "dir ";
+        if (n->kind == CAS_NODE_SYMLINK)
+                return "link";
+        return n->executable ? "exec" : "file";
+}
+
 void cli_json_node(FILE *f, const struct cas_node *n) {
         fprintf(f, "\"kind\":\"%s\"", cli_kind_name(n->kind));
         switch (n->kind) {
