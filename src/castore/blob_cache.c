@@ -162,6 +162,11 @@ static int cache_remove(struct cas_blob_service *bs, const struct cas_digest *d)
         return cas_blob_remove(to_cache(bs)->near, d);
 }
 
+/* Like the listing: the cache's own blobs. */
+static int cache_disk_usage(struct cas_blob_service *bs, const struct cas_digest *d, uint64_t *ret_bytes) {
+        return cas_blob_disk_usage(to_cache(bs)->near, d, ret_bytes);
+}
+
 static int cache_outboard_get(struct cas_blob_service *bs, const struct cas_digest *d, uint8_t **ret,
                               size_t *ret_len) {
         return cas_blob_outboard_get(to_cache(bs)->near, d, ret, ret_len);
@@ -227,6 +232,7 @@ static const struct cas_blob_ops cache_ops = {
         .sync = cache_sync,
         .list = cache_list,
         .remove = cache_remove,
+        .disk_usage = cache_disk_usage,
         .outboard_get = cache_outboard_get,
         .outboard_put = cache_outboard_put,
         .free = cache_free,

@@ -568,6 +568,23 @@ static int local_remove(struct cas_blob_service *s, const struct cas_digest *d) 
         return 0;
 }
 
+static int local_disk_usage(struct cas_blob_service *s, const struct cas_digest *d, uint64_t *ret_bytes) {
+        struct blob_local *l = (struct blob_local *) s;
+        char path[OUTBOARD_PATH_LEN + 1];
+        struct stat st;
+        uint64_t bytes;
+
+        blob_path(d, path);
+        if (fstatat(l->blobs_fd, path, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                return negative_errno();
+        bytes = (uint64_t) st.st_blocks * 512;
+        outboard_path(d, path);
+        if (fstatat(l->blobs_fd, path, &st, AT_SYMLINK_NOFOLLOW) >= 0)
+                bytes += (uint64_t) st.st_blocks * 512;
+        *ret_bytes = bytes;
+        return 0;
+}
+
 /* ---- outboards: <2 hex>/<64 hex>.ob beside the blob ---- */
 
 static int local_outboard_get(struct cas_blob_service *s, const struct cas_digest *d, uint8_t **ret,
@@ -650,6 +667,7 @@ static const struct cas_blob_ops blob_local_ops = {
         .sync = local_sync,
         .list = local_list,
         .remove = local_remove,
+        .disk_usage = local_disk_usage,
         .outboard_get = local_outboard_get,
         .outboard_put = local_outboard_put,
         .free = local_free,

@@ -71,6 +71,14 @@ int cas_blob_remove(struct cas_blob_service *s, const struct cas_digest *d) {
         return s->ops->remove(s, d);
 }
 
+int cas_blob_disk_usage(struct cas_blob_service *s, const struct cas_digest *d, uint64_t *ret_bytes) {
+        if (!s || !d || !ret_bytes)
+                return -EINVAL;
+        if (!s->ops->disk_usage)
+                return -EOPNOTSUPP;
+        return s->ops->disk_usage(s, d, ret_bytes);
+}
+
 int cas_blob_outboard_get(struct cas_blob_service *s, const struct cas_digest *d, uint8_t **ret, size_t *ret_len) {
         if (!s || !d || !ret || !ret_len)
                 return -EINVAL;

@@ -56,6 +56,10 @@ struct cas_blob_ops {
          * stores nothing; and for the garbage collector (castore/gc.h).
          * -ENOENT if absent.  Readers open already keep reading it. */
         int (*remove)(struct cas_blob_service *s, const struct cas_digest *d);
+        /* The bytes a blob takes on disk: allocated blocks (st_blocks *
+         * 512) of its file and of its outboard if it has one.  -ENOENT if
+         * absent.  NULL (memory, remote): the wrapper returns -EOPNOTSUPP. */
+        int (*disk_usage)(struct cas_blob_service *s, const struct cas_digest *d, uint64_t *ret_bytes);
         /* Outboards (src/castore/outboard.h), kept by backends that store
          * blobs where reads are not free.  get: the stored bytes, untrusted
          * (the caller checks them against the digest), malloc'ed; -ENOENT
@@ -132,6 +136,7 @@ int cas_blob_writer_new(struct cas_blob_service *s, unsigned flags, struct cas_b
 int cas_blob_sync(struct cas_blob_service *s);
 int cas_blob_list(struct cas_blob_service *s, cas_blob_list_cb cb, void *userdata);
 int cas_blob_remove(struct cas_blob_service *s, const struct cas_digest *d);
+int cas_blob_disk_usage(struct cas_blob_service *s, const struct cas_digest *d, uint64_t *ret_bytes);
 int cas_blob_outboard_get(struct cas_blob_service *s, const struct cas_digest *d, uint8_t **ret, size_t *ret_len);
 int cas_blob_outboard_put(struct cas_blob_service *s, const struct cas_digest *d, const uint8_t *ob, size_t len);
 void cas_blob_service_free(struct cas_blob_service *s);

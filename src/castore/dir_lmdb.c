@@ -75,7 +75,7 @@ static int lmdb_get(struct cas_dir_service *s, const struct cas_digest *d, struc
         r = cas_lmdb_get(l->db, l->dbi, d->b, CAS_DIGEST_LEN, get_record, &c);
         dir = c.dir;
         if (r == -EBADMSG || (r >= 0 && (!cas_digest_equal(&dir->digest, d) || dir->size != c.size)))
-                return log_error_errno(-EBADMSG, "Stored directory %s is corrupt", CAS_DIGEST_HEX(d));
+                return log_error_errno(-EBADMSG, "Stored directory %s is corrupt", CAS_DIGEST_B3(d));
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(dir);
@@ -137,7 +137,7 @@ static int put_in(void *userdata, MDB_txn *txn) {
                 /* Records are canonical: different bytes under this key
                  * are a damaged record, which this put repairs. */
                 if (r >= 0)
-                        log_warning("Replacing the corrupt record of directory %s", CAS_DIGEST_HEX(d));
+                        log_warning("Replacing the corrupt record of directory %s", CAS_DIGEST_B3(d));
                 r = cas_lmdb_errno(mdb_put(txn, c->l->dbi, &key, &v, 0));
                 if (r < 0)
                         return r;

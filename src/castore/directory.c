@@ -481,6 +481,15 @@ int cas_node_copy(const struct cas_node *n, struct cas_node *ret, void **ret_mem
         return 0;
 }
 
+bool cas_node_same_content(const struct cas_node *a, const struct cas_node *b) {
+        if (a->kind != b->kind)
+                return false;
+        if (a->kind == CAS_NODE_SYMLINK)
+                return a->target_len == b->target_len && memcmp(a->target, b->target, a->target_len) == 0;
+        return cas_digest_equal(&a->digest, &b->digest) && a->size == b->size &&
+               (a->kind != CAS_NODE_FILE || a->executable == b->executable);
+}
+
 static enum cas_verr node_from_pb_node(const PbNode *pn, struct cas_node *n) {
         switch (pn->node_case) {
         case TVIX__CASTORE__V1__NODE__NODE_DIRECTORY:

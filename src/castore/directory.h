@@ -119,4 +119,9 @@ enum cas_verr cas_node_check(const struct cas_node *n, unsigned flags);
 /* Deep copy of a node into one allocation (*ret_mem holds the strings). */
 int cas_node_copy(const struct cas_node *n, struct cas_node *ret, void **ret_mem);
 
+/* Whether two nodes, names aside, describe the same content: kind, digest
+ * and size (a directory's digest covers everything below it), the
+ * executable bit of a file, the target of a symlink. */
+bool cas_node_same_content(const struct cas_node *a, const struct cas_node *b);
+
 int cas_name_compare(const char *a, size_t alen, const char *b, size_t blen);

@@ -85,7 +85,7 @@ static int outboard_load(struct cas_vblob *v, struct cas_blob_service *s) {
                         v->outboard = TAKE_PTR(ob);
                         return 0;
                 }
-                log_warning("blob %s: stored outboard is damaged, rebuilding it", CAS_DIGEST_HEX(&v->rd->digest));
+                log_warning("blob %s: stored outboard is damaged, rebuilding it", CAS_DIGEST_B3(&v->rd->digest));
         } else if (r != -ENOENT && r != -EOPNOTSUPP)
                 return r;
         r = outboard_build(v);
@@ -93,7 +93,7 @@ static int outboard_load(struct cas_vblob *v, struct cas_blob_service *s) {
                 return r;
         r = cas_blob_outboard_put(s, &v->rd->digest, v->outboard, v->groups * CAS_CV_LEN);
         if (r < 0 && r != -EOPNOTSUPP)
-                log_debug_errno(r, "blob %s: cannot store its outboard: %m", CAS_DIGEST_HEX(&v->rd->digest));
+                log_debug_errno(r, "blob %s: cannot store its outboard: %m", CAS_DIGEST_B3(&v->rd->digest));
         return 0;
 }
 

@@ -3,17 +3,21 @@
  * may call exit(). */
 #pragma once
 
+#include <errno.h>
 #include <stdbool.h>
+#include <stdio.h>
 
 #include "castore/store.h"
 #include "fs/fs.h"
 #include "store/pathinfosvc.h"
+#include "store/resolve.h"
 
 struct cli_command {
         const char *name;
         int (*run)(int argc, char **argv); /* argv[0] is the command name */
         const char *usage;                 /* one line: arguments */
         const char *help;                  /* one line: what it does */
+        bool names_trees;                  /* takes NAME[/PATH] arguments: help explains NAME */
 };
 
 /* The store URL: --store, else $CASTORE_STORE, else /var/lib/castore
@@ -54,10 +58,28 @@ enum {
         { "quiet", no_argument, NULL, 'q' }
 #define CLI_COMMON_SHORTOPTS "vq"
 
-/* Resolves "ROOT[/sub/path]" (a named root or, with pis, a store path
- * basename; then directory entries; no symlinks followed).  *ret's strings live in *ret_mem.  Logs errors. */
-int cli_resolve(struct cas_store *store, struct nix_pathinfo_service *pis, const char *arg, struct cas_node *ret,
-                void **ret_mem);
+/* Resolves a command's NAME[/sub/path] argument with nix_resolve
+ * (store/resolve.h: a named root, a store path or a directory digest;
+ * flags NIX_RESOLVE_*).  Logs the error and returns it: -EINVAL (a usage
+ * error) only for a malformed NAME (empty, a leading "/" outside
+ * /nix/store, ".."), anything else is a failure.  Free *ret with
+ * nix_resolved_done. */
+int cli_resolve(struct cas_store *store, struct nix_pathinfo_service *pis, const char *arg, unsigned flags,
+                struct nix_resolved *ret);
+
+/* How NAME may be spelled, for the help of commands that name trees. */
+#define CLI_NAME_HELP                                                                         \
+        "NAME is a root name, a store path (/nix/store/HASH-NAME or HASH-NAME) or the digest\n" \
+        "of a stored directory (b3:BASE64 or 64 hex digits), each with an optional /PATH below it;\n" \
+        "a root name wins over the other spellings.\n"
+
+/* Node output (output.c): "directory", "file", "symlink"; the four-letter
+ * column of listings ("dir ", "file", "exec", "link"); the JSON members
+ * of a node: "kind", then "digest" and "entries" (directories), "digest",
+ * "size" and "executable" (files) or "target" (symlinks). */
+const char *cli_kind_name(enum cas_node_kind k);
+const char *cli_kind_word(const struct cas_node *n);
+void cli_json_node(FILE *f, const struct cas_node *n);
 
 /* For commands that take only the common options: parses them and
  * returns the index of the first argument, or -EINVAL. */
@@ -138,11 +160,19 @@ void cli_serving_ready(struct cli_daemon *d);
 int cli_mount_helper(int argc, char **argv);
 int cli_virtiofs_backend(int argc, char **argv);
 
-/* Exit codes: 0 ok, 1 failure, 2 usage error. */
+/* Exit codes: 0 ok, 1 failure, 2 usage error.  main maps a command's
+ * -EINVAL to 2 (cli_usage_error and getopt errors return it) and any
+ * other negative result to 1. */
 enum { CLI_EXIT_OK = 0, CLI_EXIT_FAILURE = 1, CLI_EXIT_USAGE = 2 };
 
 /* The default store of root (the system units use it too). */
 #define CLI_SYSTEM_STORE "/var/lib/castore"
+/* A failure once the arguments were accepted (already logged): a library's
+ * -EINVAL (a bad file in a tree, a malformed record) must not read as a
+ * usage error. */
+static inline int cli_failure(int r) {
+        return r == -EINVAL ? -EIO : r;
+}
 
 /* Subcommands, one file each (src/cli/cmd-*.c), listed in commands.c. */
 extern const struct cli_command *const cli_commands[];

@@ -11,9 +11,8 @@
 static int run_export(int argc, char **argv) {
         _cleanup_(cas_store_freep) struct cas_store *store = NULL;
         _cleanup_(nix_pathinfo_service_freep) struct nix_pathinfo_service *pis = NULL;
-        _cleanup_free_ void *mem = NULL;
+        _cleanup_(nix_resolved_done) struct nix_resolved res = {};
         struct cas_export_stats st;
-        struct cas_node n;
         int r;
 
         r = cli_parse_common_only(argc, argv);
@@ -21,17 +20,17 @@ static int run_export(int argc, char **argv) {
                 return r;
         optind = r;
         if (argc - optind != 2)
-                return cli_usage_error("export", "expected ROOT[/PATH] DEST");
+                return cli_usage_error("export", "expected NAME[/PATH] DEST");
         const char *dest = argv[optind + 1];
         r = cli_store_open(0, &store, &pis);
         if (r < 0)
-                return r;
-        r = cli_resolve(store, pis, argv[optind], &n, &mem);
+                return cli_failure(r);
+        r = cli_resolve(store, pis, argv[optind], 0, &res);
         if (r < 0)
                 return r;
-        r = cas_export_tree(store, &n, dest, &st);
+        r = cas_export_tree(store, &res.node, dest, &st);
         if (r < 0)
-                return r;
+                return cli_failure(r);
         log_info("exported %llu files, %llu directories, %llu symlinks to %s", (unsigned long long) st.files,
                  (unsigned long long) st.directories, (unsigned long long) st.symlinks, dest);
         return 0;
@@ -40,6 +39,7 @@ static int run_export(int argc, char **argv) {
 const struct cli_command cli_cmd_export = {
         .name = "export",
         .run = run_export,
-        .usage = "ROOT[/PATH] DEST",
+        .usage = "NAME[/PATH] DEST",
         .help = "write a stored tree to DEST on disk (content verified)",
+        .names_trees = true,
 };

@@ -15,10 +15,6 @@
 #include "util/json.h"
 #include "util/log.h"
 
-static const char *kind_str(enum cas_node_kind k) {
-        return k == CAS_NODE_DIRECTORY ? "directory" : k == CAS_NODE_FILE ? "file" : "symlink";
-}
-
 /* The default root name: the last component of the path as given, or of
  * its canonical form for "/", "." and "..". */
 static int default_name(const char *path, char **ret) {
@@ -53,7 +49,7 @@ static void print_result(const char *path, const char *name, const struct nix_im
                 json_cstring(stdout, name);
                 printf(", \"path\": ");
                 json_cstring(stdout, path);
-                printf(", \"kind\": \"%s\"", kind_str(root->kind));
+                printf(", \"kind\": \"%s\"", cli_kind_name(root->kind));
                 if (root->kind != CAS_NODE_SYMLINK)
                         printf(", \"digest\": \"%s\", \"size\": %llu", CAS_DIGEST_B3(&root->digest),
                                (unsigned long long) root->size);
@@ -79,6 +75,8 @@ static int import_one(struct cas_store *store, struct nix_pathinfo_service *pis,
         int r;
 
         r = nix_import_tree(store, pis, path, name, opts, &res);
+        if (r == -EEXIST)
+                log_error("import --force replaces it; castore rm removes it");
         if (r < 0 && r != -ELOOP)
                 return r;
         print_result(path, name, &res, json, first);
@@ -96,6 +94,7 @@ static int run_import(int argc, char **argv) {
                 { "progress", no_argument, NULL, 'p' },
                 { "no-progress", no_argument, NULL, 'P' },
                 { "no-nix", no_argument, NULL, 'N' },
+                { "force", no_argument, NULL, 'f' },
                 {},
         };
         struct nix_import_opts opts = { .import.progress = isatty(STDERR_FILENO) };
@@ -131,6 +130,9 @@ static int run_import(int argc, char **argv) {
                 case 'N':
                         nix = false;
                         break;
+                case 'f':
+                        opts.replace = true;
+                        break;
                 default:
                         return -EINVAL;
                 }
@@ -139,12 +141,15 @@ static int run_import(int argc, char **argv) {
                 return cli_usage_error("import", "missing PATH");
         if (name_arg && argc - optind > 1)
                 return cli_usage_error("import", "--name needs exactly one PATH");
+        if (name_arg && !cas_root_name_valid(name_arg, strlen(name_arg)))
+                return cli_usage_error("import", "invalid --name \"%s\": a root name is not empty, \".\" or "
+                                                 "\"..\", and has no \"/\" and no control characters", name_arg);
         for (int i = optind; i < argc; i++)
                 if (faccessat(AT_FDCWD, argv[i], F_OK, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT)
                         return log_error_errno(-ENOENT, "%s: No such file or directory", argv[i]);
         r = cli_store_open(CAS_STORE_CREATE, &store, nix ? &pis : NULL);
         if (r < 0)
-                return r;
+                return cli_failure(r);
         for (int i = optind; i < argc && r >= 0; i++) {
                 _cleanup_free_ char *name = NULL;
 
@@ -157,13 +162,14 @@ static int run_import(int argc, char **argv) {
         }
         if (json && r >= 0)
                 printf("\n]\n");
-        return r;
+        return cli_failure(r);
 }
 
 const struct cli_command cli_cmd_import = {
         .name = "import",
         .run = run_import,
-        .usage = "PATH... [--name NAME] [--json] [--threads N] [--skip-special] [--no-nix] [--progress|--no-progress]",
+        .usage = "PATH... [--name NAME] [--force] [--json] [--threads N] [--skip-special] [--no-nix] [--progress|--no-progress]",
         .help = "import files or trees; register each as a root (named after its last component) and as the\n"
-                "             Nix store path nix-store --add would give it (not with --no-nix)",
+                "             Nix store path nix-store --add would give it (not with --no-nix); a root of that name\n"
+                "             with other content is replaced only with --force",
 };

@@ -1,6 +1,7 @@
 /* castore nar: Nix archives of stored trees.
- *   nar dump STOREPATH[/sub/path]   the NAR on stdout (as nix-store --dump)
- *   nar hash STOREPATH[/sub/path]   sha256:<nixbase32> (as nix-store -q --hash)
+ *   nar dump NAME[/sub/path]        the NAR on stdout (as nix-store --dump)
+ *   nar hash NAME[/sub/path]        sha256:<nixbase32> (as nix-store -q --hash)
+ *                                   NAME: a root, a store path or a digest
  *   nar import FILE|- --name NAME   ingest a NAR, register the "source" path
  *                                   nix-store --add would give, print it */
 #include <errno.h>
@@ -84,9 +85,8 @@ static int parse(const char *cmd, int argc, char **argv, struct nar_args *a) {
 static int nar_dump(int argc, char **argv) {
         _cleanup_(cas_store_freep) struct cas_store *store = NULL;
         _cleanup_(nix_pathinfo_service_freep) struct nix_pathinfo_service *pis = NULL;
-        _cleanup_free_ void *mem = NULL;
+        _cleanup_(nix_resolved_done) struct nix_resolved res = {};
         struct nar_args a = {};
-        struct cas_node node;
         int out = STDOUT_FILENO, r;
 
         r = parse("nar dump", argc, argv, &a);
@@ -94,23 +94,22 @@ static int nar_dump(int argc, char **argv) {
                 return r;
         r = open_services(0, &store, &pis);
         if (r < 0)
-                return r;
-        r = nix_resolve_path(pis, store->dirs, argv[optind], &node, &mem, NULL);
+                return cli_failure(r);
+        r = cli_resolve(store, pis, argv[optind], 0, &res);
         if (r < 0)
                 return r;
-        r = nar_render(store->blobs, store->dirs, &node, NAR_RENDER_NO_SHA256, write_fd, &out, NULL, NULL);
+        r = nar_render(store->blobs, store->dirs, &res.node, NAR_RENDER_NO_SHA256, write_fd, &out, NULL, NULL);
         if (r < 0)
-                return log_error_errno(r, "Failed to dump %s (output is incomplete): %m", argv[optind]);
+                return cli_failure(log_error_errno(r, "Failed to dump %s (output is incomplete): %m", argv[optind]));
         return 0;
 }
 
 static int nar_hash(int argc, char **argv) {
         _cleanup_(cas_store_freep) struct cas_store *store = NULL;
         _cleanup_(nix_pathinfo_service_freep) struct nix_pathinfo_service *pis = NULL;
-        _cleanup_(nix_pathinfo_freep) struct nix_pathinfo *pi = NULL;
-        _cleanup_free_ void *mem = NULL;
+        _cleanup_(nix_resolved_done) struct nix_resolved res = {};
+        const struct nix_pathinfo *pi;
         struct nar_args a = {};
-        struct cas_node node;
         uint8_t sha[NIX_SHA256_LEN];
         char b32[64];
         uint64_t size;
@@ -121,15 +120,17 @@ static int nar_hash(int argc, char **argv) {
                 return r;
         r = open_services(0, &store, &pis);
         if (r < 0)
-                return r;
-        r = nix_resolve_path(pis, store->dirs, argv[optind], &node, &mem, &pi);
+                return cli_failure(r);
+        r = cli_resolve(store, pis, argv[optind], 0, &res);
         if (r < 0)
                 return r;
+        /* the registered figures of a whole store path, checked below */
+        pi = res.kind == NIX_NAME_STORE_PATH && !res.subpath[0] ? res.pathinfo : NULL;
         /* Computed from the tree, not taken from the record: a record that
          * disagrees with its tree is an error worth reporting. */
-        r = nar_render(store->blobs, store->dirs, &node, 0, NULL, NULL, &size, sha);
+        r = nar_render(store->blobs, store->dirs, &res.node, 0, NULL, NULL, &size, sha);
         if (r < 0)
-                return log_error_errno(r, "Failed to hash %s: %m", argv[optind]);
+                return cli_failure(log_error_errno(r, "Failed to hash %s: %m", argv[optind]));
         if (pi && (pi->nar_size != size || memcmp(pi->nar_sha256, sha, NIX_SHA256_LEN) != 0))
                 return log_error_errno(-EBADMSG, "%s: NAR hash or size differs from the registered one", argv[optind]);
         nixbase32_encode(sha, NIX_SHA256_LEN, b32);
@@ -168,10 +169,10 @@ static int nar_import(int argc, char **argv) {
         }
         r = open_services(CAS_STORE_CREATE, &store, &pis);
         if (r < 0)
-                return r;
+                return cli_failure(r);
         r = nix_import_nar(store, pis, a.name, read_fd, &in, file, 0, &p);
         if (r < 0)
-                return r;
+                return cli_failure(r);
         nix_store_path_absolute(&p, path);
         printf("%s\n", path);
         return 0;
@@ -198,6 +199,7 @@ static int run_nar(int argc, char **argv) {
 const struct cli_command cli_cmd_nar = {
         .name = "nar",
         .run = run_nar,
-        .usage = "dump STOREPATH | hash STOREPATH [--size] | import FILE|- --name NAME",
+        .usage = "dump NAME[/PATH] | hash NAME[/PATH] [--size] | import FILE|- --name NAME",
         .help = "Nix archives: write one (as nix-store --dump), hash one (as nix-store -q --hash), ingest one",
+        .names_trees = true,
 };

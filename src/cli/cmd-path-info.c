@@ -52,7 +52,9 @@ static void show_json(const struct nix_pathinfo *pi, struct pi_args *a) {
                 }
                 putchar(']');
         }
-        putchar('}');
+        printf(",\"node\":{");
+        cli_json_node(stdout, &pi->node);
+        printf("}}");
 }
 
 static void show_text(const struct nix_pathinfo *pi, struct pi_args *a) {
@@ -79,6 +81,10 @@ static void show_text(const struct nix_pathinfo *pi, struct pi_args *a) {
         }
         if (pi->has_ca && nix_ca_to_string(pi->ca_type, pi->ca_digest, ca) >= 0)
                 printf("CA: %s\n", ca);
+        if (pi->node.kind == CAS_NODE_SYMLINK)
+                printf("Node: symlink -> %s\n", pi->node.target);
+        else
+                printf("Node: %s %s\n", cli_kind_name(pi->node.kind), CAS_DIGEST_B3(&pi->node.digest));
 }
 
 static int show(void *userdata, const struct nix_pathinfo *pi) {
@@ -88,6 +94,47 @@ static int show(void *userdata, const struct nix_pathinfo *pi) {
                 show_json(pi, a);
         else
                 show_text(pi, a);
+        return 0;
+}
+
+/* A store path (a path inside one means that store path, as in Nix):
+ * shown, or reported missing (in JSON too, as "valid": false). */
+static int show_store_path(struct nix_pathinfo_service *pis, const struct nix_store_path *p, struct pi_args *a) {
+        _cleanup_(nix_pathinfo_freep) struct nix_pathinfo *pi = NULL;
+        char path[NIX_PATH_MAX + 1];
+        int r;
+
+        r = nix_pathinfo_get_path(pis, p, &pi);
+        if (r >= 0)
+                return show(a, pi);
+        nix_store_path_absolute(p, path);
+        if (a->json) {
+                printf("%s{\"path\":", a->shown++ ? "," : "");
+                json_cstring(stdout, path);
+                printf(",\"valid\":false}");
+        }
+        return r == -ENOENT ? log_error_errno(r, "%s: not in the store", path)
+                            : cli_failure(log_error_errno(r, "%s: %m", path));
+}
+
+/* A store path, or a root name or directory digest: then every store
+ * path whose tree it is. */
+static int show_arg(struct cas_store *store, struct nix_pathinfo_service *pis, const char *arg, struct pi_args *a) {
+        _cleanup_(nix_resolved_done) struct nix_resolved res = {};
+        struct nix_store_path p;
+        const char *sub;
+        int r;
+
+        if (nix_store_path_parse(arg, &p, &sub) >= 0)
+                return show_store_path(pis, &p, a);
+        r = cli_resolve(store, pis, arg, NIX_RESOLVE_NO_WALK, &res);
+        if (r < 0)
+                return r; /* -EINVAL: a malformed NAME, a usage error */
+        r = nix_pathinfo_find_node(pis, &res.node, show, a);
+        if (r == 0)
+                return log_error_errno(-ENOENT, "%s: no store path holds this tree", arg);
+        if (r < 0)
+                return cli_failure(log_error_errno(r, "Failed to list store paths: %m"));
         return 0;
 }
 
@@ -118,50 +165,24 @@ static int run_path_info(int argc, char **argv) {
                 }
         }
         if (a.all && optind < argc)
-                return cli_usage_error("path-info", "--all takes no STOREPATH");
+                return cli_usage_error("path-info", "--all takes no NAME");
         if (!a.all && optind >= argc)
-                return cli_usage_error("path-info", "missing STOREPATH");
-        /* check every argument before any output */
-        for (int i = optind; i < argc; i++) {
-                struct nix_store_path p;
-                const char *sub;
-
-                if (nix_store_path_parse(argv[i], &p, &sub) < 0)
-                        return log_error_errno(-EINVAL, "\"%s\" is not a store path (/nix/store/HASH-NAME or HASH-NAME)",
-                                               argv[i]);
-        }
+                return cli_usage_error("path-info", "missing NAME");
         r = cli_store_open(0, &store, &pis);
         if (r < 0)
-                return r;
+                return cli_failure(r);
 
         if (a.json)
                 putchar('[');
         if (a.all) {
                 r = nix_pathinfo_list_by_name(pis, show, &a);
                 if (r < 0)
-                        ret = log_error_errno(r, "Failed to list store paths: %m");
+                        ret = cli_failure(log_error_errno(r, "Failed to list store paths: %m"));
         }
         for (int i = optind; i < argc; i++) {
-                _cleanup_(nix_pathinfo_freep) struct nix_pathinfo *pi = NULL;
-                struct nix_store_path p;
-                char path[NIX_PATH_MAX + 1];
-                const char *sub;
-
-                /* like Nix, a path inside a store path means that store path */
-                (void) nix_store_path_parse(argv[i], &p, &sub);
-                r = nix_pathinfo_get_path(pis, &p, &pi);
-                if (r < 0) {
-                        nix_store_path_absolute(&p, path);
-                        if (a.json) {
-                                printf("%s{\"path\":", a.shown++ ? "," : "");
-                                json_cstring(stdout, path);
-                                printf(",\"valid\":false}");
-                        }
-                        ret = r == -ENOENT ? log_error_errno(r, "%s: not in the store", path)
-                                           : log_error_errno(r, "%s: %m", path);
-                        continue;
-                }
-                show(&a, pi);
+                r = show_arg(store, pis, argv[i], &a);
+                if (r < 0)
+                        ret = r;
         }
         if (a.json)
                 printf("]\n");
@@ -171,6 +192,8 @@ static int run_path_info(int argc, char **argv) {
 const struct cli_command cli_cmd_path_info = {
         .name = "path-info",
         .run = run_path_info,
-        .usage = "STOREPATH... | --all [--json]",
-        .help = "show store paths' NAR hash, size, references, signatures and content address",
+        .usage = "NAME... | --all [--json]",
+        .help = "show store paths' NAR hash, size, references, signatures, content address and castore\n"
+                "             node; a root name or a directory digest shows the store paths holding that tree",
+        .names_trees = true,
 };

@@ -8,6 +8,7 @@ extern const struct cli_command cli_cmd_nar, cli_cmd_path_info;
 extern const struct cli_command cli_cmd_virtiofs;
 extern const struct cli_command cli_cmd_mount, cli_cmd_umount;
 extern const struct cli_command cli_cmd_daemon;
+extern const struct cli_command cli_cmd_roots, cli_cmd_rm, cli_cmd_info;
 
 const struct cli_command *const cli_commands[] = {
         &cli_cmd_import,
@@ -17,6 +18,9 @@ const struct cli_command *const cli_commands[] = {
         &cli_cmd_export,
         &cli_cmd_verify,
         &cli_cmd_gc,
+        &cli_cmd_roots,
+        &cli_cmd_rm,
+        &cli_cmd_info,
         &cli_cmd_nar,
         &cli_cmd_path_info,
         &cli_cmd_virtiofs,

@@ -185,6 +185,7 @@ static void help(FILE *f) {
                    "Commands:\n");
         for (const struct cli_command *const *cp = cli_commands; *cp; cp++)
                 fprintf(f, "  %-10s %s\n             %s\n", (*cp)->name, (*cp)->usage, (*cp)->help);
+        fprintf(f, "\n" CLI_NAME_HELP "Exit status: 0 success, 1 failure, 2 usage error.\n");
         fprintf(f, "\nThe store is --store DIR, else $CASTORE_STORE, else " CLI_SYSTEM_STORE " for root and\n"
                    "~/.local/share/castore for other users.\n"
                    "A gRPC daemon instead (castore daemon, tvix-store, snix-store):\n"
@@ -200,6 +201,8 @@ static void help(FILE *f) {
 
 static void command_help(const struct cli_command *c) {
         printf("Usage: castore [--store DIR] %s %s\n\n%s\n", c->name, c->usage, c->help);
+        if (c->names_trees)
+                printf("\n" CLI_NAME_HELP);
         printf("\nCommon options: -v/--verbose (more log), -q/--quiet (errors only), --store DIR|URL, --cache DIR,\n"
                "--blob-service-addr/--directory-service-addr/--path-info-service-addr ADDR, --store-composition FILE\n"
                "(castore help: what they mean).\n");

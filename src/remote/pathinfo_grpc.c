@@ -116,6 +116,7 @@ static const struct nix_pathinfo_ops grpc_pathinfo_ops = {
         .name = "grpc",
         .get = grpc_get,
         .put = grpc_put,
+        /* no remove: PathInfoService has no delete call (-EOPNOTSUPP) */
         .list = grpc_list,
         .free = grpc_free,
 };

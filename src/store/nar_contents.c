@@ -40,10 +40,10 @@ void nar_contents_free(struct nar_contents *c) {
 
 static int log_blob_error(int r, const struct cas_node *n) {
         if (r == -ENOENT)
-                return log_error_errno(r, "Blob %s is missing", CAS_DIGEST_HEX(&n->digest));
+                return log_error_errno(r, "Blob %s is missing", CAS_DIGEST_B3(&n->digest));
         if (r == -EBADMSG)
-                return log_error_errno(r, "Blob %s does not match its digest or size", CAS_DIGEST_HEX(&n->digest));
-        return log_error_errno(r, "Failed to read blob %s: %m", CAS_DIGEST_HEX(&n->digest));
+                return log_error_errno(r, "Blob %s does not match its digest or size", CAS_DIGEST_B3(&n->digest));
+        return log_error_errno(r, "Failed to read blob %s: %m", CAS_DIGEST_B3(&n->digest));
 }
 
 /* Reads the blob, verified, straight into the writer's buffer.  Each read
@@ -84,7 +84,7 @@ static int write_prefetched(struct nar_contents *c, const struct cas_node *n, st
         while (r >= 0 && f.more) {
                 r = nar_prefetch_take(c->pf, n, &f);
                 if (r == 0 && !first)
-                        return log_error_errno(-EIO, "NAR read-ahead stopped inside blob %s", CAS_DIGEST_HEX(&n->digest));
+                        return log_error_errno(-EIO, "NAR read-ahead stopped inside blob %s", CAS_DIGEST_B3(&n->digest));
                 if (r <= 0)
                         return r;
                 first = false;

@@ -280,8 +280,8 @@ int nar_prefetch_start(struct cas_blob_service *blobs, struct cas_dir_service *d
 
 static int take_error(const struct slot *s) {
         if (s->r == -ENOENT || s->r == -EBADMSG)
-                return log_error_errno(s->r, "Blob %s %s", CAS_DIGEST_HEX(&s->digest), s->why);
-        return log_error_errno(s->r, "Blob %s %s: %m", CAS_DIGEST_HEX(&s->digest), s->why);
+                return log_error_errno(s->r, "Blob %s %s", CAS_DIGEST_B3(&s->digest), s->why);
+        return log_error_errno(s->r, "Blob %s %s: %m", CAS_DIGEST_B3(&s->digest), s->why);
 }
 
 int nar_prefetch_take(struct nar_prefetch *p, const struct cas_node *n, struct nar_fetched *ret) {
@@ -297,7 +297,7 @@ int nar_prefetch_take(struct nar_prefetch *p, const struct cas_node *n, struct n
         s = &p->slots[p->consumed % SLOTS];
         if (!cas_digest_equal(&s->digest, &n->digest) || s->size != n->size) {
                 pthread_mutex_unlock(&p->lock);
-                return log_error_errno(-EIO, "NAR read-ahead out of step at blob %s", CAS_DIGEST_HEX(&n->digest));
+                return log_error_errno(-EIO, "NAR read-ahead out of step at blob %s", CAS_DIGEST_B3(&n->digest));
         }
         while (!s->done)
                 pthread_cond_wait(&p->changed, &p->lock);

@@ -35,12 +35,12 @@ static int render_directory(struct renderer *rd, const struct cas_node *n, unsig
                 return log_error_errno(-ELOOP, "Directories nested deeper than %d levels", NAR_DEPTH_MAX);
         r = cas_dir_get(rd->dirs, &n->digest, &d);
         if (r == -ENOENT)
-                return log_error_errno(r, "Directory %s is missing", CAS_DIGEST_HEX(&n->digest));
+                return log_error_errno(r, "Directory %s is missing", CAS_DIGEST_B3(&n->digest));
         if (r < 0)
-                return log_error_errno(r, "Failed to get directory %s: %m", CAS_DIGEST_HEX(&n->digest));
+                return log_error_errno(r, "Failed to get directory %s: %m", CAS_DIGEST_B3(&n->digest));
         if (!cas_size_ok(n->size, d->size, 0))
                 return log_error_errno(-EBADMSG, "Directory %s has %" PRIu64 " entries, its node claims %" PRIu64,
-                                       CAS_DIGEST_HEX(&n->digest), d->size, n->size);
+                                       CAS_DIGEST_B3(&n->digest), d->size, n->size);
 
         /* cas_directory entries are in NAR order: bytewise by name across kinds */
         r = nar_write_directory_begin(&rd->w);

@@ -33,18 +33,6 @@ static void *nar_pass_thread(void *p) {
         return NULL;
 }
 
-/* Whether two root nodes (names aside) describe the same tree: for a
- * directory, the digest covers every name, kind, size, executable bit,
- * file content and symlink target below it. */
-static bool same_node(const struct cas_node *a, const struct cas_node *b) {
-        if (a->kind != b->kind)
-                return false;
-        if (a->kind == CAS_NODE_SYMLINK)
-                return a->target_len == b->target_len && memcmp(a->target, b->target, a->target_len) == 0;
-        return cas_digest_equal(&a->digest, &b->digest) && a->size == b->size &&
-               (a->kind != CAS_NODE_FILE || a->executable == b->executable);
-}
-
 /* Runs the import, and with nix the NAR pass beside it (or, for a test
  * hook, after it).  Both passes always end before this returns. */
 static int run_passes(struct cas_store *store, const char *path, const struct nix_import_opts *opts, bool nix,
@@ -83,9 +71,30 @@ static int check_nar_pass(const struct nar_pass *np, const struct cas_node *root
                 return log_error_errno(-ESTALE, "%s changed during the import: not registered", path);
         if (np->r < 0)
                 return log_error_errno(np->r, "%s: cannot compute its NAR hash, not registered: %m", path);
-        if (!same_node(&np->root, root))
+        if (!cas_node_same_content(&np->root, root))
                 return log_error_errno(-ESTALE, "%s changed during the import: not registered", path);
         return 1;
+}
+
+/* A root called name with other content is replaced only when asked:
+ * -EEXIST (logged) otherwise.  0 when there is none or it is the same. */
+static int check_existing_root(struct cas_store *store, const char *name, const struct cas_node *root) {
+        _cleanup_free_ void *mem = NULL;
+        struct cas_node old;
+        int r;
+
+        r = cas_root_get(store->roots, name, strlen(name), &old, &mem);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return log_error_errno(r, "Failed to look up root %s: %m", name);
+        if (cas_node_same_content(&old, root))
+                return 0;
+        if (old.kind == CAS_NODE_SYMLINK)
+                return log_error_errno(-EEXIST, "A root named \"%s\" already exists with other content "
+                                                "(symlink:%s): not replaced", name, old.target);
+        return log_error_errno(-EEXIST, "A root named \"%s\" already exists with other content (%s): not replaced",
+                               name, CAS_DIGEST_B3(&old.digest));
 }
 
 int nix_import_tree(struct cas_store *store, struct nix_pathinfo_service *pis, const char *path, const char *name,
@@ -118,6 +127,8 @@ int nix_import_tree(struct cas_store *store, struct nix_pathinfo_service *pis, c
         r = run_passes(store, path, opts, nix, &np, &res);
         if (r >= 0 && nix)
                 r = nar_ok = check_nar_pass(&np, &res.root, path, name);
+        if (r >= 0 && !opts->replace)
+                r = check_existing_root(store, name, &res.root);
         res.root.name = name;
         res.root.name_len = strlen(name);
         /* the PathInfo first: a named root is the weaker claim, put last */

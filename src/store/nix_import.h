@@ -16,6 +16,9 @@
 struct nix_import_opts {
         /* threads, skip_special (for both passes), progress */
         struct cas_import_opts import;
+        /* Replace a root of the same name whose content differs (without
+         * it: -EEXIST, nothing registered). */
+        bool replace;
         /* For tests: when set, the NAR pass does not run beside the import
          * but after it, on the calling thread, and this is called between
          * the two (a test changes the tree here to see the import refused).
@@ -58,7 +61,10 @@ struct nix_import_result {
  * nothing.  Refusals register nothing (blobs and directories already
  * stored are harmless orphans): -ESTALE the tree changed between or during
  * the two passes, -EINVAL an invalid root name or a special file (without
- * skip_special), an error of either pass.  The PathInfo is put before the
+ * skip_special), -EEXIST a root called name exists with other content
+ * (unless opts->replace; the check and the put are not atomic, so a
+ * racing import of the same name may still be replaced), an error of
+ * either pass.  The PathInfo is put before the
  * named root, so a failing root put can leave the store path registered
  * without the root (both describe the complete, stored tree).  All errors
  * are logged.  Thread-safe as far as the services are. */

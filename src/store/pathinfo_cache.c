@@ -1,7 +1,7 @@
 /* A write-back PathInfo cache: near (the local store's database) in front
  * of far (a remote daemon).  A PathInfo near lacks is fetched from far
- * (validated by its decoder) and written near; puts go to far, then near;
- * the listing is far's, the complete one. */
+ * (validated by its decoder) and written near; puts and removals go to
+ * far, then near; the listing is far's, the complete one. */
 #include <errno.h>
 #include <stdlib.h>
 
@@ -35,6 +35,17 @@ static int cache_put(struct nix_pathinfo_service *ps, const struct nix_pathinfo 
         return r < 0 ? r : nix_pathinfo_put(s->near, pi);
 }
 
+/* From far first (the authority; a far that cannot remove refuses the
+ * whole removal), then near, which may never have held it. */
+static int cache_remove(struct nix_pathinfo_service *ps, const uint8_t digest[NIX_DIGEST_LEN]) {
+        struct cache_pathinfos *s = to_cache(ps);
+        int r = nix_pathinfo_remove(s->far, digest);
+        if (r < 0)
+                return r;
+        r = nix_pathinfo_remove(s->near, digest);
+        return r == -ENOENT ? 0 : r;
+}
+
 static int cache_list(struct nix_pathinfo_service *ps, nix_pathinfo_list_cb cb, void *userdata) {
         return nix_pathinfo_list(to_cache(ps)->far, cb, userdata);
 }
@@ -50,6 +61,7 @@ static const struct nix_pathinfo_ops cache_ops = {
         .name = "cache",
         .get = cache_get,
         .put = cache_put,
+        .remove = cache_remove,
         .list = cache_list,
         .free = cache_free,
 };

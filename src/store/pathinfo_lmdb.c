@@ -91,6 +91,17 @@ static int lmdb_put(struct nix_pathinfo_service *s, const struct nix_pathinfo *p
         return cas_lmdb_put(l->db, dbi, pi->path.digest, NIX_DIGEST_LEN, buf, len);
 }
 
+static int lmdb_remove(struct nix_pathinfo_service *s, const uint8_t digest[NIX_DIGEST_LEN]) {
+        struct pathinfo_lmdb *l = (struct pathinfo_lmdb *) s;
+        MDB_dbi dbi;
+        int r;
+
+        r = pathinfo_dbi(l, &dbi);
+        if (r < 0)
+                return r; /* -ENOENT: nothing registered yet */
+        return cas_lmdb_del(l->db, dbi, digest, NIX_DIGEST_LEN);
+}
+
 struct list_ctx {
         nix_pathinfo_list_cb cb;
         void *userdata;
@@ -126,17 +137,6 @@ static int lmdb_list(struct nix_pathinfo_service *s, nix_pathinfo_list_cb cb, vo
         return cas_lmdb_scan(l->db, dbi, list_one, &c);
 }
 
-static int lmdb_remove(struct nix_pathinfo_service *s, const uint8_t digest[NIX_DIGEST_LEN]) {
-        struct pathinfo_lmdb *l = (struct pathinfo_lmdb *) s;
-        MDB_dbi dbi;
-        int r;
-
-        r = pathinfo_dbi(l, &dbi);
-        if (r < 0)
-                return r; /* -ENOENT: nothing registered yet */
-        return cas_lmdb_del(l->db, dbi, digest, NIX_DIGEST_LEN);
-}
-
 static void lmdb_free(struct nix_pathinfo_service *s) {
         free(s);
 }
@@ -145,8 +145,8 @@ static const struct nix_pathinfo_ops pathinfo_lmdb_ops = {
         .name = "lmdb",
         .get = lmdb_get,
         .put = lmdb_put,
-        .list = lmdb_list,
         .remove = lmdb_remove,
+        .list = lmdb_list,
         .free = lmdb_free,
 };
 

@@ -67,6 +67,19 @@ static int mem_put(struct nix_pathinfo_service *s, const struct nix_pathinfo *pi
         return r;
 }
 
+static int mem_remove(struct nix_pathinfo_service *s, const uint8_t digest[NIX_DIGEST_LEN]) {
+        struct pathinfo_memory *m = (struct pathinfo_memory *) s;
+        struct mem_record *old;
+
+        pthread_rwlock_wrlock(&m->lock);
+        old = hashmap_remove(&m->records, hash_bytes(digest, NIX_DIGEST_LEN), digest);
+        pthread_rwlock_unlock(&m->lock);
+        if (!old)
+                return -ENOENT;
+        free(old);
+        return 0;
+}
+
 struct snapshot {
         struct mem_record **v;
         size_t n;
@@ -115,18 +128,6 @@ static int mem_list(struct nix_pathinfo_service *s, nix_pathinfo_list_cb cb, voi
         return r < 0 ? r : 0;
 }
 
-/* get and list copy under the lock, so the record can go at once. */
-static int mem_remove(struct nix_pathinfo_service *s, const uint8_t digest[NIX_DIGEST_LEN]) {
-        struct pathinfo_memory *m = (struct pathinfo_memory *) s;
-        struct mem_record *e;
-
-        pthread_rwlock_wrlock(&m->lock);
-        e = hashmap_remove(&m->records, hash_bytes(digest, NIX_DIGEST_LEN), digest);
-        pthread_rwlock_unlock(&m->lock);
-        free(e);
-        return e ? 0 : -ENOENT;
-}
-
 static bool record_free(void *entry, void *userdata) {
         free(entry);
         return true;
@@ -145,8 +146,8 @@ static const struct nix_pathinfo_ops pathinfo_memory_ops = {
         .name = "memory",
         .get = mem_get,
         .put = mem_put,
-        .list = mem_list,
         .remove = mem_remove,
+        .list = mem_list,
         .free = mem_free,
 };
 

@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "castore/pathwalk.h"
 #include "util/log.h"
 
 int nix_pathinfo_get(struct nix_pathinfo_service *s, const uint8_t digest[NIX_DIGEST_LEN], struct nix_pathinfo **ret) {
@@ -31,20 +30,20 @@ int nix_pathinfo_put(struct nix_pathinfo_service *s, const struct nix_pathinfo *
         return s->ops->put(s, pi);
 }
 
-int nix_pathinfo_list(struct nix_pathinfo_service *s, nix_pathinfo_list_cb cb, void *userdata) {
-        if (!s || !cb)
-                return -EINVAL;
-        if (!s->ops->list)
-                return -EOPNOTSUPP;
-        return s->ops->list(s, cb, userdata);
-}
-
 int nix_pathinfo_remove(struct nix_pathinfo_service *s, const uint8_t digest[NIX_DIGEST_LEN]) {
         if (!s || !digest)
                 return -EINVAL;
         if (!s->ops->remove)
                 return -EOPNOTSUPP;
         return s->ops->remove(s, digest);
+}
+
+int nix_pathinfo_list(struct nix_pathinfo_service *s, nix_pathinfo_list_cb cb, void *userdata) {
+        if (!s || !cb)
+                return -EINVAL;
+        if (!s->ops->list)
+                return -EOPNOTSUPP;
+        return s->ops->list(s, cb, userdata);
 }
 
 void nix_pathinfo_service_free(struct nix_pathinfo_service *s) {
@@ -93,30 +92,6 @@ int nix_root_lookup(struct nix_pathinfo_service *s, const char *name, size_t len
         if (r < 0)
                 return r;
         return cas_node_copy(&pi->node, ret, ret_mem);
-}
-
-int nix_resolve_path(struct nix_pathinfo_service *s, struct cas_dir_service *dirs, const char *arg,
-                     struct cas_node *ret, void **ret_mem, struct nix_pathinfo **ret_pi) {
-        _cleanup_(nix_pathinfo_freep) struct nix_pathinfo *pi = NULL;
-        struct nix_store_path p;
-        const char *sub;
-        int r;
-
-        if (!s || !dirs || !arg || !ret || !ret_mem)
-                return -EINVAL;
-        if (nix_store_path_parse(arg, &p, &sub) < 0)
-                return log_error_errno(-EINVAL, "\"%s\" is not a store path (/nix/store/HASH-NAME or HASH-NAME)", arg);
-        r = nix_pathinfo_get_path(s, &p, &pi);
-        if (r == -ENOENT)
-                return log_error_errno(r, "%s: not in the store", arg);
-        if (r < 0)
-                return log_error_errno(r, "%s: %m", arg);
-        r = cas_walk_path(dirs, &pi->node, *sub ? sub + 1 : "", ret, ret_mem);
-        if (r < 0)
-                return log_error_errno(r, "%s: %m", arg);
-        if (ret_pi)
-                *ret_pi = *sub ? NULL : TAKE_PTR(pi);
-        return 0;
 }
 
 struct names {

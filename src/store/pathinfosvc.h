@@ -26,11 +26,11 @@ struct nix_pathinfo_ops {
         int (*get)(struct nix_pathinfo_service *s, const uint8_t digest[NIX_DIGEST_LEN], struct nix_pathinfo **ret);
         /* Adds or replaces the PathInfo of pi->path (already validated). */
         int (*put)(struct nix_pathinfo_service *s, const struct nix_pathinfo *pi);
-        int (*list)(struct nix_pathinfo_service *s, nix_pathinfo_list_cb cb, void *userdata);
-        /* Unregisters the store path with this digest; -ENOENT if absent.
-         * Its tree stays in the store until the garbage collector finds it
-         * unreachable. */
+        /* Removes the PathInfo stored under digest; -ENOENT if absent.
+         * NULL (the grpc backend: the protocol has no delete): the wrapper
+         * returns -EOPNOTSUPP. */
         int (*remove)(struct nix_pathinfo_service *s, const uint8_t digest[NIX_DIGEST_LEN]);
+        int (*list)(struct nix_pathinfo_service *s, nix_pathinfo_list_cb cb, void *userdata);
         void (*free)(struct nix_pathinfo_service *s);
 };
 
@@ -42,8 +42,10 @@ struct nix_pathinfo_service {
 int nix_pathinfo_get(struct nix_pathinfo_service *s, const uint8_t digest[NIX_DIGEST_LEN], struct nix_pathinfo **ret);
 /* -EINVAL for a PathInfo that nix_pathinfo_check refuses (logged). */
 int nix_pathinfo_put(struct nix_pathinfo_service *s, const struct nix_pathinfo *pi);
-int nix_pathinfo_list(struct nix_pathinfo_service *s, nix_pathinfo_list_cb cb, void *userdata);
+/* Removes the registration only: the tree stays in the store until the
+ * garbage collector finds it unreachable. */
 int nix_pathinfo_remove(struct nix_pathinfo_service *s, const uint8_t digest[NIX_DIGEST_LEN]);
+int nix_pathinfo_list(struct nix_pathinfo_service *s, nix_pathinfo_list_cb cb, void *userdata);
 void nix_pathinfo_service_free(struct nix_pathinfo_service *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct nix_pathinfo_service *, nix_pathinfo_service_free);
 
@@ -72,15 +74,6 @@ int nix_pathinfo_open_store(struct cas_store *store, struct nix_pathinfo_service
  * name. */
 int nix_root_lookup(struct nix_pathinfo_service *s, const char *name, size_t len, struct cas_node *ret,
                     void **ret_mem);
-
-/* Resolves "STOREPATH[/sub/path]" (/nix/store/HASH-NAME... or HASH-NAME...)
- * to a node: the PathInfo's root, then directory entries, no symlinks
- * followed.  *ret's strings live in *ret_mem (free()); *ret_pi (optional)
- * gets the PathInfo when there is no sub path, else NULL.  -EINVAL not a
- * store path, -ENOENT unknown store path or missing entry, -ENOTDIR, a
- * service error.  Errors are logged, naming arg. */
-int nix_resolve_path(struct nix_pathinfo_service *s, struct cas_dir_service *dirs, const char *arg,
-                     struct cas_node *ret, void **ret_mem, struct nix_pathinfo **ret_pi);
 
 /* All registered basenames, sorted bytewise: *ret is a malloc'ed array of
  * *ret_n malloc'ed strings (nix_basenames_free). */

@@ -160,7 +160,7 @@ printf 'v1\n' >"$T_TMP/later"
 cs import "$T_TMP/later" --name later >/dev/null
 expect_eq "root added later: visible" "$(cat "$M/later" 2>&1)" "v1"
 printf 'version two\n' >"$T_TMP/later"
-cs import "$T_TMP/later" --name later >/dev/null
+cs import --force "$T_TMP/later" --name later >/dev/null
 start=$(date +%s%N)
 repointed() { [ "$(cat "$M/later" 2>&1)" = "version two" ]; }
 if wait_until 10 repointed; then

@@ -414,5 +414,6 @@ bad "nar import without --name" 2 "$CASTORE" nar import "$H/good"
 bad "nar import with a bad name" 2 "$CASTORE" nar import "$H/good" --name 'a b'
 bad "nar import of a missing file" 1 "$CASTORE" nar import "$T_TMP/nope" --name x
 bad "path-info of a missing path" 1 "$CASTORE" path-info /nix/store/00bgd045z0d4icpbc2yyz4gx48ak44la-missing
-bad "path-info of a bad path" 2 "$CASTORE" path-info not-a-path
+bad "path-info of a path outside the store" 2 "$CASTORE" path-info /usr/bin
+bad "path-info of an unknown name" 1 "$CASTORE" path-info not-a-name
 exit 0

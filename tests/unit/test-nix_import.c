@@ -177,6 +177,44 @@ static void test_roots_and_names(void) {
         env_free(&e);
 }
 
+/* A root of the same name: kept and reused for the same content, refused
+ * for other content (nothing registered), replaced when asked. */
+static void test_existing_root(void) {
+        struct env e = env_new();
+        struct nix_import_opts opts = {};
+        struct nix_import_result res, first;
+        struct cas_node node;
+        void *mem;
+
+        write_file("same", "one", 0644);
+        CHECK_OK(nix_import_tree(e.store, e.pis, tpath("same"), "same", NULL, &first));
+        CHECK_OK(nix_import_tree(e.store, e.pis, tpath("same"), "same", NULL, &res));
+        CHECK(cas_node_same_content(&res.root, &first.root));
+        free(res.mem);
+        CHECK_EQ(n_pathinfos(&e), 1);
+
+        write_file("same", "two", 0644);
+        CHECK_EQ(nix_import_tree(e.store, e.pis, tpath("same"), "same", NULL, &res), -EEXIST);
+        CHECK_EQ(n_pathinfos(&e), 1);
+        CHECK_OK(cas_root_get(e.store->roots, "same", 4, &node, &mem));
+        CHECK(cas_node_same_content(&node, &first.root));
+        free(mem);
+        /* the executable bit alone is other content too */
+        write_file("same", "one", 0755);
+        CHECK_EQ(nix_import_tree(e.store, e.pis, tpath("same"), "same", NULL, &res), -EEXIST);
+
+        opts.replace = true;
+        CHECK_OK(nix_import_tree(e.store, e.pis, tpath("same"), "same", &opts, &res));
+        CHECK_OK(cas_root_get(e.store->roots, "same", 4, &node, &mem));
+        CHECK(cas_node_same_content(&node, &res.root));
+        CHECK(!cas_node_same_content(&node, &first.root));
+        free(mem);
+        free(res.mem);
+        free(first.mem);
+        CHECK_EQ(n_pathinfos(&e), 2); /* the old store path stays */
+        env_free(&e);
+}
+
 /* Special files: refused by both passes, or left out by both. */
 static void test_special_files(void) {
         struct env e = env_new();
@@ -328,6 +366,7 @@ int main(void) {
         CHECK(mkdtemp(base));
         RUN(test_known_answer);
         RUN(test_roots_and_names);
+        RUN(test_existing_root);
         RUN(test_special_files);
         RUN(test_changed_between_passes);
         RUN(test_too_deep);

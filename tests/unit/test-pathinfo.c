@@ -431,6 +431,18 @@ static void exercise(struct nix_pathinfo_service *s) {
         CHECK_STREQ(rn.names[2], BASE_B);
         CHECK_EQ(cas_root_put(rs, &node), -EOPNOTSUPP);
         cas_root_service_free(rs);
+
+        /* removal: gone from get and list; a second one is -ENOENT */
+        struct nix_store_path pb = sp(BASE_B);
+        CHECK_OK(nix_pathinfo_remove(s, pb.digest));
+        CHECK_EQ(nix_pathinfo_get(s, pb.digest, &got), -ENOENT);
+        CHECK_EQ(nix_pathinfo_remove(s, pb.digest), -ENOENT);
+        col = (struct collect){};
+        CHECK_OK(nix_pathinfo_list_by_name(s, collect_cb, &col));
+        CHECK_EQ(col.n, 2);
+        CHECK_STREQ(col.names[0], BASE_A);
+        CHECK_STREQ(col.names[1], BASE_C);
+        CHECK_OK(nix_pathinfo_put(s, b));
 }
 
 static void test_memory_service(void) {
@@ -439,6 +451,29 @@ static void test_memory_service(void) {
         CHECK_OK(nix_pathinfo_memory_new(&s));
         exercise(s);
         nix_pathinfo_service_free(s);
+}
+
+/* The cache removes from far and near; near need not hold it. */
+static void test_cache_remove(void) {
+        _cleanup_(nix_pathinfo_freep) struct nix_pathinfo *a = sample(BASE_A), *b = sample(BASE_B);
+        struct nix_pathinfo_service *near, *far, *c;
+        struct nix_store_path pa = sp(BASE_A), pb = sp(BASE_B);
+        struct nix_pathinfo *got;
+
+        CHECK_OK(nix_pathinfo_memory_new(&near));
+        CHECK_OK(nix_pathinfo_memory_new(&far));
+        CHECK_OK(nix_pathinfo_put(far, a));
+        CHECK_OK(nix_pathinfo_put(far, b));
+        CHECK_OK(nix_pathinfo_cache_new(near, far, &c));
+        CHECK_OK(nix_pathinfo_get(c, pa.digest, &got)); /* now near too */
+        nix_pathinfo_free(got);
+        CHECK_OK(nix_pathinfo_remove(c, pa.digest));
+        CHECK_EQ(nix_pathinfo_get(near, pa.digest, &got), -ENOENT);
+        CHECK_EQ(nix_pathinfo_get(far, pa.digest, &got), -ENOENT);
+        CHECK_OK(nix_pathinfo_remove(c, pb.digest)); /* far only */
+        CHECK_EQ(nix_pathinfo_get(c, pb.digest, &got), -ENOENT);
+        CHECK_EQ(nix_pathinfo_remove(c, pb.digest), -ENOENT);
+        nix_pathinfo_service_free(c);
 }
 
 static void test_lmdb_service(void) {
@@ -529,6 +564,7 @@ int main(void) {
         RUN(test_validation);
         RUN(test_memory_service);
         RUN(test_lmdb_service);
+        RUN(test_cache_remove);
         RUN(test_register_nar);
         return 0;
 }
