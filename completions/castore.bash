@@ -10,7 +10,7 @@ _castore() {
         words=("${COMP_WORDS[@]}") cword=$COMP_CWORD
     fi
 
-    local commands="import ls stat cat export verify gc nar path-info virtiofs mount umount daemon help"
+    local commands="import ls stat cat export verify gc roots rm info nar path-info virtiofs mount umount daemon help"
     local common="--store --blob-service-addr --directory-service-addr --path-info-service-addr
         --cache --store-composition --verbose --quiet --help"
 
@@ -51,8 +51,10 @@ _castore() {
 
     local opts=""
     case $cmd in
-        import) opts="--name --json --threads --skip-special --no-nix --progress --no-progress" ;;
-        ls) opts="--long --recursive -l -R" ;;
+        import) opts="--name --force --json --threads --skip-special --no-nix --progress --no-progress" ;;
+        ls) opts="--long --recursive --json -l -R" ;;
+        stat|roots|info) opts="--json" ;;
+        rm) opts="--force" ;;
         verify) opts="--nar --repair --json --progress --no-progress" ;;
         gc) opts="--dry-run --json" ;;
         nar) opts="--name --size" ;;
