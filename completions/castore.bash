@@ -56,7 +56,7 @@ _castore() {
         stat|roots|info) opts="--json" ;;
         rm) opts="--force" ;;
         verify) opts="--nar --repair --json --progress --no-progress" ;;
-        gc) opts="--dry-run --json" ;;
+        gc) opts="--dry-run --json --progress --no-progress" ;;
         nar) opts="--name --size" ;;
         path-info) opts="--all --json" ;;
         virtiofs) opts="--socket-path --fd --list-root --threads --queues --once --uid --gid --socket-group

@@ -15,13 +15,22 @@
 #include "castore/vblob.h"
 #include "util/io.h"
 #include "util/log.h"
+#include "util/progress.h"
 
 #define TMP_TRIES 16 /* temporary names tried before giving up (the tree may hold the first ones) */
 
 struct export_ctx {
         struct cas_store *store;
         struct cas_export_stats stats;
+        struct progress progress;
 };
+
+static void show_progress(struct export_ctx *ctx, bool final) {
+        (final ? progress_done : progress_show)(&ctx->progress, "exporting: %llu files, %llu directories, %.1f MiB",
+                                                (unsigned long long) ctx->stats.files,
+                                                (unsigned long long) ctx->stats.directories,
+                                                ctx->stats.bytes / 1048576.0);
+}
 
 static int write_fd(void *userdata, const void *buf, size_t len) {
         return loop_write(*(const int *) userdata, buf, len);
@@ -95,6 +104,7 @@ static int export_file(struct export_ctx *ctx, int dfd, const char *name, const 
         }
         ctx->stats.files++;
         ctx->stats.bytes += n->size;
+        show_progress(ctx, false);
         return 0;
 }
 
@@ -144,7 +154,7 @@ static int export_node(struct export_ctx *ctx, int dfd, const char *name, const 
         return -EINVAL;
 }
 
-int cas_export_tree(struct cas_store *store, const struct cas_node *root, const char *dest,
+int cas_export_tree(struct cas_store *store, const struct cas_node *root, const char *dest, unsigned flags,
                     struct cas_export_stats *ret_stats) {
         _cleanup_free_ char *copy = NULL;
         _cleanup_close_ int dfd = -1;
@@ -176,7 +186,9 @@ int cas_export_tree(struct cas_store *store, const struct cas_node *root, const 
                 return log_error_errno(-EEXIST, "%s: already exists (export creates it)", dest);
 
         struct export_ctx ctx = { .store = store };
+        progress_init(&ctx.progress, flags & CAS_EXPORT_PROGRESS);
         r = export_node(&ctx, dfd, base, dest, root);
+        show_progress(&ctx, true);
         if (ret_stats)
                 *ret_stats = ctx.stats;
         return r;

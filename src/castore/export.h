@@ -25,5 +25,8 @@ struct cas_export_stats {
  * unverified content.  Errors: -EEXIST, -ENOENT (missing blob or
  * directory), -EBADMSG (corrupt blob or directory), file system errors.
  * ret_stats (optional) counts what was written, also on failure. */
-int cas_export_tree(struct cas_store *store, const struct cas_node *root, const char *dest,
+enum {
+        CAS_EXPORT_PROGRESS = 1 << 0, /* a progress line on stderr (util/progress.h) */
+};
+int cas_export_tree(struct cas_store *store, const struct cas_node *root, const char *dest, unsigned flags,
                     struct cas_export_stats *ret_stats);

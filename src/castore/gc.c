@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/progress.h"
 #include "util/hashmap.h"
 #include "util/log.h"
 
@@ -98,6 +99,7 @@ struct cas_gc {
         uint64_t dead_bytes;
         bool mark_failed;              /* a mark error was logged */
         struct cas_gc_stats stats;
+        struct progress progress;
 };
 
 struct cas_store *cas_gc_store_of(struct cas_gc *g) {
@@ -127,6 +129,8 @@ static int mark_children(struct cas_gc *g, const struct cas_digest *d, const cha
                 if (r < 0)
                         return r;
         }
+        progress_show(&g->progress, "collecting garbage: %zu directories, %zu blobs reachable", g->dirs.count,
+                      g->blobs.count);
         return 0;
 }
 
@@ -287,11 +291,15 @@ int cas_gc_store(struct cas_store *store, const struct cas_gc_opts *opts, struct
         set_init(&g.dirs);
         set_init(&g.blobs);
 
+        progress_init(&g.progress, opts->progress);
         r = lock_exclusive(store, &lock);
         if (r >= 0)
                 r = mark(&g, opts);
         if (r >= 0)
                 r = sweep(&g);
+        progress_done(&g.progress, "collected garbage: %zu directories, %zu blobs reachable; %llu directories, "
+                      "%llu blobs %s", g.dirs.count, g.blobs.count, (unsigned long long) g.stats.directories,
+                      (unsigned long long) g.stats.blobs, g.dry_run ? "unreachable" : "removed");
 
         *ret_stats = g.stats;
         free(g.stack.v);

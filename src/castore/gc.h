@@ -20,6 +20,7 @@ struct cas_gc_layer {
 
 struct cas_gc_opts {
         bool dry_run;                      /* count what would be removed, remove nothing */
+        bool progress;                     /* a progress line on stderr (util/progress.h) */
         const struct cas_gc_layer *layers; /* marked after the named roots */
         size_t n_layers;
 };

@@ -3,6 +3,7 @@
  * appears under its name. */
 #include <errno.h>
 #include <getopt.h>
+#include <unistd.h>
 
 #include "castore/export.h"
 #include "cli/cli.h"
@@ -28,7 +29,7 @@ static int run_export(int argc, char **argv) {
         r = cli_resolve(store, pis, argv[optind], 0, &res);
         if (r < 0)
                 return r;
-        r = cas_export_tree(store, &res.node, dest, &st);
+        r = cas_export_tree(store, &res.node, dest, isatty(STDERR_FILENO) ? CAS_EXPORT_PROGRESS : 0, &st);
         if (r < 0)
                 return cli_failure(r);
         log_info("exported %llu files, %llu directories, %llu symlinks to %s", (unsigned long long) st.files,

@@ -2,6 +2,7 @@
  * what it freed, as text or --json. */
 #include <errno.h>
 #include <getopt.h>
+#include <unistd.h>
 #include <stdio.h>
 
 #include "cli/cli.h"
@@ -40,11 +41,13 @@ static int run_gc(int argc, char **argv) {
                 CLI_COMMON_LONGOPTS,
                 { "dry-run", no_argument, NULL, 'n' },
                 { "json", no_argument, NULL, 'j' },
+                { "progress", no_argument, NULL, 'p' },
+                { "no-progress", no_argument, NULL, 'P' },
                 {},
         };
         _cleanup_(cas_store_freep) struct cas_store *store = NULL;
         _cleanup_(nix_pathinfo_service_freep) struct nix_pathinfo_service *pis = NULL;
-        struct cas_gc_opts o = {};
+        struct cas_gc_opts o = { .progress = isatty(STDERR_FILENO) };
         struct cas_gc_stats st = {};
         bool json = false;
         int opt, r;
@@ -57,6 +60,8 @@ static int run_gc(int argc, char **argv) {
                         o.dry_run = true;
                 else if (opt == 'j')
                         json = true;
+                else if (opt == 'p' || opt == 'P')
+                        o.progress = opt == 'p';
                 else
                         return -EINVAL;
         }
@@ -83,7 +88,7 @@ static int run_gc(int argc, char **argv) {
 const struct cli_command cli_cmd_gc = {
         .name = "gc",
         .run = run_gc,
-        .usage = "[--dry-run] [--json]",
+        .usage = "[--dry-run] [--json] [--progress|--no-progress]",
         .help = "remove the blobs and directories no named root or store path reaches, and stale temporaries "
                 "(--dry-run: only count them); waits for running imports; local stores only",
 };
