@@ -8,6 +8,7 @@ void progress_init(struct progress *p, bool on) {
         *p = (struct progress){ .on = on };
 }
 
+static void draw(struct progress *p, const char *fmt, va_list ap, bool final) __attribute__((format(printf, 2, 0)));
 static void draw(struct progress *p, const char *fmt, va_list ap, bool final) {
         fputs("\r\033[K", stderr);
         vfprintf(stderr, fmt, ap);

@@ -57,7 +57,7 @@ static int export(struct cas_store *s, const struct cas_node *n, const char *rel
         char p[512];
 
         path_of(p, sizeof(p), rel);
-        return cas_export_tree(s, n, p, st);
+        return cas_export_tree(s, n, p, 0, st);
 }
 
 static void expect_file(const char *rel, const char *text, mode_t mode) {

@@ -150,7 +150,7 @@ static void make_blobs(struct model *m, struct cas_store *store, int round) {
  * subtrees), a symlink now and then. */
 static void make_dir(struct model *m, struct cas_store *store, size_t i) {
         struct cas_node e[MAX_ENTRIES];
-        char names[MAX_ENTRIES][8];
+        char names[MAX_ENTRIES][24]; /* "e" and any size_t */
         size_t n = 1 + rnd_below(MAX_ENTRIES);
         struct cas_directory *d;
         uint8_t *enc;
@@ -601,7 +601,7 @@ static void test_concurrent_on(const char *kind) {
                 CHECK_OK(nar_render(x.store->blobs, x.store->dirs, &res[w].root, 0, NULL, NULL, &size, sha));
                 CHECK(memcmp(sha, want_sha[w], NIX_SHA256_LEN) == 0);
                 snprintf(out, sizeof(out), "%s/out%d-%d", tmp_root, store_counter, w);
-                CHECK_OK(cas_export_tree(x.store, &res[w].root, out, NULL));
+                CHECK_OK(cas_export_tree(x.store, &res[w].root, out, 0, NULL));
                 snprintf(cmd, sizeof(cmd), "diff -r '%s' '%s' >&2", src[w], out);
                 CHECK_EQ(system(cmd), 0);
                 free(res[w].mem);
