@@ -1,0 +1,449 @@
+/* Copying store paths from a Nix binary cache into castore (nixcache.h).
+ * A cache file is opened as a descriptor: the file itself for file://, an
+ * unlinked temporary file libcurl downloads into for http(s):// (so a NAR
+ * is never held in memory), read from the start in both cases. */
+#include "store/nixcache.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "store/decompress.h"
+#include "store/nar.h"
+#include "store/nixbase32.h"
+#include "util/io.h"
+#include "util/log.h"
+
+struct nix_cache {
+        char *base; /* a directory (file://) or a URL prefix without trailing '/' */
+        bool http;
+};
+
+/* libcurl's codes and HTTP statuses, as errno */
+static int curl_errno(CURLcode cc, long status) {
+        if (cc == CURLE_OK && status >= 200 && status < 300)
+                return 0;
+        if (cc == CURLE_OK || cc == CURLE_HTTP_RETURNED_ERROR)
+                return status == 404 || status == 410 ? -ENOENT : status == 403 ? -EACCES : -EIO;
+        switch (cc) {
+        case CURLE_OUT_OF_MEMORY:
+                return -ENOMEM;
+        case CURLE_COULDNT_RESOLVE_HOST:
+        case CURLE_COULDNT_CONNECT:
+                return -EHOSTUNREACH;
+        case CURLE_OPERATION_TIMEDOUT:
+                return -ETIMEDOUT;
+        case CURLE_UNSUPPORTED_PROTOCOL:
+        case CURLE_URL_MALFORMAT:
+                return -EINVAL;
+        case CURLE_WRITE_ERROR:
+                return -ENOSPC;
+        default:
+                return -EIO;
+        }
+}
+
+static size_t curl_write(char *p, size_t size, size_t n, void *userdata) {
+        return loop_write(*(int *) userdata, p, size * n) < 0 ? 0 : size * n;
+}
+
+static int tmpfile_fd(void) {
+        const char *dir = getenv("TMPDIR");
+        int fd = open(dir && *dir ? dir : "/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+
+        return fd < 0 ? negative_errno() : fd;
+}
+
+static int http_get(const char *url, int *ret_fd) {
+        _cleanup_close_ int fd = tmpfile_fd();
+        CURL *curl;
+        CURLcode cc;
+        long status = 0;
+        int r;
+
+        if (fd < 0)
+                return fd;
+        curl = curl_easy_init();
+        if (!curl)
+                return -ENOMEM;
+        curl_easy_setopt(curl, CURLOPT_URL, url);
+        curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, curl_write);
+        curl_easy_setopt(curl, CURLOPT_WRITEDATA, &fd);
+        curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 1L);
+        curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 30L);
+        cc = curl_easy_perform(curl);
+        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+        curl_easy_cleanup(curl);
+        r = curl_errno(cc, status);
+        if (r < 0)
+                return r;
+        if (lseek(fd, 0, SEEK_SET) < 0)
+                return negative_errno();
+        *ret_fd = TAKE_FD(fd);
+        return 0;
+}
+
+/* Opens rel (a path relative to the cache, no leading '/') for reading.
+ * -ENOENT if the cache has no such file. */
+static int cache_open_file(struct nix_cache *c, const char *rel, int *ret_fd) {
+        _cleanup_free_ char *p = NULL;
+        int fd;
+
+        if (strstr(rel, "..") || rel[0] == '/')
+                return -EINVAL; /* a narinfo's URL stays inside the cache */
+        if (asprintf(&p, "%s/%s", c->base, rel) < 0)
+                return -ENOMEM;
+        if (c->http)
+                return http_get(p, ret_fd);
+        fd = open(p, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return negative_errno();
+        *ret_fd = fd;
+        return 0;
+}
+
+/* Reads a small cache file whole (at most max bytes): malloc'ed, NUL-terminated. */
+static int cache_read_small(struct nix_cache *c, const char *rel, size_t max, char **ret, size_t *ret_len) {
+        _cleanup_close_ int fd = -1;
+        _cleanup_free_ char *buf = malloc(max + 1);
+        ssize_t n;
+        int r;
+
+        if (!buf)
+                return -ENOMEM;
+        r = cache_open_file(c, rel, &fd);
+        if (r < 0)
+                return r;
+        n = loop_read(fd, buf, max + 1);
+        if (n < 0)
+                return (int) n;
+        if ((size_t) n > max)
+                return -EFBIG;
+        buf[n] = 0;
+        *ret_len = (size_t) n;
+        *ret = TAKE_PTR(buf);
+        return 0;
+}
+
+void nix_cache_free(struct nix_cache *c) {
+        if (!c)
+                return;
+        free(c->base);
+        free(c);
+}
+
+static int check_cache_info(struct nix_cache *c, const char *url) {
+        _cleanup_free_ char *info = NULL;
+        const char *sd;
+        size_t len;
+        int r;
+
+        r = cache_read_small(c, "nix-cache-info", 64 * 1024, &info, &len);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return log_error_errno(r, "%s: cannot read nix-cache-info: %m", url);
+        sd = strstr(info, "StoreDir:");
+        if (sd && (sd == info || sd[-1] == '\n')) {
+                sd += strlen("StoreDir:");
+                sd += strspn(sd, " ");
+                if (strncmp(sd, NIX_STORE_DIR, NIX_STORE_DIR_LEN) != 0 ||
+                    (sd[NIX_STORE_DIR_LEN] != '\n' && sd[NIX_STORE_DIR_LEN] != '\r' && sd[NIX_STORE_DIR_LEN] != 0))
+                        return log_error_errno(-EINVAL, "%s: the cache is for another store directory, not "
+                                                        NIX_STORE_DIR, url);
+        }
+        return 0;
+}
+
+int nix_cache_open(const char *url, struct nix_cache **ret) {
+        _cleanup_(nix_cache_freep) struct nix_cache *c = NULL;
+        size_t len;
+        int r;
+
+        c = calloc(1, sizeof(*c));
+        if (!c)
+                return -ENOMEM;
+        if (strncmp(url, "file://", 7) == 0)
+                c->base = strdup(url + 7);
+        else if (strncmp(url, "http://", 7) == 0 || strncmp(url, "https://", 8) == 0) {
+                c->http = true;
+                c->base = strdup(url);
+        } else
+                return log_error_errno(-EINVAL, "%s: not a binary cache URL (file:///DIR, http://, https://)", url);
+        if (!c->base)
+                return -ENOMEM;
+        len = strlen(c->base);
+        while (len > 1 && c->base[len - 1] == '/')
+                c->base[--len] = 0;
+        if (!c->http && c->base[0] != '/')
+                return log_error_errno(-EINVAL, "%s: a file:// URL needs an absolute path", url);
+        r = check_cache_info(c, url);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(c);
+        return 0;
+}
+
+int nix_cache_get_narinfo(struct nix_cache *c, const struct nix_store_path *path, struct nix_narinfo **ret) {
+        _cleanup_free_ char *buf = NULL;
+        char rel[NIX_DIGEST_CHARS + sizeof(".narinfo")], abs[NIX_PATH_MAX + 1];
+        const char *why = NULL;
+        size_t len;
+        int r;
+
+        nix_store_path_absolute(path, abs);
+        nixbase32_encode(path->digest, NIX_DIGEST_LEN, rel);
+        strcpy(rel + NIX_DIGEST_CHARS, ".narinfo");
+        r = cache_read_small(c, rel, NIX_NARINFO_MAX, &buf, &len);
+        if (r == -ENOENT)
+                return log_error_errno(r, "%s: not in the cache", abs);
+        if (r == -EFBIG)
+                return log_error_errno(-EBADMSG, "%s: narinfo larger than %d bytes", abs, NIX_NARINFO_MAX);
+        if (r < 0)
+                return log_error_errno(r, "%s: cannot fetch its narinfo: %m", abs);
+        r = nix_narinfo_parse(buf, len, ret, &why);
+        if (r == -EBADMSG)
+                return log_error_errno(r, "%s: invalid narinfo: %s", abs, why);
+        if (r < 0)
+                return log_error_errno(r, "%s: cannot parse its narinfo: %m", abs);
+        if (!nix_store_path_equal(&(*ret)->path, path)) {
+                nix_narinfo_free(TAKE_PTR(*ret));
+                return log_error_errno(-EBADMSG, "%s: the cache's narinfo describes another path", abs);
+        }
+        return 0;
+}
+
+/* ---- one path ---- */
+
+/* The compressed input: hashed and counted as it is read. */
+struct file_reader {
+        int fd;
+        struct nix_sha256 *sha;
+        uint64_t size;
+};
+
+static ssize_t file_reader_read(void *userdata, void *buf, size_t len) {
+        struct file_reader *f = userdata;
+        ssize_t n = read(f->fd, buf, len);
+
+        if (n < 0)
+                return negative_errno();
+        nix_sha256_update(f->sha, buf, (size_t) n);
+        f->size += (uint64_t) n;
+        return n;
+}
+
+static int check_signature(const struct nix_narinfo *ni, const struct nix_copy_opts *o, const char *abs) {
+        int r;
+
+        if (o->n_keys == 0 && o->no_check_sigs)
+                return 0;
+        if (o->n_keys == 0)
+                return log_error_errno(-EPERM, "%s: no trusted public keys given to check its signature", abs);
+        r = nix_narinfo_verify(ni, o->keys, o->n_keys, NULL);
+        if (r < 0)
+                return log_error_errno(r, "%s: cannot check the signatures: %m", abs);
+        if (r == 0)
+                return log_error_errno(-EPERM, "%s: no signature by a trusted key (%zu signature(s))", abs,
+                                       ni->n_signatures);
+        return 0;
+}
+
+/* Streams the NAR named by ni through decompression into the store and
+ * checks every figure the narinfo gives.  Fills *res (caller frees res->mem). */
+static int fetch_nar(struct cas_store *store, struct nix_cache *c, const struct nix_narinfo *ni, const char *abs,
+                     struct nix_copy_stats *st, struct nar_ingest_result *res) {
+        _cleanup_(nix_decompress_freep) struct nix_decompress *d = NULL;
+        _cleanup_(nix_sha256_done) struct nix_sha256 sha = {};
+        struct file_reader f = { .fd = -1, .sha = &sha };
+        _cleanup_close_ int fd = -1;
+        _cleanup_free_ char *rel = strndup(ni->url, strcspn(ni->url, "?"));
+        uint8_t file_sha[NIX_SHA256_LEN];
+        int r;
+
+        if (!rel)
+                return -ENOMEM;
+        r = cache_open_file(c, rel, &fd);
+        if (r < 0)
+                return log_error_errno(r, "%s: cannot fetch its NAR %s: %m", abs, rel);
+        f.fd = fd;
+        r = nix_sha256_init(&sha);
+        if (r < 0)
+                return r;
+        r = nix_decompress_new(ni->compression, file_reader_read, &f, &d);
+        if (r == -EOPNOTSUPP)
+                return log_error_errno(r, "%s: unsupported compression \"%s\"", abs, ni->compression);
+        if (r < 0)
+                return r;
+        r = nar_ingest(store->blobs, store->dirs, nix_decompress_read, d, 0, res);
+        st->file_bytes += f.size;
+        if (r == -EBADMSG && res->error)
+                return log_error_errno(r, "%s: invalid NAR at byte %" PRIu64 ": %s", abs, res->error_offset,
+                                       res->error);
+        if (r == -EBADMSG)
+                return log_error_errno(r, "%s: corrupt or truncated %s stream", abs, ni->compression);
+        if (r < 0)
+                return log_error_errno(r, "%s: failed to ingest the NAR: %m", abs);
+        /* the NAR ended: the compressed file must end there too */
+        r = (int) nix_decompress_read(d, file_sha, 1);
+        if (r == 0)
+                r = nix_sha256_final(&sha, file_sha);
+        if (r < 0) {
+                free(res->mem);
+                return log_error_errno(r, "%s: cannot finish reading %s: %m", abs, rel);
+        }
+        if ((ni->has_file_size && ni->file_size != f.size) ||
+            (ni->has_file_hash && memcmp(ni->file_sha256, file_sha, NIX_SHA256_LEN) != 0))
+                r = log_error_errno(-EBADMSG, "%s: %s differs from the narinfo's FileHash/FileSize", abs, rel);
+        else if (ni->nar_size != res->nar_size || memcmp(ni->nar_sha256, res->nar_sha256, NIX_SHA256_LEN) != 0)
+                r = log_error_errno(-EBADMSG, "%s: the NAR differs from the narinfo's NarHash/NarSize", abs);
+        if (r < 0) {
+                free(res->mem);
+                return r;
+        }
+        return 0;
+}
+
+static int pathinfo_from_narinfo(const struct nix_narinfo *ni, const struct nar_ingest_result *res,
+                                 struct nix_pathinfo **ret) {
+        _cleanup_(nix_pathinfo_freep) struct nix_pathinfo *pi = NULL;
+        int r;
+
+        r = nix_pathinfo_new(&ni->path, &res->root, res->nar_size, res->nar_sha256, &pi);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < ni->n_references; i++) {
+                r = nix_pathinfo_add_reference(pi, &ni->references[i]);
+                if (r < 0)
+                        return r;
+        }
+        for (size_t i = 0; i < ni->n_signatures; i++) {
+                r = nix_pathinfo_add_signature(pi, ni->signatures[i].name, ni->signatures[i].data);
+                if (r < 0)
+                        return r;
+        }
+        pi->has_deriver = ni->has_deriver;
+        pi->deriver = ni->deriver;
+        pi->has_ca = ni->has_ca;
+        pi->ca_type = ni->ca_type;
+        memcpy(pi->ca_digest, ni->ca_digest, sizeof(pi->ca_digest));
+        *ret = TAKE_PTR(pi);
+        return 0;
+}
+
+static int copy_one(struct cas_store *store, struct nix_pathinfo_service *pis, struct nix_cache *c,
+                    const struct nix_narinfo *ni, const char *abs, struct nix_copy_stats *st) {
+        _cleanup_(cas_store_unlockp) struct cas_store_lock *lock = NULL;
+        _cleanup_(nix_pathinfo_freep) struct nix_pathinfo *pi = NULL;
+        struct nar_ingest_result res;
+        int r;
+
+        /* shared until the PathInfo names the tree (see cas_store_lock) */
+        r = cas_store_lock(store, false, true, &lock);
+        if (r < 0)
+                return log_error_errno(r, "Cannot lock the store: %m");
+        r = fetch_nar(store, c, ni, abs, st, &res);
+        if (r < 0)
+                return r;
+        r = pathinfo_from_narinfo(ni, &res, &pi);
+        free(res.mem);
+        if (r < 0)
+                return log_error_errno(r, "%s: cannot build its PathInfo: %m", abs);
+        r = nix_pathinfo_put(pis, pi);
+        if (r < 0)
+                return log_error_errno(r, "%s: cannot register it: %m", abs);
+        st->copied++;
+        st->nar_bytes += res.nar_size;
+        return 0;
+}
+
+/* ---- closure ---- */
+
+struct copy_state {
+        struct cas_store *store;
+        struct nix_pathinfo_service *pis;
+        struct nix_cache *cache;
+        const struct nix_copy_opts *opts;
+        struct nix_copy_stats *stats;
+        uint8_t (*seen)[NIX_DIGEST_LEN]; /* paths visited, in visiting order */
+        size_t n_seen;
+};
+
+/* Marks p visited: 1 if it was new, 0 if seen before, -ENOMEM. */
+static int visit(struct copy_state *s, const struct nix_store_path *p) {
+        uint8_t(*t)[NIX_DIGEST_LEN];
+
+        for (size_t i = 0; i < s->n_seen; i++)
+                if (memcmp(s->seen[i], p->digest, NIX_DIGEST_LEN) == 0)
+                        return 0;
+        t = reallocarray(s->seen, s->n_seen + 1, sizeof(*t));
+        if (!t)
+                return -ENOMEM;
+        s->seen = t;
+        memcpy(s->seen[s->n_seen++], p->digest, NIX_DIGEST_LEN);
+        return 1;
+}
+
+static int copy_closure(struct copy_state *s, const struct nix_store_path *p, unsigned depth) {
+        _cleanup_(nix_narinfo_freep) struct nix_narinfo *ni = NULL;
+        _cleanup_(nix_pathinfo_freep) struct nix_pathinfo *have = NULL;
+        char abs[NIX_PATH_MAX + 1];
+        int r;
+
+        nix_store_path_absolute(p, abs);
+        if (depth > 4096)
+                return log_error_errno(-ELOOP, "%s: reference chain too long", abs);
+        r = visit(s, p);
+        if (r <= 0)
+                return r;
+        r = nix_pathinfo_get_path(s->pis, p, &have);
+        if (r == 0) {
+                s->stats->present++;
+                if (s->opts->progress)
+                        s->opts->progress(s->opts->progress_userdata, p, false, have->nar_size);
+                return 0;
+        }
+        if (r != -ENOENT)
+                return log_error_errno(r, "%s: cannot look it up in the store: %m", abs);
+        r = nix_cache_get_narinfo(s->cache, p, &ni);
+        if (r < 0)
+                return r;
+        r = check_signature(ni, s->opts, abs);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; !s->opts->no_closure && i < ni->n_references; i++) {
+                if (nix_store_path_equal(&ni->references[i], p))
+                        continue;
+                r = copy_closure(s, &ni->references[i], depth + 1);
+                if (r < 0)
+                        return r;
+        }
+        r = copy_one(s->store, s->pis, s->cache, ni, abs, s->stats);
+        if (r < 0)
+                return r;
+        if (s->opts->progress)
+                s->opts->progress(s->opts->progress_userdata, p, true, ni->nar_size);
+        return 0;
+}
+
+int nix_copy_from_cache(struct cas_store *store, struct nix_pathinfo_service *pis, struct nix_cache *c,
+                        const struct nix_store_path *paths, size_t n_paths, const struct nix_copy_opts *opts,
+                        struct nix_copy_stats *ret) {
+        struct copy_state s = { .store = store, .pis = pis, .cache = c, .opts = opts, .stats = ret };
+        int r = 0;
+
+        if (!store || !pis || !c || (!paths && n_paths) || !opts || !ret)
+                return -EINVAL;
+        *ret = (struct nix_copy_stats){};
+        for (size_t i = 0; i < n_paths && r >= 0; i++)
+                r = copy_closure(&s, &paths[i], 0);
+        free(s.seen);
+        return r;
+}
