@@ -23,6 +23,7 @@ struct nix_decompress {
         size_t in_pos, in_len;
         bool in_eof, done;
         bool zstd_frame_done;
+        bool stream_end; /* the compressed stream ended: only finish() remains */
         union {
                 lzma_stream xz;
                 ZSTD_DStream *zstd;
@@ -163,8 +164,10 @@ static ssize_t read_xz(struct nix_decompress *d, uint8_t *buf, size_t len) {
                 s->avail_in = d->in_len - d->in_pos;
                 lr = lzma_code(s, d->in_eof ? LZMA_FINISH : LZMA_RUN);
                 d->in_pos = d->in_len - s->avail_in;
-                if (lr == LZMA_STREAM_END)
+                if (lr == LZMA_STREAM_END) {
+                        d->stream_end = true;
                         return s->avail_out < len ? (ssize_t) (len - s->avail_out) : finish(d);
+                }
                 if (lr == LZMA_MEM_ERROR)
                         return -ENOMEM;
                 if (lr != LZMA_OK || (d->in_eof && s->avail_out == len))
@@ -214,8 +217,10 @@ static ssize_t read_bzip2(struct nix_decompress *d, uint8_t *buf, size_t len) {
                 s->avail_in = (unsigned) (d->in_len - d->in_pos);
                 br = BZ2_bzDecompress(s);
                 d->in_pos = d->in_len - s->avail_in;
-                if (br == BZ_STREAM_END)
+                if (br == BZ_STREAM_END) {
+                        d->stream_end = true;
                         return s->avail_out < len ? (ssize_t) (len - s->avail_out) : finish(d);
+                }
                 if (br == BZ_MEM_ERROR)
                         return -ENOMEM;
                 if (br != BZ_OK || (d->in_eof && s->avail_out == len))
@@ -241,8 +246,10 @@ static ssize_t read_br(struct nix_decompress *d, uint8_t *buf, size_t len) {
                 avail_in = d->in_len - d->in_pos;
                 br = BrotliDecoderDecompressStream(d->u.br, &avail_in, &next_in, &avail_out, &next_out, NULL);
                 d->in_pos = d->in_len - avail_in;
-                if (br == BROTLI_DECODER_RESULT_SUCCESS)
+                if (br == BROTLI_DECODER_RESULT_SUCCESS) {
+                        d->stream_end = true;
                         return avail_out < len ? (ssize_t) (len - avail_out) : finish(d);
+                }
                 if (br == BROTLI_DECODER_RESULT_ERROR)
                         return -EBADMSG;
                 if (br == BROTLI_DECODER_RESULT_NEEDS_MORE_INPUT && d->in_eof)
@@ -256,6 +263,8 @@ ssize_t nix_decompress_read(void *userdata, void *buf, size_t len) {
 
         if (d->done || len == 0)
                 return 0;
+        if (d->stream_end)
+                return finish(d);
         switch (d->method) {
         case M_NONE:
                 return read_none(d, buf, len);
