@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +61,11 @@ static int tmpfile_fd(void) {
         return fd < 0 ? negative_errno() : fd;
 }
 
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static void curl_init(void) {
+        curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
 static int http_get(const char *url, int *ret_fd) {
         _cleanup_close_ int fd = tmpfile_fd();
         CURL *curl;
@@ -69,6 +75,7 @@ static int http_get(const char *url, int *ret_fd) {
 
         if (fd < 0)
                 return fd;
+        pthread_once(&curl_once, curl_init);
         curl = curl_easy_init();
         if (!curl)
                 return -ENOMEM;
@@ -78,6 +85,9 @@ static int http_get(const char *url, int *ret_fd) {
         curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 1L);
         curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
         curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 30L);
+        /* a server that stops sending: give up after a minute without progress */
+        curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
+        curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, 60L);
         cc = curl_easy_perform(curl);
         curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
         curl_easy_cleanup(curl);
@@ -179,6 +189,8 @@ int nix_cache_open(const char *url, struct nix_cache **ret) {
                 return log_error_errno(-EINVAL, "%s: not a binary cache URL (file:///DIR, http://, https://)", url);
         if (!c->base)
                 return -ENOMEM;
+        /* Nix's store parameters (?compression=..., ?trusted=1) mean nothing here */
+        c->base[strcspn(c->base, "?")] = 0;
         len = strlen(c->base);
         while (len > 1 && c->base[len - 1] == '/')
                 c->base[--len] = 0;

@@ -130,7 +130,10 @@ if [ -n "$built" ]; then
         CASTORE_STORE=$st C copy --from "file://$cache" --trusted-public-keys "$KEY" --json "$built" \
                 >"$T_TMP/out.json" 2>"$T_TMP/err"
         check "closure: the reference was copied first" registered "$st" "$dep"
-        out=$(CASTORE_STORE=$st C copy --from "file://$cache" --trusted-public-keys "$KEY" --json "$built")
+        out=$(CASTORE_STORE=$st C copy --from "file://$cache?trusted=1" --trusted-public-keys "$KEY" --json \
+                --progress "$built" 2>"$T_TMP/err")
+        grep -q "copy: 0 paths copied, 1 present" "$T_TMP/err" && ok "--progress: a final line on stderr" ||
+                { sed 's/^/# /' "$T_TMP/err"; notok "--progress: a final line on stderr"; }
         expect_eq "closure: a second copy fetches nothing" \
                 "$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(d["copied"], d["present"])' "$out")" "0 1"
         st=$(newstore)
@@ -188,14 +191,15 @@ CASTORE_STORE=$st C copy --from "file://$cache" --trusted-public-keys "$KEY" \
 
 # ---- HTTP ----
 PORT=$((20000 + RANDOM % 20000))
-(cd "$cache" && exec /usr/bin/python3 -m http.server --bind 127.0.0.1 "$PORT" >"$T_TMP/http.log" 2>&1) &
+# served from its parent: the URL has a prefix
+(cd "$(dirname "$cache")" && exec /usr/bin/python3 -m http.server --bind 127.0.0.1 "$PORT" >"$T_TMP/http.log" 2>&1) &
 HTTP_PID=$!
 T_CLEANUP+=("kill $HTTP_PID")
-if wait_until 20 curl -sf -o /dev/null "http://127.0.0.1:$PORT/nix-cache-info"; then
+if wait_until 20 curl -sf -o /dev/null "http://127.0.0.1:$PORT/$(basename "$cache")/nix-cache-info"; then
         st=$(newstore)
         # shellcheck disable=SC2086
-        if CASTORE_STORE=$st C copy --from "http://127.0.0.1:$PORT/" --trusted-public-keys "$KEY" $PATHS 2>"$T_TMP/err"; then
-                ok "http: castore copy"
+        if CASTORE_STORE=$st C copy --from "http://127.0.0.1:$PORT/$(basename "$cache")/" --trusted-public-keys "$KEY" $PATHS 2>"$T_TMP/err"; then
+                ok "http: castore copy (a URL with a prefix)"
                 for p in $ALL; do
                         if same_as_nix "$st" "$p" "$cache"; then ok "http: $p equals Nix's"
                         else notok "http: $p equals Nix's"; fi
@@ -204,7 +208,7 @@ if wait_until 20 curl -sf -o /dev/null "http://127.0.0.1:$PORT/nix-cache-info"; 
                 sed 's/^/# /' "$T_TMP/err"; notok "http: castore copy"
         fi
         st=$(newstore)
-        CASTORE_STORE=$st C copy --from "http://127.0.0.1:$PORT" --trusted-public-keys "$KEY" \
+        CASTORE_STORE=$st C copy --from "http://127.0.0.1:$PORT/$(basename "$cache")" --trusted-public-keys "$KEY" \
                 /nix/store/00000000000000000000000000000000-absent 2>"$T_TMP/err"
         [ $? -ne 0 ] && grep -q "not in the cache" "$T_TMP/err" && ok "http: a 404 narinfo is 'not in the cache'" ||
                 { sed 's/^/# /' "$T_TMP/err"; notok "http: a 404 narinfo"; }
