@@ -19,6 +19,7 @@ struct copy_args {
         const char *keys;
         bool no_check_sigs, no_closure, json;
         int progress; /* -1: when stderr is a terminal */
+        unsigned jobs;
 };
 
 static int parse(int argc, char **argv, struct copy_args *a) {
@@ -29,10 +30,12 @@ static int parse(int argc, char **argv, struct copy_args *a) {
                 { "no-check-sigs", no_argument, NULL, 'N' },
                 { "no-closure", no_argument, NULL, 'c' },
                 { "json", no_argument, NULL, 'j' },
+                { "jobs", required_argument, NULL, 'J' },
                 { "progress", no_argument, NULL, 'p' },
                 { "no-progress", no_argument, NULL, 'P' },
                 {},
         };
+        unsigned long n;
         int opt;
 
         optind = 0;
@@ -54,6 +57,12 @@ static int parse(int argc, char **argv, struct copy_args *a) {
                         break;
                 case 'j':
                         a->json = true;
+                        break;
+                case 'J':
+                        if (cli_parse_uint(optarg, 1, NIX_COPY_JOBS_MAX, &n) < 0)
+                                return cli_usage_error("copy", "--jobs takes a number from 1 to %d",
+                                                       NIX_COPY_JOBS_MAX);
+                        a->jobs = (unsigned) n;
                         break;
                 case 'p':
                 case 'P':
@@ -145,7 +154,7 @@ static int run_copy(int argc, char **argv) {
                 return cli_failure(r);
         progress_init(&cp.line, a.progress < 0 ? isatty(STDERR_FILENO) : a.progress);
         o = (struct nix_copy_opts){ .keys = keys, .n_keys = n_keys, .no_check_sigs = a.no_check_sigs,
-                                    .no_closure = a.no_closure, .progress = on_path, .progress_userdata = &cp };
+                                    .no_closure = a.no_closure, .jobs = a.jobs, .progress = on_path, .progress_userdata = &cp };
         r = nix_copy_from_cache(store, pis, cache, paths, n, &o, &st);
         progress_done(&cp.line, "copy: %zu paths copied, %zu present, %" PRIu64 " MiB", st.copied, st.present,
                       st.nar_bytes >> 20);
@@ -159,7 +168,7 @@ static int run_copy(int argc, char **argv) {
 const struct cli_command cli_cmd_copy = {
         .name = "copy",
         .run = run_copy,
-        .usage = "--from URL [--trusted-public-keys \"NAME:KEY ...\"] [--no-check-sigs] [--no-closure] [--json] "
-                 "[--progress|--no-progress] STOREPATH...",
+        .usage = "--from URL [--trusted-public-keys \"NAME:KEY ...\"] [--no-check-sigs] [--no-closure] [--jobs N] "
+                 "[--json] [--progress|--no-progress] STOREPATH...",
         .help = "Copy store paths and their closures from a Nix binary cache (file:///DIR, http(s)://HOST[/PREFIX])",
 };

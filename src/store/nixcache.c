@@ -271,7 +271,7 @@ static int check_signature(const struct nix_narinfo *ni, const struct nix_copy_o
 /* Streams the NAR named by ni through decompression into the store and
  * checks every figure the narinfo gives.  Fills *res (caller frees res->mem). */
 static int fetch_nar(struct cas_store *store, struct nix_cache *c, const struct nix_narinfo *ni, const char *abs,
-                     struct nix_copy_stats *st, struct nar_ingest_result *res) {
+                     uint64_t *ret_file_bytes, struct nar_ingest_result *res) {
         _cleanup_(nix_decompress_freep) struct nix_decompress *d = NULL;
         _cleanup_(nix_sha256_done) struct nix_sha256 sha = {};
         struct file_reader f = { .fd = -1, .sha = &sha };
@@ -295,7 +295,7 @@ static int fetch_nar(struct cas_store *store, struct nix_cache *c, const struct 
         if (r < 0)
                 return r;
         r = nar_ingest(store->blobs, store->dirs, nix_decompress_read, d, 0, res);
-        st->file_bytes += f.size;
+        *ret_file_bytes = f.size;
         if (r == -EBADMSG && res->error)
                 return log_error_errno(r, "%s: invalid NAR at byte %" PRIu64 ": %s", abs, res->error_offset,
                                        res->error);
@@ -350,42 +350,35 @@ static int pathinfo_from_narinfo(const struct nix_narinfo *ni, const struct nar_
         return 0;
 }
 
-static int copy_one(struct cas_store *store, struct nix_pathinfo_service *pis, struct nix_cache *c,
-                    const struct nix_narinfo *ni, const char *abs, struct nix_copy_stats *st) {
-        _cleanup_(cas_store_unlockp) struct cas_store_lock *lock = NULL;
-        _cleanup_(nix_pathinfo_freep) struct nix_pathinfo *pi = NULL;
-        struct nar_ingest_result res;
+/* ---- the closure: narinfos first, then the NARs in parallel ---- */
+
+/* One path to copy.  Written by one worker, then read by the registering
+ * thread once done is set (under copy_state.lock). */
+struct copy_item {
+        struct nix_narinfo *ni;
+        char abs[NIX_PATH_MAX + 1];
+        bool done;
         int r;
+        uint64_t file_bytes;
+        struct nar_ingest_result res;
+};
 
-        /* shared until the PathInfo names the tree (see cas_store_lock) */
-        r = cas_store_lock(store, false, true, &lock);
-        if (r < 0)
-                return log_error_errno(r, "Cannot lock the store: %m");
-        r = fetch_nar(store, c, ni, abs, st, &res);
-        if (r < 0)
-                return r;
-        r = pathinfo_from_narinfo(ni, &res, &pi);
-        free(res.mem);
-        if (r < 0)
-                return log_error_errno(r, "%s: cannot build its PathInfo: %m", abs);
-        r = nix_pathinfo_put(pis, pi);
-        if (r < 0)
-                return log_error_errno(r, "%s: cannot register it: %m", abs);
-        st->copied++;
-        st->nar_bytes += res.nar_size;
-        return 0;
-}
-
-/* ---- closure ---- */
-
+/* Lock order: only copy_state.lock; no I/O under it. */
 struct copy_state {
         struct cas_store *store;
         struct nix_pathinfo_service *pis;
         struct nix_cache *cache;
         const struct nix_copy_opts *opts;
         struct nix_copy_stats *stats;
-        uint8_t (*seen)[NIX_DIGEST_LEN]; /* paths visited, in visiting order */
+        uint8_t (*seen)[NIX_DIGEST_LEN]; /* paths visited (collection: one thread) */
         size_t n_seen;
+        struct copy_item *items; /* in registration order: references first */
+        size_t n_items;
+
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        size_t next;  /* next item a worker takes; protected by lock */
+        bool stop;    /* the copy failed: take no more items; protected by lock */
 };
 
 /* Marks p visited: 1 if it was new, 0 if seen before, -ENOMEM. */
@@ -403,7 +396,24 @@ static int visit(struct copy_state *s, const struct nix_store_path *p) {
         return 1;
 }
 
-static int copy_closure(struct copy_state *s, const struct nix_store_path *p, unsigned depth) {
+/* Takes ownership of ni. */
+static int add_item(struct copy_state *s, struct nix_narinfo *ni, const char *abs) {
+        struct copy_item *t = reallocarray(s->items, s->n_items + 1, sizeof(*t));
+
+        if (!t) {
+                nix_narinfo_free(ni);
+                return -ENOMEM;
+        }
+        s->items = t;
+        t[s->n_items] = (struct copy_item){ .ni = ni };
+        strcpy(t[s->n_items].abs, abs);
+        s->n_items++;
+        return 0;
+}
+
+/* Collects p and (unless no_closure) its references, depth-first, each
+ * narinfo fetched and its signature checked: items end up references first. */
+static int collect(struct copy_state *s, const struct nix_store_path *p, unsigned depth) {
         _cleanup_(nix_narinfo_freep) struct nix_narinfo *ni = NULL;
         _cleanup_(nix_pathinfo_freep) struct nix_pathinfo *have = NULL;
         char abs[NIX_PATH_MAX + 1];
@@ -433,29 +443,117 @@ static int copy_closure(struct copy_state *s, const struct nix_store_path *p, un
         for (size_t i = 0; !s->opts->no_closure && i < ni->n_references; i++) {
                 if (nix_store_path_equal(&ni->references[i], p))
                         continue;
-                r = copy_closure(s, &ni->references[i], depth + 1);
+                r = collect(s, &ni->references[i], depth + 1);
                 if (r < 0)
                         return r;
         }
-        r = copy_one(s->store, s->pis, s->cache, ni, abs, s->stats);
+        return add_item(s, TAKE_PTR(ni), abs);
+}
+
+static void *worker(void *userdata) {
+        struct copy_state *s = userdata;
+
+        for (;;) {
+                struct copy_item *it;
+                size_t i;
+
+                pthread_mutex_lock(&s->lock);
+                if (s->stop || s->next == s->n_items) {
+                        pthread_mutex_unlock(&s->lock);
+                        return NULL;
+                }
+                i = s->next++;
+                pthread_mutex_unlock(&s->lock);
+                it = &s->items[i];
+                it->r = fetch_nar(s->store, s->cache, it->ni, it->abs, &it->file_bytes, &it->res);
+                pthread_mutex_lock(&s->lock);
+                it->done = true;
+                pthread_cond_broadcast(&s->cond);
+                pthread_mutex_unlock(&s->lock);
+        }
+}
+
+/* Waits for item i and registers it.  An item that failed stops the copy. */
+static int register_item(struct copy_state *s, struct copy_item *it) {
+        _cleanup_(nix_pathinfo_freep) struct nix_pathinfo *pi = NULL;
+        int r;
+
+        pthread_mutex_lock(&s->lock);
+        while (!it->done)
+                pthread_cond_wait(&s->cond, &s->lock);
+        pthread_mutex_unlock(&s->lock);
+        s->stats->file_bytes += it->file_bytes;
+        if (it->r < 0)
+                return it->r; /* logged by fetch_nar */
+        r = pathinfo_from_narinfo(it->ni, &it->res, &pi);
         if (r < 0)
-                return r;
+                return log_error_errno(r, "%s: cannot build its PathInfo: %m", it->abs);
+        r = nix_pathinfo_put(s->pis, pi);
+        if (r < 0)
+                return log_error_errno(r, "%s: cannot register it: %m", it->abs);
+        s->stats->copied++;
+        s->stats->nar_bytes += it->res.nar_size;
         if (s->opts->progress)
-                s->opts->progress(s->opts->progress_userdata, p, true, ni->nar_size);
+                s->opts->progress(s->opts->progress_userdata, &it->ni->path, true, it->res.nar_size);
         return 0;
+}
+
+/* Fetches the collected items on jobs threads and registers them in
+ * order on the calling one. */
+static int fetch_and_register(struct copy_state *s, unsigned jobs) {
+        _cleanup_(cas_store_unlockp) struct cas_store_lock *lock = NULL;
+        pthread_t threads[NIX_COPY_JOBS_MAX];
+        unsigned n_threads = 0;
+        int r = 0, k;
+
+        /* shared until the last PathInfo names its tree (see cas_store_lock) */
+        r = cas_store_lock(s->store, false, true, &lock);
+        if (r < 0)
+                return log_error_errno(r, "Cannot lock the store: %m");
+        if (jobs > s->n_items)
+                jobs = (unsigned) s->n_items;
+        for (; n_threads < jobs; n_threads++) {
+                k = pthread_create(&threads[n_threads], NULL, worker, s);
+                if (k != 0) {
+                        if (n_threads == 0)
+                                return log_error_errno(-k, "Cannot start a download thread: %m");
+                        break; /* fewer threads will do */
+                }
+        }
+        for (size_t i = 0; i < s->n_items && r >= 0; i++)
+                r = register_item(s, &s->items[i]);
+        pthread_mutex_lock(&s->lock);
+        s->stop = true;
+        pthread_mutex_unlock(&s->lock);
+        for (unsigned i = 0; i < n_threads; i++)
+                pthread_join(threads[i], NULL);
+        return r;
 }
 
 int nix_copy_from_cache(struct cas_store *store, struct nix_pathinfo_service *pis, struct nix_cache *c,
                         const struct nix_store_path *paths, size_t n_paths, const struct nix_copy_opts *opts,
                         struct nix_copy_stats *ret) {
-        struct copy_state s = { .store = store, .pis = pis, .cache = c, .opts = opts, .stats = ret };
+        struct copy_state s = { .store = store, .pis = pis, .cache = c, .opts = opts, .stats = ret,
+                                .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
+        unsigned jobs;
         int r = 0;
 
         if (!store || !pis || !c || (!paths && n_paths) || !opts || !ret)
                 return -EINVAL;
+        jobs = opts->jobs == 0 ? NIX_COPY_JOBS_DEFAULT : opts->jobs;
+        if (jobs > NIX_COPY_JOBS_MAX)
+                return -EINVAL;
         *ret = (struct nix_copy_stats){};
         for (size_t i = 0; i < n_paths && r >= 0; i++)
-                r = copy_closure(&s, &paths[i], 0);
+                r = collect(&s, &paths[i], 0);
+        if (r >= 0 && s.n_items > 0)
+                r = fetch_and_register(&s, jobs);
+        for (size_t i = 0; i < s.n_items; i++) {
+                if (s.items[i].done && s.items[i].r >= 0)
+                        free(s.items[i].res.mem);
+                nix_narinfo_free(s.items[i].ni);
+        }
+        free(s.items);
         free(s.seen);
         return r;
 }

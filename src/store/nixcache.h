@@ -33,10 +33,17 @@ struct nix_copy_opts {
         bool no_check_sigs;
         /* Only the paths given, not their references. */
         bool no_closure;
-        /* Called after each path copied or found present (may be NULL). */
+        /* NARs fetched and ingested at once: 0 = NIX_COPY_JOBS_DEFAULT,
+         * at most NIX_COPY_JOBS_MAX. */
+        unsigned jobs;
+        /* Called (from the calling thread) after each path copied or
+         * found present (may be NULL). */
         void (*progress)(void *userdata, const struct nix_store_path *p, bool copied, uint64_t nar_size);
         void *progress_userdata;
 };
+
+#define NIX_COPY_JOBS_DEFAULT 4
+#define NIX_COPY_JOBS_MAX 64
 
 struct nix_copy_stats {
         size_t copied;       /* paths fetched and registered */
@@ -47,12 +54,15 @@ struct nix_copy_stats {
 
 /* Copies paths (and, unless opts->no_closure, their closures, references
  * first, each once) from c into store and pis.  A path already registered
- * in pis is not fetched again (nor, then, its references).  Per path:
- * narinfo signature (opts->keys; with none, refused with -EPERM unless
- * no_check_sigs), FileHash/FileSize when given, NarHash/NarSize of the
- * ingested NAR; only then the PathInfo (references, signatures, deriver,
- * CA) is put.  The first failure stops the copy; paths registered before
- * it stay (complete and verified).  *ret counts what was done, also on
+ * in pis is not fetched again (nor, then, its references).  First every
+ * narinfo is fetched and its signature checked (opts->keys; with none,
+ * refused with -EPERM unless no_check_sigs), so a bad signature anywhere
+ * copies nothing; then the NARs are fetched and ingested on opts->jobs
+ * threads, each checked (FileHash/FileSize when given, NarHash/NarSize),
+ * and registered in order, references first, on the calling thread: the
+ * PathInfo (references, signatures, deriver, CA) is put only for a path
+ * whose checks passed.  The first failure stops the copy; paths
+ * registered before it stay (complete and verified).  *ret counts what was done, also on
  * failure.  Errors are logged, naming the path. */
 int nix_copy_from_cache(struct cas_store *store, struct nix_pathinfo_service *pis, struct nix_cache *c,
                         const struct nix_store_path *paths, size_t n_paths, const struct nix_copy_opts *opts,

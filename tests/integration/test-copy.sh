@@ -142,6 +142,40 @@ if [ -n "$built" ]; then
         else notok "--no-closure: only the path given"; fi
 fi
 
+# ---- many paths at once: --jobs ----
+MANY=""
+for i in 1 2 3 4 5 6 7 8; do
+        mkdir -p "$T_TMP/many/t$i/d"
+        head -c $((i * 100000)) /dev/urandom >"$T_TMP/many/t$i/d/f"
+        printf '%s' "$i" >"$T_TMP/many/t$i/n"
+        MANY="$MANY $(nixs --add "$T_TMP/many/t$i")"
+done
+# shellcheck disable=SC2086
+if nix copy --store "$NIXROOT" --to "file://$T_TMP/cache-many?compression=zstd&secret-key=$T_TMP/k.sec" $MANY 2>"$T_TMP/err"; then
+        for jobs in 1 8; do
+                st=$(newstore)
+                # shellcheck disable=SC2086
+                CASTORE_STORE=$st C copy --from "file://$T_TMP/cache-many" --trusted-public-keys "$KEY" --jobs $jobs $MANY 2>"$T_TMP/err"
+                bad=""
+                for p in $MANY; do
+                        CASTORE_STORE=$st C nar dump "$p" | cmp -s - <(nix-store --dump "$NIXROOT$p") || bad="$bad $p"
+                done
+                expect_eq "--jobs $jobs: 8 paths copied, each NAR equal to Nix's" "$bad" ""
+        done
+        d=$T_TMP/bad-many; cp -a "$T_TMP/cache-many" "$d"
+        victim=$(echo $MANY | cut -d' ' -f5)
+        nar=$d/$(sed -n 's/^URL: //p' "$d/$(basename "$victim" | cut -c1-32).narinfo")
+        python3 -c "import sys; f=open(sys.argv[1],'r+b'); f.seek(20); b=f.read(1); f.seek(20); f.write(bytes([b[0]^0x55]))" "$nar"
+        st=$(newstore)
+        # shellcheck disable=SC2086
+        CASTORE_STORE=$st C copy --from "file://$d" --trusted-public-keys "$KEY" --jobs 4 $MANY 2>"$T_TMP/err"
+        rc=$?
+        if [ $rc -ne 0 ] && ! registered "$st" "$victim"; then ok "--jobs 4: a corrupt NAR among 8 is refused, not registered"
+        else sed 's/^/# /' "$T_TMP/err"; notok "--jobs 4: a corrupt NAR among 8 (exit $rc)"; fi
+else
+        skip "--jobs" "nix copy failed: $(tail -1 "$T_TMP/err")"
+fi
+
 # ---- refusals: each registers nothing ----
 # refuse NAME CACHE [copy options]
 refuse() {
@@ -195,7 +229,7 @@ PORT=$((20000 + RANDOM % 20000))
 (cd "$(dirname "$cache")" && exec /usr/bin/python3 -m http.server --bind 127.0.0.1 "$PORT" >"$T_TMP/http.log" 2>&1) &
 HTTP_PID=$!
 T_CLEANUP+=("kill $HTTP_PID")
-if wait_until 20 curl -sf -o /dev/null "http://127.0.0.1:$PORT/$(basename "$cache")/nix-cache-info"; then
+if wait_until 20 python3 -c "import sys, urllib.request; urllib.request.urlopen(sys.argv[1])" "http://127.0.0.1:$PORT/$(basename "$cache")/nix-cache-info"; then
         st=$(newstore)
         # shellcheck disable=SC2086
         if CASTORE_STORE=$st C copy --from "http://127.0.0.1:$PORT/$(basename "$cache")/" --trusted-public-keys "$KEY" $PATHS 2>"$T_TMP/err"; then
