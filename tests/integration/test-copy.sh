@@ -223,6 +223,13 @@ CASTORE_STORE=$st C copy --from "file://$cache" --trusted-public-keys "$KEY" \
         /nix/store/00000000000000000000000000000000-absent 2>/dev/null
 [ $? -ne 0 ] && ok "a path the cache does not have is an error" || notok "a path the cache does not have"
 
+st=$(newstore)
+# shellcheck disable=SC2086
+if CASTORE_STORE=$st C copy --from "file://$cache" --no-check-sigs $PATHS 2>"$T_TMP/err" && registered "$st" "$tp"; then
+        ok "--no-check-sigs without keys copies (hashes still checked)"
+else sed 's/^/# /' "$T_TMP/err"; notok "--no-check-sigs without keys copies"; fi
+d=$(mangle none nosig-flip "$flip") && refuse "--no-check-sigs: a flipped byte" "$d" --no-check-sigs
+
 # ---- HTTP ----
 PORT=$((20000 + RANDOM % 20000))
 # served from its parent: the URL has a prefix
