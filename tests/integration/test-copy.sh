@@ -117,9 +117,9 @@ for comp in none xz zstd bzip2 br; do
                 else sed 's/^/# /' "$T_TMP/err"; notok "$comp: $p equals Nix's"; fi
         done
         rm -rf "$T_TMP/export"
-        CASTORE_STORE=$st C export "$tp" "$T_TMP/export" 2>"$T_TMP/err" &&
-                check "$comp: export equals the tree" diff -r --no-dereference "$TREE" "$T_TMP/export" ||
-                notok "$comp: export"
+        if CASTORE_STORE=$st C export "$tp" "$T_TMP/export" 2>"$T_TMP/err"; then
+                check "$comp: export equals the tree" diff -r --no-dereference "$TREE" "$T_TMP/export"
+        else sed 's/^/# /' "$T_TMP/err"; notok "$comp: export"; fi
 done
 
 cache=$T_TMP/cache-zstd
@@ -132,8 +132,8 @@ if [ -n "$built" ]; then
         check "closure: the reference was copied first" registered "$st" "$dep"
         out=$(CASTORE_STORE=$st C copy --from "file://$cache?trusted=1" --trusted-public-keys "$KEY" --json \
                 --progress "$built" 2>"$T_TMP/err")
-        grep -q "copy: 0 paths copied, 1 present" "$T_TMP/err" && ok "--progress: a final line on stderr" ||
-                { sed 's/^/# /' "$T_TMP/err"; notok "--progress: a final line on stderr"; }
+        if grep -q "copy: 0 paths copied, 1 present" "$T_TMP/err"; then ok "--progress: a final line on stderr"
+        else sed 's/^/# /' "$T_TMP/err"; notok "--progress: a final line on stderr"; fi
         expect_eq "closure: a second copy fetches nothing" \
                 "$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(d["copied"], d["present"])' "$out")" "0 1"
         st=$(newstore)
