@@ -1,7 +1,7 @@
 /* Copying store paths from a Nix binary cache into castore (nixcache.h).
- * A cache file is opened as a descriptor: the file itself for file://, an
- * unlinked temporary file libcurl downloads into for http(s):// (so a NAR
- * is never held in memory), read from the start in both cases. */
+ * A cache file is read as a stream: the file itself for file://, a socket
+ * pair a libcurl thread writes the response into for http(s)://, so a NAR
+ * is ingested while it downloads and never held in memory. */
 #include "store/nixcache.h"
 
 #include <curl/curl.h>
@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -50,15 +51,49 @@ static int curl_errno(CURLcode cc, long status) {
         }
 }
 
+/* A cache file being read: the file itself, or the read end of a socket
+ * pair that a libcurl thread writes the response body into (so download
+ * and ingest overlap and nothing is buffered beyond the socket's). */
+struct cache_stream {
+        int fd;
+        bool has_thread;
+        pthread_t thread;
+        /* owned by the thread until it is joined */
+        CURL *curl;
+        int wfd;
+        int http_r; /* the transfer's result */
+};
+
 static size_t curl_write(char *p, size_t size, size_t n, void *userdata) {
-        return loop_write(*(int *) userdata, p, size * n) < 0 ? 0 : size * n;
+        int fd = *(int *) userdata;
+        size_t len = size * n, done = 0;
+
+        while (done < len) {
+                /* MSG_NOSIGNAL: a reader that gave up is EPIPE, not SIGPIPE */
+                ssize_t k = send(fd, p + done, len - done, MSG_NOSIGNAL);
+
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k <= 0)
+                        return 0; /* curl aborts the transfer */
+                done += (size_t) k;
+        }
+        return len;
 }
 
-static int tmpfile_fd(void) {
-        const char *dir = getenv("TMPDIR");
-        int fd = open(dir && *dir ? dir : "/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+static void *http_thread(void *userdata) {
+        struct cache_stream *st = userdata;
+        long status = 0;
+        CURLcode cc;
 
-        return fd < 0 ? negative_errno() : fd;
+        cc = curl_easy_perform(st->curl);
+        curl_easy_getinfo(st->curl, CURLINFO_RESPONSE_CODE, &status);
+        curl_easy_cleanup(st->curl);
+        st->curl = NULL;
+        st->http_r = curl_errno(cc, status);
+        close(st->wfd);
+        st->wfd = -1;
+        return NULL;
 }
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -66,78 +101,109 @@ static void curl_init(void) {
         curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
-static int http_get(const char *url, int *ret_fd) {
-        _cleanup_close_ int fd = tmpfile_fd();
-        CURL *curl;
-        CURLcode cc;
-        long status = 0;
-        int r;
+static int http_open(const char *url, struct cache_stream *st) {
+        int sv[2], k;
 
-        if (fd < 0)
-                return fd;
         pthread_once(&curl_once, curl_init);
-        curl = curl_easy_init();
-        if (!curl)
+        st->curl = curl_easy_init();
+        if (!st->curl)
                 return -ENOMEM;
-        curl_easy_setopt(curl, CURLOPT_URL, url);
-        curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, curl_write);
-        curl_easy_setopt(curl, CURLOPT_WRITEDATA, &fd);
-        curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 1L);
-        curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 30L);
-        /* a server that stops sending: give up after a minute without progress */
-        curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
-        curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, 60L);
-        cc = curl_easy_perform(curl);
-        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-        curl_easy_cleanup(curl);
-        r = curl_errno(cc, status);
-        if (r < 0)
-                return r;
-        if (lseek(fd, 0, SEEK_SET) < 0)
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+                curl_easy_cleanup(TAKE_PTR(st->curl));
                 return negative_errno();
-        *ret_fd = TAKE_FD(fd);
+        }
+        st->fd = sv[0];
+        st->wfd = sv[1];
+        curl_easy_setopt(st->curl, CURLOPT_URL, url);
+        curl_easy_setopt(st->curl, CURLOPT_WRITEFUNCTION, curl_write);
+        curl_easy_setopt(st->curl, CURLOPT_WRITEDATA, &st->wfd);
+        curl_easy_setopt(st->curl, CURLOPT_FAILONERROR, 1L); /* no error page in the stream */
+        curl_easy_setopt(st->curl, CURLOPT_FOLLOWLOCATION, 1L);
+        curl_easy_setopt(st->curl, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(st->curl, CURLOPT_CONNECTTIMEOUT, 30L);
+        /* a server that stops sending: give up after a minute without progress */
+        curl_easy_setopt(st->curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
+        curl_easy_setopt(st->curl, CURLOPT_LOW_SPEED_TIME, 60L);
+        k = pthread_create(&st->thread, NULL, http_thread, st);
+        if (k != 0) {
+                curl_easy_cleanup(TAKE_PTR(st->curl));
+                close(sv[1]);
+                st->wfd = -1;
+                return -k;
+        }
+        st->has_thread = true;
         return 0;
 }
 
-/* Opens rel (a path relative to the cache, no leading '/') for reading.
- * -ENOENT if the cache has no such file. */
-static int cache_open_file(struct nix_cache *c, const char *rel, int *ret_fd) {
+/* Opens rel (a path relative to the cache, no leading '/') for reading
+ * into *st (zeroed by the caller, fd -1); close it with cache_stream_close
+ * whatever this returns.  -ENOENT if the cache has no such file (for
+ * HTTP: reported by the read that meets the end). */
+static int cache_open(struct nix_cache *c, const char *rel, struct cache_stream *st) {
         _cleanup_free_ char *p = NULL;
-        int fd;
 
         if (strstr(rel, "..") || rel[0] == '/')
                 return -EINVAL; /* a narinfo's URL stays inside the cache */
         if (asprintf(&p, "%s/%s", c->base, rel) < 0)
                 return -ENOMEM;
         if (c->http)
-                return http_get(p, ret_fd);
-        fd = open(p, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0)
+                return http_open(p, st);
+        st->fd = open(p, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        return st->fd < 0 ? negative_errno() : 0;
+}
+
+/* Reads up to len bytes: the count, 0 at the end, -errno (for HTTP also
+ * the transfer's failure, once its body ended). */
+static ssize_t cache_stream_read(struct cache_stream *st, void *buf, size_t len) {
+        ssize_t n;
+
+        do
+                n = read(st->fd, buf, len);
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
                 return negative_errno();
-        *ret_fd = fd;
-        return 0;
+        if (n == 0 && st->has_thread) {
+                pthread_join(st->thread, NULL);
+                st->has_thread = false;
+                if (st->http_r < 0)
+                        return st->http_r;
+        }
+        return n;
+}
+
+static void cache_stream_close(struct cache_stream *st) {
+        /* first the read end: a writing thread then fails and ends */
+        if (st->fd >= 0)
+                close(st->fd);
+        st->fd = -1;
+        if (st->has_thread)
+                pthread_join(st->thread, NULL);
+        st->has_thread = false;
 }
 
 /* Reads a small cache file whole (at most max bytes): malloc'ed, NUL-terminated. */
 static int cache_read_small(struct nix_cache *c, const char *rel, size_t max, char **ret, size_t *ret_len) {
-        _cleanup_close_ int fd = -1;
+        _cleanup_(cache_stream_close) struct cache_stream st = { .fd = -1 };
         _cleanup_free_ char *buf = malloc(max + 1);
+        size_t len = 0;
         ssize_t n;
         int r;
 
         if (!buf)
                 return -ENOMEM;
-        r = cache_open_file(c, rel, &fd);
+        r = cache_open(c, rel, &st);
         if (r < 0)
                 return r;
-        n = loop_read(fd, buf, max + 1);
-        if (n < 0)
-                return (int) n;
-        if ((size_t) n > max)
+        do {
+                n = cache_stream_read(&st, buf + len, max + 1 - len);
+                if (n < 0)
+                        return (int) n;
+                len += (size_t) n;
+        } while (n > 0 && len <= max);
+        if (len > max)
                 return -EFBIG;
-        buf[n] = 0;
-        *ret_len = (size_t) n;
+        buf[len] = 0;
+        *ret_len = len;
         *ret = TAKE_PTR(buf);
         return 0;
 }
@@ -236,17 +302,17 @@ int nix_cache_get_narinfo(struct nix_cache *c, const struct nix_store_path *path
 
 /* The compressed input: hashed and counted as it is read. */
 struct file_reader {
-        int fd;
+        struct cache_stream *in;
         struct nix_sha256 *sha;
         uint64_t size;
 };
 
 static ssize_t file_reader_read(void *userdata, void *buf, size_t len) {
         struct file_reader *f = userdata;
-        ssize_t n = read(f->fd, buf, len);
+        ssize_t n = cache_stream_read(f->in, buf, len);
 
         if (n < 0)
-                return negative_errno();
+                return n;
         nix_sha256_update(f->sha, buf, (size_t) n);
         f->size += (uint64_t) n;
         return n;
@@ -274,18 +340,17 @@ static int fetch_nar(struct cas_store *store, struct nix_cache *c, const struct 
                      uint64_t *ret_file_bytes, struct nar_ingest_result *res) {
         _cleanup_(nix_decompress_freep) struct nix_decompress *d = NULL;
         _cleanup_(nix_sha256_done) struct nix_sha256 sha = {};
-        struct file_reader f = { .fd = -1, .sha = &sha };
-        _cleanup_close_ int fd = -1;
+        _cleanup_(cache_stream_close) struct cache_stream in = { .fd = -1 };
+        struct file_reader f = { .in = &in, .sha = &sha };
         _cleanup_free_ char *rel = strndup(ni->url, strcspn(ni->url, "?"));
         uint8_t file_sha[NIX_SHA256_LEN];
         int r;
 
         if (!rel)
                 return -ENOMEM;
-        r = cache_open_file(c, rel, &fd);
+        r = cache_open(c, rel, &in);
         if (r < 0)
                 return log_error_errno(r, "%s: cannot fetch its NAR %s: %m", abs, rel);
-        f.fd = fd;
         r = nix_sha256_init(&sha);
         if (r < 0)
                 return r;
@@ -302,7 +367,7 @@ static int fetch_nar(struct cas_store *store, struct nix_cache *c, const struct 
         if (r == -EBADMSG)
                 return log_error_errno(r, "%s: corrupt or truncated %s stream", abs, ni->compression);
         if (r < 0)
-                return log_error_errno(r, "%s: failed to ingest the NAR: %m", abs);
+                return log_error_errno(r, "%s: failed to fetch or ingest the NAR %s: %m", abs, rel);
         /* the NAR ended: the compressed file must end there too */
         r = (int) nix_decompress_read(d, file_sha, 1);
         if (r == 0)

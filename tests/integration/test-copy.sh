@@ -248,6 +248,16 @@ if wait_until 20 python3 -c "import sys, urllib.request; urllib.request.urlopen(
         else
                 sed 's/^/# /' "$T_TMP/err"; notok "http: castore copy"
         fi
+        for bad in bad-none-missing bad-zstd-flip bad-xz-flip bad-none-trunc; do
+                [ -d "$T_TMP/$bad" ] || continue
+                st=$(newstore)
+                # shellcheck disable=SC2086
+                CASTORE_STORE=$st C copy --from "http://127.0.0.1:$PORT/$bad" --trusted-public-keys "$KEY" \
+                        $PATHS >/dev/null 2>"$T_TMP/err"
+                rc=$?
+                if [ $rc -ne 0 ] && none_registered "$st"; then ok "http: $bad refused ($(head -1 "$T_TMP/err"))"
+                else sed 's/^/# /' "$T_TMP/err"; notok "http: $bad refused (exit $rc)"; fi
+        done
         st=$(newstore)
         CASTORE_STORE=$st C copy --from "http://127.0.0.1:$PORT/$(basename "$cache")" --trusted-public-keys "$KEY" \
                 /nix/store/00000000000000000000000000000000-absent 2>"$T_TMP/err"
