@@ -230,6 +230,14 @@ if CASTORE_STORE=$st C copy --from "file://$cache" --no-check-sigs $PATHS 2>"$T_
 else sed 's/^/# /' "$T_TMP/err"; notok "--no-check-sigs without keys copies"; fi
 d=$(mangle none nosig-flip "$flip") && refuse "--no-check-sigs: a flipped byte" "$d" --no-check-sigs
 
+d=$(mangle none storedir 'sed -i "s|^StoreDir: .*|StoreDir: /gnu/store|" "$(dirname "$NAR")/../nix-cache-info"') &&
+        refuse "a cache for another store directory" "$d" --trusted-public-keys "$KEY"
+if [ -n "$built" ]; then
+        # a reference the cache lacks: the closure is incomplete, nothing is copied
+        d=$(mangle none noref 'rm "$(dirname "$NAR")/../$(basename "$dep" | cut -c1-32).narinfo"') &&
+                refuse "a closure with a reference missing from the cache" "$d" --trusted-public-keys "$KEY"
+fi
+
 # ---- HTTP ----
 PORT=$((20000 + RANDOM % 20000))
 # served from its parent: the URL has a prefix
