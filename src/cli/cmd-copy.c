@@ -160,6 +160,9 @@ static int run_copy(int argc, char **argv) {
                       st.nar_bytes >> 20);
         if (a.json)
                 print_json(a.from, &st, r);
+        else if (r >= 0)
+                printf("%zu paths copied (%" PRIu64 " bytes of NAR), %zu already present\n", st.copied, st.nar_bytes,
+                       st.present);
         if (r < 0)
                 return cli_failure(r);
         return 0;
