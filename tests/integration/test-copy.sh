@@ -137,7 +137,7 @@ if [ -n "$built" ]; then
         expect_eq "closure: a second copy fetches nothing" \
                 "$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(d["copied"], d["present"])' "$out")" "0 1"
         st=$(newstore)
-        CASTORE_STORE=$st C copy --from "file://$cache" --trusted-public-keys "$KEY" --no-closure "$built" 2>"$T_TMP/err"
+        CASTORE_STORE=$st C copy --from "file://$cache" --trusted-public-keys "$KEY" --no-closure "$built" >/dev/null 2>"$T_TMP/err"
         if registered "$st" "$built" && ! registered "$st" "$dep"; then ok "--no-closure: only the path given"
         else notok "--no-closure: only the path given"; fi
 fi
@@ -155,7 +155,7 @@ if nix copy --store "$NIXROOT" --to "file://$T_TMP/cache-many?compression=zstd&s
         for jobs in 1 8; do
                 st=$(newstore)
                 # shellcheck disable=SC2086
-                CASTORE_STORE=$st C copy --from "file://$T_TMP/cache-many" --trusted-public-keys "$KEY" --jobs $jobs $MANY 2>"$T_TMP/err"
+                CASTORE_STORE=$st C copy --from "file://$T_TMP/cache-many" --trusted-public-keys "$KEY" --jobs $jobs $MANY >/dev/null 2>"$T_TMP/err"
                 bad=""
                 for p in $MANY; do
                         CASTORE_STORE=$st C nar dump "$p" | cmp -s - <(nix-store --dump "$NIXROOT$p") || bad="$bad $p"
@@ -168,7 +168,7 @@ if nix copy --store "$NIXROOT" --to "file://$T_TMP/cache-many?compression=zstd&s
         python3 -c "import sys; f=open(sys.argv[1],'r+b'); f.seek(20); b=f.read(1); f.seek(20); f.write(bytes([b[0]^0x55]))" "$nar"
         st=$(newstore)
         # shellcheck disable=SC2086
-        CASTORE_STORE=$st C copy --from "file://$d" --trusted-public-keys "$KEY" --jobs 4 $MANY 2>"$T_TMP/err"
+        CASTORE_STORE=$st C copy --from "file://$d" --trusted-public-keys "$KEY" --jobs 4 $MANY >/dev/null 2>"$T_TMP/err"
         rc=$?
         if [ $rc -ne 0 ] && ! registered "$st" "$victim"; then ok "--jobs 4: a corrupt NAR among 8 is refused, not registered"
         else sed 's/^/# /' "$T_TMP/err"; notok "--jobs 4: a corrupt NAR among 8 (exit $rc)"; fi
@@ -225,7 +225,7 @@ CASTORE_STORE=$st C copy --from "file://$cache" --trusted-public-keys "$KEY" \
 
 st=$(newstore)
 # shellcheck disable=SC2086
-if CASTORE_STORE=$st C copy --from "file://$cache" --no-check-sigs $PATHS 2>"$T_TMP/err" && registered "$st" "$tp"; then
+if CASTORE_STORE=$st C copy --from "file://$cache" --no-check-sigs $PATHS >/dev/null 2>"$T_TMP/err" && registered "$st" "$tp"; then
         ok "--no-check-sigs without keys copies (hashes still checked)"
 else sed 's/^/# /' "$T_TMP/err"; notok "--no-check-sigs without keys copies"; fi
 d=$(mangle none nosig-flip "$flip") && refuse "--no-check-sigs: a flipped byte" "$d" --no-check-sigs
@@ -247,7 +247,7 @@ T_CLEANUP+=("kill $HTTP_PID")
 if wait_until 20 python3 -c "import sys, urllib.request; urllib.request.urlopen(sys.argv[1])" "http://127.0.0.1:$PORT/$(basename "$cache")/nix-cache-info"; then
         st=$(newstore)
         # shellcheck disable=SC2086
-        if CASTORE_STORE=$st C copy --from "http://127.0.0.1:$PORT/$(basename "$cache")/" --trusted-public-keys "$KEY" $PATHS 2>"$T_TMP/err"; then
+        if CASTORE_STORE=$st C copy --from "http://127.0.0.1:$PORT/$(basename "$cache")/" --trusted-public-keys "$KEY" $PATHS >/dev/null 2>"$T_TMP/err"; then
                 ok "http: castore copy (a URL with a prefix)"
                 for p in $ALL; do
                         if same_as_nix "$st" "$p" "$cache"; then ok "http: $p equals Nix's"
