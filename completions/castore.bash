@@ -10,7 +10,7 @@ _castore() {
         words=("${COMP_WORDS[@]}") cword=$COMP_CWORD
     fi
 
-    local commands="import ls stat cat export verify gc roots rm info nar path-info virtiofs mount umount daemon help"
+    local commands="import ls stat cat export verify gc roots rm info nar path-info copy virtiofs mount umount daemon help"
     local common="--store --blob-service-addr --directory-service-addr --path-info-service-addr
         --cache --store-composition --verbose --quiet --help"
 
@@ -31,7 +31,7 @@ _castore() {
         --passthrough) COMPREPLY=($(compgen -W "auto on off" -- "$cur")); return ;;
         --sandbox) COMPREPLY=($(compgen -W "auto none" -- "$cur")); return ;;
         --socket-group) COMPREPLY=($(compgen -g -- "$cur")); return ;;
-        --threads|--queues|--uid|--gid|--socket-mode|--fd|--name|--listen|-n|\
+        --threads|--jobs|--queues|--uid|--gid|--socket-mode|--fd|--name|--listen|-n|--from|--trusted-public-keys|\
         --blob-service-addr|--directory-service-addr|--path-info-service-addr)
             return ;;
         -o|--options)
@@ -59,6 +59,7 @@ _castore() {
         gc) opts="--dry-run --json --progress --no-progress" ;;
         nar) opts="--name --size" ;;
         path-info) opts="--all --json" ;;
+        copy) opts="--from --trusted-public-keys --no-check-sigs --no-closure --jobs --json --progress --no-progress" ;;
         virtiofs) opts="--socket-path --fd --list-root --threads --queues --once --uid --gid --socket-group
             --daemon --sandbox --debug --print-capabilities" ;;
         mount) opts="--list-root --threads --allow-other --daemon --passthrough --sandbox --uid --gid --debug

@@ -44,6 +44,46 @@ int nix_ca_to_string(enum nix_ca_hash t, const uint8_t *digest, char *ret) {
         return 0;
 }
 
+static int unhex_digit(char c) {
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        if (c >= 'a' && c <= 'f')
+                return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F')
+                return c - 'A' + 10;
+        return -1;
+}
+
+int nix_hash_digest_parse(const char *s, size_t len, uint8_t *ret, size_t n) {
+        if (len == 2 * n) {
+                for (size_t i = 0; i < n; i++) {
+                        int hi = unhex_digit(s[2 * i]), lo = unhex_digit(s[2 * i + 1]);
+
+                        if (hi < 0 || lo < 0)
+                                return -EINVAL;
+                        ret[i] = (uint8_t) (hi << 4 | lo);
+                }
+                return 0;
+        }
+        if (len == nixbase32_encoded_len(n) && nixbase32_decode(s, len, ret, n) == (ssize_t) n)
+                return 0;
+        return -EINVAL;
+}
+
+int nix_ca_parse(const char *s, size_t len, enum nix_ca_hash *ret_type, uint8_t ret_digest[NIX_CA_DIGEST_MAX]) {
+        for (unsigned t = 0; t < _NIX_CA_MAX; t++) {
+                size_t n = strlen(ca_table[t].prefix);
+
+                if (len < n || memcmp(s, ca_table[t].prefix, n) != 0)
+                        continue;
+                if (nix_hash_digest_parse(s + n, len - n, ret_digest, ca_table[t].len) < 0)
+                        return -EINVAL;
+                *ret_type = (enum nix_ca_hash) t;
+                return 0;
+        }
+        return -EINVAL;
+}
+
 void nix_signature_to_string(const struct nix_signature *s, char *ret) {
         size_t n = strlen(s->name);
 

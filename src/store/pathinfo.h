@@ -40,6 +40,14 @@ size_t nix_ca_digest_len(enum nix_ca_hash t);
 #define NIX_CA_STR_MAX (sizeof("fixed:r:sha512:") + 103 + 1)
 int nix_ca_to_string(enum nix_ca_hash t, const uint8_t *digest, char *ret);
 
+/* The reverse, as narinfo CA: lines give it: s[0..len) is one of the
+ * renderings above, the digest in nixbase32 or hex.  0 or -EINVAL. */
+int nix_ca_parse(const char *s, size_t len, enum nix_ca_hash *ret_type, uint8_t ret_digest[NIX_CA_DIGEST_MAX]);
+
+/* A hash string's digest of exactly n bytes: nixbase32 or lower/upper
+ * case hex, told apart by the length.  0 or -EINVAL. */
+int nix_hash_digest_parse(const char *s, size_t len, uint8_t *ret, size_t n);
+
 struct nix_signature {
         char *name; /* key name, e.g. "cache.nixos.org-1"; owned */
         uint8_t data[NIX_SIGNATURE_LEN];

@@ -1,0 +1,69 @@
+/* Copying store paths from a Nix binary cache (file:///dir or
+ * http(s)://host[:port][/prefix]) into castore: narinfo fetched and its
+ * signature checked, NAR streamed through the decompressor into
+ * nar_ingest, every hash and size compared, then the PathInfo registered.
+ * The one place that maps libcurl's codes to errno. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "castore/store.h"
+#include "store/narinfo.h"
+#include "store/pathinfosvc.h"
+
+struct nix_cache;
+
+/* Opens a cache by URL and reads its nix-cache-info (a StoreDir other
+ * than /nix/store is refused with -EINVAL; a missing file is accepted).
+ * -EINVAL for an unsupported URL.  Errors are logged. */
+int nix_cache_open(const char *url, struct nix_cache **ret);
+void nix_cache_free(struct nix_cache *c);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct nix_cache *, nix_cache_free);
+
+/* Fetches and parses the narinfo of path: -ENOENT if the cache has none,
+ * -EBADMSG if it does not parse or names another path.  Logged. */
+int nix_cache_get_narinfo(struct nix_cache *c, const struct nix_store_path *path, struct nix_narinfo **ret);
+
+struct nix_copy_opts {
+        const struct nix_public_key *keys;
+        size_t n_keys;
+        /* Accept unsigned narinfos (only meaningful without keys). */
+        bool no_check_sigs;
+        /* Only the paths given, not their references. */
+        bool no_closure;
+        /* NARs fetched and ingested at once: 0 = NIX_COPY_JOBS_DEFAULT,
+         * at most NIX_COPY_JOBS_MAX. */
+        unsigned jobs;
+        /* Called (from the calling thread) after each path copied or
+         * found present (may be NULL). */
+        void (*progress)(void *userdata, const struct nix_store_path *p, bool copied, uint64_t nar_size);
+        void *progress_userdata;
+};
+
+#define NIX_COPY_JOBS_DEFAULT 4
+#define NIX_COPY_JOBS_MAX 64
+
+struct nix_copy_stats {
+        size_t copied;       /* paths fetched and registered */
+        size_t present;      /* paths skipped: already registered */
+        uint64_t nar_bytes;  /* NAR bytes ingested */
+        uint64_t file_bytes; /* bytes read from the cache (compressed) */
+};
+
+/* Copies paths (and, unless opts->no_closure, their closures, references
+ * first, each once) from c into store and pis.  A path already registered
+ * in pis is not fetched again (nor, then, its references).  First every
+ * narinfo is fetched and its signature checked (opts->keys; with none,
+ * refused with -EPERM unless no_check_sigs), so a bad signature anywhere
+ * copies nothing; then the NARs are fetched and ingested on opts->jobs
+ * threads, each checked (FileHash/FileSize when given, NarHash/NarSize),
+ * and registered in order, references first, on the calling thread: the
+ * PathInfo (references, signatures, deriver, CA) is put only for a path
+ * whose checks passed.  The first failure stops the copy; paths
+ * registered before it stay (complete and verified).  *ret counts what was done, also on
+ * failure.  Errors are logged, naming the path. */
+int nix_copy_from_cache(struct cas_store *store, struct nix_pathinfo_service *pis, struct nix_cache *c,
+                        const struct nix_store_path *paths, size_t n_paths, const struct nix_copy_opts *opts,
+                        struct nix_copy_stats *ret);
