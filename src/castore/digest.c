@@ -1,4 +1,5 @@
 /* BLAKE3 digest helpers: hashing, hex and b3:base64 display and parsing. */
+#include "util/hex.h"
 #include "castore/digest.h"
 
 #include <errno.h>
@@ -45,16 +46,6 @@ void cas_digest_to_b3(const struct cas_digest *d, char *ret) {
         base64_encode(d->b, CAS_DIGEST_LEN, ret + 3);
 }
 
-static int unhex(char c) {
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
-
 int cas_digest_parse(const char *s, struct cas_digest *ret) {
         struct cas_digest d;
         size_t len = strlen(s);
@@ -64,7 +55,7 @@ int cas_digest_parse(const char *s, struct cas_digest *ret) {
                         return -EINVAL;
         } else if (len == CAS_DIGEST_HEX_LEN) {
                 for (size_t i = 0; i < CAS_DIGEST_LEN; i++) {
-                        int hi = unhex(s[2 * i]), lo = unhex(s[2 * i + 1]);
+                        int hi = hex_digit_value(s[2 * i]), lo = hex_digit_value(s[2 * i + 1]);
                         if (hi < 0 || lo < 0)
                                 return -EINVAL;
                         d.b[i] = hi << 4 | lo;

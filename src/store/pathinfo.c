@@ -1,5 +1,6 @@
 /* PathInfo model: building, validation, and the protobuf encoding of
  * tvix.store.v1.PathInfo (see pathinfo.h). */
+#include "util/hex.h"
 #include "store/pathinfo.h"
 
 #include <errno.h>
@@ -44,20 +45,10 @@ int nix_ca_to_string(enum nix_ca_hash t, const uint8_t *digest, char *ret) {
         return 0;
 }
 
-static int unhex_digit(char c) {
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
-
 int nix_hash_digest_parse(const char *s, size_t len, uint8_t *ret, size_t n) {
         if (len == 2 * n) {
                 for (size_t i = 0; i < n; i++) {
-                        int hi = unhex_digit(s[2 * i]), lo = unhex_digit(s[2 * i + 1]);
+                        int hi = hex_digit_value(s[2 * i]), lo = hex_digit_value(s[2 * i + 1]);
 
                         if (hi < 0 || lo < 0)
                                 return -EINVAL;
