@@ -14,8 +14,8 @@ NAME=$(basename "$(realpath "$TREE")")
 
 step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
 
-step castore import "$TREE"
-"$CASTORE" import --progress "$TREE"
+step castore import --force "$TREE"
+"$CASTORE" import --force --progress "$TREE" # --force: a rerun replaces the root of an earlier run
 
 step castore ls
 "$CASTORE" ls | sed -n "1,20p"
