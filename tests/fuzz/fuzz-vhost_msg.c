@@ -6,6 +6,7 @@
  * Record: u8 fdspec, u16 length, length bytes. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 
 #include "transport/vhost_user.h"
 #include "util/log.h"
+#include "util/macro.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -127,3 +129,198 @@ out:
         close(sv[1]);
         return 0;
 }
+
+#ifdef FUZZ_MUTATOR
+/* Structure-aware mutator: the input is parsed into records, one record is
+ * changed (its bytes, its fd spec, its request code) or records are
+ * inserted, duplicated, dropped or swapped, and most of the time the
+ * vhost-user header at the start of the changed record is made coherent
+ * (version 1, a known request, size = payload length, the fds the request
+ * wants) so the fuzzer spends its time past the framing checks. */
+#include "mutator.h"
+
+#define MUT_MAX_RECS 256
+#define MUT_MAX_SIZE 16384 /* what LLVMFuzzerTestOneInput accepts */
+
+struct mut_rec {
+        uint8_t spec;
+        size_t len;
+        const uint8_t *p;
+};
+
+static const uint32_t mut_requests[] = {
+        VU_GET_FEATURES,          VU_SET_FEATURES,          VU_SET_OWNER,          VU_RESET_OWNER,
+        VU_SET_MEM_TABLE,         VU_SET_LOG_BASE,          VU_SET_LOG_FD,         VU_SET_VRING_NUM,
+        VU_SET_VRING_ADDR,        VU_SET_VRING_BASE,        VU_GET_VRING_BASE,     VU_SET_VRING_KICK,
+        VU_SET_VRING_CALL,        VU_SET_VRING_ERR,         VU_GET_PROTOCOL_FEATURES,
+        VU_SET_PROTOCOL_FEATURES, VU_GET_QUEUE_NUM,         VU_SET_VRING_ENABLE,   VU_SET_BACKEND_REQ_FD,
+        VU_GET_CONFIG,            VU_SET_CONFIG,            VU_RESET_DEVICE,       VU_GET_MAX_MEM_SLOTS,
+};
+
+/* The payload length a well-formed request of this kind carries. */
+static size_t mut_payload_len(uint32_t req, const uint8_t *payload, size_t have) {
+        switch (req) {
+        case VU_SET_MEM_TABLE: {
+                uint32_t n = 1;
+                if (have >= 4)
+                        memcpy(&n, payload, 4);
+                return offsetof(struct vu_mem_desc, regions) + MIN(n, VU_MAX_REGIONS) * sizeof(struct vu_region_desc);
+        }
+        case VU_SET_VRING_ADDR:
+                return sizeof(struct vu_vring_addr);
+        case VU_SET_CONFIG:
+        case VU_GET_CONFIG:
+                return offsetof(struct vu_config_space, data) + 16;
+        case VU_SET_OWNER:
+        case VU_RESET_OWNER:
+        case VU_RESET_DEVICE:
+        case VU_GET_FEATURES:
+        case VU_GET_PROTOCOL_FEATURES:
+        case VU_GET_QUEUE_NUM:
+        case VU_GET_MAX_MEM_SLOTS:
+                return 0;
+        default: /* u64 or vring state */
+                return sizeof(uint64_t);
+        }
+}
+
+/* An fd spec giving the request the fds it expects (see make_fds()). */
+static uint8_t mut_spec_for(uint32_t req, const uint8_t *payload, size_t have, uint8_t spec) {
+        uint32_t u = 0;
+
+        if (have >= 4)
+                memcpy(&u, payload, 4);
+        switch (req) {
+        case VU_SET_MEM_TABLE:
+                return (uint8_t) ((spec & 0xe0) | MIN(MAX(u, 1u), 3u));
+        case VU_SET_VRING_KICK:
+        case VU_SET_VRING_CALL:
+        case VU_SET_VRING_ERR:
+                return (u & VU_VRING_NOFD) ? (uint8_t) (spec & 0xe0) : (uint8_t) ((spec & 0xe0) | 1u << 2);
+        case VU_SET_LOG_FD:
+        case VU_SET_BACKEND_REQ_FD:
+                return (uint8_t) ((spec & 0xe0) | 1u << 2);
+        case VU_SET_LOG_BASE:
+                return (uint8_t) ((spec & 0xe0) | 1u);
+        default:
+                return (uint8_t) (spec & 0xe0);
+        }
+}
+
+/* Makes rec (its bytes in buf, room for cap) a coherent message. */
+static void mut_fix(struct fuzz_rng *rng, struct mut_rec *rec, uint8_t *buf, size_t cap) {
+        struct vu_msg_hdr h = {};
+
+        rec->len = MIN(rec->len, cap);
+        if (rec->p != buf)
+                memcpy(buf, rec->p, rec->len);
+        rec->p = buf;
+        if (rec->len < sizeof(h)) {
+                memset(buf + rec->len, 0, sizeof(h) - rec->len);
+                rec->len = sizeof(h);
+        }
+        memcpy(&h, buf, sizeof(h));
+        if (h.request == 0 || h.request >= VU_REQUEST_MAX || fuzz_rand(rng, 8) == 0)
+                h.request = mut_requests[fuzz_rand(rng, ELEMENTSOF(mut_requests))];
+        h.flags = (h.flags & ~VU_FLAG_VERSION_MASK & ~VU_FLAG_REPLY) | VU_FLAG_VERSION;
+        if (fuzz_rand(rng, 2) == 0) { /* resize the payload to the expected length */
+                size_t want = mut_payload_len(h.request, buf + sizeof(h), rec->len - sizeof(h));
+                if (sizeof(h) + want <= cap) {
+                        if (sizeof(h) + want > rec->len)
+                                memset(buf + rec->len, 0, sizeof(h) + want - rec->len);
+                        rec->len = sizeof(h) + want;
+                }
+        }
+        h.size = (uint32_t) (rec->len - sizeof(h));
+        memcpy(buf, &h, sizeof(h));
+        if (fuzz_rand(rng, 4) != 0)
+                rec->spec = mut_spec_for(h.request, buf + sizeof(h), rec->len - sizeof(h), rec->spec);
+}
+
+static size_t mut_parse(const uint8_t *data, size_t size, struct mut_rec *recs) {
+        size_t n = 0;
+
+        for (size_t off = 0; off + 3 <= size && n < MUT_MAX_RECS;) {
+                uint16_t len;
+                memcpy(&len, data + off + 1, 2);
+                recs[n].spec = data[off];
+                off += 3;
+                recs[n].len = MIN((size_t) len, size - off);
+                recs[n].p = data + off;
+                off += recs[n++].len;
+        }
+        return n;
+}
+
+static size_t mut_serialize(const struct mut_rec *recs, size_t n, uint8_t *out, size_t max) {
+        size_t off = 0;
+
+        for (size_t i = 0; i < n; i++) {
+                uint16_t len = (uint16_t) MIN(recs[i].len, (size_t) UINT16_MAX);
+                if (off + 3 + len > max)
+                        break;
+                out[off] = recs[i].spec;
+                memcpy(out + off + 1, &len, 2);
+                memcpy(out + off + 3, recs[i].p, len);
+                off += 3 + (size_t) len;
+        }
+        return off;
+}
+
+static size_t mut_insert(struct mut_rec *recs, size_t n, size_t at, struct mut_rec rec) {
+        if (n >= MUT_MAX_RECS)
+                return n;
+        memmove(recs + at + 1, recs + at, (n - at) * sizeof(*recs));
+        recs[at] = rec;
+        return n + 1;
+}
+
+size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size, unsigned int seed) {
+        static uint8_t in[MUT_MAX_SIZE], buf[MUT_MAX_SIZE];
+        static struct mut_rec recs[MUT_MAX_RECS];
+        struct fuzz_rng rng;
+        size_t n, i, out;
+
+        fuzz_rng_init(&rng, seed);
+        max_size = MIN(max_size, (size_t) MUT_MAX_SIZE);
+        if (size > max_size || fuzz_rand(&rng, 16) == 0)
+                return LLVMFuzzerMutate(data, MIN(size, max_size), max_size);
+        memcpy(in, data, size);
+        n = mut_parse(in, size, recs);
+        i = n ? fuzz_rand(&rng, n) : 0;
+        switch (n ? fuzz_rand(&rng, 8) : 0) {
+        case 0: /* a new message */
+                i = n ? fuzz_rand(&rng, n + 1) : 0;
+                n = mut_insert(recs, n, i, (struct mut_rec) { .spec = 0, .len = 0, .p = in });
+                if (i < n)
+                        mut_fix(&rng, &recs[i], buf, sizeof(buf));
+                break;
+        case 1: /* the fd spec */
+                recs[i].spec = (uint8_t) fuzz_rand(&rng, 256);
+                break;
+        case 2:
+                n = mut_insert(recs, n, fuzz_rand(&rng, n + 1), recs[i]);
+                break;
+        case 3:
+                memmove(recs + i, recs + i + 1, (n - i - 1) * sizeof(*recs));
+                n--;
+                break;
+        case 4: {
+                size_t j = fuzz_rand(&rng, n);
+                struct mut_rec t = recs[i];
+                recs[i] = recs[j];
+                recs[j] = t;
+                break;
+        }
+        default: /* the message bytes */
+                memcpy(buf, recs[i].p, recs[i].len);
+                recs[i].len = LLVMFuzzerMutate(buf, recs[i].len, MIN(max_size, (size_t) UINT16_MAX));
+                recs[i].p = buf;
+                if (fuzz_rand(&rng, 8) != 0)
+                        mut_fix(&rng, &recs[i], buf, sizeof(buf));
+                break;
+        }
+        out = mut_serialize(recs, n, data, max_size);
+        return out ? out : LLVMFuzzerMutate(data, MIN(size, max_size), max_size);
+}
+#endif
