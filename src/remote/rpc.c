@@ -272,6 +272,20 @@ static void op_recv_status(grpc_op *op, struct status_buf *sb) {
         op->data.recv_status_on_client.status_details = &sb->details;
 }
 
+/* The four ops that open a call with one request message: send the
+ * initial metadata (waiting for a connection if wait_ready), the message
+ * and the half-close, receive the server's initial metadata (without it
+ * a later message receive never completes). */
+static void ops_request(grpc_op *ops, bool wait_ready, grpc_byte_buffer *out, grpc_metadata_array *initial) {
+        ops[0] = (grpc_op){ .op = GRPC_OP_SEND_INITIAL_METADATA,
+                            .flags = wait_ready ? GRPC_INITIAL_METADATA_WAIT_FOR_READY : 0 };
+        ops[1] = (grpc_op){ .op = GRPC_OP_SEND_MESSAGE };
+        ops[1].data.send_message.send_message = out;
+        ops[2] = (grpc_op){ .op = GRPC_OP_SEND_CLOSE_FROM_CLIENT };
+        ops[3] = (grpc_op){ .op = GRPC_OP_RECV_INITIAL_METADATA };
+        ops[3].data.recv_initial_metadata.recv_initial_metadata = initial;
+}
+
 /* One attempt of a unary call, as one batch (a status receive would wait
  * for an unread reply otherwise). */
 static int unary_once(struct rpc_channel *c, const char *method, const void *req, size_t req_len, bool wait_ready,
@@ -284,13 +298,7 @@ static int unary_once(struct rpc_channel *c, const char *method, const void *req
         int r;
 
         status_init(&sb);
-        ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-        ops[0].flags = wait_ready ? GRPC_INITIAL_METADATA_WAIT_FOR_READY : 0;
-        ops[1].op = GRPC_OP_SEND_MESSAGE;
-        ops[1].data.send_message.send_message = out;
-        ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-        ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-        ops[3].data.recv_initial_metadata.recv_initial_metadata = &sb.initial;
+        ops_request(ops, wait_ready, out, &sb.initial);
         ops[4].op = GRPC_OP_RECV_MESSAGE;
         ops[4].data.recv_message.recv_message = &in;
         op_recv_status(&ops[5], &sb);
@@ -360,13 +368,7 @@ static int stream_start(struct rpc_stream *s, bool wait_ready) {
         s->cq = grpc_completion_queue_create_for_next(NULL);
         s->call = call_new(c, s->cq, s->method, gpr_inf_future(GPR_CLOCK_MONOTONIC));
         grpc_byte_buffer *out = rpc_buffer_new(s->req, s->req_len);
-        ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-        ops[0].flags = wait_ready ? GRPC_INITIAL_METADATA_WAIT_FOR_READY : 0;
-        ops[1].op = GRPC_OP_SEND_MESSAGE;
-        ops[1].data.send_message.send_message = out;
-        ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-        ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-        ops[3].data.recv_initial_metadata.recv_initial_metadata = &s->sb.initial;
+        ops_request(ops, wait_ready, out, &s->sb.initial);
         r = rpc_batch(s->call, s->cq, ops, ELEMENTSOF(ops),
                       wait_ready && c->timeout_ms > RECONNECT_WAIT_MS ? RECONNECT_WAIT_MS : c->timeout_ms);
         grpc_byte_buffer_destroy(out);

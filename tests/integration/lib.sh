@@ -93,3 +93,19 @@ trap t_exit EXIT
 at_exit() { T_CLEANUP+=("$1"); }
 
 have() { command -v "$1" >/dev/null 2>&1; }
+
+# nix_offline: real Nix (Debian's nix-bin) on a scratch chroot store
+# $NIXROOT (paths still print as /nix/store/...): no daemon, no build users,
+# no substituters, its caches and config under T_TMP.  nixs runs nix-store
+# on that store.
+nix_offline() {
+        NIXROOT=$T_TMP/nixroot
+        export HOME=$T_TMP/home XDG_CACHE_HOME=$T_TMP/cache XDG_CONFIG_HOME=$T_TMP/config XDG_DATA_HOME=$T_TMP/data
+        export NIX_CONFIG='build-users-group =
+sandbox = false
+substituters =
+experimental-features = nix-command'
+        export NIX_REMOTE=
+        mkdir -p "$HOME"
+}
+nixs() { nix-store --store "$NIXROOT" "$@"; }

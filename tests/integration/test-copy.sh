@@ -13,15 +13,7 @@ if ! have nix-store; then
         exit 0
 fi
 
-NIXROOT=$T_TMP/nixroot
-export HOME=$T_TMP/home XDG_CACHE_HOME=$T_TMP/cache XDG_CONFIG_HOME=$T_TMP/config XDG_DATA_HOME=$T_TMP/data
-export NIX_CONFIG='build-users-group =
-sandbox = false
-substituters =
-experimental-features = nix-command'
-export NIX_REMOTE=
-mkdir -p "$HOME"
-nixs() { nix-store --store "$NIXROOT" "$@"; }
+nix_offline
 C() { "$CASTORE" "$@"; }
 
 # ---- store paths: a tree (nix-store --add), a text path (builtins.toFile)

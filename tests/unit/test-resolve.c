@@ -7,32 +7,13 @@
 
 #include "store/resolve.h"
 #include "test.h"
+#include "test-tree.h"
 
 struct env {
         struct cas_store *store;
         struct nix_pathinfo_service *pis;
         struct cas_node file, sub, top, link;
 };
-
-static struct cas_node file_node(struct cas_store *s, const char *name, const char *content) {
-        struct cas_node n = { .kind = CAS_NODE_FILE, .name = name, .name_len = strlen(name), .size = strlen(content) };
-
-        CHECK_OK(cas_blob_put(s->blobs, content, strlen(content), 0, &n.digest));
-        return n;
-}
-
-/* Stores a directory of the nodes given and returns its node named name. */
-static struct cas_node dir_node(struct cas_store *s, const char *name, const struct cas_node *nodes, size_t n) {
-        struct cas_directory *d;
-        struct cas_node ret = { .kind = CAS_NODE_DIRECTORY, .name = name, .name_len = strlen(name) };
-
-        CHECK_OK(cas_directory_new(nodes, n, &d, NULL));
-        CHECK_OK(cas_dir_put(s->dirs, &d, 1, 0, NULL));
-        ret.digest = d->digest;
-        ret.size = d->size;
-        cas_directory_free(d);
-        return ret;
-}
 
 static struct nix_store_path sp(const char *base) {
         struct nix_store_path p;
@@ -71,14 +52,14 @@ static struct env env_new(void) {
 
         CHECK_OK(cas_store_open("memory://", 0, &e.store));
         CHECK_OK(nix_pathinfo_open_store(e.store, &e.pis));
-        e.file = file_node(e.store, "f", "hello");
-        e.sub = dir_node(e.store, "sub", &e.file, 1);
-        nodes[0] = file_node(e.store, "a", "hello");
+        e.file = test_file_node(e.store, "f", "hello", strlen("hello"));
+        e.sub = test_dir_node(e.store, "sub", &e.file, 1);
+        nodes[0] = test_file_node(e.store, "a", "hello", strlen("hello"));
         nodes[1] = (struct cas_node){ .kind = CAS_NODE_SYMLINK, .name = "link", .name_len = 4, .target = "a",
                                       .target_len = 1 };
         nodes[2] = e.sub;
         e.link = nodes[1];
-        e.top = dir_node(e.store, "top", nodes, 3);
+        e.top = test_dir_node(e.store, "top", nodes, 3);
         CHECK_OK(cas_root_put(e.store->roots, &e.top));
         register_path(&e, BASE_TOP, &e.top, NULL);
         register_path(&e, BASE_TOP2, &e.top, NULL);
@@ -188,8 +169,8 @@ static void test_digest_with_slash(void) {
                 struct cas_node f, d;
 
                 snprintf(name, sizeof(name), "x%d", i);
-                f = file_node(e.store, name, "content");
-                d = dir_node(e.store, "d", &f, 1);
+                f = test_file_node(e.store, name, "content", 7);
+                d = test_dir_node(e.store, "d", &f, 1);
                 cas_digest_to_b3(&d.digest, b3);
                 if (!strchr(b3, '/'))
                         continue;

@@ -9,25 +9,7 @@
 #include "castore/usage.h"
 #include "store/info.h"
 #include "test.h"
-
-static struct cas_node file_node(struct cas_store *s, const char *name, const void *content, size_t len) {
-        struct cas_node n = { .kind = CAS_NODE_FILE, .name = name, .name_len = strlen(name), .size = len };
-
-        CHECK_OK(cas_blob_put(s->blobs, content, len, 0, &n.digest));
-        return n;
-}
-
-static struct cas_node dir_node(struct cas_store *s, const char *name, const struct cas_node *nodes, size_t n) {
-        struct cas_directory *d;
-        struct cas_node ret = { .kind = CAS_NODE_DIRECTORY, .name = name, .name_len = strlen(name) };
-
-        CHECK_OK(cas_directory_new(nodes, n, &d, NULL));
-        CHECK_OK(cas_dir_put(s->dirs, &d, 1, 0, NULL));
-        ret.digest = d->digest;
-        ret.size = d->size;
-        cas_directory_free(d);
-        return ret;
-}
+#include "test-tree.h"
 
 static struct cas_node named(struct cas_node n, const char *name) {
         n.name = name;
@@ -43,16 +25,16 @@ struct trees {
 
 static struct trees make_trees(struct cas_store *s) {
         struct trees t;
-        struct cas_node f = file_node(s, "f", "hello", 5), nodes[5];
+        struct cas_node f = test_file_node(s, "f", "hello", 5), nodes[5];
 
-        t.sub = dir_node(s, "sub", &f, 1);
+        t.sub = test_dir_node(s, "sub", &f, 1);
         nodes[0] = named(f, "a");
-        nodes[1] = file_node(s, "b", "abc", 3);
+        nodes[1] = test_file_node(s, "b", "abc", 3);
         nodes[2] = named(t.sub, "s1");
         nodes[3] = named(t.sub, "s2");
         nodes[4] = (struct cas_node){ .kind = CAS_NODE_SYMLINK, .name = "l", .name_len = 1, .target = "a",
                                       .target_len = 1 };
-        t.top = dir_node(s, "top", nodes, 5);
+        t.top = test_dir_node(s, "top", nodes, 5);
         return t;
 }
 
@@ -81,11 +63,11 @@ static void test_tree_bytes(void) {
 
         /* a tree deeper than any recursion should go: 100000 levels, one
          * byte at the bottom and one at each level */
-        struct cas_node cur = file_node(s, "leaf", "x", 1), two[2];
-        two[1] = file_node(s, "one", "y", 1);
+        struct cas_node cur = test_file_node(s, "leaf", "x", 1), two[2];
+        two[1] = test_file_node(s, "one", "y", 1);
         for (int i = 0; i < 100000; i++) {
                 two[0] = named(cur, "d");
-                cur = dir_node(s, "d", two, 2);
+                cur = test_dir_node(s, "d", two, 2);
         }
         CHECK_OK(cas_tree_bytes_new(s->dirs, &tb));
         CHECK_OK(cas_tree_bytes_of(tb, &cur, &bytes));
