@@ -71,3 +71,40 @@ int nix_public_keys_parse(const char *s, struct nix_public_key **ret, size_t *re
  * verifies, -ENOMEM or -EIO (libcrypto failure). */
 int nix_narinfo_verify(const struct nix_narinfo *ni, const struct nix_public_key *keys, size_t n_keys,
                        size_t *ret_key);
+
+/* ---- writing (narinfo_write.c) ---- */
+
+/* A narinfo describing pi: its path, NAR hash and size, references,
+ * signatures, deriver and CA, with url and compression as given and no
+ * FileHash/FileSize (set them when the file is known).  0 or -ENOMEM. */
+int nix_narinfo_from_pathinfo(const struct nix_pathinfo *pi, const char *url, const char *compression,
+                              struct nix_narinfo **ret);
+
+/* Renders ni as Nix writes a narinfo: StorePath, URL, Compression,
+ * FileHash, FileSize, NarHash, NarSize, References (basenames, the line
+ * present even when empty), Deriver, one Sig line each, CA.  Hashes in
+ * nixbase32.  NUL-terminated malloc'ed text in *ret (its length in
+ * *ret_len if non-NULL).  0 or -ENOMEM. */
+int nix_narinfo_format(const struct nix_narinfo *ni, char **ret, size_t *ret_len);
+
+/* A signing key as nix-store --generate-binary-cache-key writes it:
+ * "name:base64(64 bytes)", the Ed25519 seed followed by the public key. */
+struct nix_secret_key {
+        char name[NIX_SIGNATURE_NAME_MAX + 1];
+        uint8_t key[64];
+};
+
+/* Parses s[0..len) (surrounding whitespace ignored), and checks that the
+ * public half is the one the seed gives.  0, -EINVAL or -EIO (libcrypto). */
+int nix_secret_key_parse(const char *s, size_t len, struct nix_secret_key *ret);
+
+/* Reads and parses a key file (at most 4 KiB).  Errors are logged, naming
+ * the file but never its content. */
+int nix_secret_key_load(const char *path, struct nix_secret_key *ret);
+
+/* The public key of k, as trusted-public-keys takes it. */
+void nix_secret_key_public(const struct nix_secret_key *k, struct nix_public_key *ret);
+
+/* Signs ni's fingerprint with k and adds the signature, replacing one
+ * made by a key of the same name.  0, -ENOMEM or -EIO. */
+int nix_narinfo_sign(struct nix_narinfo *ni, const struct nix_secret_key *k);

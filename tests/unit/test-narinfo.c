@@ -320,11 +320,58 @@ static void test_decompress(void) {
         }
 }
 
+/* A key made by nix-store --generate-binary-cache-key unit-1 (secret,
+ * then the public file). */
+#define UNIT_SECRET "unit-1:w9kpwQtkV8nEeq64+SnZdCokLcQmS7yZKFC4z4YNjTjeSlp9idl5BDYomK/il2Kn1OIAvE3FN79eTrBx8H3aIg==\n"
+#define UNIT_PUBLIC "unit-1:3kpafYnZeQQ2KJiv4pdip9TiALxNxTe/Xk6wcfB92iI="
+
+/* What Nix wrote comes back byte for byte; signatures we make verify. */
+static void test_write_and_sign(void) {
+        _cleanup_(nix_narinfo_freep) struct nix_narinfo *d = parse_ok(NARINFO_D);
+        _cleanup_(nix_narinfo_freep) struct nix_narinfo *a = parse_ok(NARINFO_A);
+        _cleanup_free_ char *text_d = NULL, *text_a = NULL;
+        _cleanup_free_ struct nix_public_key *pub = NULL;
+        struct nix_secret_key k, bad;
+        struct nix_public_key mine;
+        size_t n, len;
+        char *flip;
+
+        CHECK_OK(nix_narinfo_format(d, &text_d, &len));
+        CHECK_STREQ(text_d, NARINFO_D);
+        CHECK_EQ(len, strlen(NARINFO_D));
+        CHECK_OK(nix_narinfo_format(a, &text_a, NULL));
+        CHECK_STREQ(text_a, NARINFO_A);
+
+        CHECK_OK(nix_secret_key_parse(UNIT_SECRET, strlen(UNIT_SECRET), &k));
+        CHECK_STREQ(k.name, "unit-1");
+        CHECK_OK(nix_public_keys_parse(UNIT_PUBLIC, &pub, &n, NULL));
+        nix_secret_key_public(&k, &mine);
+        CHECK(memcmp(mine.key, pub[0].key, 32) == 0);
+        CHECK_EQ(verify_with(d, UNIT_PUBLIC), 0);
+        CHECK_OK(nix_narinfo_sign(d, &k));
+        CHECK_EQ(d->n_signatures, 2u);
+        CHECK_EQ(verify_with(d, UNIT_PUBLIC), 1);
+        CHECK_EQ(verify_with(d, KEY), 1); /* Nix's signature kept */
+        CHECK_OK(nix_narinfo_sign(d, &k)); /* same name: replaced */
+        CHECK_EQ(d->n_signatures, 2u);
+        d->nar_size++;
+        CHECK_EQ(verify_with(d, UNIT_PUBLIC), 0);
+
+        /* a secret key whose public half is not its seed's */
+        flip = strdup(UNIT_SECRET);
+        flip[60] = flip[60] == 'A' ? 'B' : 'A';
+        CHECK_EQ(nix_secret_key_parse(flip, strlen(flip), &bad), -EINVAL);
+        free(flip);
+        CHECK_EQ(nix_secret_key_parse(UNIT_PUBLIC, strlen(UNIT_PUBLIC), &bad), -EINVAL);
+        CHECK_EQ(nix_secret_key_parse("unit-1", 6, &bad), -EINVAL);
+}
+
 int main(void) {
         test_nix_written();
         test_tolerated();
         test_refused();
         test_ca_and_keys();
         test_decompress();
+        test_write_and_sign();
         return *test_exit_code();
 }
