@@ -53,7 +53,7 @@ static const char *addr_of(int i) {
 
 bool cli_store_is_remote(void) {
         for (int i = 0; i < 3; i++)
-                if (remote_url_is_grpc(addr_of(i)))
+                if (remote_url_is_grpc(addr_of(i)) || nix_pathinfo_url_is_cache(addr_of(i)))
                         return true;
         return remote_url_is_grpc(cli_store_url());
 }

@@ -115,6 +115,34 @@ static int open_remote(const struct remote_addrs *a, struct cas_store **ret_stor
         return 0;
 }
 
+
+/* A Nix binary cache as the PathInfo service: the other services as
+ * given, written to (fetched paths are stored there, created if need
+ * be), their own PathInfo service in front keeping what was fetched. */
+static int open_lazy(struct remote_addrs a, unsigned flags, struct cas_store **ret_store,
+                     struct nix_pathinfo_service **ret_pathinfo) {
+        _cleanup_(cas_store_freep) struct cas_store *s = NULL;
+        struct nix_pathinfo_service *near = NULL;
+        const char *url = a.pathinfo;
+        int r;
+
+        a.pathinfo = a.blobs;
+        flags = (flags & ~CAS_STORE_READONLY) | CAS_STORE_CREATE;
+        r = remote_open(&a, flags, &s, ret_pathinfo ? &near : NULL);
+        if (r < 0)
+                return r;
+        if (ret_pathinfo) {
+                r = nix_pathinfo_nixcache_new(url, s, near, ret_pathinfo);
+                if (r == -EINVAL)
+                        return log_error_errno(r, "Cannot use %.*s as a PathInfo service", (int) strcspn(url, "?"),
+                                               url);
+                if (r < 0)
+                        return r;
+        }
+        *ret_store = TAKE_PTR(s);
+        return 0;
+}
+
 int remote_open(const struct remote_addrs *in, unsigned flags, struct cas_store **ret_store,
                 struct nix_pathinfo_service **ret_pathinfo) {
         struct remote_addrs a = *in;
@@ -127,6 +155,8 @@ int remote_open(const struct remote_addrs *in, unsigned flags, struct cas_store 
                 a.pathinfo = a.store;
         if (!a.blobs || !a.dirs || !a.pathinfo)
                 return log_error_errno(-EINVAL, "No store given");
+        if (nix_pathinfo_url_is_cache(a.pathinfo))
+                return open_lazy(a, flags, ret_store, ret_pathinfo);
         int n_grpc = remote_url_is_grpc(a.blobs) + remote_url_is_grpc(a.dirs) + remote_url_is_grpc(a.pathinfo);
         if (n_grpc == 3)
                 return open_remote(&a, ret_store, ret_pathinfo);

@@ -269,33 +269,58 @@ int nix_cache_open(const char *url, struct nix_cache **ret) {
         return 0;
 }
 
-int nix_cache_get_narinfo(struct nix_cache *c, const struct nix_store_path *path, struct nix_narinfo **ret) {
+/* Fetches and parses <hash>.narinfo; label names the path in messages. */
+static int get_narinfo(struct nix_cache *c, const uint8_t digest[NIX_DIGEST_LEN], const char *label,
+                       struct nix_narinfo **ret) {
         _cleanup_free_ char *buf = NULL;
-        char rel[NIX_DIGEST_CHARS + sizeof(".narinfo")], abs[NIX_PATH_MAX + 1];
+        char rel[NIX_DIGEST_CHARS + sizeof(".narinfo")];
         const char *why = NULL;
         size_t len;
         int r;
 
-        nix_store_path_absolute(path, abs);
-        nixbase32_encode(path->digest, NIX_DIGEST_LEN, rel);
+        nixbase32_encode(digest, NIX_DIGEST_LEN, rel);
         strcpy(rel + NIX_DIGEST_CHARS, ".narinfo");
         r = cache_read_small(c, rel, NIX_NARINFO_MAX, &buf, &len);
         if (r == -ENOENT)
-                return log_error_errno(r, "%s: not in the cache", abs);
+                return log_error_errno(r, "%s: not in the cache", label);
         if (r == -EFBIG)
-                return log_error_errno(-EBADMSG, "%s: narinfo larger than %d bytes", abs, NIX_NARINFO_MAX);
+                return log_error_errno(-EBADMSG, "%s: narinfo larger than %d bytes", label, NIX_NARINFO_MAX);
         if (r < 0)
-                return log_error_errno(r, "%s: cannot fetch its narinfo: %m", abs);
+                return log_error_errno(r, "%s: cannot fetch its narinfo: %m", label);
         r = nix_narinfo_parse(buf, len, ret, &why);
         if (r == -EBADMSG)
-                return log_error_errno(r, "%s: invalid narinfo: %s", abs, why);
+                return log_error_errno(r, "%s: invalid narinfo: %s", label, why);
         if (r < 0)
-                return log_error_errno(r, "%s: cannot parse its narinfo: %m", abs);
+                return log_error_errno(r, "%s: cannot parse its narinfo: %m", label);
+        if (memcmp((*ret)->path.digest, digest, NIX_DIGEST_LEN) != 0) {
+                nix_narinfo_free(TAKE_PTR(*ret));
+                return log_error_errno(-EBADMSG, "%s: the cache's narinfo describes another path", label);
+        }
+        return 0;
+}
+
+int nix_cache_get_narinfo(struct nix_cache *c, const struct nix_store_path *path, struct nix_narinfo **ret) {
+        char abs[NIX_PATH_MAX + 1];
+        int r;
+
+        nix_store_path_absolute(path, abs);
+        r = get_narinfo(c, path->digest, abs, ret);
+        if (r < 0)
+                return r;
         if (!nix_store_path_equal(&(*ret)->path, path)) {
                 nix_narinfo_free(TAKE_PTR(*ret));
                 return log_error_errno(-EBADMSG, "%s: the cache's narinfo describes another path", abs);
         }
         return 0;
+}
+
+int nix_cache_get_narinfo_digest(struct nix_cache *c, const uint8_t digest[NIX_DIGEST_LEN], struct nix_narinfo **ret) {
+        char label[NIX_STORE_DIR_LEN + 1 + NIX_DIGEST_CHARS + 1];
+
+        memcpy(label, NIX_STORE_DIR "/", NIX_STORE_DIR_LEN + 1);
+        nixbase32_encode(digest, NIX_DIGEST_LEN, label + NIX_STORE_DIR_LEN + 1);
+        label[sizeof(label) - 1] = 0;
+        return get_narinfo(c, digest, label, ret);
 }
 
 /* ---- one path ---- */
@@ -336,8 +361,9 @@ static int check_signature(const struct nix_narinfo *ni, const struct nix_copy_o
 
 /* Streams the NAR named by ni through decompression into the store and
  * checks every figure the narinfo gives.  Fills *res (caller frees res->mem). */
-static int fetch_nar(struct cas_store *store, struct nix_cache *c, const struct nix_narinfo *ni, const char *abs,
-                     uint64_t *ret_file_bytes, struct nar_ingest_result *res) {
+static int fetch_nar(struct cas_blob_service *blobs, struct cas_dir_service *dirs, struct nix_cache *c,
+                     const struct nix_narinfo *ni, const char *abs, uint64_t *ret_file_bytes,
+                     struct nar_ingest_result *res) {
         _cleanup_(nix_decompress_freep) struct nix_decompress *d = NULL;
         _cleanup_(nix_sha256_done) struct nix_sha256 sha = {};
         _cleanup_(cache_stream_close) struct cache_stream in = { .fd = -1 };
@@ -359,7 +385,7 @@ static int fetch_nar(struct cas_store *store, struct nix_cache *c, const struct 
                 return log_error_errno(r, "%s: unsupported compression \"%s\"", abs, ni->compression);
         if (r < 0)
                 return r;
-        r = nar_ingest(store->blobs, store->dirs, nix_decompress_read, d, 0, res);
+        r = nar_ingest(blobs, dirs, nix_decompress_read, d, 0, res);
         *ret_file_bytes = f.size;
         if (r == -EBADMSG && res->error)
                 return log_error_errno(r, "%s: invalid NAR at byte %" PRIu64 ": %s", abs, res->error_offset,
@@ -412,6 +438,27 @@ static int pathinfo_from_narinfo(const struct nix_narinfo *ni, const struct nar_
         pi->ca_type = ni->ca_type;
         memcpy(pi->ca_digest, ni->ca_digest, sizeof(pi->ca_digest));
         *ret = TAKE_PTR(pi);
+        return 0;
+}
+
+int nix_cache_fetch_path(struct nix_cache *c, struct cas_blob_service *blobs, struct cas_dir_service *dirs,
+                         const struct nix_narinfo *ni, const struct nix_copy_opts *opts, struct nix_pathinfo **ret) {
+        struct nar_ingest_result res = {};
+        char abs[NIX_PATH_MAX + 1];
+        uint64_t file_bytes;
+        int r;
+
+        nix_store_path_absolute(&ni->path, abs);
+        r = check_signature(ni, opts, abs);
+        if (r < 0)
+                return r;
+        r = fetch_nar(blobs, dirs, c, ni, abs, &file_bytes, &res);
+        if (r < 0)
+                return r;
+        r = pathinfo_from_narinfo(ni, &res, ret);
+        free(res.mem);
+        if (r < 0)
+                return log_error_errno(r, "%s: cannot build its PathInfo: %m", abs);
         return 0;
 }
 
@@ -530,7 +577,7 @@ static void *worker(void *userdata) {
                 i = s->next++;
                 pthread_mutex_unlock(&s->lock);
                 it = &s->items[i];
-                it->r = fetch_nar(s->store, s->cache, it->ni, it->abs, &it->file_bytes, &it->res);
+                it->r = fetch_nar(s->store->blobs, s->store->dirs, s->cache, it->ni, it->abs, &it->file_bytes, &it->res);
                 pthread_mutex_lock(&s->lock);
                 it->done = true;
                 pthread_cond_broadcast(&s->cond);

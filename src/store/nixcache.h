@@ -26,6 +26,10 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct nix_cache *, nix_cache_free);
  * -EBADMSG if it does not parse or names another path.  Logged. */
 int nix_cache_get_narinfo(struct nix_cache *c, const struct nix_store_path *path, struct nix_narinfo **ret);
 
+/* The same by the digest alone (the name is whatever the narinfo says;
+ * its digest must be this one). */
+int nix_cache_get_narinfo_digest(struct nix_cache *c, const uint8_t digest[NIX_DIGEST_LEN], struct nix_narinfo **ret);
+
 struct nix_copy_opts {
         const struct nix_public_key *keys;
         size_t n_keys;
@@ -41,6 +45,13 @@ struct nix_copy_opts {
         void (*progress)(void *userdata, const struct nix_store_path *p, bool copied, uint64_t nar_size);
         void *progress_userdata;
 };
+
+/* One path, its references left alone: checks ni's signature as
+ * nix_copy_from_cache does (opts: keys, no_check_sigs), streams its NAR
+ * into blobs and dirs with every check, and returns the PathInfo to
+ * register (not registered here).  Errors are logged, naming the path. */
+int nix_cache_fetch_path(struct nix_cache *c, struct cas_blob_service *blobs, struct cas_dir_service *dirs,
+                         const struct nix_narinfo *ni, const struct nix_copy_opts *opts, struct nix_pathinfo **ret);
 
 #define NIX_COPY_JOBS_DEFAULT 4
 #define NIX_COPY_JOBS_MAX 64
