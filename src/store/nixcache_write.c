@@ -1,0 +1,1 @@
+typedef int nixcache_write_placeholder;
