@@ -3,6 +3,7 @@
  * pair a libcurl thread writes the response into for http(s)://, so a NAR
  * is ingested while it downloads and never held in memory. */
 #include "store/nixcache.h"
+#include "store/nixcache_internal.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -22,13 +23,7 @@
 #include "util/io.h"
 #include "util/log.h"
 
-struct nix_cache {
-        char *base; /* a directory (file://) or a URL prefix without trailing '/' */
-        bool http;
-};
-
-/* libcurl's codes and HTTP statuses, as errno */
-static int curl_errno(CURLcode cc, long status) {
+int nix_cache_curl_errno(CURLcode cc, long status) {
         if (cc == CURLE_OK && status >= 200 && status < 300)
                 return 0;
         if (cc == CURLE_OK || cc == CURLE_HTTP_RETURNED_ERROR)
@@ -90,7 +85,7 @@ static void *http_thread(void *userdata) {
         curl_easy_getinfo(st->curl, CURLINFO_RESPONSE_CODE, &status);
         curl_easy_cleanup(st->curl);
         st->curl = NULL;
-        st->http_r = curl_errno(cc, status);
+        st->http_r = nix_cache_curl_errno(cc, status);
         close(st->wfd);
         st->wfd = -1;
         return NULL;
@@ -101,11 +96,27 @@ static void curl_init(void) {
         curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
+CURL *nix_cache_curl_new(const char *url) {
+        CURL *curl;
+
+        pthread_once(&curl_once, curl_init);
+        curl = curl_easy_init();
+        if (!curl)
+                return NULL;
+        curl_easy_setopt(curl, CURLOPT_URL, url);
+        curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 1L);
+        curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 30L);
+        /* a server that stops sending: give up after a minute without progress */
+        curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
+        curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, 60L);
+        return curl;
+}
+
 static int http_open(const char *url, struct cache_stream *st) {
         int sv[2], k;
 
-        pthread_once(&curl_once, curl_init);
-        st->curl = curl_easy_init();
+        st->curl = nix_cache_curl_new(url);
         if (!st->curl)
                 return -ENOMEM;
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
@@ -114,16 +125,9 @@ static int http_open(const char *url, struct cache_stream *st) {
         }
         st->fd = sv[0];
         st->wfd = sv[1];
-        curl_easy_setopt(st->curl, CURLOPT_URL, url);
         curl_easy_setopt(st->curl, CURLOPT_WRITEFUNCTION, curl_write);
         curl_easy_setopt(st->curl, CURLOPT_WRITEDATA, &st->wfd);
         curl_easy_setopt(st->curl, CURLOPT_FAILONERROR, 1L); /* no error page in the stream */
-        curl_easy_setopt(st->curl, CURLOPT_FOLLOWLOCATION, 1L);
-        curl_easy_setopt(st->curl, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(st->curl, CURLOPT_CONNECTTIMEOUT, 30L);
-        /* a server that stops sending: give up after a minute without progress */
-        curl_easy_setopt(st->curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
-        curl_easy_setopt(st->curl, CURLOPT_LOW_SPEED_TIME, 60L);
         k = pthread_create(&st->thread, NULL, http_thread, st);
         if (k != 0) {
                 curl_easy_cleanup(TAKE_PTR(st->curl));
@@ -181,8 +185,7 @@ static void cache_stream_close(struct cache_stream *st) {
         st->has_thread = false;
 }
 
-/* Reads a small cache file whole (at most max bytes): malloc'ed, NUL-terminated. */
-static int cache_read_small(struct nix_cache *c, const char *rel, size_t max, char **ret, size_t *ret_len) {
+int nix_cache_read_small(struct nix_cache *c, const char *rel, size_t max, char **ret, size_t *ret_len) {
         _cleanup_(cache_stream_close) struct cache_stream st = { .fd = -1 };
         _cleanup_free_ char *buf = malloc(max + 1);
         size_t len = 0;
@@ -212,20 +215,23 @@ void nix_cache_free(struct nix_cache *c) {
         if (!c)
                 return;
         free(c->base);
+        free(c->shown);
         free(c);
 }
 
-static int check_cache_info(struct nix_cache *c, const char *url) {
+static int check_cache_info(struct nix_cache *c) {
+        const char *url = c->shown;
         _cleanup_free_ char *info = NULL;
         const char *sd;
         size_t len;
         int r;
 
-        r = cache_read_small(c, "nix-cache-info", 64 * 1024, &info, &len);
+        r = nix_cache_read_small(c, "nix-cache-info", 64 * 1024, &info, &len);
         if (r == -ENOENT)
                 return 0;
         if (r < 0)
                 return log_error_errno(r, "%s: cannot read nix-cache-info: %m", url);
+        c->has_info = true;
         sd = strstr(info, "StoreDir:");
         if (sd && (sd == info || sd[-1] == '\n')) {
                 sd += strlen("StoreDir:");
@@ -238,19 +244,42 @@ static int check_cache_info(struct nix_cache *c, const char *url) {
         return 0;
 }
 
-int nix_cache_open(const char *url, struct nix_cache **ret) {
+/* url for messages: without query (it may name a key file) and, for
+ * http(s), without "user:password@". */
+static char *url_shown(const char *url) {
+        char *s = strdup(url), *host, *at;
+
+        if (!s)
+                return NULL;
+        s[strcspn(s, "?")] = 0;
+        host = strstr(s, "://");
+        if (!host)
+                return s;
+        host += 3;
+        at = strchr(host, '@');
+        if (at && at < host + strcspn(host, "/"))
+                memmove(host, at + 1, strlen(at + 1) + 1);
+        return s;
+}
+
+int nix_cache_open(const char *given, struct nix_cache **ret) {
         _cleanup_(nix_cache_freep) struct nix_cache *c = NULL;
+        const char *url;
         size_t len;
         int r;
 
         c = calloc(1, sizeof(*c));
         if (!c)
                 return -ENOMEM;
-        if (strncmp(url, "file://", 7) == 0)
-                c->base = strdup(url + 7);
-        else if (strncmp(url, "http://", 7) == 0 || strncmp(url, "https://", 8) == 0) {
+        c->shown = url_shown(given);
+        if (!c->shown)
+                return -ENOMEM;
+        url = c->shown;
+        if (strncmp(given, "file://", 7) == 0)
+                c->base = strdup(given + 7);
+        else if (strncmp(given, "http://", 7) == 0 || strncmp(given, "https://", 8) == 0) {
                 c->http = true;
-                c->base = strdup(url);
+                c->base = strdup(given); /* credentials kept: curl sends them */
         } else
                 return log_error_errno(-EINVAL, "%s: not a binary cache URL (file:///DIR, http://, https://)", url);
         if (!c->base)
@@ -262,7 +291,7 @@ int nix_cache_open(const char *url, struct nix_cache **ret) {
                 c->base[--len] = 0;
         if (!c->http && c->base[0] != '/')
                 return log_error_errno(-EINVAL, "%s: a file:// URL needs an absolute path", url);
-        r = check_cache_info(c, url);
+        r = check_cache_info(c);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(c);
@@ -280,7 +309,7 @@ static int get_narinfo(struct nix_cache *c, const uint8_t digest[NIX_DIGEST_LEN]
 
         nixbase32_encode(digest, NIX_DIGEST_LEN, rel);
         strcpy(rel + NIX_DIGEST_CHARS, ".narinfo");
-        r = cache_read_small(c, rel, NIX_NARINFO_MAX, &buf, &len);
+        r = nix_cache_read_small(c, rel, NIX_NARINFO_MAX, &buf, &len);
         if (r == -ENOENT)
                 return log_error_errno(r, "%s: not in the cache", label);
         if (r == -EFBIG)
