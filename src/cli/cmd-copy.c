@@ -189,7 +189,7 @@ static int run_copy_from(const struct copy_args *args, int argc, char **argv) {
         progress_done(&cp.line, "copy: %zu paths copied, %zu present, %" PRIu64 " MiB", st.copied, st.present,
                       st.nar_bytes >> 20);
         if (a.json)
-                print_json("from", a.from, &st, r);
+                print_json("from", nix_cache_url(cache), &st, r);
         else if (r >= 0)
                 printf("%zu paths copied (%" PRIu64 " bytes of NAR), %zu already present\n", st.copied, st.nar_bytes,
                        st.present);
@@ -293,7 +293,7 @@ static int run_copy_to(const struct copy_args *a, int argc, char **argv) {
         progress_done(&cp.line, "copy: %zu paths written, %zu present, %" PRIu64 " MiB", st.copied, st.present,
                       st.nar_bytes >> 20);
         if (a->json)
-                print_json("to", a->to, &st, r);
+                print_json("to", nix_cache_url(cache), &st, r);
         else if (r >= 0)
                 printf("%zu paths written (%" PRIu64 " bytes of NAR, %" PRIu64 " in files), %zu already present\n",
                        st.copied, st.nar_bytes, st.file_bytes, st.present);

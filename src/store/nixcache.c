@@ -211,6 +211,10 @@ int nix_cache_read_small(struct nix_cache *c, const char *rel, size_t max, char 
         return 0;
 }
 
+const char *nix_cache_url(const struct nix_cache *c) {
+        return c->shown;
+}
+
 void nix_cache_free(struct nix_cache *c) {
         if (!c)
                 return;

@@ -20,6 +20,9 @@ struct nix_cache;
  * -EINVAL for an unsupported URL.  Errors are logged. */
 int nix_cache_open(const char *url, struct nix_cache **ret);
 void nix_cache_free(struct nix_cache *c);
+/* The cache's URL for messages and reports: without its query and
+ * without credentials.  Valid as long as c. */
+const char *nix_cache_url(const struct nix_cache *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct nix_cache *, nix_cache_free);
 
 /* Fetches and parses the narinfo of path: -ENOENT if the cache has none,

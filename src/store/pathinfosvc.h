@@ -103,6 +103,17 @@ int nix_root_service_new(struct nix_pathinfo_service *s, struct cas_root_service
 int nix_register_nar(struct nix_pathinfo_service *s, const struct cas_node *root, const char *name,
                      uint64_t nar_size, const uint8_t nar_sha256[NIX_SHA256_LEN], struct nix_store_path *ret_path);
 
+/* The same with references: the path is the one Nix computes for a
+ * content-addressed path with these references (type "source:<ref>...",
+ * ":self" appended with self_ref), and its PathInfo lists them sorted as
+ * Nix does (by basename, each once, the path itself included with
+ * self_ref).  Whether the references are registered is the caller's
+ * business. */
+int nix_register_nar_refs(struct nix_pathinfo_service *s, const struct cas_node *root, const char *name,
+                          uint64_t nar_size, const uint8_t nar_sha256[NIX_SHA256_LEN],
+                          const struct nix_store_path *refs, size_t n_refs, bool self_ref,
+                          struct nix_store_path *ret_path);
+
 /* Nix binary caches as a PathInfo service, read on demand (snix's
  * nix+http:// and nix+https://, and nix+file:///DIR), with
  * ?trusted-public-keys=NAME:KEY (space-separated, percent-encoded;

@@ -137,7 +137,7 @@ static void test_source_paths(void) {
                 0x20, 0x1e, 0x9a, 0xdd, 0xa1, 0xe0, 0x4b, 0x33, 0x02, 0x8d, 0x38, 0x96, 0xd1, 0x2e, 0xef, 0xca,
         };
 
-        CHECK_OK(nix_store_path_make_source("src", 3, nar_sha256, NULL, 0, &p));
+        CHECK_OK(nix_store_path_make_source("src", 3, nar_sha256, NULL, 0, false, &p));
         abs_of(&p, buf);
         CHECK_STREQ(buf, "/nix/store/qp2422fm4lgfh6979k71gsw0n9nf512m-src");
 }
