@@ -32,8 +32,9 @@ int nix_cache_curl_errno(CURLcode cc, long status) {
         case CURLE_OUT_OF_MEMORY:
                 return -ENOMEM;
         case CURLE_COULDNT_RESOLVE_HOST:
-        case CURLE_COULDNT_CONNECT:
                 return -EHOSTUNREACH;
+        case CURLE_COULDNT_CONNECT:
+                return -ECONNREFUSED;
         case CURLE_OPERATION_TIMEDOUT:
                 return -ETIMEDOUT;
         case CURLE_UNSUPPORTED_PROTOCOL:

@@ -17,7 +17,8 @@ struct nix_cache {
 };
 
 /* libcurl's result and the HTTP status as errno: 0 for a 2xx, -ENOENT
- * for 404/410, -EACCES for 403, -EHOSTUNREACH, -ETIMEDOUT, -EIO ... */
+ * for 404/410, -EACCES for 403, -EHOSTUNREACH (no such host), -ECONNREFUSED
+ * (no connection), -ETIMEDOUT, -EIO ... */
 int nix_cache_curl_errno(CURLcode cc, long status);
 
 /* A curl handle for url with the settings every transfer uses (no
