@@ -516,8 +516,7 @@ struct copy_state {
         struct nix_cache *cache;
         const struct nix_copy_opts *opts;
         struct nix_copy_stats *stats;
-        uint8_t (*seen)[NIX_DIGEST_LEN]; /* paths visited (collection: one thread) */
-        size_t n_seen;
+        struct nix_path_set seen; /* paths visited (collection: one thread) */
         struct copy_item *items; /* in registration order: references first */
         size_t n_items;
 
@@ -527,18 +526,35 @@ struct copy_state {
         bool stop;    /* the copy failed: take no more items; protected by lock */
 };
 
-/* Marks p visited: 1 if it was new, 0 if seen before, -ENOMEM. */
-static int visit(struct copy_state *s, const struct nix_store_path *p) {
-        uint8_t(*t)[NIX_DIGEST_LEN];
+static bool digest_eq(const void *entry, const void *key) {
+        return memcmp(entry, key, NIX_DIGEST_LEN) == 0;
+}
 
-        for (size_t i = 0; i < s->n_seen; i++)
-                if (memcmp(s->seen[i], p->digest, NIX_DIGEST_LEN) == 0)
-                        return 0;
-        t = reallocarray(s->seen, s->n_seen + 1, sizeof(*t));
-        if (!t)
+void nix_path_set_init(struct nix_path_set *s) {
+        hashmap_init(&s->map, digest_eq);
+}
+
+void nix_path_set_done(struct nix_path_set *s) {
+        hashmap_done_free(&s->map);
+}
+
+int nix_path_set_add(struct nix_path_set *s, const struct nix_store_path *p) {
+        uint64_t h;
+        void *d;
+        int r;
+
+        memcpy(&h, p->digest, sizeof(h)); /* store path digests are uniform */
+        if (hashmap_get(&s->map, h, p->digest))
+                return 0;
+        d = malloc(NIX_DIGEST_LEN);
+        if (!d)
                 return -ENOMEM;
-        s->seen = t;
-        memcpy(s->seen[s->n_seen++], p->digest, NIX_DIGEST_LEN);
+        memcpy(d, p->digest, NIX_DIGEST_LEN);
+        r = hashmap_put(&s->map, h, d);
+        if (r < 0) {
+                free(d);
+                return r;
+        }
         return 1;
 }
 
@@ -568,7 +584,7 @@ static int collect(struct copy_state *s, const struct nix_store_path *p, unsigne
         nix_store_path_absolute(p, abs);
         if (depth > 4096)
                 return log_error_errno(-ELOOP, "%s: reference chain too long", abs);
-        r = visit(s, p);
+        r = nix_path_set_add(&s->seen, p);
         if (r <= 0)
                 return r;
         r = nix_pathinfo_get_path(s->pis, p, &have);
@@ -690,6 +706,7 @@ int nix_copy_from_cache(struct cas_store *store, struct nix_pathinfo_service *pi
         if (jobs > NIX_COPY_JOBS_MAX)
                 return -EINVAL;
         *ret = (struct nix_copy_stats){};
+        nix_path_set_init(&s.seen);
         for (size_t i = 0; i < n_paths && r >= 0; i++)
                 r = collect(&s, &paths[i], 0);
         if (r >= 0 && s.n_items > 0)
@@ -700,6 +717,6 @@ int nix_copy_from_cache(struct cas_store *store, struct nix_pathinfo_service *pi
                 nix_narinfo_free(s.items[i].ni);
         }
         free(s.items);
-        free(s.seen);
+        nix_path_set_done(&s.seen);
         return r;
 }

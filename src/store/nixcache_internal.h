@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #include "store/nixcache.h"
+#include "util/hashmap.h"
 
 struct nix_cache {
         char *base; /* a directory (file://) or a URL prefix without trailing '/' */
@@ -29,3 +30,13 @@ CURL *nix_cache_curl_new(const char *url);
 /* Reads the small cache file rel (at most max bytes) whole:
  * malloc'ed, NUL-terminated.  -ENOENT when the cache has none, -EFBIG. */
 int nix_cache_read_small(struct nix_cache *c, const char *rel, size_t max, char **ret, size_t *ret_len);
+
+/* The store paths a closure walk has visited (one thread owns it). */
+struct nix_path_set {
+        struct hashmap map; /* entries: malloc'ed NIX_DIGEST_LEN-byte digests */
+};
+
+void nix_path_set_init(struct nix_path_set *s);
+void nix_path_set_done(struct nix_path_set *s);
+/* Marks p visited: 1 if it was new, 0 if seen before, -ENOMEM. */
+int nix_path_set_add(struct nix_path_set *s, const struct nix_store_path *p);

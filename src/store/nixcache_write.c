@@ -462,8 +462,7 @@ struct write_state {
         const struct nix_copy_to_opts *opts;
         const char *method;
         struct nix_copy_stats *stats;
-        uint8_t (*seen)[NIX_DIGEST_LEN]; /* paths visited (collection: one thread) */
-        size_t n_seen;
+        struct nix_path_set seen; /* paths visited (collection: one thread) */
         struct write_item *items; /* in registration order: references first */
         size_t n_items;
 
@@ -473,20 +472,6 @@ struct write_state {
         bool stop;   /* the copy failed: take no more items; protected by lock */
 };
 
-/* Marks p visited: 1 if it was new, 0 if seen before, -ENOMEM. */
-static int visit(struct write_state *s, const struct nix_store_path *p) {
-        uint8_t(*t)[NIX_DIGEST_LEN];
-
-        for (size_t i = 0; i < s->n_seen; i++)
-                if (memcmp(s->seen[i], p->digest, NIX_DIGEST_LEN) == 0)
-                        return 0;
-        t = reallocarray(s->seen, s->n_seen + 1, sizeof(*t));
-        if (!t)
-                return -ENOMEM;
-        s->seen = t;
-        memcpy(s->seen[s->n_seen++], p->digest, NIX_DIGEST_LEN);
-        return 1;
-}
 
 /* Takes ownership of pi. */
 static int add_item(struct write_state *s, struct nix_pathinfo *pi, const char *abs) {
@@ -514,7 +499,7 @@ static int collect(struct write_state *s, const struct nix_store_path *p, unsign
         nix_store_path_absolute(p, abs);
         if (depth > 4096)
                 return log_error_errno(-ELOOP, "%s: reference chain too long", abs);
-        r = visit(s, p);
+        r = nix_path_set_add(&s->seen, p);
         if (r <= 0)
                 return r;
         r = nix_pathinfo_get_path(s->pis, p, &pi);
@@ -637,6 +622,7 @@ int nix_copy_to_cache(struct cas_store *store, struct nix_pathinfo_service *pis,
         if (jobs > NIX_COPY_JOBS_MAX)
                 return -EINVAL;
         *ret = (struct nix_copy_stats){};
+        nix_path_set_init(&s.seen);
         for (size_t i = 0; i < n_paths && r >= 0; i++)
                 r = collect(&s, &paths[i], 0);
         if (r >= 0 && s.n_items > 0)
@@ -644,6 +630,6 @@ int nix_copy_to_cache(struct cas_store *store, struct nix_pathinfo_service *pis,
         for (size_t i = 0; i < s.n_items; i++)
                 nix_pathinfo_free(s.items[i].pi);
         free(s.items);
-        free(s.seen);
+        nix_path_set_done(&s.seen);
         return r;
 }
