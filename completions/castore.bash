@@ -32,7 +32,7 @@ _castore() {
         --passthrough) COMPREPLY=($(compgen -W "auto on off" -- "$cur")); return ;;
         --sandbox) COMPREPLY=($(compgen -W "auto none" -- "$cur")); return ;;
         --socket-group) COMPREPLY=($(compgen -g -- "$cur")); return ;;
-        --threads|--jobs|--queues|--uid|--gid|--socket-mode|--fd|--name|--listen|-n|--from|--to|--trusted-public-keys|--references|\
+        --threads|--jobs|-j|--queues|--uid|--gid|--socket-mode|--fd|--name|--listen|-n|--from|--to|--trusted-public-keys|--references|\
         --blob-service-addr|--directory-service-addr|--path-info-service-addr)
             return ;;
         -o|--options)
@@ -61,7 +61,7 @@ _castore() {
         gc) opts="--dry-run --json --progress --no-progress" ;;
         nar) opts="--name --size" ;;
         path-info) opts="--all --json" ;;
-        copy) opts="--from --to --trusted-public-keys --no-check-sigs --sign-key --compression --write-nar-listing
+        copy) opts="-j --from --to --trusted-public-keys --no-check-sigs --sign-key --compression --write-nar-listing
             --no-closure --jobs --json --progress --no-progress" ;;
         virtiofs) opts="--socket-path --fd --list-root --threads --queues --once --uid --gid --socket-group
             --daemon --sandbox --debug --print-capabilities" ;;

@@ -36,8 +36,8 @@ static int parse(int argc, char **argv, struct copy_args *a) {
                 { "trusted-public-keys", required_argument, NULL, 'k' },
                 { "no-check-sigs", no_argument, NULL, 'N' },
                 { "no-closure", no_argument, NULL, 'c' },
-                { "json", no_argument, NULL, 'j' },
-                { "jobs", required_argument, NULL, 'J' },
+                { "json", no_argument, NULL, 'x' },
+                { "jobs", required_argument, NULL, 'j' },
                 { "progress", no_argument, NULL, 'p' },
                 { "no-progress", no_argument, NULL, 'P' },
                 { "to", required_argument, NULL, 't' },
@@ -50,7 +50,7 @@ static int parse(int argc, char **argv, struct copy_args *a) {
         int opt;
 
         optind = 0;
-        while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORTOPTS, opts, NULL)) >= 0) {
+        while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORTOPTS "j:", opts, NULL)) >= 0) {
                 if (cli_common_option(opt, optarg))
                         continue;
                 switch (opt) {
@@ -66,10 +66,10 @@ static int parse(int argc, char **argv, struct copy_args *a) {
                 case 'c':
                         a->no_closure = true;
                         break;
-                case 'j':
+                case 'x':
                         a->json = true;
                         break;
-                case 'J':
+                case 'j':
                         if (cli_parse_uint(optarg, 1, NIX_COPY_JOBS_MAX, &n) < 0)
                                 return cli_usage_error("copy", "--jobs takes a number from 1 to %d",
                                                        NIX_COPY_JOBS_MAX);
@@ -317,10 +317,10 @@ static int run_copy(int argc, char **argv) {
 const struct cli_command cli_cmd_copy = {
         .name = "copy",
         .run = run_copy,
-        .usage = "--from URL [--trusted-public-keys \"NAME:KEY ...\"] [--no-check-sigs] [--no-closure] [--jobs N] "
+        .usage = "--from URL [--trusted-public-keys \"NAME:KEY ...\"] [--no-check-sigs] [--no-closure] [-j|--jobs N] "
                  "[--json] [--progress|--no-progress] STOREPATH...\n"
                  "       copy --to URL [--sign-key FILE]... [--compression none|xz|zstd|bzip2|br] "
-                 "[--write-nar-listing] [--no-closure] [--jobs N] [--json] [--progress|--no-progress] STOREPATH...",
+                 "[--write-nar-listing] [--no-closure] [-j|--jobs N] [--json] [--progress|--no-progress] STOREPATH...",
         .help = "Copy store paths and their closures from or to a Nix binary cache (file:///DIR, "
                 "http(s)://HOST[/PREFIX])",
 };

@@ -130,6 +130,23 @@ expect_eq "again: everything already present, nothing written" \
         "$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(d["copied"], d["present"])' "$out")" \
         "0 $(echo $ALL | wc -w)"
 
+# ---- many paths at once: -j ----
+MANY=""
+for i in 1 2 3 4 5 6 7 8; do
+        mkdir -p "$T_TMP/many/t$i/d"
+        head -c $((i * 100000)) /dev/urandom >"$T_TMP/many/t$i/d/f"
+        printf '%s' "$i" >"$T_TMP/many/t$i/n"
+        MANY="$MANY $(C import --json "$T_TMP/many/t$i" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["storePath"])')"
+done
+for jobs in 1 8; do
+        # shellcheck disable=SC2086
+        C copy --to "file://$T_TMP/cache-j$jobs" -j $jobs --compression zstd --sign-key "$T_TMP/k.sec" $MANY >/dev/null 2>"$T_TMP/err" ||
+                { sed 's/^/# /' "$T_TMP/err"; notok "-j $jobs: castore copy --to"; continue; }
+        # shellcheck disable=SC2086
+        nix_reads "-j $jobs: 8 paths" "file://$T_TMP/cache-j$jobs" "$KEY" $MANY
+done
+check "-j 1 and -j 8 write the same files" diff -r "$T_TMP/cache-j1" "$T_TMP/cache-j8"
+
 # ---- Nix's key check ----
 if [ -n "$built" ]; then
         r2=$(newroot); fresh_nix_cache

@@ -40,7 +40,8 @@ static ssize_t mem_read(void *userdata, void *buf, size_t len) {
         struct mem_source *m = userdata;
         size_t n = m->len - m->pos < len ? m->len - m->pos : len;
 
-        memcpy(buf, m->data + m->pos, n);
+        if (n > 0)
+                memcpy(buf, m->data + m->pos, n);
         m->pos += n;
         return (ssize_t) n;
 }
