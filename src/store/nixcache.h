@@ -84,6 +84,10 @@ int nix_copy_from_cache(struct cas_store *store, struct nix_pathinfo_service *pi
 
 /* ---- writing a cache (nixcache_write.c) ---- */
 
+/* Percent-decodes s[0..len) into a malloc'ed string, as Nix decodes its
+ * store URL parameters ('+' stays '+': keys are base64).  NULL: ENOMEM. */
+char *nix_url_decode(const char *s, size_t len);
+
 /* The value of query parameter name in url ("?compression=zstd&..."),
  * percent-decoded, malloc'ed into *ret.  -ENOENT when absent, -ENOMEM. */
 int nix_cache_url_param(const char *url, const char *name, char **ret);

@@ -20,6 +20,7 @@
 #include "store/nar_listing.h"
 #include "store/nixbase32.h"
 #include "store/nixcache_internal.h"
+#include "util/hex.h"
 #include "util/io.h"
 #include "util/log.h"
 
@@ -27,14 +28,23 @@
 
 /* ---- URL parameters ---- */
 
-static int hex_value(char c) {
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
+char *nix_url_decode(const char *s, size_t len) {
+        char *d = malloc(len + 1), *o = d;
+
+        if (!d)
+                return NULL;
+        for (size_t i = 0; i < len; i++) {
+                int hi = i + 2 < len ? hex_digit_value(s[i + 1]) : -1;
+                int lo = i + 2 < len ? hex_digit_value(s[i + 2]) : -1;
+
+                if (s[i] == '%' && hi >= 0 && lo >= 0) {
+                        *o++ = (char) (hi << 4 | lo);
+                        i += 2;
+                } else
+                        *o++ = s[i];
+        }
+        *o = 0;
+        return d;
 }
 
 int nix_cache_url_param(const char *url, const char *name, char **ret) {
@@ -43,23 +53,15 @@ int nix_cache_url_param(const char *url, const char *name, char **ret) {
 
         while (q) {
                 const char *p = q + 1, *end = p + strcspn(p, "&");
-                char *v, *o;
+                char *v;
 
                 q = *end ? end : NULL;
                 if ((size_t) (end - p) <= name_len || strncmp(p, name, name_len) != 0 || p[name_len] != '=')
                         continue;
                 p += name_len + 1;
-                v = o = malloc((size_t) (end - p) + 1);
+                v = nix_url_decode(p, (size_t) (end - p));
                 if (!v)
                         return -ENOMEM;
-                for (; p < end; p++) {
-                        if (*p == '%' && end - p >= 3 && hex_value(p[1]) >= 0 && hex_value(p[2]) >= 0) {
-                                *o++ = (char) (hex_value(p[1]) << 4 | hex_value(p[2]));
-                                p += 2;
-                        } else
-                                *o++ = *p == '+' ? ' ' : *p;
-                }
-                *o = 0;
                 *ret = v;
                 return 0;
         }
@@ -147,8 +149,8 @@ static int http_request(struct nix_cache *c, const char *rel, struct body *body,
                 CURL *curl = nix_cache_curl_new(url);
 
                 if (!curl) {
-                        r = -ENOMEM;
-                        break;
+                        curl_slist_free_all(hdrs);
+                        return -ENOMEM;
                 }
                 if (attempt > 0)
                         nanosleep(&(struct timespec){ 0, 250000000L << (attempt - 1) }, NULL);

@@ -13,7 +13,6 @@
 #include "store/nixbase32.h"
 #include "store/nixcache.h"
 #include "store/pathinfosvc.h"
-#include "util/hex.h"
 #include "util/log.h"
 
 /* One download in progress; its waiters take the encoded result. */
@@ -220,26 +219,6 @@ bool nix_pathinfo_url_is_cache(const char *url) {
                        strncmp(url, "nix+file://", 11) == 0);
 }
 
-/* Percent-decodes s[0..len) into a malloc'ed string ('+' stays: keys are base64). */
-static char *url_decode(const char *s, size_t len) {
-        char *d = malloc(len + 1), *o = d;
-
-        if (!d)
-                return NULL;
-        for (size_t i = 0; i < len; i++) {
-                int hi = i + 2 < len ? hex_digit_value(s[i + 1]) : -1;
-                int lo = i + 2 < len ? hex_digit_value(s[i + 2]) : -1;
-
-                if (s[i] == '%' && hi >= 0 && lo >= 0) {
-                        *o++ = (char) (hi << 4 | lo);
-                        i += 2;
-                } else
-                        *o++ = s[i];
-        }
-        *o = 0;
-        return d;
-}
-
 /* Reads the query: trusted-public-keys (required), nothing else. */
 static int parse_query(struct lazy_pathinfos *s, const char *url, const char *q) {
         while (q && *q) {
@@ -250,7 +229,7 @@ static int parse_query(struct lazy_pathinfos *s, const char *url, const char *q)
                 int r;
 
                 if (len > strlen(k) && strncmp(q, k, strlen(k)) == 0) {
-                        v = url_decode(q + strlen(k), len - strlen(k));
+                        v = nix_url_decode(q + strlen(k), len - strlen(k));
                         if (!v)
                                 return -ENOMEM;
                         free(s->keys);
