@@ -125,10 +125,13 @@ for comp in none xz zstd bzip2 br; do
 done
 
 cache=$T_TMP/cache-xz
-out=$(C copy --to "file://$cache" --json $PATHS 2>"$T_TMP/err")
+# shellcheck disable=SC2086
+out=$(C copy --to "file://$cache" --json --progress $PATHS 2>"$T_TMP/err")
 expect_eq "again: everything already present, nothing written" \
         "$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(d["copied"], d["present"])' "$out")" \
         "0 $(echo $ALL | wc -w)"
+if grep -q "copy: 0 paths written, $(echo $ALL | wc -w) present" "$T_TMP/err"; then ok "--progress: a final line on stderr"
+else sed 's/^/# /' "$T_TMP/err"; notok "--progress: a final line on stderr"; fi
 
 # ---- many paths at once: -j ----
 MANY=""
