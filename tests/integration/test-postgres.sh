@@ -2,6 +2,8 @@
 # castore's PostgreSQL directory and PathInfo services against a real
 # PostgreSQL 15 started here (initdb + pg_ctl as an unprivileged user, a
 # unix socket in a scratch directory, no TCP), blobs in a local store:
+#  0. the unit tests of the backends (test-pg, test-dirsvc, test-pathinfo)
+#     run against the server;
 #  1. import of a real tree; ls, cat, export, nar, verify, path-info equal
 #     to the tree and to a local-only import;
 #  2. a FUSE mount over it reads right and sees another process's import
@@ -58,8 +60,18 @@ if ! pg_start; then
         exit 77
 fi
 at_exit "pg_ctl -m immediate stop"
-for db in cas old new fresh; do psql_q postgres "CREATE DATABASE $db" || notok "CREATE DATABASE $db"; done
+for db in cas old new fresh unit; do psql_q postgres "CREATE DATABASE $db" || notok "CREATE DATABASE $db"; done
 ok "PostgreSQL 15 runs on a unix socket in $PGD"
+
+# --- 0. the unit tests of the backends against this server ---------------------------
+for t in pg dirsvc pathinfo; do
+        exe=$BUILD_DIR/tests/unit/test-$t
+        if [ -x "$exe" ]; then
+                CASTORE_TEST_PG="postgresql:///unit?host=$PGD&user=castore" check "0. unit test-$t against the server" "$exe"
+        else
+                skip "0. unit test-$t against the server" "$exe is not built (-Dtests=false?)"
+        fi
+done
 
 SECRET=S3cretPW
 URL="postgresql://castore:$SECRET@/cas?host=$PGD"
