@@ -351,6 +351,8 @@ static int insert_edges(struct cas_pg_conn *c, struct put_ctx *p) {
                         edges[n++] = (struct edge){ &d->digest, &d->entries[j].digest };
                 }
         }
+        if (n == 0)
+                return 0; /* leaves only */
         qsort(edges, n, sizeof(*edges), edge_cmp);
         for (size_t i = 0; i < n && r >= 0; i += ROWS_PER_STATEMENT)
                 r = insert_edges_chunk(c, edges + i, MIN(n - i, (size_t) ROWS_PER_STATEMENT));
