@@ -196,6 +196,32 @@ static int await(struct cas_pg_conn *c) {
         return 0;
 }
 
+/* Sends what libpq queued (the connection is non-blocking, so a big
+ * batch to a server that stopped reading cannot block us either), within
+ * the same deadline as answers. */
+static int flush_out(struct cas_pg_conn *c) {
+        uint64_t deadline = now_ms() + c->pg->timeout_ms;
+        int r;
+
+        while ((r = PQflush(c->conn)) == 1) {
+                struct pollfd p = { .fd = PQsocket(c->conn), .events = POLLIN | POLLOUT };
+                uint64_t now = now_ms();
+                int n;
+
+                if (now >= deadline) {
+                        snprintf(c->err, sizeof(c->err), "could not send within %u ms", c->pg->timeout_ms);
+                        c->broken = true;
+                        return -ETIMEDOUT;
+                }
+                n = poll(&p, 1, (int) (deadline - now));
+                if (n < 0 && errno != EINTR)
+                        return conn_failed(c);
+                if (n > 0 && (p.revents & POLLIN) && !PQconsumeInput(c->conn))
+                        return conn_failed(c);
+        }
+        return r < 0 ? conn_failed(c) : 0;
+}
+
 /* Reads every result of the command sent; *ret (optional) gets the
  * first successful one. */
 static int collect(struct cas_pg_conn *c, PGresult **ret) {
@@ -240,7 +266,9 @@ static int prepare(struct cas_pg_conn *c, const struct cas_pg_stmt *st) {
                         return 0;
         if (!PQsendPrepare(c->conn, st->name, st->sql, 0, NULL))
                 return conn_failed(c);
-        r = collect(c, NULL);
+        r = flush_out(c);
+        if (r >= 0)
+                r = collect(c, NULL);
         if (r < 0)
                 return r;
         assert(c->n_prepared < MAX_PREPARED);
@@ -248,8 +276,10 @@ static int prepare(struct cas_pg_conn *c, const struct cas_pg_stmt *st) {
         return 0;
 }
 
+/* single_row: rows are read one by one (set before anything else happens
+ * on the connection, as libpq requires). */
 static int send_prepared(struct cas_pg_conn *c, const struct cas_pg_stmt *st, int n, const char *const *vals,
-                         const int *lens) {
+                         const int *lens, bool single_row) {
         int formats[8];
         int r;
 
@@ -261,12 +291,14 @@ static int send_prepared(struct cas_pg_conn *c, const struct cas_pg_stmt *st, in
                 return r;
         if (!PQsendQueryPrepared(c->conn, st->name, n, vals, lens, formats, 1))
                 return conn_failed(c);
-        return 0;
+        if (single_row && !PQsetSingleRowMode(c->conn))
+                return conn_failed(c);
+        return flush_out(c);
 }
 
 int cas_pg_query(struct cas_pg_conn *c, const struct cas_pg_stmt *st, int n, const char *const *vals,
                  const int *lens, PGresult **ret) {
-        int r = send_prepared(c, st, n, vals, lens);
+        int r = send_prepared(c, st, n, vals, lens, false);
 
         if (r < 0)
                 return r;
@@ -275,12 +307,10 @@ int cas_pg_query(struct cas_pg_conn *c, const struct cas_pg_stmt *st, int n, con
 
 int cas_pg_query_rows(struct cas_pg_conn *c, const struct cas_pg_stmt *st, int n, const char *const *vals,
                       const int *lens, int (*row)(void *userdata, const PGresult *res), void *userdata) {
-        int r = send_prepared(c, st, n, vals, lens), e;
+        int r = send_prepared(c, st, n, vals, lens, true), e;
 
         if (r < 0)
                 return r;
-        if (!PQsetSingleRowMode(c->conn))
-                return conn_failed(c);
         for (;;) {
                 PGresult *res;
 
@@ -308,9 +338,12 @@ int cas_pg_query_rows(struct cas_pg_conn *c, const struct cas_pg_stmt *st, int n
 }
 
 int cas_pg_exec(struct cas_pg_conn *c, const char *sql) {
+        int r;
+
         if (!PQsendQuery(c->conn, sql))
                 return conn_failed(c);
-        return collect(c, NULL);
+        r = flush_out(c);
+        return r < 0 ? r : collect(c, NULL);
 }
 
 /* ---- binary values ---- */
@@ -449,6 +482,12 @@ static int conn_new(struct cas_pg *pg, char *err, size_t errlen, struct cas_pg_c
                 return -ECONNREFUSED;
         }
         PQsetNoticeProcessor(c->conn, notice_quiet, NULL);
+        if (PQsetnonblocking(c->conn, 1) < 0) {
+                set_err(c, PQerrorMessage(c->conn));
+                snprintf(err, errlen, "%s", c->err);
+                conn_free(c);
+                return -ECONNRESET;
+        }
         *ret = c;
         return 0;
 }
