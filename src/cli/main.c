@@ -212,9 +212,10 @@ static void help(FILE *f) {
                    "  --blob-service-addr, --directory-service-addr, --path-info-service-addr ADDR\n"
                    "                       one service each ($BLOB_SERVICE_ADDR, ...)\n"
                    "  --cache DIR          a local store in front, written back into ($CASTORE_CACHE)\n"
-                   "PostgreSQL for directories and PathInfos, blobs in the local store (--store DIR):\n"
-                   "  --directory-service-addr postgresql://... --path-info-service-addr postgresql://...\n"
+
                    "  --store-composition FILE   snix's composition TOML\n"
+                   "PostgreSQL for directories and PathInfos, blobs in --store DIR:\n"
+                   "  --directory-service-addr, --path-info-service-addr postgresql://...\n"
                    "Every command also takes -v/--verbose (more log), -q/--quiet (errors only) and\n"
                    "-h/--help (its usage); castore --version prints the version.\n"
                    "Manual: castore(1), mount.castore(8).\n");
