@@ -578,7 +578,6 @@ static int pg_get_recursive(struct cas_dir_service *ds, const struct cas_digest 
 struct list_ctx {
         cas_dir_list_cb cb;
         void *userdata;
-        size_t delivered;
         bool corrupt;
 };
 
@@ -595,20 +594,11 @@ static int list_row(void *userdata, const PGresult *res) {
                 return 0;
         }
         memcpy(d.b, key, CAS_DIGEST_LEN);
-        l->delivered++;
         return l->cb(l->userdata, &d, data, data_len);
 }
 
 static int list_in(struct cas_pg_conn *c, void *userdata) {
-        struct list_ctx *l = userdata;
-        int r;
-
-        if (l->delivered > 0)
-                return -ECONNABORTED; /* cannot start over without repeating rows */
-        r = cas_pg_query_rows(c, &st_list, 0, NULL, NULL, list_row, l);
-        if (r == -ECONNRESET && l->delivered > 0)
-                r = -ECONNABORTED;
-        return r;
+        return cas_pg_query_rows(c, &st_list, 0, NULL, NULL, list_row, userdata);
 }
 
 /* Streams the table in digest order; a row that cannot be a directory's

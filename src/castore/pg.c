@@ -305,35 +305,41 @@ int cas_pg_query(struct cas_pg_conn *c, const struct cas_pg_stmt *st, int n, con
         return collect(c, ret);
 }
 
-int cas_pg_query_rows(struct cas_pg_conn *c, const struct cas_pg_stmt *st, int n, const char *const *vals,
-                      const int *lens, int (*row)(void *userdata, const PGresult *res), void *userdata) {
-        int r = send_prepared(c, st, n, vals, lens, true), e;
-
-        if (r < 0)
-                return r;
+/* The rows of the answer, one by one: the first error (of the server, the
+ * connection or row) ends the walk. */
+static int read_rows(struct cas_pg_conn *c, int (*row)(void *userdata, const PGresult *res), void *userdata,
+                     size_t *delivered) {
         for (;;) {
                 PGresult *res;
+                int r = await(c);
 
-                e = await(c);
-                if (e < 0)
-                        return e;
+                if (r < 0)
+                        return r;
                 res = PQgetResult(c->conn);
                 if (!res)
-                        break;
-                e = result_errno(c, res);
-                if (e >= 0 && PQresultStatus(res) == PGRES_SINGLE_TUPLE)
-                        e = row(userdata, res);
-                PQclear(res);
-                if (e < 0 && r >= 0)
-                        r = e;
-                if (r < 0 && !c->broken) {
-                        /* the rest of the answer cannot be skipped: drop it with the connection */
-                        c->broken = true;
-                        return r;
+                        return 0;
+                r = result_errno(c, res);
+                if (r >= 0 && PQresultStatus(res) == PGRES_SINGLE_TUPLE) {
+                        r = row(userdata, res);
+                        (*delivered)++;
                 }
-                if (c->broken)
+                PQclear(res);
+                if (r < 0)
                         return r;
         }
+}
+
+int cas_pg_query_rows(struct cas_pg_conn *c, const struct cas_pg_stmt *st, int n, const char *const *vals,
+                      const int *lens, int (*row)(void *userdata, const PGresult *res), void *userdata) {
+        size_t delivered = 0;
+        int r = send_prepared(c, st, n, vals, lens, true);
+
+        if (r >= 0)
+                r = read_rows(c, row, userdata, &delivered);
+        if (r < 0)
+                c->broken = true; /* the rest of the answer cannot be skipped: dropped with the connection */
+        if (r == -ECONNRESET && delivered > 0)
+                r = -ECONNABORTED; /* a retry would deliver the rows again */
         return r;
 }
 

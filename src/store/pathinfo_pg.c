@@ -110,7 +110,6 @@ static int pg_remove(struct nix_pathinfo_service *s, const uint8_t digest[NIX_DI
 struct list_ctx {
         nix_pathinfo_list_cb cb;
         void *userdata;
-        size_t delivered;
         bool corrupt;
 };
 
@@ -126,22 +125,13 @@ static int list_row(void *userdata, const PGresult *res) {
         }
         if (r < 0)
                 return r;
-        l->delivered++;
         r = l->cb(l->userdata, pi);
         nix_pathinfo_free(pi);
         return r;
 }
 
 static int list_in(struct cas_pg_conn *c, void *userdata) {
-        struct list_ctx *l = userdata;
-        int r;
-
-        if (l->delivered > 0)
-                return -ECONNABORTED; /* cannot start over without repeating rows */
-        r = cas_pg_query_rows(c, &st_list, 0, NULL, NULL, list_row, l);
-        if (r == -ECONNRESET && l->delivered > 0)
-                r = -ECONNABORTED;
-        return r;
+        return cas_pg_query_rows(c, &st_list, 0, NULL, NULL, list_row, userdata);
 }
 
 /* Streamed in digest order (single row mode), each PathInfo decoded into
