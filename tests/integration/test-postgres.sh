@@ -6,8 +6,9 @@
 #     run against the server;
 #  1. import of a real tree; ls, cat, export, nar, verify, path-info equal
 #     to the tree and to a local-only import;
-#  2. a FUSE mount over it reads right and sees another process's import
-#     at once;
+#  2. two gRPC daemons and a direct CLI on the database see each other's
+#     imports at once; a FUSE mount over it reads right and sees another
+#     process's import at once;
 #  3. two importers at once on overlapping trees;
 #  4. a damaged directory row and a damaged PathInfo row: clear errors,
 #     listings go on past them, a re-import repairs;
@@ -139,6 +140,34 @@ check "1. verify --nar is clean" cas verify --nar
 expect_eq "1. --blob-service-addr DIR reads the same" \
         "$("$CASTORE" --blob-service-addr "$STORE" "${PGA[@]}" cat tree/bin/hello.sh)" "$(cat "$SRC/bin/hello.sh")"
 
+# --- 2. two gRPC daemons and a direct CLI on the same database ------------------------
+DP=()
+for i in 1 2; do
+        cas daemon --listen "grpc+unix://$T_TMP/d$i.sock" 2>"$T_TMP/daemon$i.err" &
+        DP+=($!)
+        at_exit "kill ${DP[$((i - 1))]}"
+done
+if wait_until 30 sh -c "[ -S '$T_TMP/d1.sock' ] && [ -S '$T_TMP/d2.sock' ]"; then
+        ok "2. two daemons serve the store with PostgreSQL directories"
+        SRC3=$T_TMP/src3
+        mkdir -p "$SRC3/p/q"
+        echo "through a daemon" >"$SRC3/p/q/r"
+        out3=$("$CASTORE" --store "grpc+unix://$T_TMP/d1.sock" import "$SRC3" --name viadaemon 2>&1) ||
+                notok "2. import through daemon 1"
+        B3=$(echo "$out3" | awk '{print $3}')
+        B3=${B3#/nix/store/}
+        expect_eq "2. daemon 2 serves what was imported through daemon 1 at once" \
+                "$("$CASTORE" --store "grpc+unix://$T_TMP/d2.sock" cat "$B3/p/q/r" 2>&1)" "through a daemon"
+        expect_eq "2. the direct CLI reads it too" "$(cas cat "$B3/p/q/r" 2>&1)" "through a daemon"
+        expect_eq "2. daemon 2 serves the direct CLI's import" \
+                "$("$CASTORE" --store "grpc+unix://$T_TMP/d2.sock" nar hash "$BASE" 2>&1)" "$(cas nar hash "$BASE")"
+else
+        sed 's/^/# /' "$T_TMP"/daemon*.err | tail -5
+        notok "2. two daemons serve the store with PostgreSQL directories"
+fi
+for p in "${DP[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+no_secret "2. daemons" "$T_TMP"/daemon*.err
+
 # --- 2. a FUSE mount ------------------------------------------------------------------
 mounted() { grep -q " $1 fuse.castore " /proc/mounts; }
 unmount() { "$CASTORE" umount "$1" && wait_until 10 sh -c "! grep -q ' $1 fuse.castore ' /proc/mounts"; }
@@ -208,7 +237,7 @@ check "3. verify after the concurrent imports" cas verify
 expect_eq "3. the shared doc tree is one row" \
         "$(psql_q cas "SELECT count(*) FROM directories WHERE digest = '\\x$(b3_hex "$(node_digest ovA/doc)")'")" 1
 expect_eq "3. path-info --all lists every import" "$(cas path-info --all | grep -c '^StorePath: ')" \
-        "$( [ $FUSE = 1 ] && echo 4 || echo 3)"
+        "$( [ $FUSE = 1 ] && echo 5 || echo 4)"
 
 # --- 4. damaged rows --------------------------------------------------------------------
 D_HEX=$(b3_hex "$(node_digest tree/deep/a)")
@@ -237,10 +266,10 @@ rc=0
 cas verify >"$T_TMP/verify2.out" 2>&1 || rc=$?
 expect_eq "4. verify with a damaged path info: exit 1" "$rc" 1
 check "4. ... checking the other store paths ($(grep -o '[0-9]* store paths' "$T_TMP/verify2.out"))" \
-        grep -q "checked .* $( [ $FUSE = 1 ] && echo 3 || echo 2) store paths" "$T_TMP/verify2.out"
+        grep -q "checked .* $( [ $FUSE = 1 ] && echo 4 || echo 3) store paths" "$T_TMP/verify2.out"
 # a re-import repairs both
-for t in tree ovA ovB second; do
-        case $t in tree) s=$SRC ;; ovA) s=$A ;; ovB) s=$B ;; second) s=${SRC2:-} ;; esac
+for t in tree ovA ovB second viadaemon; do
+        case $t in tree) s=$SRC ;; ovA) s=$A ;; ovB) s=$B ;; second) s=${SRC2:-} ;; viadaemon) s=${SRC3:-} ;; esac
         [ -n "$s" ] && { cas import "$s" --name $t >/dev/null 2>>"$T_TMP/repair.err" || notok "4. re-import $t"; }
 done
 check "4. the re-import replaced the damaged directory" grep -q "Replacing the corrupt record of directory" "$T_TMP/repair.err"
