@@ -12,8 +12,6 @@
 #include "util/hashmap.h"
 #include "util/log.h"
 
-#define ROWS_PER_STATEMENT 4096 /* rows of one multi-row INSERT */
-
 struct dir_pg {
         struct cas_dir_service base;
         struct cas_pg *pg; /* a reference; immutable */
@@ -296,66 +294,15 @@ static int insert_dirs(struct cas_pg_conn *c, struct put_ctx *p, size_t from, si
         return r;
 }
 
-struct edge {
-        const struct cas_digest *parent, *child;
-};
-
-static int edge_cmp(const void *a, const void *b) {
-        const struct edge *x = a, *y = b;
-        int c = memcmp(x->parent->b, y->parent->b, CAS_DIGEST_LEN);
-
-        return c ? c : memcmp(x->child->b, y->child->b, CAS_DIGEST_LEN);
-}
-
-static int insert_edges_chunk(struct cas_pg_conn *c, const struct edge *edges, size_t n) {
-        struct cas_pg_array parents, children;
-        int r;
-
-        cas_pg_array_init(&parents, CAS_PG_OID_BYTEA);
-        cas_pg_array_init(&children, CAS_PG_OID_BYTEA);
-        for (size_t i = 0; i < n; i++) {
-                cas_pg_array_add(&parents, edges[i].parent->b, CAS_DIGEST_LEN);
-                cas_pg_array_add(&children, edges[i].child->b, CAS_DIGEST_LEN);
-        }
-        r = cas_pg_array_finish(&parents);
-        if (r >= 0)
-                r = cas_pg_array_finish(&children);
-        if (r >= 0) {
-                const char *vals[2] = { (char *) parents.buf, (char *) children.buf };
-                int lens[2] = { (int) parents.len, (int) children.len };
-                r = cas_pg_query(c, &cas_pg_insert_edges, 2, vals, lens, NULL);
-        }
-        cas_pg_array_done(&parents);
-        cas_pg_array_done(&children);
-        return r;
-}
-
-/* Edges sorted like the rows, so that concurrent importers of
- * overlapping trees take their row locks in one order. */
 static int insert_edges(struct cas_pg_conn *c, struct put_ctx *p) {
-        _cleanup_free_ struct edge *edges = NULL;
-        size_t n = 0, cap = 0;
+        struct cas_pg_edges e = {};
         int r = 0;
 
-        for (size_t k = 0; k < p->n_order; k++) {
-                const struct cas_directory *d = p->dirs[p->order[k]];
-                for (size_t j = 0; j < d->n_entries; j++) {
-                        if (d->entries[j].kind != CAS_NODE_DIRECTORY)
-                                continue;
-                        if (n == cap) {
-                                struct edge *e = realloc(edges, (cap = cap ? 2 * cap : 256) * sizeof(*e));
-                                if (!e)
-                                        return -ENOMEM;
-                                edges = e;
-                        }
-                        edges[n++] = (struct edge){ &d->digest, &d->entries[j].digest };
-                }
-        }
-        if (n == 0)
-                return 0; /* leaves only */
-        qsort(edges, n, sizeof(*edges), edge_cmp);
-        for (size_t i = 0; i < n && r >= 0; i += ROWS_PER_STATEMENT)
-                r = insert_edges_chunk(c, edges + i, MIN(n - i, (size_t) ROWS_PER_STATEMENT));
+        for (size_t k = 0; k < p->n_order && r >= 0; k++)
+                r = cas_pg_edges_add(&e, p->dirs[p->order[k]]);
+        if (r >= 0)
+                r = cas_pg_edges_insert(c, &e);
+        cas_pg_edges_done(&e);
         return r;
 }
 
@@ -382,8 +329,8 @@ static int put_body(struct cas_pg_conn *c, void *userdata) {
                 if (r < 0)
                         return r;
         }
-        for (size_t k = 0; k < p->n_order && r >= 0; k += ROWS_PER_STATEMENT)
-                r = insert_dirs(c, p, k, MIN(p->n_order, k + ROWS_PER_STATEMENT));
+        for (size_t k = 0; k < p->n_order && r >= 0; k += CAS_PG_ROWS_PER_STATEMENT)
+                r = insert_dirs(c, p, k, MIN(p->n_order, k + CAS_PG_ROWS_PER_STATEMENT));
         if (r >= 0)
                 r = insert_edges(c, p);
         return r;

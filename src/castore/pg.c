@@ -618,55 +618,104 @@ int cas_pg_run(struct cas_pg *pg, cas_pg_fn fn, void *userdata) {
         return r;
 }
 
-/* ---- schema ---- */
+/* ---- directory edges: the index behind the recursive get ---- */
 
-const struct cas_pg_stmt cas_pg_insert_edges = {
+static const struct cas_pg_stmt insert_edges = {
         "castore_insert_edges",
         "INSERT INTO directory_edges (parent, child) SELECT * FROM unnest($1::bytea[], $2::bytea[]) "
         "ON CONFLICT DO NOTHING",
 };
 
-/* Version 2 indexes the children of every stored directory: decoded
- * here, since SQL cannot read the protobuf.  A record that does not
- * decode gets no edges (the recursive get fetches what edges miss). */
-static int backfill_edges(struct cas_pg_conn *c) {
-        static const struct cas_pg_stmt all = { "castore_all_dirs", "SELECT digest, data FROM directories" };
-        PGresult *res = NULL;
+int cas_pg_edges_add(struct cas_pg_edges *e, const struct cas_directory *d) {
+        for (size_t i = 0; i < d->n_entries; i++) {
+                if (d->entries[i].kind != CAS_NODE_DIRECTORY)
+                        continue;
+                if (e->n == e->cap) {
+                        size_t cap = e->cap ? 2 * e->cap : 256;
+                        struct cas_pg_edge *v = realloc(e->v, cap * sizeof(*v));
+                        if (!v)
+                                return -ENOMEM;
+                        e->v = v;
+                        e->cap = cap;
+                }
+                e->v[e->n++] = (struct cas_pg_edge){ d->digest, d->entries[i].digest };
+        }
+        return 0;
+}
+
+void cas_pg_edges_done(struct cas_pg_edges *e) {
+        free(e->v);
+        *e = (struct cas_pg_edges){};
+}
+
+static int edge_cmp(const void *a, const void *b) {
+        const struct cas_pg_edge *x = a, *y = b;
+        int c = memcmp(x->parent.b, y->parent.b, CAS_DIGEST_LEN);
+
+        return c ? c : memcmp(x->child.b, y->child.b, CAS_DIGEST_LEN);
+}
+
+static int insert_edges_chunk(struct cas_pg_conn *c, const struct cas_pg_edge *edges, size_t n) {
         struct cas_pg_array parents, children;
         int r;
 
-        r = cas_pg_query(c, &all, 0, NULL, NULL, &res);
-        if (r < 0)
-                return r;
         cas_pg_array_init(&parents, CAS_PG_OID_BYTEA);
         cas_pg_array_init(&children, CAS_PG_OID_BYTEA);
-        for (int i = 0; i < PQntuples(res); i++) {
-                _cleanup_(cas_directory_freep) struct cas_directory *d = NULL;
-                const uint8_t *key, *data;
-                size_t key_len, len;
-
-                if (cas_pg_bytes(res, i, 0, &key, &key_len) < 0 || cas_pg_bytes(res, i, 1, &data, &len) < 0 ||
-                    cas_directory_decode(data, len, 0, &d, NULL) < 0) {
-                        log_warning("Migration: a stored directory does not decode; it gets no edges");
-                        continue;
-                }
-                for (size_t j = 0; j < d->n_entries; j++)
-                        if (d->entries[j].kind == CAS_NODE_DIRECTORY) {
-                                cas_pg_array_add(&parents, key, key_len);
-                                cas_pg_array_add(&children, d->entries[j].digest.b, CAS_DIGEST_LEN);
-                        }
+        for (size_t i = 0; i < n; i++) {
+                cas_pg_array_add(&parents, edges[i].parent.b, CAS_DIGEST_LEN);
+                cas_pg_array_add(&children, edges[i].child.b, CAS_DIGEST_LEN);
         }
-        PQclear(res);
         r = cas_pg_array_finish(&parents);
         if (r >= 0)
                 r = cas_pg_array_finish(&children);
         if (r >= 0) {
                 const char *vals[2] = { (char *) parents.buf, (char *) children.buf };
                 int lens[2] = { (int) parents.len, (int) children.len };
-                r = cas_pg_query(c, &cas_pg_insert_edges, 2, vals, lens, NULL);
+                r = cas_pg_query(c, &insert_edges, 2, vals, lens, NULL);
         }
         cas_pg_array_done(&parents);
         cas_pg_array_done(&children);
+        return r;
+}
+
+int cas_pg_edges_insert(struct cas_pg_conn *c, struct cas_pg_edges *e) {
+        int r = 0;
+
+        if (e->n == 0)
+                return 0;
+        qsort(e->v, e->n, sizeof(*e->v), edge_cmp);
+        for (size_t i = 0; i < e->n && r >= 0; i += CAS_PG_ROWS_PER_STATEMENT)
+                r = insert_edges_chunk(c, e->v + i, MIN(e->n - i, (size_t) CAS_PG_ROWS_PER_STATEMENT));
+        return r;
+}
+
+/* ---- schema ---- */
+
+static int backfill_row(void *userdata, const PGresult *res) {
+        _cleanup_(cas_directory_freep) struct cas_directory *d = NULL;
+        const uint8_t *data;
+        size_t len;
+
+        if (cas_pg_bytes(res, 0, 0, &data, &len) < 0 || cas_directory_decode(data, len, 0, &d, NULL) < 0) {
+                log_warning("Migration: a stored directory does not decode; it gets no edges");
+                return 0;
+        }
+        return cas_pg_edges_add(userdata, d);
+}
+
+/* Version 2 indexes the children of every stored directory: decoded
+ * here, since SQL cannot read the protobuf.  The rows stream by (only
+ * the edges are kept); one that does not decode gets no edges, and the
+ * recursive get fetches what the edges miss. */
+static int backfill_edges(struct cas_pg_conn *c) {
+        static const struct cas_pg_stmt all = { "castore_all_dirs", "SELECT data FROM directories" };
+        struct cas_pg_edges e = {};
+        int r;
+
+        r = cas_pg_query_rows(c, &all, 0, NULL, NULL, backfill_row, &e);
+        if (r >= 0)
+                r = cas_pg_edges_insert(c, &e);
+        cas_pg_edges_done(&e);
         return r;
 }
 

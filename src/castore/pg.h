@@ -11,6 +11,7 @@
 
 #include <libpq-fe.h>
 
+#include "castore/directory.h"
 #include "util/macro.h"
 
 /* The schema version this castore writes and reads (docs/POSTGRES.md). */
@@ -61,11 +62,6 @@ struct cas_pg_stmt {
         const char *sql;
 };
 
-/* INSERT of directory edges: $1 parents, $2 children (bytea arrays),
- * existing pairs skipped.  Shared by the directory backend and the
- * migration that indexes stored directories. */
-extern const struct cas_pg_stmt cas_pg_insert_edges;
-
 /* Runs st with n parameters; *ret (PQclear) holds the whole result, in
  * binary.  Errors as described at cas_pg_run. */
 int cas_pg_query(struct cas_pg_conn *c, const struct cas_pg_stmt *st, int n, const char *const *vals,
@@ -79,6 +75,26 @@ int cas_pg_query_rows(struct cas_pg_conn *c, const struct cas_pg_stmt *st, int n
                       const int *lens, int (*row)(void *userdata, const PGresult *res), void *userdata);
 /* A command without parameters or rows (BEGIN, COMMIT). */
 int cas_pg_exec(struct cas_pg_conn *c, const char *sql);
+
+/* Rows a multi-row INSERT writes at most. */
+#define CAS_PG_ROWS_PER_STATEMENT 4096
+
+/* The edges (parent, child directory) of directories, for the
+ * directory_edges table that serves the recursive get. */
+struct cas_pg_edge {
+        struct cas_digest parent, child;
+};
+struct cas_pg_edges {
+        struct cas_pg_edge *v;
+        size_t n, cap;
+};
+/* Appends the child directories of d: 0 or -ENOMEM. */
+int cas_pg_edges_add(struct cas_pg_edges *e, const struct cas_directory *d);
+/* Writes them, existing pairs skipped, sorted (so that concurrent
+ * writers lock rows in one order), in multi-row INSERTs.  Within the
+ * caller's transaction; errors as cas_pg_query. */
+int cas_pg_edges_insert(struct cas_pg_conn *c, struct cas_pg_edges *e);
+void cas_pg_edges_done(struct cas_pg_edges *e);
 
 /* Binary parameters and results. */
 void cas_pg_int8(int64_t v, char ret[8]);
