@@ -261,6 +261,8 @@ static int insert_dirs(struct cas_pg_conn *c, struct put_ctx *p, size_t from, si
                 size_t len;
 
                 r = cas_directory_encode(d, &buf, &len);
+                if (r < 0)
+                        break;
                 cas_pg_array_add(&keys, d->digest.b, CAS_DIGEST_LEN);
                 cas_pg_array_add_int8(&sizes, (int64_t) d->size);
                 cas_pg_array_add(&datas, buf, len);
