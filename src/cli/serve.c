@@ -90,7 +90,7 @@ int cli_served_open(struct fs_config *cfg, struct cli_served *ret) {
                 cli_served_close(&s);
                 return log_error_errno(r, "Failed to open the PathInfo service: %m");
         }
-        s.remote = cli_store_is_remote();
+        s.remote = cli_store_is_shared(); /* reconnects inside the sandbox */
         /* absolute now: a daemon leaves its working directory before the
          * sandbox needs this; a remote store's files are its cache's */
         struct cas_store *local = s.store->lmdb ? s.store : s.store->cache;

@@ -60,6 +60,9 @@ int nix_pathinfo_cache_new(struct nix_pathinfo_service *near, struct nix_pathinf
                            struct nix_pathinfo_service **ret);
 struct cas_lmdb;
 int nix_pathinfo_lmdb_new(struct cas_lmdb *db, struct nix_pathinfo_service **ret);
+/* PostgreSQL (castore/pg.h), table pathinfos: takes a reference on pg. */
+struct cas_pg;
+int nix_pathinfo_pg_new(struct cas_pg *pg, struct nix_pathinfo_service **ret);
 
 /* The PathInfo service that goes with a store: LMDB in the local store's
  * environment (shared with the castore services; the store must outlive
