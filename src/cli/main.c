@@ -12,6 +12,7 @@
 
 #include "cli/cli.h"
 #include "remote/services.h"
+#include "castore/blob_objstore.h"
 #include "util/io.h"
 #include "util/log.h"
 #include "util/toml.h"
@@ -51,7 +52,11 @@ static const char *addr_of(int i) {
         return service_addr[i] ? service_addr[i] : e && *e ? e : NULL;
 }
 
+/* An object store counts as remote: its blobs may be shared by many
+ * stores, so no local collector or lister may treat them as its own. */
 bool cli_store_is_remote(void) {
+        if (cas_blob_url_is_objstore(addr_of(0)))
+                return true;
         for (int i = 0; i < 3; i++)
                 if (remote_url_is_grpc(addr_of(i)) || nix_pathinfo_url_is_cache(addr_of(i)))
                         return true;
@@ -211,6 +216,8 @@ static void help(FILE *f) {
                    "  --store grpc+unix:///PATH | grpc+http://HOST:PORT   all three services there\n"
                    "  --blob-service-addr, --directory-service-addr, --path-info-service-addr ADDR\n"
                    "                       one service each ($BLOB_SERVICE_ADDR, ...)\n"
+                   "  --blob-service-addr objectstore+file:///ABS[?avg_chunk_size=N]\n"
+                   "                       blobs in an object store (snix's layout), the rest in --store\n"
                    "  --cache DIR          a local store in front, written back into ($CASTORE_CACHE)\n"
 
                    "  --store-composition FILE   snix's composition TOML\n"

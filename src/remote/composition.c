@@ -9,20 +9,26 @@
  *   - every root "memory", or every root "local" (castore's embedded
  *     store, path = "/dir"; not a snix type), the same for all three;
  *   - directory and PathInfo roots of type "postgresql" (castore's; url =
- *     "postgresql://..."), with a "local" or "memory" blob root.
+ *     "postgresql://..."), with a "local" or "memory" blob root;
+ *   - a blob root "objectstore" (object_store_url = "file:///abs",
+ *     optional avg_chunk_size = N and an [….object_store_options] table
+ *     of strings) with directories and path infos both grpc or both one
+ *     local or memory store.
  * Anything else is refused, naming the table and saying why. */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "remote/services.h"
+#include "util/macro.h"
 #include "util/toml.h"
 
 static const char *const kinds[3] = { "blobservices", "directoryservices", "pathinfoservices" };
 
 struct resolved {
-        const char *type; /* "grpc", "memory", "local" */
+        const char *type; /* "grpc", "memory", "local", "objectstore" */
         const char *where; /* url or path; NULL for memory */
         const char *cache; /* the near local store of a cache, or NULL */
 };
@@ -36,9 +42,40 @@ static int fail(char *err, size_t errlen, const char *fmt, ...) {
         return -EINVAL;
 }
 
-/* A leaf service: grpc, memory or local. */
+/* snix's objectstore blob service as castore's URL, written to buf. */
+static int objectstore_url(const struct toml_table *t, const char *name, char *buf, size_t buflen, char *err,
+                           size_t errlen) {
+        const struct toml_table *opts = toml_table_get(t, "object_store_options");
+        const char *url = NULL;
+        int64_t avg = 0;
+        size_t n;
+
+        if (toml_get_string(t, "object_store_url", &url) < 0)
+                return fail(err, errlen, "[blobservices.%s] type objectstore needs object_store_url = \"file:///abs\"",
+                            name);
+        if (toml_get_int(t, "avg_chunk_size", &avg) == -EINVAL)
+                return fail(err, errlen, "[blobservices.%s] avg_chunk_size must be an integer", name);
+        n = (size_t) snprintf(buf, buflen, "objectstore+%s", url);
+        if (avg)
+                n += (size_t) snprintf(buf + MIN(n, buflen), buflen - MIN(n, buflen), "?avg_chunk_size=%" PRId64, avg);
+        for (size_t i = 0; i < toml_table_count(opts); i++) {
+                const char *key = toml_table_key(opts, i), *v = NULL;
+
+                if (toml_get_string(opts, key, &v) < 0 || strpbrk(v, "&%?") || strpbrk(key, "&=%?"))
+                        return fail(err, errlen, "[blobservices.%s.object_store_options] %s must be a string "
+                                                 "without & %% ?", name, key);
+                n += (size_t) snprintf(buf + MIN(n, buflen), buflen - MIN(n, buflen), "%c%s=%s",
+                                       strchr(buf, '?') ? '&' : '?', key, v);
+        }
+        if (n >= buflen)
+                return fail(err, errlen, "[blobservices.%s]: the object store address is too long", name);
+        return 0;
+}
+
+/* A leaf service: grpc, memory, local, or (blobs) objectstore, whose URL
+ * goes to urlbuf. */
 static int leaf(const struct toml_table *kind_tab, const char *kind, const char *name, struct resolved *ret, char *err,
-                size_t errlen) {
+                size_t errlen, char *urlbuf, size_t urlbuflen) {
         const struct toml_table *t = toml_table_get(kind_tab, name);
         const char *type = NULL;
 
@@ -61,17 +98,22 @@ static int leaf(const struct toml_table *kind_tab, const char *kind, const char 
                                     name);
                 return 0;
         }
+        if (strcmp(type, "objectstore") == 0 && urlbuf) {
+                ret->where = urlbuf;
+                return objectstore_url(t, name, urlbuf, urlbuflen, err, errlen);
+        }
         if (strcmp(type, "local") == 0) {
                 if (toml_get_string(t, "path", &ret->where) < 0 || ret->where[0] != '/')
                         return fail(err, errlen, "[%s.%s] type local needs path = \"/absolute/dir\"", kind, name);
                 return 0;
         }
         return fail(err, errlen, "[%s.%s]: type \"%s\" is not supported here (castore composes grpc, memory, "
-                                 "local, postgresql for directories and path infos, and a cache of a local "
-                                 "store in front of grpc)", kind, name, type);
+                                 "local, postgresql for directories and path infos, objectstore for "
+                                 "blobs, and a cache of a local store in front of grpc)", kind, name, type);
 }
 
-static int resolve_root(const struct toml_table *doc, int k, struct resolved *ret, char *err, size_t errlen) {
+static int resolve_root(const struct toml_table *doc, int k, struct resolved *ret, char *err, size_t errlen,
+                        char *urlbuf, size_t urlbuflen) {
         const char *kind = kinds[k];
         const struct toml_table *kind_tab = toml_table_get(doc, kind);
         const struct toml_table *root = toml_table_get(kind_tab, "root");
@@ -84,18 +126,18 @@ static int resolve_root(const struct toml_table *doc, int k, struct resolved *re
         if (toml_get_string(root, "type", &type) < 0)
                 return fail(err, errlen, "[%s.root] needs type = \"...\"", kind);
         if (strcmp(type, k == 0 ? "combined" : "cache") != 0)
-                return leaf(kind_tab, kind, "root", ret, err, errlen);
+                return leaf(kind_tab, kind, "root", ret, err, errlen, k == 0 ? urlbuf : NULL, urlbuflen);
         if (toml_get_string(root, "near", &near) < 0 || toml_get_string(root, "far", &far) < 0)
                 return fail(err, errlen, "[%s.root] type %s needs near = \"NAME\" and far = \"NAME\"", kind, type);
-        r = leaf(kind_tab, kind, near, &n, err, errlen);
+        r = leaf(kind_tab, kind, near, &n, err, errlen, NULL, 0);
         if (r >= 0)
-                r = leaf(kind_tab, kind, far, &f, err, errlen);
+                r = leaf(kind_tab, kind, far, &f, err, errlen, k == 0 ? urlbuf : NULL, urlbuflen);
         if (r < 0)
                 return r;
-        if (strcmp(n.type, "local") != 0 || strcmp(f.type, "grpc") != 0)
-                return fail(err, errlen, "[%s.root]: castore's cache is a local store (near) in front of grpc (far)",
-                            kind);
-        *ret = (struct resolved){ .type = "grpc", .where = f.where, .cache = n.where };
+        if (strcmp(n.type, "local") != 0 || (strcmp(f.type, "grpc") != 0 && strcmp(f.type, "objectstore") != 0))
+                return fail(err, errlen, "[%s.root]: castore's cache is a local store (near) in front of grpc or, "
+                                         "for blobs, objectstore (far)", kind);
+        *ret = (struct resolved){ .type = f.type, .where = f.where, .cache = n.where };
         return 0;
 }
 
@@ -108,7 +150,7 @@ int remote_addrs_from_composition(const struct toml_table *doc, struct remote_ad
         int r;
 
         for (int k = 0; k < 3; k++) {
-                r = resolve_root(doc, k, &s[k], err, errlen);
+                r = resolve_root(doc, k, &s[k], err, errlen, ret->objstore_url, sizeof(ret->objstore_url));
                 if (r < 0)
                         return r;
         }
@@ -119,7 +161,22 @@ int remote_addrs_from_composition(const struct toml_table *doc, struct remote_ad
                 if (s[k].cache)
                         cache = s[k].cache;
         }
-        *ret = (struct remote_addrs){ .cache = cache, .timeout_ms = ret->timeout_ms };
+        ret->store = ret->blobs = ret->dirs = ret->pathinfo = NULL;
+        ret->cache = cache;
+        ret->prefetch = false;
+        if (strcmp(s[0].type, "objectstore") == 0) {
+                ret->blobs = s[0].where;
+                if (strcmp(s[1].type, s[2].type) != 0 || !same(s[1].where, s[2].where) ||
+                    strcmp(s[1].type, "objectstore") == 0)
+                        return fail(err, errlen, "with objectstore blobs, the directory and path info services must "
+                                                 "be both grpc or both one local or memory store");
+                if (strcmp(s[1].type, "grpc") == 0) {
+                        ret->dirs = s[1].where;
+                        ret->pathinfo = s[2].where;
+                } else
+                        ret->dirs = ret->pathinfo = strcmp(s[1].type, "memory") == 0 ? "memory://" : s[1].where;
+                return 0;
+        }
         if (strcmp(s[0].type, "grpc") == 0 && strcmp(s[1].type, "grpc") == 0 && strcmp(s[2].type, "grpc") == 0) {
                 ret->blobs = s[0].where;
                 ret->dirs = s[1].where;

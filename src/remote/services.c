@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "castore/blob_objstore.h"
 #include "castore/cache.h"
 #include "castore/pg.h"
 #include "remote/backends.h"
@@ -34,16 +35,48 @@ static int open_local(const struct remote_addrs *a, const char *url, unsigned fl
         return 0;
 }
 
-/* The grpc backends, each behind the cache's when there is one. */
+/* The far blob service (gRPC or an object store), behind the cache's
+ * when there is one. */
+static int open_far_blobs(const struct remote_addrs *a, struct cas_store *cache, struct cas_blob_service **ret) {
+        struct cas_blob_service *blobs = NULL;
+        int r;
+
+        if (cas_blob_url_is_objstore(a->blobs))
+                r = cas_blob_objstore_open(a->blobs, &blobs);
+        else
+                r = remote_blob_grpc_new(a->blobs, a->timeout_ms, &blobs);
+        if (r >= 0 && cache)
+                r = cas_blob_cache_new(cache->blobs, TAKE_PTR(blobs), &blobs);
+        if (r < 0)
+                return log_error_errno(r, "Failed to open the blob service %s: %m", a->blobs);
+        *ret = blobs;
+        return 0;
+}
+
+static int open_cache(const struct remote_addrs *a, struct cas_store **ret) {
+        int r;
+
+        *ret = NULL;
+        if (!a->cache)
+                return 0;
+        r = cas_store_open(a->cache, CAS_STORE_CREATE, ret);
+        if (r < 0)
+                return r;
+        if (!(*ret)->lmdb) {
+                cas_store_free(TAKE_PTR(*ret));
+                return log_error_errno(-EINVAL, "--cache %s: a cache is a local store directory", a->cache);
+        }
+        return 0;
+}
+
+/* The far backends, each behind the cache's when there is one. */
 static int open_far(const struct remote_addrs *a, struct cas_store *cache, struct cas_blob_service **ret_blobs,
                     struct cas_dir_service **ret_dirs) {
         struct cas_blob_service *blobs = NULL;
         struct cas_dir_service *dirs = NULL;
         int r;
 
-        r = remote_blob_grpc_new(a->blobs, a->timeout_ms, &blobs);
-        if (r >= 0 && cache)
-                r = cas_blob_cache_new(cache->blobs, TAKE_PTR(blobs), &blobs);
+        r = open_far_blobs(a, cache, &blobs);
         if (r >= 0)
                 r = remote_dir_grpc_new(a->dirs, a->timeout_ms, &dirs);
         if (r >= 0 && cache) {
@@ -84,13 +117,9 @@ static int open_remote(const struct remote_addrs *a, struct cas_store **ret_stor
         struct cas_store *s = NULL;
         int r;
 
-        if (a->cache) {
-                r = cas_store_open(a->cache, CAS_STORE_CREATE, &cache);
-                if (r < 0)
-                        return r;
-                if (!cache->lmdb)
-                        return log_error_errno(-EINVAL, "--cache %s: a cache is a local store directory", a->cache);
-        }
+        r = open_cache(a, &cache);
+        if (r < 0)
+                return r;
         r = open_far(a, cache, &blobs, &dirs);
         if (r < 0)
                 return r;
@@ -116,7 +145,6 @@ static int open_remote(const struct remote_addrs *a, struct cas_store **ret_stor
         return 0;
 }
 
-
 /* A Nix binary cache as the PathInfo service: the other services as
  * given, written to (fetched paths are stored there, created if need
  * be), their own PathInfo service in front keeping what was fetched. */
@@ -127,7 +155,7 @@ static int open_lazy(struct remote_addrs a, unsigned flags, struct cas_store **r
         const char *url = a.pathinfo;
         int r;
 
-        a.pathinfo = a.blobs;
+        a.pathinfo = cas_blob_url_is_objstore(a.blobs) ? a.dirs : a.blobs; /* where the store's own lives */
         flags = (flags & ~CAS_STORE_READONLY) | CAS_STORE_CREATE;
         r = remote_open(&a, flags, &s, ret_pathinfo ? &near : NULL);
         if (r < 0)
@@ -202,6 +230,38 @@ static int open_pg(const struct remote_addrs *a, unsigned flags, struct cas_stor
         return 0;
 }
 
+/* Blobs in an object store, directories and path infos in one local (or
+ * memory) store, whose own blobs are then unused: the store's blob
+ * service is replaced (with the cache in front if there is one). */
+static int open_objstore_local(const struct remote_addrs *a, unsigned flags, struct cas_store **ret_store,
+                               struct nix_pathinfo_service **ret_pathinfo) {
+        _cleanup_(cas_store_freep) struct cas_store *s = NULL, *cache = NULL;
+        struct cas_blob_service *blobs = NULL;
+        int r;
+
+        r = open_cache(a, &cache);
+        if (r < 0)
+                return r;
+        r = open_far_blobs(a, cache, &blobs);
+        if (r < 0)
+                return r;
+        r = cas_store_open(a->dirs, flags, &s);
+        if (r < 0) {
+                cas_blob_service_free(blobs);
+                return r;
+        }
+        cas_blob_service_free(s->blobs);
+        s->blobs = blobs;
+        s->cache = TAKE_PTR(cache);
+        if (ret_pathinfo) {
+                r = nix_pathinfo_open_store(s, ret_pathinfo);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to open the PathInfo database of %s: %m", a->dirs);
+        }
+        *ret_store = TAKE_PTR(s);
+        return 0;
+}
+
 int remote_open(const struct remote_addrs *in, unsigned flags, struct cas_store **ret_store,
                 struct nix_pathinfo_service **ret_pathinfo) {
         struct remote_addrs a = *in;
@@ -216,13 +276,22 @@ int remote_open(const struct remote_addrs *in, unsigned flags, struct cas_store 
                 return log_error_errno(-EINVAL, "No store given");
         if (nix_pathinfo_url_is_cache(a.pathinfo))
                 return open_lazy(a, flags, ret_store, ret_pathinfo);
+        if (cas_blob_url_is_objstore(a.dirs) || cas_blob_url_is_objstore(a.pathinfo))
+                return log_error_errno(-EINVAL, "An object store holds blobs only: give the directories and path "
+                                                "infos a local store or a gRPC daemon (--store DIR or "
+                                                "--directory-service-addr and --path-info-service-addr)");
         if (cas_pg_url_is(a.blobs) || cas_pg_url_is(a.dirs) || cas_pg_url_is(a.pathinfo))
                 return open_pg(&a, flags, ret_store, ret_pathinfo);
-        int n_grpc = remote_url_is_grpc(a.blobs) + remote_url_is_grpc(a.dirs) + remote_url_is_grpc(a.pathinfo);
+        bool objstore = cas_blob_url_is_objstore(a.blobs);
+        int n_grpc = (objstore || remote_url_is_grpc(a.blobs)) + remote_url_is_grpc(a.dirs) +
+                     remote_url_is_grpc(a.pathinfo);
+        if (objstore && n_grpc == 1 && strcmp(a.dirs, a.pathinfo) == 0)
+                return open_objstore_local(&a, flags, ret_store, ret_pathinfo);
         if (n_grpc == 3)
                 return open_remote(&a, ret_store, ret_pathinfo);
         if (n_grpc == 0 && strcmp(a.blobs, a.dirs) == 0 && strcmp(a.blobs, a.pathinfo) == 0)
                 return open_local(&a, a.blobs, flags, ret_store, ret_pathinfo);
-        return log_error_errno(-EINVAL, "The blob, directory and PathInfo services must be all gRPC addresses or one "
-                                        "local store (got %s, %s, %s)", a.blobs, a.dirs, a.pathinfo);
+        return log_error_errno(-EINVAL, "The blob, directory and PathInfo services must be all gRPC addresses, one "
+                                        "local store, or an object store for blobs with the others in one local "
+                                        "store or gRPC (got %s, %s, %s)", a.blobs, a.dirs, a.pathinfo);
 }

@@ -20,6 +20,10 @@ struct remote_addrs {
          * in the background (for serving daemons, whose users walk
          * trees; a one-shot command would only pay for it). */
         bool prefetch;
+        /* A composition's objectstore blob service, as a URL
+         * (objectstore+URL?avg_chunk_size=N&option=value...): blobs
+         * points here. */
+        char objstore_url[2048];
 };
 
 /* The addresses a snix store composition file describes (parsed by
