@@ -39,6 +39,10 @@ bool cli_store_is_remote(void);
 /* Whether any service is shared with other hosts (a gRPC daemon or
  * PostgreSQL): no local garbage collection; serving daemons connect. */
 bool cli_store_is_shared(void);
+/* The directory of the file object store holding the blobs of the store
+ * cli_store_open opened (objectstore+file://DIR), malloc'ed and absolute;
+ * NULL if the blobs are elsewhere or it cannot be resolved. */
+char *cli_objstore_dir(void);
 
 /* getopt_long handling of the options every command accepts (--store,
  * --verbose/-v, --quiet/-q).  Returns true if opt was one of them. */
@@ -119,6 +123,8 @@ int cli_fs_option(const char *cmd, int opt, const char *arg, struct fs_config *c
 struct cli_served {
         struct cas_store *store;
         char *store_dir;   /* the local store's (or cache's) absolute path, or NULL */
+        char *cache_dir;   /* the cache's beside a local store (object-store blobs), or NULL */
+        char *objstore_dir; /* the file object store's holding the blobs, or NULL */
         bool remote;       /* the services connect out (gRPC, PostgreSQL): the sandbox allows it */
         struct nix_pathinfo_service *pathinfo;
         struct cas_root_service *nix_roots;

@@ -23,6 +23,7 @@ static const char *store_url; /* set once while parsing options */
 static const char *service_addr[3], *cache_dir, *composition;
 static const char *const service_env[3] = { "BLOB_SERVICE_ADDR", "DIRECTORY_SERVICE_ADDR", "PATH_INFO_SERVICE_ADDR" };
 static char default_url[4096];
+static char objstore_addr[2048]; /* the blob address cli_store_open used, if an object store */
 
 const char *cli_store_url(void) {
         const char *e;
@@ -121,6 +122,9 @@ int cli_store_open(unsigned flags, struct cas_store **ret, struct nix_pathinfo_s
                 if (r < 0)
                         return r;
         }
+        const char *blobs = a.blobs ? a.blobs : a.store;
+        if (cas_blob_url_is_objstore(blobs))
+                snprintf(objstore_addr, sizeof(objstore_addr), "%s", blobs);
         r = remote_open(&a, flags & ~CLI_STORE_SERVING, ret, ret_pathinfo);
 
         if (r == -ENOENT)
@@ -130,6 +134,17 @@ int cli_store_open(unsigned flags, struct cas_store **ret, struct nix_pathinfo_s
                 return log_error_errno(r, "Failed to open store %s: %m", shown ? shown : "?");
         }
         return 0;
+}
+
+char *cli_objstore_dir(void) {
+        const char *prefix = "objectstore+file://";
+        char path[sizeof(objstore_addr)];
+
+        if (strncmp(objstore_addr, prefix, strlen(prefix)) != 0)
+                return NULL;
+        snprintf(path, sizeof(path), "%s", objstore_addr + strlen(prefix));
+        path[strcspn(path, "?")] = 0;
+        return realpath(path, NULL);
 }
 
 bool cli_common_option(int opt, const char *arg) {

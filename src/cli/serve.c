@@ -50,7 +50,8 @@ int cli_fs_option(const char *cmd, int opt, const char *arg, struct fs_config *c
 }
 
 int cli_served_confine(struct cli_served *s, bool keep_sys_admin, const char *socket) {
-        const char *rw[2] = { s->store_dir, NULL }, *rm[2] = { NULL, NULL };
+        const char *rw[4] = {}, *rm[2] = { NULL, NULL };
+        size_t n = 0;
         /* a daemon that connects resolves names and checks certificates:
          * /etc (resolv.conf, hosts, nsswitch, ssl) and /usr (NSS modules) */
         static const char *const net_ro[] = { "/etc", "/usr", NULL };
@@ -64,7 +65,14 @@ int cli_served_confine(struct cli_served *s, bool keep_sys_admin, const char *so
                 log_info("Not confined (--sandbox=none)");
                 return 0;
         }
-        /* rw: the local store (outboards are repaired there); memory:// has no files */
+        /* rw: the local store (outboards are repaired there), a cache beside
+         * it, a file object store; memory:// has no files */
+        if (s->store_dir)
+                rw[n++] = s->store_dir;
+        if (s->cache_dir)
+                rw[n++] = s->cache_dir;
+        if (s->objstore_dir)
+                rw[n++] = s->objstore_dir;
         if (socket) {
                 char *slash;
 
@@ -106,6 +114,15 @@ int cli_served_open(struct fs_config *cfg, struct cli_served *ret) {
                         return log_error_errno(r, "Cannot resolve the store path %s: %m", url);
                 }
         }
+        if (s.store->lmdb && s.store->cache) {
+                s.cache_dir = realpath(s.store->cache->url, NULL);
+                if (!s.cache_dir) {
+                        r = negative_errno();
+                        cli_served_close(&s);
+                        return log_error_errno(r, "Cannot resolve the cache path %s: %m", s.store->cache->url);
+                }
+        }
+        s.objstore_dir = cli_objstore_dir();
         s.providers[0] = (struct fs_root_provider){ .ops = &fs_root_service_ops, .ctx = s.nix_roots };
         s.providers[1] = (struct fs_root_provider){ .ops = &fs_root_service_ops, .ctx = s.store->roots };
         cfg->roots = s.providers;
@@ -126,5 +143,7 @@ void cli_served_close(struct cli_served *s) {
         nix_pathinfo_service_free(s->pathinfo);
         cas_store_free(s->store);
         free(s->store_dir);
+        free(s->cache_dir);
+        free(s->objstore_dir);
         *s = (struct cli_served){};
 }
