@@ -32,8 +32,10 @@ _castore() {
         --passthrough) COMPREPLY=($(compgen -W "auto on off" -- "$cur")); return ;;
         --sandbox) COMPREPLY=($(compgen -W "auto none" -- "$cur")); return ;;
         --socket-group) COMPREPLY=($(compgen -g -- "$cur")); return ;;
+        --blob-service-addr)
+            COMPREPLY=($(compgen -W "grpc+unix:// grpc+http:// objectstore+file://" -- "$cur")); return ;;
         --threads|--jobs|-j|--queues|--uid|--gid|--socket-mode|--fd|--name|--listen|-n|--from|--to|--trusted-public-keys|--references|\
-        --blob-service-addr|--directory-service-addr|--path-info-service-addr)
+        --directory-service-addr|--path-info-service-addr)
             return ;;
         -o|--options)
             COMPREPLY=($(compgen -W "list_root threads= allow_other passthrough= uid= gid= sandbox= debug" \
