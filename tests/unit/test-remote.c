@@ -92,17 +92,38 @@ static void test_composition(void) {
         static const char memory[] = "[blobservices.root]\ntype = \"memory\"\n[directoryservices.root]\n"
                                      "type = \"memory\"\n[pathinfoservices.root]\ntype = \"memory\"\n";
         static const char *const refused[][2] = {
-                { "[blobservices.root]\ntype = \"objectstore\"\n", "not supported" },
+                { "[blobservices.root]\ntype = \"objectstore\"\n", "needs object_store_url" },
+                { "[blobservices.root]\ntype = \"objectstore\"\nobject_store_url = \"file:///o\"\n"
+                  "[directoryservices.root]\ntype = \"grpc\"\nurl = \"grpc+unix:///s\"\n"
+                  "[pathinfoservices.root]\ntype = \"memory\"\n", "both grpc or both one local" },
+                { "[blobservices.root]\ntype = \"objectstore\"\nobject_store_url = \"file:///o\"\n"
+                  "[blobservices.root.object_store_options]\nk = \"a&b\"\n", "without" },
+                { "[blobservices.root]\ntype = \"memory\"\n[directoryservices.root]\ntype = \"objectstore\"\n",
+                  "not supported" },
                 { "[blobservices.x]\ntype = \"memory\"\n", "[blobservices.root] is missing" },
                 { "[blobservices.root]\ntype = \"grpc\"\nurl = \"http://x\"\n", "needs url" },
                 { "[blobservices.root]\ntype = \"combined\"\nnear = \"a\"\nfar = \"b\"\n", "not defined" },
                 { "[blobservices.root]\ntype = \"memory\"\n[directoryservices.root]\ntype = \"grpc\"\n"
                   "url = \"grpc+unix:///s\"\n[pathinfoservices.root]\ntype = \"memory\"\n", "all grpc" },
         };
+        static const char objstore[] = "[blobservices.root]\ntype = \"combined\"\nnear = \"n\"\nfar = \"f\"\n"
+                                       "[blobservices.n]\ntype = \"local\"\npath = \"/c\"\n"
+                                       "[blobservices.f]\ntype = \"objectstore\"\nobject_store_url = \"file:///o\"\n"
+                                       "avg_chunk_size = 65536\n[blobservices.f.object_store_options]\n"
+                                       "aws_region = \"eu\"\n"
+                                       "[directoryservices.root]\ntype = \"local\"\npath = \"/s\"\n"
+                                       "[pathinfoservices.root]\ntype = \"local\"\npath = \"/s\"\n";
         struct toml_table *doc = NULL;
         struct remote_addrs a = {};
         char err[256];
 
+        CHECK_OK(compose(objstore, &a, &doc, err, sizeof(err)));
+        CHECK_STREQ(a.blobs, "objectstore+file:///o?avg_chunk_size=65536&aws_region=eu");
+        CHECK_STREQ(a.dirs, "/s");
+        CHECK_STREQ(a.pathinfo, "/s");
+        CHECK_STREQ(a.cache, "/c");
+        CHECK(!a.store);
+        toml_free(doc);
         CHECK_OK(compose(grpc, &a, &doc, err, sizeof(err)));
         CHECK_STREQ(a.blobs, "grpc+unix:///b");
         CHECK_STREQ(a.dirs, "grpc+http://h:1");
