@@ -612,7 +612,8 @@ static int scan_indexes(struct blob_objstore *s, struct scan *ret) {
                 free(ret->used.v);
                 return r;
         }
-        qsort(ret->used.v, ret->used.n, sizeof(struct cas_digest), digest_cmp);
+        if (ret->used.n > 0)
+                qsort(ret->used.v, ret->used.n, sizeof(struct cas_digest), digest_cmp);
         return 0;
 }
 
