@@ -59,20 +59,18 @@ static void key_of(char *ret, const char *kind, const struct cas_digest *d) {
 
 /* ---- chunks ---- */
 
-/* Decompresses one or more zstd frames into at most max bytes:
+/* Decompresses one or more zstd frames (with or without their content
+ * size: snix's streaming encoder leaves it out) into at most max bytes:
  * -EBADMSG for anything else. */
 static int unzstd(const uint8_t *in, size_t len, size_t max, uint8_t **ret, size_t *ret_len) {
         ZSTD_DCtx *dctx = ZSTD_createDCtx();
         unsigned long long hint = ZSTD_getFrameContentSize(in, len);
-        size_t cap = hint <= max ? (size_t) hint + 1 : 256u << 10;
+        size_t cap = hint < max ? (size_t) hint + 1 : 256u << 10;
         ZSTD_inBuffer ib = { in, len, 0 };
         ZSTD_outBuffer ob = { malloc(cap), cap, 0 };
-        size_t z = 1;
-        int r = 0;
+        int r = dctx && ob.dst ? 0 : -ENOMEM;
 
-        if (!dctx || !ob.dst)
-                r = -ENOMEM;
-        while (r >= 0 && ib.pos < ib.size) {
+        while (r >= 0) {
                 if (ob.pos == ob.size) {
                         void *p = ob.size > max ? NULL : realloc(ob.dst, ob.size * 2);
 
@@ -83,12 +81,17 @@ static int unzstd(const uint8_t *in, size_t len, size_t max, uint8_t **ret, size
                         ob.dst = p;
                         ob.size *= 2;
                 }
-                z = ZSTD_decompressStream(dctx, &ob, &ib);
+                size_t in_before = ib.pos, out_before = ob.pos;
+                size_t z = ZSTD_decompressStream(dctx, &ob, &ib);
                 if (ZSTD_isError(z))
                         r = -EBADMSG;
+                else if (z == 0 && ib.pos == ib.size)
+                        break; /* every frame complete */
+                else if (ib.pos == in_before && ob.pos == out_before)
+                        r = -EBADMSG; /* no progress with room to write: truncated */
         }
-        if (r >= 0 && (z != 0 || ob.pos > max))
-                r = -EBADMSG; /* a truncated frame, or too much */
+        if (r >= 0 && ob.pos > max)
+                r = -EBADMSG;
         ZSTD_freeDCtx(dctx);
         if (r < 0) {
                 free(ob.dst);

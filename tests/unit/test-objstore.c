@@ -282,6 +282,62 @@ static void test_damage(void) {
         cas_blob_service_free(s);
 }
 
+/* Chunks as other writers may frame them read the same: a frame without
+ * its content size (a streaming encoder's, as snix's), two frames in a
+ * row; a truncated frame is damage. */
+static void test_frames(void) {
+        struct cas_blob_service *s = open_svc("frames", 16384);
+        size_t n = 200000;
+        uint8_t *data = random_bytes(n, 21), *z = NULL, *plain;
+        struct cas_digest d;
+        struct index_chunk c = {};
+        char path[512];
+        size_t zlen, len;
+
+        store(s, data, n, &d);
+        CHECK_OK(cas_objstore_list(cas_blob_objstore_objects(s), "chunks/", first_chunk_of, &c));
+        snprintf(path, sizeof(path), "%s/frames/%s", root, c.key);
+        int fd = open(path, O_RDONLY);
+        CHECK(fd >= 0);
+        CHECK_OK(read_file_fd(fd, 1 << 24, &z, &zlen));
+        close(fd);
+        len = ZSTD_getFrameContentSize(z, zlen);
+        CHECK(len > 0 && len <= 32768);
+        plain = malloc(len);
+        CHECK(plain);
+        CHECK_EQ(ZSTD_decompress(plain, len, z, zlen), len);
+
+        size_t cap = ZSTD_compressBound(len) * 2 + 64, k;
+        uint8_t *out = malloc(cap);
+        ZSTD_CCtx *cctx = ZSTD_createCCtx();
+        CHECK(out && cctx);
+        CHECK(!ZSTD_isError(ZSTD_CCtx_setParameter(cctx, ZSTD_c_contentSizeFlag, 0)));
+        k = ZSTD_compress2(cctx, out, cap, plain, len);
+        CHECK(!ZSTD_isError(k));
+        CHECK_EQ(ZSTD_getFrameContentSize(out, k), ZSTD_CONTENTSIZE_UNKNOWN);
+        write_file(path, out, k);
+        check_reads(s, &d, data, n);
+
+        size_t k1 = ZSTD_compress(out, cap, plain, len / 2, 1);
+        CHECK(!ZSTD_isError(k1));
+        size_t k2 = ZSTD_compress(out + k1, cap - k1, plain + len / 2, len - len / 2, 1);
+        CHECK(!ZSTD_isError(k2));
+        write_file(path, out, k1 + k2);
+        check_reads(s, &d, data, n);
+
+        write_file(path, z, zlen - 5);
+        check_damaged(s, &d, data, n, true);
+        write_file(path, z, zlen);
+        check_reads(s, &d, data, n);
+
+        ZSTD_freeCCtx(cctx);
+        free(out);
+        free(plain);
+        free(z);
+        free(data);
+        cas_blob_service_free(s);
+}
+
 /* A 128 KiB verified read of a large blob (default chunk size) fetches its
  * index, its outboard and the chunks the range covers: not the blob. */
 static void test_range_reads(void) {
@@ -384,6 +440,7 @@ int main(void) {
         test_round_trip();
         test_dedup();
         test_damage();
+        test_frames();
         test_range_reads();
         test_list_remove();
         test_urls();
