@@ -179,9 +179,10 @@ static int index_put(struct blob_objstore *s, const struct cas_digest *d, const 
         return cas_objstore_put(s->objs, key, buf, len);
 }
 
-/* Blob d's index: its chunks with their offsets (malloc'ed) and the blob's
- * size.  -ENOENT, -EBADMSG (undecodable, no chunk, an empty chunk, a bad
- * digest, sizes that overflow), or the store's error. */
+/* Blob d's index: its chunks with their offsets (malloc'ed, NULL for an
+ * empty list: snix writes one for a single-chunk blob) and the blob's
+ * size.  -ENOENT, -EBADMSG (undecodable, an empty chunk, a bad digest,
+ * sizes that overflow), or the store's error. */
 static int index_get(struct blob_objstore *s, const struct cas_digest *d, struct chunk_ref **ret, size_t *ret_n,
                      uint64_t *ret_size) {
         _cleanup_free_ uint8_t *buf = NULL;
@@ -201,9 +202,8 @@ static int index_get(struct blob_objstore *s, const struct cas_digest *d, struct
         msg = tvix__castore__v1__stat_blob_response__unpack(NULL, len, buf);
         if (!msg)
                 return log_error_errno(-EBADMSG, "blob index %s: not a StatBlobResponse", key);
-        r = msg->n_chunks > 0 ? 0 : -EBADMSG;
-        v = r < 0 ? NULL : calloc(msg->n_chunks, sizeof(*v));
-        if (r >= 0 && !v)
+        r = 0;
+        if (msg->n_chunks > 0 && !(v = calloc(msg->n_chunks, sizeof(*v))))
                 r = -ENOMEM;
         for (size_t i = 0; r >= 0 && i < msg->n_chunks; i++) {
                 const Tvix__Castore__V1__StatBlobResponse__ChunkMeta *m = msg->chunks[i];
@@ -362,8 +362,14 @@ static int objstore_open(struct cas_blob_service *bs, const struct cas_digest *d
         r = chunk_get(s, d, &data, &len); /* a single-chunk blob is its chunk */
         if (r >= 0)
                 r = reader_whole(rd, data, len);
-        else if (r == -ENOENT)
+        else if (r == -ENOENT) {
                 r = index_get(s, d, &rd->chunks, &rd->n, &rd->base.size);
+                /* an index naming no chunk stands for its (missing) chunk,
+                 * unless the blob is the empty one, which snix never stores */
+                if (r >= 0 && rd->n == 0 && !cas_digest_equal(d, &cas_digest_empty))
+                        r = log_error_errno(-EIO, "blob %s: its index names no chunk and it has no chunk",
+                                            CAS_DIGEST_B3(d));
+        }
         if (r < 0) {
                 objstore_reader_close(&rd->base);
                 return r;
@@ -617,6 +623,8 @@ static int scan_indexes(struct blob_objstore *s, struct scan *ret) {
         }
         if (ret->used.n > 0)
                 qsort(ret->used.v, ret->used.n, sizeof(struct cas_digest), digest_cmp);
+        if (ret->blobs.n > 0)
+                qsort(ret->blobs.v, ret->blobs.n, sizeof(struct cas_digest), digest_cmp);
         return 0;
 }
 
@@ -629,8 +637,8 @@ static int list_chunk(void *userdata, const char *key) {
         struct list_ctx *c = userdata;
         struct cas_digest d;
 
-        if (key_digest(key, &d) < 0 || set_has(&c->scan.used, &d))
-                return 0;
+        if (key_digest(key, &d) < 0 || set_has(&c->scan.used, &d) || set_has(&c->scan.blobs, &d))
+                return 0; /* a piece of a blob, or a blob listed by its index */
         return set_add(&c->single, &d);
 }
 
@@ -656,39 +664,52 @@ static int objstore_list(struct cas_blob_service *bs, cas_blob_list_cb cb, void 
         return r;
 }
 
-/* A blob with an index loses its index and outboard; its chunks stay until
- * they are listed (named by no index) and removed in turn.  A single-chunk
- * blob loses its chunk unless an index names it (then it stays, as a piece
- * of that blob). */
-static int objstore_remove(struct cas_blob_service *bs, const struct cas_digest *d) {
-        struct blob_objstore *s = to_objstore(bs);
-        char key[KEY_MAX];
+/* Removes chunk d unless an index names it (then it stays, as a piece of
+ * that blob).  A full scan of the indexes. */
+static int remove_chunk_unless_used(struct blob_objstore *s, const struct cas_digest *d, const char *key) {
         struct scan sc;
-        int r;
+        int r = scan_indexes(s, &sc);
 
-        key_of(key, "blobs", d);
-        r = cas_objstore_remove(s->objs, key);
-        if (r != -ENOENT) {
-                key_of(key, "outboards", d);
-                if (r >= 0 && cas_objstore_remove(s->objs, key) == -ENOENT)
-                        r = 0;
-                return r;
-        }
-        key_of(key, "chunks", d);
-        r = cas_objstore_head(s->objs, key, NULL);
-        if (r < 0)
-                return r;
-        r = scan_indexes(s, &sc);
         if (r < 0)
                 return r;
         bool used = set_has(&sc.used, d);
         free(sc.blobs.v);
         free(sc.used.v);
         if (used) {
-                log_debug("blob %s: kept, a chunk of another blob", CAS_DIGEST_B3(d));
+                log_debug("blob %s: its chunk is kept, a piece of another blob", CAS_DIGEST_B3(d));
                 return 0;
         }
-        return cas_objstore_remove(s->objs, key);
+        r = cas_objstore_remove(s->objs, key);
+        return r == -ENOENT ? 0 : r;
+}
+
+/* A blob loses its index and outboard, and its chunk if it is a
+ * single-chunk blob (see remove_chunk_unless_used).  The chunks of a
+ * larger blob stay until they are listed (named by no index) and removed
+ * in turn. */
+static int objstore_remove(struct cas_blob_service *bs, const struct cas_digest *d) {
+        struct blob_objstore *s = to_objstore(bs);
+        char key[KEY_MAX];
+        int r, found = 0;
+
+        key_of(key, "blobs", d);
+        r = cas_objstore_remove(s->objs, key);
+        if (r < 0 && r != -ENOENT)
+                return r;
+        if (r >= 0) {
+                found = 1;
+                key_of(key, "outboards", d);
+                r = cas_objstore_remove(s->objs, key);
+                if (r < 0 && r != -ENOENT)
+                        return r;
+        }
+        key_of(key, "chunks", d);
+        r = cas_objstore_head(s->objs, key, NULL);
+        if (r == -ENOENT)
+                return found ? 0 : -ENOENT;
+        if (r < 0)
+                return r;
+        return remove_chunk_unless_used(s, d, key);
 }
 
 /* ---- outboards ---- */

@@ -338,6 +338,79 @@ static void test_frames(void) {
         cas_blob_service_free(s);
 }
 
+struct found {
+        const struct cas_digest *want;
+        size_t n_want, hits, total;
+};
+
+static int find(void *userdata, const struct cas_digest *d) {
+        struct found *f = userdata;
+
+        f->total++;
+        for (size_t i = 0; i < f->n_want; i++)
+                if (cas_digest_equal(d, &f->want[i]))
+                        f->hits++;
+        return 0;
+}
+
+/* Objects as snix writes them: every blob has an index, a single-chunk
+ * blob's (and the empty blob's) listing no chunk; the empty blob has no
+ * chunk.  castore reads, lists and removes them. */
+static void test_snix_written(void) {
+        struct cas_blob_service *s = open_svc("snix", 16384);
+        struct cas_objstore *o = cas_blob_objstore_objects(s);
+        static const char hello[] = "hello from snix";
+        struct cas_digest d, e = cas_digest_empty, absent;
+        struct cas_blob_reader *rd;
+        char key[256], buf[64];
+        const char *hex;
+        uint64_t size;
+        uint8_t z[128];
+        size_t zlen;
+        ZSTD_CCtx *cctx = ZSTD_createCCtx();
+
+        CHECK(cctx);
+        CHECK(!ZSTD_isError(ZSTD_CCtx_setParameter(cctx, ZSTD_c_contentSizeFlag, 0)));
+        zlen = ZSTD_compress2(cctx, z, sizeof(z), hello, strlen(hello));
+        CHECK(!ZSTD_isError(zlen));
+        ZSTD_freeCCtx(cctx);
+        cas_digest_of(hello, strlen(hello), &d);
+        hex = CAS_DIGEST_HEX(&d);
+        snprintf(key, sizeof(key), "chunks/b3/%.4s/%s", hex, hex);
+        CHECK_OK(cas_objstore_put(o, key, z, zlen));
+        snprintf(key, sizeof(key), "blobs/b3/%.4s/%s", hex, hex);
+        CHECK_OK(cas_objstore_put(o, key, "", 0)); /* StatBlobResponse{} */
+        hex = CAS_DIGEST_HEX(&e);
+        snprintf(key, sizeof(key), "blobs/b3/%.4s/%s", hex, hex);
+        CHECK_OK(cas_objstore_put(o, key, "", 0));
+
+        check_reads(s, &d, (const uint8_t *) hello, strlen(hello));
+        CHECK_OK(cas_blob_stat(s, &e, &size));
+        CHECK_EQ(size, 0);
+        CHECK_OK(cas_blob_open(s, &e, &rd));
+        CHECK_EQ(cas_blob_pread(rd, buf, sizeof(buf), 0), 0);
+        cas_blob_reader_close(rd);
+
+        struct cas_digest want[2] = { d, e };
+        struct found f = { .want = want, .n_want = 2 };
+        CHECK_OK(cas_blob_list(s, find, &f));
+        CHECK_EQ(f.hits, 2);
+        CHECK_EQ(f.total, 2); /* each once, though d is both an index and a chunk */
+
+        /* an index naming no chunk for a blob whose chunk is missing */
+        cas_digest_of("gone", 4, &absent);
+        hex = CAS_DIGEST_HEX(&absent);
+        snprintf(key, sizeof(key), "blobs/b3/%.4s/%s", hex, hex);
+        CHECK_OK(cas_objstore_put(o, key, "", 0));
+        CHECK_EQ(cas_blob_stat(s, &absent, &size), -EIO);
+
+        CHECK_OK(cas_blob_remove(s, &d));
+        CHECK_EQ(cas_blob_stat(s, &d, &size), -ENOENT);
+        CHECK_OK(cas_blob_remove(s, &e));
+        CHECK_EQ(cas_blob_stat(s, &e, &size), -ENOENT);
+        cas_blob_service_free(s);
+}
+
 /* A 128 KiB verified read of a large blob (default chunk size) fetches its
  * index, its outboard and the chunks the range covers: not the blob. */
 static void test_range_reads(void) {
@@ -366,21 +439,6 @@ static void test_range_reads(void) {
         cas_vblob_close(v);
         free(data);
         cas_blob_service_free(s);
-}
-
-struct found {
-        const struct cas_digest *want;
-        size_t n_want, hits, total;
-};
-
-static int find(void *userdata, const struct cas_digest *d) {
-        struct found *f = userdata;
-
-        f->total++;
-        for (size_t i = 0; i < f->n_want; i++)
-                if (cas_digest_equal(d, &f->want[i]))
-                        f->hits++;
-        return 0;
 }
 
 /* list shows the blobs, not the pieces of larger ones; remove drops a
@@ -441,6 +499,7 @@ int main(void) {
         test_dedup();
         test_damage();
         test_frames();
+        test_snix_written();
         test_range_reads();
         test_list_remove();
         test_urls();
