@@ -54,12 +54,14 @@ static void chunk(size_t avg, const uint8_t *data, size_t n, size_t piece, struc
         cas_fastcdc_done(&c);
 }
 
-/* Chunk lengths from the `fastcdc` crate 4.0.1 (src/v2020/mod.rs, whose
- * cut points the 3.x releases snix uses share), compiled with rustc 1.95
- * and a driver printing the lengths FastCDC::new(data, avg/2, avg, 2*avg)
- * yields over splitmix() of the given size.  The same build reproduces
- * the crate's published vectors (SekienAkashita.jpg at 4096/16384/65535:
- * 21325, 17140, 28084, 18217, 24700), which this C code also matches. */
+/* Chunk lengths from the `fastcdc` crate's src/v2020/mod.rs, releases
+ * 3.1.0 (the one snix locks) and 4.0.1 alike, each compiled with rustc
+ * 1.95 and a driver printing the lengths FastCDC::new(data, avg/2, avg,
+ * 2*avg) yields over splitmix() of the given size.  The same builds
+ * reproduce the crate's published vectors (SekienAkashita.jpg at
+ * 4096/16384/65535: 21325, 17140, 28084, 18217, 24700), which this C code
+ * also matches.  300000 and 1500 are not powers of two: the mask comes
+ * from the rounded logarithm (18 and 11). */
 static const size_t ka_16k[] = {
         23429, 19811, 22802, 26923, 22528, 17806, 26297, 24465, 32768, 22424, 22289, 16635, 22952,
         19635, 16851, 32768, 19396, 32768, 17197, 16616, 10499, 19266, 11715, 32768, 16656, 19902,
@@ -69,6 +71,12 @@ static const size_t ka_16k[] = {
 static const size_t ka_256k[] = {
         263641, 459576, 320113, 418623, 266975, 447401, 175474, 255295,
         133096, 283577, 276396, 265227, 230651, 303247, 95012,
+};
+
+static const size_t ka_300000[] = { 263641, 459576, 320113, 418623, 270563, 364636 };
+static const size_t ka_1500[] = {
+        1927, 1916, 2634, 3000, 1158, 2616, 2170, 1688, 1984, 1624, 2171, 3000, 1566, 802, 1342, 2460,
+        1312, 1954, 2392, 2395, 3000, 2167, 3000, 1833, 1920, 2888, 2958, 2011, 1739, 3000, 909,
 };
 
 static void check_ka(size_t avg, size_t n, const size_t *want, size_t n_want) {
@@ -87,6 +95,8 @@ static void check_ka(size_t avg, size_t n, const size_t *want, size_t n_want) {
 static void test_known_answers(void) {
         check_ka(16384, 1 << 20, ka_16k, ELEMENTSOF(ka_16k));
         check_ka(262144, 4 << 20, ka_256k, ELEMENTSOF(ka_256k));
+        check_ka(300000, 2 << 20, ka_300000, ELEMENTSOF(ka_300000));
+        check_ka(1500, 65536, ka_1500, ELEMENTSOF(ka_1500));
 }
 
 /* Same cut points however the stream arrives; every chunk but the last
