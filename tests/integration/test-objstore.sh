@@ -189,3 +189,57 @@ bad_addr "objectstore+s3://bucket/prefix" "S3"
 rc=0; err=$("$CASTORE" --store "$B" cat tree/small 2>&1) || rc=$?
 [ $rc -ne 0 ] && grep -q "blobs only" <<<"$err" && ok "5. --store objectstore+...: refused" || { echo "# $err"; notok "5. --store objectstore+...: refused"; }
 check "5. gc refuses object-store blobs" sh -c "! '$CASTORE' --store '$ST' --blob-service-addr '$B' gc 2>/dev/null"
+
+# --- 6. durability, traced --------------------------------------------------------
+# Every object: its temporary fsynced before the rename, its folder fsynced
+# after it, in the thread that stored it.
+if have strace; then
+        OBJ2=$T_TMP/obj2
+        mkdir -p "$T_TMP/strace"
+        strace -ff -e trace=openat,fsync,renameat,renameat2 -o "$T_TMP/strace/t" \
+                "$CASTORE" --store "$T_TMP/store2" --blob-service-addr "objectstore+file://$OBJ2?avg_chunk_size=$AVG" \
+                import "$SRC" --name tree >/dev/null 2>"$T_TMP/err" || sed 's/^/# /' "$T_TMP/err"
+        res=$("$PY" - "$T_TMP"/strace/t.* <<'PYEOF'
+import re, sys
+fds, synced, pending, renames, bad = {}, set(), {}, 0, []
+lines = [(path, l) for path in sys.argv[1:] for l in open(path)]  # one file per thread, in order
+for pid, line in lines:
+    m = re.match(r'(\w+)\((.*)\)\s+= (-?\d+)', line)
+    if not m or int(m.group(3)) < 0:
+        continue
+    call, args, ret = m.group(1), m.group(2), int(m.group(3))
+    if call == 'openat':
+        name = re.search(r'"([^"]*)"', args).group(1)
+        fds[(pid, ret)] = name
+        synced.discard((pid, ret))
+    elif call == 'fsync':
+        fd = int(args.split(',')[0])
+        name = fds.get((pid, fd), '')
+        if '.tmp-' in name:
+            synced.add(name)
+        elif pending.get(pid) == name:
+            del pending[pid]
+    elif call.startswith('renameat'):
+        names = re.findall(r'"([^"]*)"', args)
+        if '.tmp-' not in names[0]:
+            continue
+        renames += 1
+        if names[0] not in synced:
+            bad.append('not fsynced before rename: ' + names[1])
+        if pid in pending:
+            bad.append('folder not fsynced: ' + pending[pid])
+        pending[pid] = names[1].rsplit('/', 1)[0] if '/' in names[1] else '.'
+for pid, p in pending.items():
+    bad.append('folder not fsynced: ' + p)
+print(renames, len(bad))
+for b in bad[:5]:
+    print('#', b)
+PYEOF
+)
+        read -r renames nbad <<<"$(head -1 <<<"$res")"
+        tail -n +2 <<<"$res"
+        [ "${renames:-0}" -gt 10 ] && ok "6. $renames objects renamed into place" || notok "6. objects renamed into place: ${renames:-none}"
+        expect_eq "6. each fsynced before its rename, its folder after" "${nbad:-?}" 0
+else
+        skip "6. durability, traced" "strace is not installed"
+fi
