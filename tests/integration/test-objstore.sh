@@ -8,7 +8,8 @@
 #  3. a mount reads the tree; with one byte of a chunk flipped, a fresh
 #     mount fails with EIO on that chunk's range and reads right elsewhere;
 #  4. --cache in front, and a store composition with type = "objectstore";
-#  5. bad addresses: clear errors.
+#  5. bad addresses: clear errors;
+#  6. durability traced: fsync before rename, the folder after.
 . "$(dirname "$0")/lib.sh"
 
 PY=/usr/bin/python3
