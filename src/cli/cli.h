@@ -43,6 +43,15 @@ bool cli_store_is_shared(void);
  * cli_store_open opened (objectstore+file://DIR), malloc'ed and absolute;
  * NULL if the blobs are elsewhere or it cannot be resolved. */
 char *cli_objstore_dir(void);
+/* The trees a confined process serving store must reach read-write (the
+ * sandbox's rw paths): the local store (or a remote store's cache), where
+ * outboards are repaired; a cache beside a local store; the file object
+ * store holding the blobs.  Absolute, malloc'ed, NULL-terminated in ret
+ * (free with cli_store_paths_free).  Resolved now, since a daemon leaves
+ * its working directory.  0 or -errno (logged). */
+#define CLI_STORE_PATHS_MAX 4
+int cli_store_paths(struct cas_store *store, char *ret[CLI_STORE_PATHS_MAX]);
+void cli_store_paths_free(char **paths);
 
 /* getopt_long handling of the options every command accepts (--store,
  * --verbose/-v, --quiet/-q).  Returns true if opt was one of them. */
@@ -122,9 +131,7 @@ int cli_fs_option(const char *cmd, int opt, const char *arg, struct fs_config *c
  * first, and named roots; listed merged in name order) and the filesystem. */
 struct cli_served {
         struct cas_store *store;
-        char *store_dir;   /* the local store's (or cache's) absolute path, or NULL */
-        char *cache_dir;   /* the cache's beside a local store (object-store blobs), or NULL */
-        char *objstore_dir; /* the file object store's holding the blobs, or NULL */
+        char *rw_paths[CLI_STORE_PATHS_MAX]; /* cli_store_paths: what the sandbox lets it write */
         bool remote;       /* the services connect out (gRPC, PostgreSQL): the sandbox allows it */
         struct nix_pathinfo_service *pathinfo;
         struct cas_root_service *nix_roots;

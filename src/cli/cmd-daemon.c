@@ -40,23 +40,18 @@ static int parse_mode(const char *s, unsigned *ret) {
         return 0;
 }
 
-/* Confines the daemon to its store (and, to remove them at exit, the
- * directories of its unix sockets): what a client sends is parsed here. */
+/* Confines the daemon to its store's trees (cli_store_paths) and, to
+ * remove them at exit, the directories of its unix sockets: what a client
+ * sends is parsed here. */
 static int confine(struct cas_store *store, const char *const *listen, size_t n) {
-        const char *rw[2] = {}, *rm[MAX_LISTEN + 1] = {};
-        _cleanup_free_ char *store_dir = NULL;
-        char *dirs[MAX_LISTEN] = {};
+        const char *rm[MAX_LISTEN + 1] = {};
+        char *rw[CLI_STORE_PATHS_MAX], *dirs[MAX_LISTEN] = {};
         size_t n_rm = 0;
         int r;
 
-        struct cas_store *local = store->lmdb ? store : store->cache;
-        if (local) {
-                const char *url = strncmp(local->url, "local://", 8) == 0 ? local->url + 8 : local->url;
-                store_dir = realpath(url, NULL);
-                if (!store_dir)
-                        return log_error_errno(-errno, "Cannot resolve the store path %s: %m", url);
-                rw[0] = store_dir;
-        }
+        r = cli_store_paths(store, rw);
+        if (r < 0)
+                return r;
         for (size_t i = 0; i < n; i++) {
                 if (strncmp(listen[i], "grpc+unix://", 12) != 0)
                         continue;
@@ -69,10 +64,11 @@ static int confine(struct cas_store *store, const char *const *listen, size_t n)
                 rm[n_rm++] = dirs[i] = d;
         }
         /* accepted connections need the socket calls */
-        struct sandbox_config c = { .rw_paths = rw, .remove_paths = rm, .network = true };
+        struct sandbox_config c = { .rw_paths = (const char *const *) rw, .remove_paths = rm, .network = true };
         r = sandbox_enter(&c);
         for (size_t i = 0; i < n; i++)
                 free(dirs[i]);
+        cli_store_paths_free(rw);
         return r;
 }
 

@@ -49,15 +49,50 @@ int cli_fs_option(const char *cmd, int opt, const char *arg, struct fs_config *c
         return 0;
 }
 
-int cli_served_confine(struct cli_served *s, bool keep_sys_admin, const char *socket) {
-        const char *rw[4] = {}, *rm[2] = { NULL, NULL };
+/* Appends the absolute path of dir (a local store URL or directory). */
+static int add_path(char **paths, size_t *n, const char *dir, const char *what) {
+        if (strncmp(dir, "local://", 8) == 0)
+                dir += 8;
+        paths[*n] = realpath(dir, NULL);
+        if (!paths[*n])
+                return log_error_errno(negative_errno(), "Cannot resolve the %s path %s: %m", what, dir);
+        (*n)++;
+        return 0;
+}
+
+int cli_store_paths(struct cas_store *store, char *ret[CLI_STORE_PATHS_MAX]) {
         size_t n = 0;
+        int r = 0;
+
+        memset(ret, 0, CLI_STORE_PATHS_MAX * sizeof(*ret));
+        /* a remote store's files are its cache's; memory:// has none */
+        struct cas_store *local = store->lmdb ? store : store->cache;
+        if (local)
+                r = add_path(ret, &n, local->url, "store");
+        /* a cache beside a local store (whose blobs are an object store's) */
+        if (r >= 0 && store->lmdb && store->cache)
+                r = add_path(ret, &n, store->cache->url, "cache");
+        if (r >= 0 && (ret[n] = cli_objstore_dir()))
+                n++;
+        if (r < 0)
+                cli_store_paths_free(ret);
+        return r;
+}
+
+void cli_store_paths_free(char **paths) {
+        for (size_t i = 0; i < CLI_STORE_PATHS_MAX; i++)
+                free(TAKE_PTR(paths[i]));
+}
+
+int cli_served_confine(struct cli_served *s, bool keep_sys_admin, const char *socket) {
+        const char *rm[2] = { NULL, NULL };
         /* a daemon that connects resolves names and checks certificates:
          * /etc (resolv.conf, hosts, nsswitch, ssl) and /usr (NSS modules) */
         static const char *const net_ro[] = { "/etc", "/usr", NULL };
         _cleanup_free_ char *sock_dir = NULL;
         struct sandbox_config c = {
-                .rw_paths = rw, .remove_paths = rm, .keep_sys_admin = keep_sys_admin, .network = s->remote,
+                .rw_paths = (const char *const *) s->rw_paths, .remove_paths = rm,
+                .keep_sys_admin = keep_sys_admin, .network = s->remote,
                 .ro_paths = s->remote ? net_ro : NULL,
         };
 
@@ -65,14 +100,6 @@ int cli_served_confine(struct cli_served *s, bool keep_sys_admin, const char *so
                 log_info("Not confined (--sandbox=none)");
                 return 0;
         }
-        /* rw: the local store (outboards are repaired there), a cache beside
-         * it, a file object store; memory:// has no files */
-        if (s->store_dir)
-                rw[n++] = s->store_dir;
-        if (s->cache_dir)
-                rw[n++] = s->cache_dir;
-        if (s->objstore_dir)
-                rw[n++] = s->objstore_dir;
         if (socket) {
                 char *slash;
 
@@ -99,30 +126,11 @@ int cli_served_open(struct fs_config *cfg, struct cli_served *ret) {
                 return log_error_errno(r, "Failed to open the PathInfo service: %m");
         }
         s.remote = cli_store_is_shared(); /* reconnects inside the sandbox */
-        /* absolute now: a daemon leaves its working directory before the
-         * sandbox needs this; a remote store's files are its cache's */
-        struct cas_store *local = s.store->lmdb ? s.store : s.store->cache;
-        if (local) {
-                const char *url = local->url;
-
-                if (strncmp(url, "local://", 8) == 0)
-                        url += 8;
-                s.store_dir = realpath(url, NULL);
-                if (!s.store_dir) {
-                        r = negative_errno();
-                        cli_served_close(&s);
-                        return log_error_errno(r, "Cannot resolve the store path %s: %m", url);
-                }
+        r = cli_store_paths(s.store, s.rw_paths);
+        if (r < 0) {
+                cli_served_close(&s);
+                return r;
         }
-        if (s.store->lmdb && s.store->cache) {
-                s.cache_dir = realpath(s.store->cache->url, NULL);
-                if (!s.cache_dir) {
-                        r = negative_errno();
-                        cli_served_close(&s);
-                        return log_error_errno(r, "Cannot resolve the cache path %s: %m", s.store->cache->url);
-                }
-        }
-        s.objstore_dir = cli_objstore_dir();
         s.providers[0] = (struct fs_root_provider){ .ops = &fs_root_service_ops, .ctx = s.nix_roots };
         s.providers[1] = (struct fs_root_provider){ .ops = &fs_root_service_ops, .ctx = s.store->roots };
         cfg->roots = s.providers;
@@ -142,8 +150,6 @@ void cli_served_close(struct cli_served *s) {
         cas_root_service_free(s->nix_roots);
         nix_pathinfo_service_free(s->pathinfo);
         cas_store_free(s->store);
-        free(s->store_dir);
-        free(s->cache_dir);
-        free(s->objstore_dir);
+        cli_store_paths_free(s->rw_paths);
         *s = (struct cli_served){};
 }

@@ -9,7 +9,9 @@
 #     mount fails with EIO on that chunk's range and reads right elsewhere;
 #  4. --cache in front, and a store composition with type = "objectstore";
 #  5. bad addresses: clear errors;
-#  6. durability traced: fsync before rename, the folder after.
+#  6. durability traced: fsync before rename, the folder after;
+#  7. a daemon serving the store (confined: it reaches the object store),
+#     read by a gRPC client; a mount with --cache (confined likewise).
 . "$(dirname "$0")/lib.sh"
 
 PY=/usr/bin/python3
@@ -243,4 +245,37 @@ PYEOF
         expect_eq "6. each fsynced before its rename, its folder after" "${nbad:-?}" 0
 else
         skip "6. durability, traced" "strace is not installed"
+fi
+
+# --- 7. confined servers: a daemon, a mount with --cache ------------------------
+SOCK=$T_TMP/d.sock
+"$CASTORE" --store "$ST" --blob-service-addr "$B" daemon --listen "grpc+unix://$SOCK" 2>"$T_TMP/daemon.err" &
+DPID=$!
+at_exit "kill $DPID"
+if wait_until 30 test -S "$SOCK"; then
+        check "7. a gRPC client reads through the daemon" \
+                cmp <("$CASTORE" --store "grpc+unix://$SOCK" cat "/nix/store/$BASE/random3m") "$SRC/random3m"
+        expect_eq "7. nar hash through the daemon" \
+                "$("$CASTORE" --store "grpc+unix://$SOCK" nar hash "/nix/store/$BASE" 2>&1)" "$want_nar"
+        kill -TERM "$DPID"
+        rc=0; wait "$DPID" || rc=$?
+        expect_eq "7. the daemon exits 0 on SIGTERM" "$rc" 0
+else
+        sed 's/^/# /' "$T_TMP/daemon.err" | tail -5
+        notok "7. the daemon serves"
+fi
+if [ $FUSE = 1 ]; then
+        M=$T_TMP/m3
+        mkdir -p "$M"
+        if cas --cache "$T_TMP/cache3" mount "$M" --daemon 2>"$T_TMP/mount.err"; then
+                at_exit "'$CASTORE' umount '$M'"
+                check "7. mount with --cache: diff -r" diff -r --no-dereference "$SRC" "$M/$BASE"
+                check "7. ... the cache holds what was read" test -f "$T_TMP/cache3/blobs/${H:0:2}/$H"
+                "$CASTORE" umount "$M"
+        else
+                sed 's/^/# /' "$T_TMP/mount.err" | tail -5
+                notok "7. mount with --cache"
+        fi
+else
+        skip "7. mount with --cache" "$WHY_NO_FUSE"
 fi
