@@ -414,6 +414,7 @@ struct objstore_writer {
         struct chunk_ref *chunks;
         size_t n, cap;
         uint64_t size;
+        int error; /* the first failure: a chunk may be missing, nothing can be committed */
 };
 
 static int writer_chunk(void *userdata, const uint8_t *data, size_t len) {
@@ -442,8 +443,11 @@ static int writer_chunk(void *userdata, const uint8_t *data, size_t len) {
 static int objstore_write(struct cas_blob_writer *bw, const void *buf, size_t len) {
         struct objstore_writer *w = (struct objstore_writer *) bw;
 
+        if (w->error < 0)
+                return w->error;
         cas_outboard_builder_update(&w->hasher, buf, len);
-        return cas_fastcdc_push(&w->cdc, buf, len, writer_chunk, w);
+        w->error = MIN(cas_fastcdc_push(&w->cdc, buf, len, writer_chunk, w), 0);
+        return w->error;
 }
 
 static void objstore_abort(struct cas_blob_writer *bw) {
@@ -484,7 +488,9 @@ static int objstore_commit(struct cas_blob_writer *bw, struct cas_digest *ret_di
         size_t oblen = 0;
         int r;
 
-        r = cas_fastcdc_finish(&w->cdc, writer_chunk, w);
+        r = w->error;
+        if (r >= 0)
+                r = cas_fastcdc_finish(&w->cdc, writer_chunk, w);
         if (r >= 0)
                 r = cas_outboard_builder_final(&w->hasher, &d, &ob, &oblen);
         if (r >= 0)

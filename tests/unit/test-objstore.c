@@ -469,6 +469,28 @@ static void test_list_remove(void) {
         cas_blob_service_free(s);
 }
 
+/* A chunk that cannot be stored fails the write, every later write and
+ * the commit: nothing is committed with a chunk missing. */
+static void test_write_errors(void) {
+        struct cas_blob_service *s = open_svc("werr", 16384);
+        uint8_t *data = random_bytes(200000, 31);
+        struct cas_blob_writer *w;
+        struct cas_digest d;
+        char path[512];
+
+        snprintf(path, sizeof(path), "%s/werr/chunks", root);
+        write_file(path, "not a folder", 12);
+        log_set_max_level(LOG_LEVEL_ERR - 1);
+        CHECK_OK(cas_blob_writer_new(s, 0, &w));
+        CHECK(cas_blob_write(w, data, 100000) < 0);
+        CHECK(cas_blob_write(w, data + 100000, 100000) < 0);
+        CHECK(cas_blob_commit(w, &d, NULL) < 0);
+        CHECK(cas_blob_put(s, data, 1000, 0, &d) < 0);
+        log_set_max_level(LOG_LEVEL_INFO);
+        free(data);
+        cas_blob_service_free(s);
+}
+
 static void test_urls(void) {
         struct cas_blob_service *s;
         char url[256];
@@ -502,6 +524,7 @@ int main(void) {
         test_snix_written();
         test_range_reads();
         test_list_remove();
+        test_write_errors();
         test_urls();
         char cmd[128];
         snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
