@@ -103,8 +103,14 @@ int cas_objstore_open(const char *url, const char *const *options, struct cas_ob
                                                url, options[0]);
                 return cas_objstore_file_new(path, ret);
         }
+        if (strcmp(url, "memory:///") == 0 || strcmp(url, "memory://") == 0) {
+                if (options && options[0])
+                        return log_error_errno(-EINVAL, "%s: option %s is not known for a memory object store",
+                                               url, options[0]);
+                return cas_objstore_memory_new(ret);
+        }
         if (strncmp(url, "s3://", 5) == 0)
                 return log_error_errno(-EPROTONOSUPPORT, "%s: the S3 transport is not built yet; "
                                                          "objectstore+file:// is", url);
-        return log_error_errno(-EINVAL, "%s: unknown object store (file:///abs/path)", url);
+        return log_error_errno(-EINVAL, "%s: unknown object store (file:///abs/path, memory:///)", url);
 }

@@ -1,8 +1,8 @@
 /* Object stores: named byte strings put, got, listed and removed whole,
  * the layer under the object-store blob service (blob_objstore.c).  One
  * ops table per transport: the file backend (file:///abs/path, objects as
- * files under the path) now, S3 (libcurl with SigV4) next: the blob logic
- * only sees these ops.  Keys are relative paths ("chunks/b3/ab12/ab12…"):
+ * files under the path) and memory:/// now, S3 (libcurl with SigV4) next:
+ * the blob logic only sees these ops.  Keys are relative paths ("chunks/b3/ab12/ab12…"):
  * [A-Za-z0-9._-] segments separated by single '/', no segment starting
  * with '.'.  All operations are thread-safe. */
 #pragma once
@@ -45,11 +45,13 @@ struct cas_objstore {
         uint64_t n_get, get_bytes, n_head, n_put; /* atomic */
 };
 
-/* Opens url (file:///abs/path; "file" creates the directory if missing).
+/* Opens url: file:///abs/path (the directory is created if missing) or
+ * memory:/// (empty; objects live as long as the store, for tests).
  * options: NULL-terminated key, value pairs from the URL's query; a
  * backend refuses those it does not know (-EINVAL, logged, naming it). */
 int cas_objstore_open(const char *url, const char *const *options, struct cas_objstore **ret);
 int cas_objstore_file_new(const char *dir, struct cas_objstore **ret);
+int cas_objstore_memory_new(struct cas_objstore **ret);
 
 /* Wrappers: check the key, count, turn a NULL op into -EOPNOTSUPP. */
 int cas_objstore_put(struct cas_objstore *o, const char *key, const void *data, size_t len);

@@ -491,6 +491,30 @@ static void test_write_errors(void) {
         cas_blob_service_free(s);
 }
 
+/* memory:/// keeps the same contract in memory (tests, fuzzing). */
+static void test_memory(void) {
+        static const size_t sizes[] = { 0, 1, 600, 5000, 100000 };
+        struct cas_blob_service *s;
+        struct cas_digest d[ELEMENTSOF(sizes)];
+        uint64_t size;
+
+        CHECK_OK(cas_blob_objstore_open("objectstore+memory:///?avg_chunk_size=1024", &s));
+        for (size_t i = 0; i < ELEMENTSOF(sizes); i++) {
+                uint8_t *data = random_bytes(sizes[i], 40 + i);
+
+                store(s, data, sizes[i], &d[i]);
+                check_reads(s, &d[i], data, sizes[i]);
+                free(data);
+        }
+        struct found f = { .want = d, .n_want = ELEMENTSOF(sizes) };
+        CHECK_OK(cas_blob_list(s, find, &f));
+        CHECK_EQ(f.hits, ELEMENTSOF(sizes));
+        CHECK_EQ(f.total, ELEMENTSOF(sizes));
+        CHECK_OK(cas_blob_remove(s, &d[4]));
+        CHECK_EQ(cas_blob_stat(s, &d[4], &size), -ENOENT);
+        cas_blob_service_free(s);
+}
+
 static void test_urls(void) {
         struct cas_blob_service *s;
         char url[256];
@@ -525,6 +549,7 @@ int main(void) {
         test_range_reads();
         test_list_remove();
         test_write_errors();
+        test_memory();
         test_urls();
         char cmd[128];
         snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
