@@ -4,6 +4,7 @@
  * only the chunks they cover. */
 #include <dirent.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -491,6 +492,74 @@ static void test_write_errors(void) {
         cas_blob_service_free(s);
 }
 
+struct thread_arg {
+        struct cas_blob_service *s;
+        struct cas_blob_reader *rd; /* shared by the readers */
+        const uint8_t *data;
+        size_t n;
+        unsigned seed;
+        struct cas_digest got;
+};
+
+/* Random range reads through one shared reader (its kept chunk is shared
+ * state). */
+static void *reader_thread(void *p) {
+        struct thread_arg *a = p;
+        uint8_t *buf = malloc(70000);
+
+        CHECK(buf);
+        for (int i = 0; i < 200; i++) {
+                uint64_t off = rand_r(&a->seed) % a->n;
+                size_t len = rand_r(&a->seed) % 70000;
+                ssize_t k = cas_blob_pread(a->rd, buf, len, off);
+
+                CHECK(k >= 0);
+                CHECK(memcmp(buf, a->data + off, (size_t) k) == 0);
+        }
+        free(buf);
+        return NULL;
+}
+
+static void *writer_thread(void *p) {
+        struct thread_arg *a = p;
+
+        store(a->s, a->data, a->n, &a->got);
+        return NULL;
+}
+
+/* Readers share a reader; writers store the same blob at once (their
+ * temporaries must not collide, the result is one blob). */
+static void test_threads(void) {
+        struct cas_blob_service *s = open_svc("threads", 16384);
+        size_t n = 600000;
+        uint8_t *data = random_bytes(n, 77);
+        struct thread_arg a[4];
+        pthread_t t[4];
+        struct cas_digest d;
+
+        for (int i = 0; i < 4; i++) {
+                a[i] = (struct thread_arg){ .s = s, .data = data, .n = n, .seed = (unsigned) i };
+                CHECK_EQ(pthread_create(&t[i], NULL, writer_thread, &a[i]), 0);
+        }
+        for (int i = 0; i < 4; i++) {
+                CHECK_EQ(pthread_join(t[i], NULL), 0);
+                CHECK(cas_digest_equal(&a[i].got, &a[0].got));
+        }
+        d = a[0].got;
+        check_reads(s, &d, data, n);
+        struct cas_blob_reader *rd;
+        CHECK_OK(cas_blob_open(s, &d, &rd));
+        for (int i = 0; i < 4; i++) {
+                a[i].rd = rd;
+                CHECK_EQ(pthread_create(&t[i], NULL, reader_thread, &a[i]), 0);
+        }
+        for (int i = 0; i < 4; i++)
+                CHECK_EQ(pthread_join(t[i], NULL), 0);
+        cas_blob_reader_close(rd);
+        free(data);
+        cas_blob_service_free(s);
+}
+
 /* memory:/// keeps the same contract in memory (tests, fuzzing). */
 static void test_memory(void) {
         static const size_t sizes[] = { 0, 1, 600, 5000, 100000 };
@@ -550,6 +619,7 @@ int main(void) {
         test_list_remove();
         test_write_errors();
         test_memory();
+        test_threads();
         test_urls();
         char cmd[128];
         snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
