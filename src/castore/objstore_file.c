@@ -144,9 +144,17 @@ static int walk(struct objstore_file *f, const char *path, cas_objstore_list_cb 
                         continue;
                 if ((size_t) snprintf(key, sizeof(key), "%s%s%s", path, *path ? "/" : "", de->d_name) >= sizeof(key))
                         continue;
-                if (de->d_type == DT_DIR)
+                unsigned type = de->d_type;
+                struct stat st;
+
+                if (type == DT_UNKNOWN) /* a file system that does not say: ask */
+                        type = fstatat(f->dirfd, key, &st, AT_SYMLINK_NOFOLLOW) < 0 ? DT_UNKNOWN
+                               : S_ISDIR(st.st_mode)                            ? DT_DIR
+                               : S_ISREG(st.st_mode)                            ? DT_REG
+                                                                                : DT_UNKNOWN;
+                if (type == DT_DIR)
                         r = walk(f, key, cb, userdata);
-                else if (de->d_type == DT_REG || de->d_type == DT_UNKNOWN)
+                else if (type == DT_REG)
                         r = cas_objstore_key_valid(key) ? cb(userdata, key) : 0;
         }
         if (r >= 0 && errno)
