@@ -75,6 +75,15 @@ bool cas_blob_url_is_objstore(const char *url) {
         return url && strncmp(url, PREFIX, strlen(PREFIX)) == 0;
 }
 
+char *cas_blob_objstore_file_dir(const char *url) {
+        const char *file = PREFIX "file://";
+
+        if (!url || strncmp(url, file, strlen(file)) != 0)
+                return NULL;
+        url += strlen(file);
+        return strndup(url, strcspn(url, "?"));
+}
+
 /* Decodes %XX escapes in place: -EINVAL for a bad one. */
 static int unescape(char *s) {
         char *out = s;

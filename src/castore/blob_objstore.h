@@ -16,6 +16,10 @@ int cas_blob_objstore_open(const char *url, struct cas_blob_service **ret);
 /* Takes ownership of objs, also on failure.  avg: the average chunk size,
  * -EINVAL outside [CAS_FASTCDC_AVG_MIN, CAS_FASTCDC_AVG_MAX]. */
 int cas_blob_objstore_new(struct cas_objstore *objs, size_t avg, struct cas_blob_service **ret);
+/* The directory of the file object store url names
+ * (objectstore+file://DIR[?...]), malloc'ed as written there; NULL for
+ * another URL (or no memory). */
+char *cas_blob_objstore_file_dir(const char *url);
 /* Whether url names an object-store blob service. */
 bool cas_blob_url_is_objstore(const char *url);
 /* The object store under s (its counters, for tests), or NULL if s is

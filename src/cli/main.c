@@ -137,14 +137,9 @@ int cli_store_open(unsigned flags, struct cas_store **ret, struct nix_pathinfo_s
 }
 
 char *cli_objstore_dir(void) {
-        const char *prefix = "objectstore+file://";
-        char path[sizeof(objstore_addr)];
+        _cleanup_free_ char *dir = cas_blob_objstore_file_dir(objstore_addr);
 
-        if (strncmp(objstore_addr, prefix, strlen(prefix)) != 0)
-                return NULL;
-        snprintf(path, sizeof(path), "%s", objstore_addr + strlen(prefix));
-        path[strcspn(path, "?")] = 0;
-        return realpath(path, NULL);
+        return dir ? realpath(dir, NULL) : NULL;
 }
 
 bool cli_common_option(int opt, const char *arg) {

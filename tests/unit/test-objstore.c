@@ -602,6 +602,10 @@ static void test_urls(void) {
         CHECK(!cas_objstore_key_valid("a/.tmp"));
         CHECK(!cas_objstore_key_valid("a/"));
         CHECK(cas_objstore_key_valid("chunks/b3/ab12/ab12cd"));
+        char *dir = cas_blob_objstore_file_dir("objectstore+file:///srv/b?avg_chunk_size=1024");
+        CHECK_STREQ(dir, "/srv/b");
+        free(dir);
+        CHECK(!cas_blob_objstore_file_dir("objectstore+memory:///"));
         snprintf(url, sizeof(url), "objectstore+file://%s/u?avg_chunk_size=%%36%%35%%35%%33%%36", root);
         CHECK_OK(cas_blob_objstore_open(url, &s)); /* 65536, escaped */
         cas_blob_service_free(s);
