@@ -34,10 +34,13 @@ void cli_set_store_url(const char *url);
 int cli_store_open(unsigned flags, struct cas_store **ret, struct nix_pathinfo_service **ret_pathinfo);
 /* Flag for cli_store_open: a serving daemon (prefetching into --cache). */
 #define CLI_STORE_SERVING (1u << 16)
-/* Whether the services are a gRPC daemon's. */
+/* Whether a service is a gRPC daemon's or a Nix binary cache, or the
+ * blobs are an object store's: no local listing is the store's own
+ * (verify goes through NARs). */
 bool cli_store_is_remote(void);
-/* Whether any service is shared with other hosts (a gRPC daemon or
- * PostgreSQL): no local garbage collection; serving daemons connect. */
+/* Whether blobs, directories or PathInfos are shared with other stores
+ * (remote as above, or PostgreSQL): no local garbage collection; serving
+ * daemons may connect out. */
 bool cli_store_is_shared(void);
 /* The directory of the file object store holding the blobs of the store
  * cli_store_open opened (objectstore+file://DIR), malloc'ed and absolute;

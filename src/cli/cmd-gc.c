@@ -67,14 +67,12 @@ static int run_gc(int argc, char **argv) {
         }
         if (optind != argc)
                 return cli_usage_error("gc", "no arguments expected");
-        if (cli_store_is_remote()) {
-                log_error("gc collects a local store only: a daemon's store is collected where it lives "
-                          "(run castore gc there, with --store pointing at its directory)");
-                return -EOPNOTSUPP;
-        }
         if (cli_store_is_shared()) {
-                log_error("gc collects a local store only: directories and PathInfos in PostgreSQL are shared "
-                          "with importers on other hosts, which the store's lock does not reach");
+                /* the store's lock does not reach the other users of shared
+                 * blobs or directories */
+                log_error("gc collects a local store only: blobs in a gRPC daemon or an object store, and "
+                          "directories or PathInfos in a daemon or PostgreSQL, are shared with other stores "
+                          "(run castore gc where a daemon's store lives, with --store pointing at its directory)");
                 return -EOPNOTSUPP;
         }
         r = cli_store_open(0, &store, &pis);

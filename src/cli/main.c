@@ -53,32 +53,67 @@ static const char *addr_of(int i) {
         return service_addr[i] ? service_addr[i] : e && *e ? e : NULL;
 }
 
+static int composition_addrs(struct remote_addrs *ret);
+
+/* The addresses the options, the environment and --store-composition
+ * give, each service's resolved (the store's when not given); 0 or -errno
+ * (a composition's error is logged). */
+static int store_addrs(struct remote_addrs *ret) {
+        const char *e = getenv("CASTORE_CACHE");
+        int r;
+
+        *ret = (struct remote_addrs){
+                .store = cli_store_url(),
+                .blobs = addr_of(0),
+                .dirs = addr_of(1),
+                .pathinfo = addr_of(2),
+                .cache = cache_dir ? cache_dir : e && *e ? e : NULL,
+        };
+        if (composition) {
+                r = composition_addrs(ret);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* The three services' addresses of a (the store's where one is not given). */
+static void service_urls(const struct remote_addrs *a, const char *ret[3]) {
+        ret[0] = a->blobs ? a->blobs : a->store;
+        ret[1] = a->dirs ? a->dirs : a->store;
+        ret[2] = a->pathinfo ? a->pathinfo : a->store;
+}
+
 /* An object store counts as remote: its blobs may be shared by many
  * stores, so no local collector or lister may treat them as its own. */
 bool cli_store_is_remote(void) {
-        if (cas_blob_url_is_objstore(addr_of(0)))
+        struct remote_addrs a;
+        const char *u[3];
+
+        if (store_addrs(&a) < 0)
+                return false; /* cli_store_open reports it */
+        service_urls(&a, u);
+        if (cas_blob_url_is_objstore(u[0]))
                 return true;
         for (int i = 0; i < 3; i++)
-                if (remote_url_is_grpc(addr_of(i)) || nix_pathinfo_url_is_cache(addr_of(i)))
+                if (remote_url_is_grpc(u[i]) || nix_pathinfo_url_is_cache(u[i]))
                         return true;
-        return remote_url_is_grpc(cli_store_url());
+        return false;
 }
 
-static int composition_addrs(struct remote_addrs *ret);
-
 bool cli_store_is_shared(void) {
-        struct remote_addrs a = {};
+        struct remote_addrs a;
+        const char *u[3];
 
         if (cli_store_is_remote())
                 return true;
-        if (composition && composition_addrs(&a) >= 0 &&
-            (remote_url_is_grpc(a.blobs) || remote_url_is_grpc(a.dirs) || remote_url_is_pg(a.dirs) ||
-             remote_url_is_pg(a.pathinfo)))
-                return true;
+        if (store_addrs(&a) < 0)
+                return false;
+        service_urls(&a, u);
         for (int i = 0; i < 3; i++)
-                if (remote_url_is_pg(addr_of(i)))
+                if (remote_url_is_pg(u[i]))
                         return true;
-        return remote_url_is_pg(cli_store_url());
+        return false;
 }
 
 /* --store-composition FILE: the addresses it describes (the parsed file
@@ -106,22 +141,14 @@ static int composition_addrs(struct remote_addrs *ret) {
 }
 
 int cli_store_open(unsigned flags, struct cas_store **ret, struct nix_pathinfo_service **ret_pathinfo) {
-        const char *e = getenv("CASTORE_CACHE");
-        struct remote_addrs a = {
-                .store = cli_store_url(),
-                .blobs = addr_of(0),
-                .dirs = addr_of(1),
-                .pathinfo = addr_of(2),
-                .cache = cache_dir ? cache_dir : e && *e ? e : NULL,
-                .prefetch = flags & CLI_STORE_SERVING,
-        };
+        struct remote_addrs a;
         int r;
 
-        if (composition) {
-                r = composition_addrs(&a);
-                if (r < 0)
-                        return r;
-        }
+        r = store_addrs(&a);
+        if (r < 0)
+                return r;
+        /* a composition says nothing of prefetching */
+        a.prefetch = !composition && (flags & CLI_STORE_SERVING);
         const char *blobs = a.blobs ? a.blobs : a.store;
         if (cas_blob_url_is_objstore(blobs))
                 snprintf(objstore_addr, sizeof(objstore_addr), "%s", blobs);

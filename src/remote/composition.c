@@ -12,8 +12,9 @@
  *     "postgresql://..."), with a "local" or "memory" blob root;
  *   - a blob root "objectstore" (object_store_url = "file:///abs",
  *     optional avg_chunk_size = N and an [….object_store_options] table
- *     of strings) with directories and path infos both grpc or both one
- *     local or memory store.
+ *     of strings) with directories and path infos both grpc, both
+ *     postgresql (named roots then in memory), or both one local or
+ *     memory store.
  * Anything else is refused, naming the table and saying why. */
 #include <errno.h>
 #include <inttypes.h>
@@ -165,14 +166,20 @@ int remote_addrs_from_composition(const struct toml_table *doc, struct remote_ad
         ret->cache = cache;
         ret->prefetch = false;
         if (strcmp(s[0].type, "objectstore") == 0) {
+                /* grpc and postgresql: each its own address */
+                bool apart = strcmp(s[1].type, "grpc") == 0 || strcmp(s[1].type, "postgresql") == 0;
+
                 ret->blobs = s[0].where;
-                if (strcmp(s[1].type, s[2].type) != 0 || !same(s[1].where, s[2].where) ||
+                if (strcmp(s[1].type, s[2].type) != 0 || (!apart && !same(s[1].where, s[2].where)) ||
                     strcmp(s[1].type, "objectstore") == 0)
                         return fail(err, errlen, "with objectstore blobs, the directory and path info services must "
-                                                 "be both grpc or both one local or memory store");
-                if (strcmp(s[1].type, "grpc") == 0) {
+                                                 "be both grpc, both postgresql, or both one local or memory store");
+                if (apart) {
                         ret->dirs = s[1].where;
                         ret->pathinfo = s[2].where;
+                        /* named roots: none are shared (as for grpc) */
+                        if (strcmp(s[1].type, "postgresql") == 0)
+                                ret->store = "memory://";
                 } else
                         ret->dirs = ret->pathinfo = strcmp(s[1].type, "memory") == 0 ? "memory://" : s[1].where;
                 return 0;
@@ -187,7 +194,7 @@ int remote_addrs_from_composition(const struct toml_table *doc, struct remote_ad
         if (pg1 || pg2) {
                 if (!pg1 || !pg2 || cache || !(strcmp(s[0].type, "local") == 0 || strcmp(s[0].type, "memory") == 0))
                         return fail(err, errlen, "postgresql directory and path info services go together, with "
-                                                 "a local or memory blob service");
+                                                 "a local, memory or objectstore blob service");
                 ret->store = ret->blobs = s[0].where ? s[0].where : "memory://";
                 ret->dirs = s[1].where;
                 ret->pathinfo = s[2].where;

@@ -182,8 +182,50 @@ char *remote_url_masked(const char *url) {
         return cas_pg_url_is(url) ? cas_pg_url_masked(url) : strdup(url);
 }
 
+/* The local (or memory) store at url with the object store's blobs (behind
+ * the cache if there is one) in place of its own, which stay unused. */
+static int open_objstore_base(const struct remote_addrs *a, const char *url, unsigned flags, struct cas_store **ret) {
+        _cleanup_(cas_store_freep) struct cas_store *s = NULL, *cache = NULL;
+        struct cas_blob_service *blobs = NULL;
+        int r;
+
+        r = open_cache(a, &cache);
+        if (r < 0)
+                return r;
+        r = open_far_blobs(a, cache, &blobs);
+        if (r < 0)
+                return r;
+        r = cas_store_open(url, flags, &s);
+        if (r < 0) {
+                cas_blob_service_free(blobs);
+                return r;
+        }
+        cas_blob_service_free(s->blobs);
+        s->blobs = blobs;
+        s->cache = TAKE_PTR(cache);
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+/* The store under PostgreSQL directories: the local (or memory) store
+ * holding the blobs and named roots, or, with object-store blobs (a cache
+ * in front if given), --store's local store for the named roots. */
+static int open_pg_base(const struct remote_addrs *a, unsigned flags, struct cas_store **ret) {
+        if (cas_blob_url_is_objstore(a->blobs)) {
+                if (!a->store || remote_url_is_grpc(a->store) || cas_pg_url_is(a->store) ||
+                    cas_blob_url_is_objstore(a->store))
+                        return log_error_errno(-EINVAL, "With object-store blobs and PostgreSQL directories, named "
+                                                        "roots live in a local store: give --store DIR");
+                return open_objstore_base(a, a->store, flags, ret);
+        }
+        if (a->cache)
+                return log_error_errno(-EINVAL, "--cache goes in front of gRPC services or an object store, not "
+                                                "of PostgreSQL");
+        return cas_store_open(a->blobs, flags, ret);
+}
+
 /* PostgreSQL directory and PathInfo services with the blobs (and named
- * roots) of a local or memory store. */
+ * roots) of a local or memory store, or with object-store blobs. */
 static int open_pg(const struct remote_addrs *a, unsigned flags, struct cas_store **ret_store,
                    struct nix_pathinfo_service **ret_pathinfo) {
         _cleanup_(cas_store_freep) struct cas_store *s = NULL;
@@ -201,10 +243,8 @@ static int open_pg(const struct remote_addrs *a, unsigned flags, struct cas_stor
                                                 "(--directory-service-addr and --path-info-service-addr)");
         if (remote_url_is_grpc(a->blobs))
                 return log_error_errno(-EINVAL, "With PostgreSQL directories, blobs are a local store "
-                                                "(not the gRPC daemon %s)", a->blobs);
-        if (a->cache)
-                return log_error_errno(-EINVAL, "--cache goes in front of gRPC services, not of PostgreSQL");
-        r = cas_store_open(a->blobs, flags, &s);
+                                                "or an object store (not the gRPC daemon %s)", a->blobs);
+        r = open_pg_base(a, flags, &s);
         if (r < 0)
                 return r;
         r = cas_pg_open(a->dirs, a->timeout_ms, &dirs_db);
@@ -231,28 +271,15 @@ static int open_pg(const struct remote_addrs *a, unsigned flags, struct cas_stor
 }
 
 /* Blobs in an object store, directories and path infos in one local (or
- * memory) store, whose own blobs are then unused: the store's blob
- * service is replaced (with the cache in front if there is one). */
+ * memory) store. */
 static int open_objstore_local(const struct remote_addrs *a, unsigned flags, struct cas_store **ret_store,
                                struct nix_pathinfo_service **ret_pathinfo) {
-        _cleanup_(cas_store_freep) struct cas_store *s = NULL, *cache = NULL;
-        struct cas_blob_service *blobs = NULL;
+        _cleanup_(cas_store_freep) struct cas_store *s = NULL;
         int r;
 
-        r = open_cache(a, &cache);
+        r = open_objstore_base(a, a->dirs, flags, &s);
         if (r < 0)
                 return r;
-        r = open_far_blobs(a, cache, &blobs);
-        if (r < 0)
-                return r;
-        r = cas_store_open(a->dirs, flags, &s);
-        if (r < 0) {
-                cas_blob_service_free(blobs);
-                return r;
-        }
-        cas_blob_service_free(s->blobs);
-        s->blobs = blobs;
-        s->cache = TAKE_PTR(cache);
         if (ret_pathinfo) {
                 r = nix_pathinfo_open_store(s, ret_pathinfo);
                 if (r < 0)

@@ -47,6 +47,11 @@ char *remote_url_masked(const char *url);
  * this is cas_store_open plus nix_pathinfo_open_store; gRPC addresses get
  * grpc backends, with the cache in front when given.  Named roots are
  * local: the cache's, or an empty in-memory registry without one.
+ * PostgreSQL directories and PathInfos (both) go with the blobs and named
+ * roots of a local or memory store, or with object-store blobs (the
+ * cache in front if given) and --store's local store for named roots; an
+ * object store of blobs otherwise goes with one local store or gRPC for
+ * the rest.
  * flags: CAS_STORE_* for the local stores (the cache is always created).
  * Errors are logged. */
 int remote_open(const struct remote_addrs *a, unsigned flags, struct cas_store **ret_store,

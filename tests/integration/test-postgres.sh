@@ -18,7 +18,11 @@
 #  6. migrations: a version-1 schema made by hand is migrated (edges
 #     indexed), concurrent openers of a fresh database, a newer schema
 #     refused untouched;
-#  7. refusals: blobs in PostgreSQL, gc, a composition file.
+#  7. refusals: blobs in PostgreSQL, gc, a composition file;
+#  8. blobs in an object store (objectstore+file://) with the directories
+#     and path infos in PostgreSQL: import, reads, verify, no blob in the
+#     local store (which keeps the named roots), gc refused, a composition
+#     file, --store postgresql:// with object-store blobs refused.
 . "$(dirname "$0")/lib.sh"
 
 PGBIN=/usr/lib/postgresql/15/bin
@@ -61,7 +65,7 @@ if ! pg_start; then
         exit 77
 fi
 at_exit "pg_ctl -m immediate stop"
-for db in cas old new fresh unit; do psql_q postgres "CREATE DATABASE $db" || notok "CREATE DATABASE $db"; done
+for db in cas old new fresh unit objs; do psql_q postgres "CREATE DATABASE $db" || notok "CREATE DATABASE $db"; done
 ok "PostgreSQL 15 runs on a unix socket in $PGD"
 
 # --- 0. the unit tests of the backends against this server ---------------------------
@@ -400,4 +404,49 @@ url = "$URL"
 EOF
 expect_eq "7. a composition file with postgresql services" \
         "$("$CASTORE" --store-composition "$T_TMP/comp.toml" cat tree/deep/a/b/c/d/e/f 2>&1)" deep
+
+# --- 8. object-store blobs, PostgreSQL directories and path infos ---------------------
+OURL="postgresql://castore:$SECRET@/objs?host=$PGD"
+OBJ=$T_TMP/objects
+OST=$T_TMP/ostore # the named roots; its own blob and directory databases stay unused
+OA=(--store "$OST" --blob-service-addr "objectstore+file://$OBJ?avg_chunk_size=65536"
+    --directory-service-addr "$OURL" --path-info-service-addr "$OURL")
+ocas() { "$CASTORE" "${OA[@]}" "$@"; }
+ocat_eq() { ocas cat "$1" | cmp - "$2"; }
+oexport_eq() { rm -rf "$T_TMP/oout" && ocas export "$1" "$T_TMP/oout" && diff -r --no-dereference "$2" "$T_TMP/oout"; }
+expect_eq "8. import with object-store blobs and PostgreSQL directories: the local import's root" \
+        "$(ocas import "$SRC" --name tree 2>"$T_TMP/oimport.err")" "$lout"
+expect_eq "8. every directory is a row" "$(psql_q objs 'SELECT count(*) FROM directories')" \
+        "$(find "$SRC" -type d | wc -l)"
+expect_eq "8. the local store holds no blob" "$(find "$OST/blobs" -type f 2>/dev/null | wc -l)" 0
+n=$(find "$OBJ/chunks" -type f | wc -l)
+if [ "$n" -gt "$(find "$SRC" -type f -size +0 | sort -u | wc -l)" ]; then ok "8. the object store holds the chunks ($n)"
+else notok "8. the object store holds the chunks ($n)"; fi
+check "8. export equals the tree" oexport_eq tree "$SRC"
+check "8. cat of the 3 MiB file (many chunks)" ocat_eq tree/random3m "$SRC/random3m"
+check "8. verify" ocas verify
+rc=0
+ocas gc >/dev/null 2>"$T_TMP/ogc.err" || rc=$?
+expect_eq "8. gc refuses it (exit 1)" "$rc" 1
+check "8. ... saying the blobs and directories are shared" grep -q "object store.*PostgreSQL" "$T_TMP/ogc.err"
+rc=0
+"$CASTORE" --store "$OURL" --blob-service-addr "objectstore+file://$OBJ" ls >/dev/null 2>"$T_TMP/opgstore.err" ||
+        rc=$?
+expect_eq "8. --store postgresql:// with object-store blobs is refused (exit 1)" "$rc" 1
+check "8. ... saying the named roots need a local store" grep -q "named roots live in a local store" \
+        "$T_TMP/opgstore.err"
+cat >"$T_TMP/ocomp.toml" <<EOF
+[blobservices.root]
+type = "objectstore"
+object_store_url = "file://$OBJ"
+avg_chunk_size = 65536
+[directoryservices.root]
+type = "postgresql"
+url = "$OURL"
+[pathinfoservices.root]
+type = "postgresql"
+url = "$OURL"
+EOF
+expect_eq "8. a composition file with objectstore blobs and postgresql services" \
+        "$("$CASTORE" --store-composition "$T_TMP/ocomp.toml" cat "$BASE/deep/a/b/c/d/e/f" 2>&1)" deep
 no_secret "all logs" "$T_TMP"/*.err

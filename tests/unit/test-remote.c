@@ -89,13 +89,19 @@ static void test_composition(void) {
                                      "[blobservices.f]\ntype = \"grpc\"\nurl = \"grpc+unix:///s\"\n"
                                      "[directoryservices.root]\ntype = \"grpc\"\nurl = \"grpc+unix:///s\"\n"
                                      "[pathinfoservices.root]\ntype = \"grpc\"\nurl = \"grpc+unix:///s\"\n";
+        static const char objstore_pg[] = "[blobservices.root]\ntype = \"objectstore\"\n"
+                                          "object_store_url = \"file:///o\"\n"
+                                          "[directoryservices.root]\ntype = \"postgresql\"\n"
+                                          "url = \"postgresql:///d?host=/run/pg\"\n"
+                                          "[pathinfoservices.root]\ntype = \"postgresql\"\n"
+                                          "url = \"postgresql:///p?host=/run/pg\"\n";
         static const char memory[] = "[blobservices.root]\ntype = \"memory\"\n[directoryservices.root]\n"
                                      "type = \"memory\"\n[pathinfoservices.root]\ntype = \"memory\"\n";
         static const char *const refused[][2] = {
                 { "[blobservices.root]\ntype = \"objectstore\"\n", "needs object_store_url" },
                 { "[blobservices.root]\ntype = \"objectstore\"\nobject_store_url = \"file:///o\"\n"
                   "[directoryservices.root]\ntype = \"grpc\"\nurl = \"grpc+unix:///s\"\n"
-                  "[pathinfoservices.root]\ntype = \"memory\"\n", "both grpc or both one local" },
+                  "[pathinfoservices.root]\ntype = \"memory\"\n", "both grpc, both postgresql, or both one local" },
                 { "[blobservices.root]\ntype = \"objectstore\"\nobject_store_url = \"file:///o\"\n"
                   "[blobservices.root.object_store_options]\nk = \"a&b\"\n", "without" },
                 { "[blobservices.root]\ntype = \"memory\"\n[directoryservices.root]\ntype = \"objectstore\"\n",
@@ -123,6 +129,13 @@ static void test_composition(void) {
         CHECK_STREQ(a.pathinfo, "/s");
         CHECK_STREQ(a.cache, "/c");
         CHECK(!a.store);
+        toml_free(doc);
+        CHECK_OK(compose(objstore_pg, &a, &doc, err, sizeof(err)));
+        CHECK_STREQ(a.blobs, "objectstore+file:///o");
+        CHECK_STREQ(a.dirs, "postgresql:///d?host=/run/pg");
+        CHECK_STREQ(a.pathinfo, "postgresql:///p?host=/run/pg");
+        CHECK_STREQ(a.store, "memory://"); /* the named roots */
+        CHECK(!a.cache);
         toml_free(doc);
         CHECK_OK(compose(grpc, &a, &doc, err, sizeof(err)));
         CHECK_STREQ(a.blobs, "grpc+unix:///b");
