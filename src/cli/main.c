@@ -256,9 +256,8 @@ static void help(FILE *f) {
                    "  --blob-service-addr objectstore+file:///ABS[?avg_chunk_size=N]\n"
                    "                       blobs in an object store (snix's layout), the rest in --store\n"
                    "  --cache DIR          a local store in front, written back into ($CASTORE_CACHE)\n"
-
                    "  --store-composition FILE   snix's composition TOML\n"
-                   "PostgreSQL for directories and PathInfos, blobs in --store DIR:\n"
+                   "PostgreSQL for directories and PathInfos, blobs in --store DIR or objectstore+:\n"
                    "  --directory-service-addr, --path-info-service-addr postgresql://...\n"
                    "Every command also takes -v/--verbose (more log), -q/--quiet (errors only) and\n"
                    "-h/--help (its usage); castore --version prints the version.\n"
