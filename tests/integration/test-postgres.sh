@@ -20,8 +20,8 @@
 #     refused untouched;
 #  7. refusals: blobs in PostgreSQL, gc, a composition file;
 #  8. blobs in an object store (objectstore+file://) with the directories
-#     and path infos in PostgreSQL: import, reads, verify, no blob in the
-#     local store (which keeps the named roots), gc refused, a composition
+#     and path infos in PostgreSQL: import, reads, a confined mount, verify,
+#     no blob in the local store (which keeps the named roots), gc refused, a composition
 #     file, --store postgresql:// with object-store blobs refused.
 . "$(dirname "$0")/lib.sh"
 
@@ -425,6 +425,21 @@ else notok "8. the object store holds the chunks ($n)"; fi
 check "8. export equals the tree" oexport_eq tree "$SRC"
 check "8. cat of the 3 MiB file (many chunks)" ocat_eq tree/random3m "$SRC/random3m"
 check "8. verify" ocas verify
+if [ $FUSE = 0 ]; then
+        skip "8. FUSE mount" "$WHY_NO_FUSE"
+else
+        OM=$T_TMP/om
+        mkdir -p "$OM"
+        # confined: the object store written, the database reached
+        if ocas mount "$OM" --daemon 2>"$T_TMP/omount.err"; then
+                ok "8. mount over object-store blobs and PostgreSQL directories (confined)"
+                check "8. diff -r of the mount against the tree" diff -r --no-dereference "$SRC" "$OM/$BASE"
+                check "8. umount" unmount "$OM"
+        else
+                sed 's/^/# /' "$T_TMP/omount.err" | tail -5
+                notok "8. mount over object-store blobs and PostgreSQL directories (confined)"
+        fi
+fi
 rc=0
 ocas gc >/dev/null 2>"$T_TMP/ogc.err" || rc=$?
 expect_eq "8. gc refuses it (exit 1)" "$rc" 1
