@@ -84,9 +84,10 @@ static void service_urls(const struct remote_addrs *a, const char *ret[3]) {
         ret[2] = a->pathinfo ? a->pathinfo : a->store;
 }
 
-/* An object store counts as remote: its blobs may be shared by many
- * stores, so no local collector or lister may treat them as its own. */
-bool cli_store_is_remote(void) {
+/* Whether the store is remote (cli.h) or, with pg, shared.  An object
+ * store counts as remote: its blobs may be shared by many stores, so no
+ * local collector or lister may treat them as its own. */
+static bool store_is(bool pg) {
         struct remote_addrs a;
         const char *u[3];
 
@@ -96,24 +97,17 @@ bool cli_store_is_remote(void) {
         if (cas_blob_url_is_objstore(u[0]))
                 return true;
         for (int i = 0; i < 3; i++)
-                if (remote_url_is_grpc(u[i]) || nix_pathinfo_url_is_cache(u[i]))
+                if (remote_url_is_grpc(u[i]) || nix_pathinfo_url_is_cache(u[i]) || (pg && remote_url_is_pg(u[i])))
                         return true;
         return false;
 }
 
-bool cli_store_is_shared(void) {
-        struct remote_addrs a;
-        const char *u[3];
+bool cli_store_is_remote(void) {
+        return store_is(false);
+}
 
-        if (cli_store_is_remote())
-                return true;
-        if (store_addrs(&a) < 0)
-                return false;
-        service_urls(&a, u);
-        for (int i = 0; i < 3; i++)
-                if (remote_url_is_pg(u[i]))
-                        return true;
-        return false;
+bool cli_store_is_shared(void) {
+        return store_is(true);
 }
 
 /* --store-composition FILE: the addresses it describes (the parsed file

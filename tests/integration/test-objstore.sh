@@ -8,7 +8,8 @@
 #  3. a mount reads the tree; with one byte of a chunk flipped, a fresh
 #     mount fails with EIO on that chunk's range and reads right elsewhere;
 #  4. --cache in front, and a store composition with type = "objectstore";
-#  5. bad addresses: clear errors;
+#  5. bad addresses: clear errors; gc refused and verify through NARs,
+#     also for a composition;
 #  6. durability traced: fsync before rename, the folder after;
 #  7. a daemon serving the store (confined: it reaches the object store),
 #     read by a gRPC client; a mount with --cache (confined likewise).
@@ -192,6 +193,10 @@ bad_addr "objectstore+s3://bucket/prefix" "S3"
 rc=0; err=$("$CASTORE" --store "$B" cat tree/small 2>&1) || rc=$?
 [ $rc -ne 0 ] && grep -q "blobs only" <<<"$err" && ok "5. --store objectstore+...: refused" || { echo "# $err"; notok "5. --store objectstore+...: refused"; }
 check "5. gc refuses object-store blobs" sh -c "! '$CASTORE' --store '$ST' --blob-service-addr '$B' gc 2>/dev/null"
+check "5. gc refuses object-store blobs given by a composition" \
+        sh -c "! '$CASTORE' --store-composition '$T_TMP/comp.toml' gc 2>/dev/null"
+check "5. verify through a composition checks through NARs" sh -c \
+        "'$CASTORE' --store-composition '$T_TMP/comp.toml' verify 2>&1 | grep -q 'through its NAR'"
 
 # --- 6. durability, traced --------------------------------------------------------
 # Every object: its temporary fsynced before the rename, its folder fsynced
