@@ -92,17 +92,18 @@ static int serve(const struct serve_args *a, const struct nix_secret_key *sign, 
         sigset_t set;
         int r;
 
+        /* blocked before any thread starts (the store's too): sigwait takes them */
+        sigemptyset(&set);
+        sigaddset(&set, SIGTERM);
+        sigaddset(&set, SIGINT);
+        pthread_sigmask(SIG_BLOCK, &set, NULL);
+        signal(SIGPIPE, SIG_IGN); /* a client gone is EPIPE on its connection only */
         r = cli_store_open(a->allow_uploads ? CAS_STORE_CREATE : 0, &store, &pis);
         if (r < 0)
                 return r;
         r = nix_serve_new(store, pis, &cfg, &s);
         if (r < 0)
                 return r;
-        sigemptyset(&set);
-        sigaddset(&set, SIGTERM);
-        sigaddset(&set, SIGINT);
-        pthread_sigmask(SIG_BLOCK, &set, NULL);
-        signal(SIGPIPE, SIG_IGN); /* a client gone is EPIPE on its connection only */
         (void) notify_open();
         r = httpcache_start(s, a->listen, &h);
         if (r < 0)

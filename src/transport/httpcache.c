@@ -122,6 +122,7 @@ static enum MHD_Result reply_errno(struct MHD_Connection *c, struct request *rq,
 
 static ssize_t nar_reader(void *cls, uint64_t pos, char *buf, size_t max) {
         struct nar_response *nr = cls;
+        char name[NIX_BASENAME_MAX + 1];
         ssize_t n;
         int r;
 
@@ -131,7 +132,8 @@ static ssize_t nar_reader(void *cls, uint64_t pos, char *buf, size_t max) {
         if (!nr->stream) {
                 r = nix_serve_nar_open(nr->serve, nr->pi, nr->offset, nr->length, &nr->stream);
                 if (r < 0) {
-                        log_warning_errno(r, "Cannot render the NAR of %s: %m", nr->pi->path.name);
+                        nix_store_path_basename(&nr->pi->path, name);
+                        log_warning_errno(r, "Cannot render the NAR of %s: %m", name);
                         nr->failed = true;
                         return MHD_CONTENT_READER_END_WITH_ERROR;
                 }
@@ -142,7 +144,8 @@ static ssize_t nar_reader(void *cls, uint64_t pos, char *buf, size_t max) {
         if (n == 0)
                 return MHD_CONTENT_READER_END_OF_STREAM;
         /* never padded: the client sees the response cut short */
-        log_warning_errno((int) n, "NAR of %s cut short, connection closed: %m", nr->pi->path.name);
+        nix_store_path_basename(&nr->pi->path, name);
+        log_warning_errno((int) n, "NAR of %s cut short, connection closed: %m", name);
         nr->failed = true;
         return MHD_CONTENT_READER_END_WITH_ERROR;
 }
