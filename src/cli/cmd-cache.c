@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli/cli.h"
 #include "store/cache_serve.h"
@@ -72,12 +73,24 @@ static int parse(int argc, char **argv, struct serve_args *a) {
         return 0;
 }
 
-/* Waits for SIGTERM/SIGINT, blocked in every thread since before any started. */
-static void wait_for_stop(const sigset_t *set) {
+/* Waits for SIGTERM/SIGINT, blocked in every thread since before any
+ * started, expiring stale uploads every minute meanwhile. */
+static void wait_for_stop(struct nix_serve *s, const sigset_t *set) {
+        struct timespec minute = { .tv_sec = 60 };
         int sig;
 
-        if (sigwait(set, &sig) == 0)
-                log_info("Signal %d: stopping", sig);
+        for (;;) {
+                sig = sigtimedwait(set, NULL, &minute);
+                if (sig > 0) {
+                        log_info("Signal %d: stopping", sig);
+                        return;
+                }
+                if (errno != EAGAIN && errno != EINTR) {
+                        log_error_errno(-errno, "Cannot wait for signals: %m");
+                        return;
+                }
+                nix_serve_expire(s);
+        }
 }
 
 static int serve(const struct serve_args *a, const struct nix_secret_key *sign, const struct nix_public_key *up,
@@ -104,14 +117,14 @@ static int serve(const struct serve_args *a, const struct nix_secret_key *sign, 
         r = nix_serve_new(store, pis, &cfg, &s);
         if (r < 0)
                 return r;
-        (void) notify_open();
+        cli_serving_prepare(NULL);
         r = httpcache_start(s, a->listen, &h);
         if (r < 0)
                 return r;
         log_notice("Serving %s as a Nix binary cache on %s%s", store->url, httpcache_url(h),
                    a->allow_uploads ? " (uploads allowed)" : "");
-        (void) notify_send("READY=1\nSTATUS=Serving a binary cache");
-        wait_for_stop(&set);
+        cli_serving_ready(NULL);
+        wait_for_stop(s, &set);
         (void) notify_send("STOPPING=1");
         return 0;
 }

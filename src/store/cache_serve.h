@@ -70,6 +70,11 @@ int nix_serve_nar_open(struct nix_serve *s, const struct nix_pathinfo *pi, uint6
 
 struct nix_upload;
 
+/* Drops the pending NARs older than NIX_SERVE_PENDING_SECONDS (and with
+ * them their hold on the garbage collector).  Adding an upload does it
+ * too; a server calls this now and then so that an idle one lets go. */
+void nix_serve_expire(struct nix_serve *s);
+
 /* Whether a NAR file uploaded as "nar/<name>" is pending (1, its size in
  * *ret_file_size if non-NULL) or not (0). */
 int nix_serve_upload_pending(struct nix_serve *s, const char *name, uint64_t *ret_file_size);

@@ -131,6 +131,15 @@ void nix_serve_pending_clear(struct nix_serve *s) {
         pending_free_list(p);
 }
 
+void nix_serve_expire(struct nix_serve *s) {
+        struct nix_pending *dead;
+
+        pthread_mutex_lock(&s->lock);
+        dead = pending_expire_locked(s, NIX_SERVE_PENDING_MAX);
+        pthread_mutex_unlock(&s->lock);
+        pending_free_list(dead);
+}
+
 /* Adds p, replacing one of the same name and making room (frees outside the lock). */
 static void pending_add(struct nix_serve *s, struct nix_pending *p) {
         struct nix_pending *old, *dead;
