@@ -60,7 +60,7 @@ _castore() {
         nar) opts="--name --size" ;;
         path-info) opts="--all --json" ;;
         copy) opts="--from --trusted-public-keys --no-check-sigs --no-closure --jobs --json --progress --no-progress" ;;
-        cache) opts="--listen --sign-key --priority --allow-uploads --upload-trusted-public-keys" ;;
+        cache) opts="--listen --sign-key --priority --allow-uploads --upload-trusted-public-keys --sandbox" ;;
         virtiofs) opts="--socket-path --fd --list-root --threads --queues --once --uid --gid --socket-group
             --daemon --sandbox --debug --print-capabilities" ;;
         mount) opts="--list-root --threads --allow-other --daemon --passthrough --sandbox --uid --gid --debug

@@ -110,6 +110,12 @@ enum { CLI_OPT_LIST_ROOT = 'l', CLI_OPT_UID = 'u', CLI_OPT_GID = 'g', CLI_OPT_SA
         { "sandbox", required_argument, NULL, CLI_OPT_SANDBOX }
 int cli_fs_option(const char *cmd, int opt, const char *arg, struct fs_config *cfg);
 
+/* The absolute directory of store's local files (the store itself, or the
+ * --cache in front of a remote one) in *ret (malloc'ed), or NULL when it
+ * has none (memory://, a remote store without a cache).  For confining a
+ * serving process to it.  0 or -errno (logged). */
+int cli_store_dir(struct cas_store *store, char **ret);
+
 /* A served store: the store (read-only, so a mount sees later imports),
  * its PathInfo service, the root providers (store path basenames, asked
  * first, and named roots; listed merged in name order) and the filesystem. */

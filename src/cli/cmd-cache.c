@@ -13,6 +13,7 @@
 #include "transport/httpcache.h"
 #include "util/log.h"
 #include "util/notify.h"
+#include "util/sandbox.h"
 
 #define SIGN_KEYS_MAX 16
 
@@ -23,6 +24,7 @@ struct serve_args {
         unsigned long priority;
         bool allow_uploads;
         const char *upload_keys;
+        bool no_sandbox;
 };
 
 static int parse(int argc, char **argv, struct serve_args *a) {
@@ -33,6 +35,7 @@ static int parse(int argc, char **argv, struct serve_args *a) {
                 { "priority", required_argument, NULL, 'p' },
                 { "allow-uploads", no_argument, NULL, 'u' },
                 { "upload-trusted-public-keys", required_argument, NULL, 'K' },
+                { "sandbox", required_argument, NULL, 's' },
                 {},
         };
         int opt;
@@ -59,6 +62,11 @@ static int parse(int argc, char **argv, struct serve_args *a) {
                         break;
                 case 'K':
                         a->upload_keys = optarg;
+                        break;
+                case 's':
+                        if (strcmp(optarg, "auto") != 0 && strcmp(optarg, "none") != 0)
+                                return cli_usage_error("cache serve", "--sandbox takes auto or none");
+                        a->no_sandbox = strcmp(optarg, "none") == 0;
                         break;
                 default:
                         return -EINVAL;
@@ -93,6 +101,23 @@ static void wait_for_stop(struct nix_serve *s, const sigset_t *set) {
         }
 }
 
+/* Confines the server to its store (read, and written by uploads and
+ * outboard repairs) before any connection is served: requests are parsed
+ * here.  The listening socket is bound already; connections are accepted. */
+static int confine(struct cas_store *store) {
+        _cleanup_free_ char *store_dir = NULL;
+        const char *rw[2] = {};
+        int r;
+
+        r = cli_store_dir(store, &store_dir);
+        if (r < 0)
+                return r;
+        rw[0] = store_dir;
+        /* network: a remote store's services are reached by connecting */
+        return sandbox_enter(&(struct sandbox_config){ .rw_paths = rw, .network = cli_store_is_remote(),
+                                                       .socket_options = true });
+}
+
 static int serve(const struct serve_args *a, const struct nix_secret_key *sign, const struct nix_public_key *up,
                  size_t n_up) {
         _cleanup_(cas_store_freep) struct cas_store *store = NULL;
@@ -118,7 +143,11 @@ static int serve(const struct serve_args *a, const struct nix_secret_key *sign, 
         if (r < 0)
                 return r;
         cli_serving_prepare(NULL);
-        r = httpcache_start(s, a->listen, &h);
+        r = httpcache_new(s, a->listen, &h);
+        if (r >= 0 && !a->no_sandbox)
+                r = confine(store);
+        if (r >= 0)
+                r = httpcache_start(h);
         if (r < 0)
                 return r;
         log_notice("Serving %s as a Nix binary cache on %s%s", store->url, httpcache_url(h),
@@ -170,8 +199,8 @@ const struct cli_command cli_cmd_cache = {
         .name = "cache",
         .run = run_cache,
         .usage = "serve --listen HOST:PORT [--sign-key FILE]... [--priority N] [--allow-uploads "
-                 "[--upload-trusted-public-keys \"NAME:KEY ...\"]]",
+                 "[--upload-trusted-public-keys \"NAME:KEY ...\"]] [--sandbox=auto|none]",
         .help = "serve the store as a Nix binary cache over HTTP: narinfos signed with each --sign-key, NARs\n"
                 "             rendered from the store (Range supported); with --allow-uploads, nix copy --to http://\n"
-                "             uploads are checked and registered",
+                "             uploads are checked and registered; runs confined to the store (--sandbox=none: not)",
 };

@@ -49,14 +49,10 @@ static int confine(struct cas_store *store, const char *const *listen, size_t n)
         size_t n_rm = 0;
         int r;
 
-        struct cas_store *local = store->lmdb ? store : store->cache;
-        if (local) {
-                const char *url = strncmp(local->url, "local://", 8) == 0 ? local->url + 8 : local->url;
-                store_dir = realpath(url, NULL);
-                if (!store_dir)
-                        return log_error_errno(-errno, "Cannot resolve the store path %s: %m", url);
-                rw[0] = store_dir;
-        }
+        r = cli_store_dir(store, &store_dir);
+        if (r < 0)
+                return r;
+        rw[0] = store_dir;
         for (size_t i = 0; i < n; i++) {
                 if (strncmp(listen[i], "grpc+unix://", 12) != 0)
                         continue;

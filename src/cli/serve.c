@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "util/io.h"
 #include "util/log.h"
 #include "util/sandbox.h"
 
@@ -74,6 +75,23 @@ int cli_served_confine(struct cli_served *s, bool keep_sys_admin, const char *so
         return sandbox_enter(&c);
 }
 
+int cli_store_dir(struct cas_store *store, char **ret) {
+        /* a remote store's files are its cache's */
+        struct cas_store *local = store->lmdb ? store : store->cache;
+        const char *url;
+
+        *ret = NULL;
+        if (!local)
+                return 0;
+        url = local->url;
+        if (strncmp(url, "local://", 8) == 0)
+                url += 8;
+        *ret = realpath(url, NULL);
+        if (!*ret)
+                return log_error_errno(negative_errno(), "Cannot resolve the store path %s: %m", url);
+        return 0;
+}
+
 int cli_served_open(struct fs_config *cfg, struct cli_served *ret) {
         struct cli_served s = {};
         int r;
@@ -88,19 +106,11 @@ int cli_served_open(struct fs_config *cfg, struct cli_served *ret) {
         }
         s.remote = cli_store_is_remote();
         /* absolute now: a daemon leaves its working directory before the
-         * sandbox needs this; a remote store's files are its cache's */
-        struct cas_store *local = s.store->lmdb ? s.store : s.store->cache;
-        if (local) {
-                const char *url = local->url;
-
-                if (strncmp(url, "local://", 8) == 0)
-                        url += 8;
-                s.store_dir = realpath(url, NULL);
-                if (!s.store_dir) {
-                        r = negative_errno();
-                        cli_served_close(&s);
-                        return log_error_errno(r, "Cannot resolve the store path %s: %m", url);
-                }
+         * sandbox needs this */
+        r = cli_store_dir(s.store, &s.store_dir);
+        if (r < 0) {
+                cli_served_close(&s);
+                return r;
         }
         s.providers[0] = (struct fs_root_provider){ .ops = &fs_root_service_ops, .ctx = s.nix_roots };
         s.providers[1] = (struct fs_root_provider){ .ops = &fs_root_service_ops, .ctx = s.store->roots };

@@ -484,7 +484,7 @@ static void format_url(int fd, char *ret, size_t size) {
         snprintf(ret, size, "http://%s:%u", host, port);
 }
 
-int httpcache_start(struct nix_serve *s, const char *addr, struct httpcache **ret) {
+int httpcache_new(struct nix_serve *s, const char *addr, struct httpcache **ret) {
         _cleanup_(httpcache_stopp) struct httpcache *h = NULL;
         int r;
 
@@ -497,6 +497,11 @@ int httpcache_start(struct nix_serve *s, const char *addr, struct httpcache **re
         if (r < 0)
                 return r;
         format_url(h->fd, h->url, sizeof(h->url));
+        *ret = TAKE_PTR(h);
+        return 0;
+}
+
+int httpcache_start(struct httpcache *h) {
         h->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
                                              MHD_USE_POLL | MHD_USE_ERROR_LOG,
                                      0, NULL, NULL, on_request, h,
@@ -509,7 +514,6 @@ int httpcache_start(struct nix_serve *s, const char *addr, struct httpcache **re
         if (!h->daemon)
                 return log_error_errno(-EIO, "Cannot start the HTTP server on %s", h->url);
         h->fd = -1; /* libmicrohttpd closes it when it stops */
-        *ret = TAKE_PTR(h);
         return 0;
 }
 

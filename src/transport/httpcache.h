@@ -14,10 +14,14 @@ struct httpcache;
 #define HTTPCACHE_TIMEOUT_SECONDS 60
 
 /* Listens on addr ("HOST:PORT", "[V6ADDR]:PORT"; port 0: any free one)
- * and serves s (which must outlive the server) on threads of its own.
- * -EINVAL for a bad address, -errno from socket calls, -EIO if
- * libmicrohttpd cannot start.  Logged. */
-int httpcache_start(struct nix_serve *s, const char *addr, struct httpcache **ret);
+ * for s (which must outlive the server); serving starts with
+ * httpcache_start, so that a process can confine itself in between.
+ * -EINVAL for a bad address, -errno from socket calls.  Logged. */
+int httpcache_new(struct nix_serve *s, const char *addr, struct httpcache **ret);
+
+/* Serves on threads of its own.  0, or -EIO if libmicrohttpd cannot start
+ * (logged). */
+int httpcache_start(struct httpcache *h);
 
 /* "http://HOST:PORT", the address actually bound. */
 const char *httpcache_url(const struct httpcache *h);
