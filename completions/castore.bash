@@ -26,12 +26,13 @@ _castore() {
     done
 
     case $prev in
-        --store|--cache|--store-composition)
+        --store|--cache|--store-composition|--sign-key|--references-from)
             COMPREPLY=($(compgen -f -- "$cur")); return ;;
+        --compression) COMPREPLY=($(compgen -W "none xz zstd bzip2 br" -- "$cur")); return ;;
         --passthrough) COMPREPLY=($(compgen -W "auto on off" -- "$cur")); return ;;
         --sandbox) COMPREPLY=($(compgen -W "auto none" -- "$cur")); return ;;
         --socket-group) COMPREPLY=($(compgen -g -- "$cur")); return ;;
-        --threads|--jobs|--queues|--uid|--gid|--socket-mode|--fd|--name|--listen|-n|--from|--trusted-public-keys|\
+        --threads|--jobs|-j|--queues|--uid|--gid|--socket-mode|--fd|--name|--listen|-n|--from|--to|--trusted-public-keys|--references|\
         --blob-service-addr|--directory-service-addr|--path-info-service-addr)
             return ;;
         -o|--options)
@@ -51,7 +52,8 @@ _castore() {
 
     local opts=""
     case $cmd in
-        import) opts="--name --force --json --threads --skip-special --no-nix --progress --no-progress" ;;
+        import) opts="--name --force --json --threads --skip-special --no-nix --references --references-from
+            --self-reference --progress --no-progress" ;;
         ls) opts="--long --recursive --json -l -R" ;;
         stat|roots|info) opts="--json" ;;
         rm) opts="--force" ;;
@@ -59,7 +61,8 @@ _castore() {
         gc) opts="--dry-run --json --progress --no-progress" ;;
         nar) opts="--name --size" ;;
         path-info) opts="--all --json" ;;
-        copy) opts="--from --trusted-public-keys --no-check-sigs --no-closure --jobs --json --progress --no-progress" ;;
+        copy) opts="-j --from --to --trusted-public-keys --no-check-sigs --sign-key --compression --write-nar-listing
+            --no-closure --jobs --json --progress --no-progress" ;;
         cache) opts="--listen --sign-key --priority --allow-uploads --upload-trusted-public-keys --sandbox" ;;
         virtiofs) opts="--socket-path --fd --list-root --threads --queues --once --uid --gid --socket-group
             --daemon --sandbox --debug --print-capabilities" ;;

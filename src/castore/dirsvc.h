@@ -71,3 +71,6 @@ int cas_dir_check_children(const struct cas_directory *d, unsigned flags, cas_di
 int cas_dir_memory_new(struct cas_dir_service **ret);
 struct cas_lmdb;
 int cas_dir_lmdb_new(struct cas_lmdb *db, struct cas_dir_service **ret);
+/* PostgreSQL (castore/pg.h): takes a reference on pg. */
+struct cas_pg;
+int cas_dir_pg_new(struct cas_pg *pg, struct cas_dir_service **ret);

@@ -36,6 +36,9 @@ int cli_store_open(unsigned flags, struct cas_store **ret, struct nix_pathinfo_s
 #define CLI_STORE_SERVING (1u << 16)
 /* Whether the services are a gRPC daemon's. */
 bool cli_store_is_remote(void);
+/* Whether any service is shared with other hosts (a gRPC daemon or
+ * PostgreSQL): no local garbage collection; serving daemons connect. */
+bool cli_store_is_shared(void);
 
 /* getopt_long handling of the options every command accepts (--store,
  * --verbose/-v, --quiet/-q).  Returns true if opt was one of them. */
@@ -122,7 +125,7 @@ int cli_store_dir(struct cas_store *store, char **ret);
 struct cli_served {
         struct cas_store *store;
         char *store_dir;   /* the local store's (or cache's) absolute path, or NULL */
-        bool remote;       /* the services are a gRPC daemon's */
+        bool remote;       /* the services connect out (gRPC, PostgreSQL): the sandbox allows it */
         struct nix_pathinfo_service *pathinfo;
         struct cas_root_service *nix_roots;
         struct fs_root_provider providers[2];

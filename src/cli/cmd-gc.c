@@ -72,6 +72,11 @@ static int run_gc(int argc, char **argv) {
                           "(run castore gc there, with --store pointing at its directory)");
                 return -EOPNOTSUPP;
         }
+        if (cli_store_is_shared()) {
+                log_error("gc collects a local store only: directories and PathInfos in PostgreSQL are shared "
+                          "with importers on other hosts, which the store's lock does not reach");
+                return -EOPNOTSUPP;
+        }
         r = cli_store_open(0, &store, &pis);
         if (r < 0)
                 return r;

@@ -1,5 +1,6 @@
-/* castore import: parses the arguments, imports each PATH with
- * nix_import_tree (named root and Nix store path) and prints the result. */
+/* castore import: parses the arguments (references given as store paths
+ * or read from a JSON file), imports each PATH with nix_import_tree
+ * (named root and Nix store path) and prints the result. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -12,8 +13,74 @@
 
 #include "cli/cli.h"
 #include "store/nix_import.h"
+#include "util/io.h"
 #include "util/json.h"
 #include "util/log.h"
+
+/* References given on the command line and read from files, gathered. */
+struct refs {
+        struct nix_store_path *paths;
+        size_t n;
+};
+
+static void refs_free(struct refs *r) {
+        free(r->paths);
+}
+
+static int refs_add(struct refs *rs, const struct nix_store_path *p, size_t n) {
+        struct nix_store_path *t = reallocarray(rs->paths, rs->n + n + 1, sizeof(*t));
+
+        if (!t)
+                return -ENOMEM;
+        rs->paths = t;
+        memcpy(t + rs->n, p, n * sizeof(*p));
+        rs->n += n;
+        return 0;
+}
+
+/* --references "P1 P2,P3": store paths separated by spaces or commas. */
+static int refs_parse_list(struct refs *rs, const char *list) {
+        _cleanup_free_ char *copy = strdup(list);
+        char *save = NULL;
+
+        if (!copy)
+                return -ENOMEM;
+        for (char *w = strtok_r(copy, " \t\n,", &save); w; w = strtok_r(NULL, " \t\n,", &save)) {
+                struct nix_store_path p;
+                const char *sub;
+                int r;
+
+                if (nix_store_path_parse(w, &p, &sub) < 0 || *sub)
+                        return cli_usage_error("import", "--references: not a store path: %s", w);
+                r = refs_add(rs, &p, 1);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* --references-from FILE: nix path-info --json or exportReferencesGraph JSON. */
+static int refs_read_file(struct refs *rs, const char *file) {
+        _cleanup_close_ int fd = open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        _cleanup_free_ struct nix_store_path *paths = NULL;
+        _cleanup_free_ uint8_t *buf = NULL;
+        const char *why = NULL;
+        size_t len, n = 0;
+        int r;
+
+        if (fd < 0)
+                return log_error_errno(-EINVAL, "--references-from %s: %s", file, strerror(errno));
+        r = read_file_fd(fd, 256 << 20, &buf, &len);
+        if (r < 0)
+                return log_error_errno(r == -ENOMEM ? r : -EINVAL, "--references-from %s: %s", file, strerror(-r));
+        r = nix_references_from_json((const char *) buf, len, &paths, &n, &why);
+        if (r == -EBADMSG)
+                return log_error_errno(-EINVAL, "--references-from %s: %s (expected nix path-info --json output "
+                                                "or an exportReferencesGraph file)", file, why);
+        if (r < 0)
+                return r;
+        return refs_add(rs, paths, n);
+}
 
 /* The default root name: the last component of the path as given, or of
  * its canonical form for "/", "." and "..". */
@@ -95,11 +162,15 @@ static int run_import(int argc, char **argv) {
                 { "no-progress", no_argument, NULL, 'P' },
                 { "no-nix", no_argument, NULL, 'N' },
                 { "force", no_argument, NULL, 'f' },
+                { "references", required_argument, NULL, 'r' },
+                { "references-from", required_argument, NULL, 'R' },
+                { "self-reference", no_argument, NULL, 'F' },
                 {},
         };
         struct nix_import_opts opts = { .import.progress = isatty(STDERR_FILENO) };
         _cleanup_(cas_store_freep) struct cas_store *store = NULL;
         _cleanup_(nix_pathinfo_service_freep) struct nix_pathinfo_service *pis = NULL;
+        _cleanup_(refs_free) struct refs refs = {};
         const char *name_arg = NULL;
         bool json = false, nix = true;
         unsigned long threads;
@@ -133,12 +204,26 @@ static int run_import(int argc, char **argv) {
                 case 'f':
                         opts.replace = true;
                         break;
+                case 'r':
+                case 'R':
+                        r = opt == 'r' ? refs_parse_list(&refs, optarg) : refs_read_file(&refs, optarg);
+                        if (r < 0)
+                                return r;
+                        break;
+                case 'F':
+                        opts.self_reference = true;
+                        break;
                 default:
                         return -EINVAL;
                 }
         }
         if (optind >= argc)
                 return cli_usage_error("import", "missing PATH");
+        if (!nix && (refs.n || opts.self_reference))
+                return cli_usage_error("import", "--references and --self-reference need a Nix store path "
+                                                 "(not --no-nix)");
+        opts.references = refs.paths;
+        opts.n_references = refs.n;
         if (name_arg && argc - optind > 1)
                 return cli_usage_error("import", "--name needs exactly one PATH");
         if (name_arg && !cas_root_name_valid(name_arg, strlen(name_arg)))
@@ -168,8 +253,11 @@ static int run_import(int argc, char **argv) {
 const struct cli_command cli_cmd_import = {
         .name = "import",
         .run = run_import,
-        .usage = "PATH... [--name NAME] [--force] [--json] [--threads N] [--skip-special] [--no-nix] [--progress|--no-progress]",
+        .usage = "PATH... [--name NAME] [--force] [--json] [--threads N] [--skip-special] [--no-nix] "
+                 "[--references \"STOREPATH...\"] [--references-from FILE] [--self-reference] "
+                 "[--progress|--no-progress]",
         .help = "import files or trees; register each as a root (named after its last component) and as the\n"
                 "             Nix store path nix-store --add would give it (not with --no-nix); a root of that name\n"
-                "             with other content is replaced only with --force",
+                "             with other content is replaced only with --force; --references (store paths, or\n"
+                "             --references-from nix path-info --json output) must be registered paths",
 };

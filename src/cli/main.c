@@ -53,9 +53,26 @@ static const char *addr_of(int i) {
 
 bool cli_store_is_remote(void) {
         for (int i = 0; i < 3; i++)
-                if (remote_url_is_grpc(addr_of(i)))
+                if (remote_url_is_grpc(addr_of(i)) || nix_pathinfo_url_is_cache(addr_of(i)))
                         return true;
         return remote_url_is_grpc(cli_store_url());
+}
+
+static int composition_addrs(struct remote_addrs *ret);
+
+bool cli_store_is_shared(void) {
+        struct remote_addrs a = {};
+
+        if (cli_store_is_remote())
+                return true;
+        if (composition && composition_addrs(&a) >= 0 &&
+            (remote_url_is_grpc(a.blobs) || remote_url_is_grpc(a.dirs) || remote_url_is_pg(a.dirs) ||
+             remote_url_is_pg(a.pathinfo)))
+                return true;
+        for (int i = 0; i < 3; i++)
+                if (remote_url_is_pg(addr_of(i)))
+                        return true;
+        return remote_url_is_pg(cli_store_url());
 }
 
 /* --store-composition FILE: the addresses it describes (the parsed file
@@ -103,8 +120,10 @@ int cli_store_open(unsigned flags, struct cas_store **ret, struct nix_pathinfo_s
 
         if (r == -ENOENT)
                 return r; /* cas_store_open said which store is missing */
-        if (r < 0)
-                return log_error_errno(r, "Failed to open store %s: %m", a.store);
+        if (r < 0) {
+                _cleanup_free_ char *shown = remote_url_masked(a.store);
+                return log_error_errno(r, "Failed to open store %s: %m", shown ? shown : "?");
+        }
         return 0;
 }
 
@@ -193,7 +212,10 @@ static void help(FILE *f) {
                    "  --blob-service-addr, --directory-service-addr, --path-info-service-addr ADDR\n"
                    "                       one service each ($BLOB_SERVICE_ADDR, ...)\n"
                    "  --cache DIR          a local store in front, written back into ($CASTORE_CACHE)\n"
+
                    "  --store-composition FILE   snix's composition TOML\n"
+                   "PostgreSQL for directories and PathInfos, blobs in --store DIR:\n"
+                   "  --directory-service-addr, --path-info-service-addr postgresql://...\n"
                    "Every command also takes -v/--verbose (more log), -q/--quiet (errors only) and\n"
                    "-h/--help (its usage); castore --version prints the version.\n"
                    "Manual: castore(1), mount.castore(8).\n");

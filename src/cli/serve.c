@@ -52,9 +52,13 @@ int cli_fs_option(const char *cmd, int opt, const char *arg, struct fs_config *c
 
 int cli_served_confine(struct cli_served *s, bool keep_sys_admin, const char *socket) {
         const char *rw[2] = { s->store_dir, NULL }, *rm[2] = { NULL, NULL };
+        /* a daemon that connects resolves names and checks certificates:
+         * /etc (resolv.conf, hosts, nsswitch, ssl) and /usr (NSS modules) */
+        static const char *const net_ro[] = { "/etc", "/usr", NULL };
         _cleanup_free_ char *sock_dir = NULL;
         struct sandbox_config c = {
                 .rw_paths = rw, .remove_paths = rm, .keep_sys_admin = keep_sys_admin, .network = s->remote,
+                .ro_paths = s->remote ? net_ro : NULL,
         };
 
         if (sandbox_off) {
@@ -104,7 +108,7 @@ int cli_served_open(struct fs_config *cfg, struct cli_served *ret) {
                 cli_served_close(&s);
                 return log_error_errno(r, "Failed to open the PathInfo service: %m");
         }
-        s.remote = cli_store_is_remote();
+        s.remote = cli_store_is_shared(); /* reconnects inside the sandbox */
         /* absolute now: a daemon leaves its working directory before the
          * sandbox needs this */
         r = cli_store_dir(s.store, &s.store_dir);

@@ -7,7 +7,9 @@
  *     with near = a local store and far = grpc: the write-back cache (one
  *     local store; castore then caches all three services in it);
  *   - every root "memory", or every root "local" (castore's embedded
- *     store, path = "/dir"; not a snix type), the same for all three.
+ *     store, path = "/dir"; not a snix type), the same for all three;
+ *   - directory and PathInfo roots of type "postgresql" (castore's; url =
+ *     "postgresql://..."), with a "local" or "memory" blob root.
  * Anything else is refused, naming the table and saying why. */
 #include <errno.h>
 #include <stdarg.h>
@@ -53,13 +55,20 @@ static int leaf(const struct toml_table *kind_tab, const char *kind, const char 
                                                  "\"grpc+http://host:port\"", kind, name);
                 return 0;
         }
+        if (strcmp(type, "postgresql") == 0 && strcmp(kind, "blobservices") != 0) {
+                if (toml_get_string(t, "url", &ret->where) < 0 || !remote_url_is_pg(ret->where))
+                        return fail(err, errlen, "[%s.%s] type postgresql needs url = \"postgresql://...\"", kind,
+                                    name);
+                return 0;
+        }
         if (strcmp(type, "local") == 0) {
                 if (toml_get_string(t, "path", &ret->where) < 0 || ret->where[0] != '/')
                         return fail(err, errlen, "[%s.%s] type local needs path = \"/absolute/dir\"", kind, name);
                 return 0;
         }
         return fail(err, errlen, "[%s.%s]: type \"%s\" is not supported here (castore composes grpc, memory, "
-                                 "local and a cache of a local store in front of grpc)", kind, name, type);
+                                 "local, postgresql for directories and path infos, and a cache of a local "
+                                 "store in front of grpc)", kind, name, type);
 }
 
 static int resolve_root(const struct toml_table *doc, int k, struct resolved *ret, char *err, size_t errlen) {
@@ -113,6 +122,16 @@ int remote_addrs_from_composition(const struct toml_table *doc, struct remote_ad
         *ret = (struct remote_addrs){ .cache = cache, .timeout_ms = ret->timeout_ms };
         if (strcmp(s[0].type, "grpc") == 0 && strcmp(s[1].type, "grpc") == 0 && strcmp(s[2].type, "grpc") == 0) {
                 ret->blobs = s[0].where;
+                ret->dirs = s[1].where;
+                ret->pathinfo = s[2].where;
+                return 0;
+        }
+        bool pg1 = strcmp(s[1].type, "postgresql") == 0, pg2 = strcmp(s[2].type, "postgresql") == 0;
+        if (pg1 || pg2) {
+                if (!pg1 || !pg2 || cache || !(strcmp(s[0].type, "local") == 0 || strcmp(s[0].type, "memory") == 0))
+                        return fail(err, errlen, "postgresql directory and path info services go together, with "
+                                                 "a local or memory blob service");
+                ret->store = ret->blobs = s[0].where ? s[0].where : "memory://";
                 ret->dirs = s[1].where;
                 ret->pathinfo = s[2].where;
                 return 0;

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "castore/cache.h"
+#include "castore/pg.h"
 #include "remote/backends.h"
 #include "remote/services.h"
 #include "util/log.h"
@@ -115,6 +116,92 @@ static int open_remote(const struct remote_addrs *a, struct cas_store **ret_stor
         return 0;
 }
 
+
+/* A Nix binary cache as the PathInfo service: the other services as
+ * given, written to (fetched paths are stored there, created if need
+ * be), their own PathInfo service in front keeping what was fetched. */
+static int open_lazy(struct remote_addrs a, unsigned flags, struct cas_store **ret_store,
+                     struct nix_pathinfo_service **ret_pathinfo) {
+        _cleanup_(cas_store_freep) struct cas_store *s = NULL;
+        struct nix_pathinfo_service *near = NULL;
+        const char *url = a.pathinfo;
+        int r;
+
+        a.pathinfo = a.blobs;
+        flags = (flags & ~CAS_STORE_READONLY) | CAS_STORE_CREATE;
+        r = remote_open(&a, flags, &s, ret_pathinfo ? &near : NULL);
+        if (r < 0)
+                return r;
+        if (ret_pathinfo) {
+                r = nix_pathinfo_nixcache_new(url, s, near, ret_pathinfo);
+                if (r == -EINVAL)
+                        return log_error_errno(r, "Cannot use %.*s as a PathInfo service", (int) strcspn(url, "?"),
+                                               url);
+                if (r < 0)
+                        return r;
+        }
+        *ret_store = TAKE_PTR(s);
+        return 0;
+}
+
+bool remote_url_is_pg(const char *url) {
+        return cas_pg_url_is(url);
+}
+
+char *remote_url_masked(const char *url) {
+        if (!url)
+                return NULL;
+        return cas_pg_url_is(url) ? cas_pg_url_masked(url) : strdup(url);
+}
+
+/* PostgreSQL directory and PathInfo services with the blobs (and named
+ * roots) of a local or memory store. */
+static int open_pg(const struct remote_addrs *a, unsigned flags, struct cas_store **ret_store,
+                   struct nix_pathinfo_service **ret_pathinfo) {
+        _cleanup_(cas_store_freep) struct cas_store *s = NULL;
+        _cleanup_(cas_pg_unrefp) struct cas_pg *dirs_db = NULL, *pi_db = NULL;
+        _cleanup_(nix_pathinfo_service_freep) struct nix_pathinfo_service *pis = NULL;
+        struct cas_dir_service *dirs = NULL;
+        int r;
+
+        if (cas_pg_url_is(a->blobs))
+                return log_error_errno(-EINVAL, "Blobs cannot live in PostgreSQL: give a local store for them "
+                                                "(--store DIR or --blob-service-addr DIR) with the PostgreSQL "
+                                                "--directory-service-addr and --path-info-service-addr");
+        if (!cas_pg_url_is(a->dirs) || !cas_pg_url_is(a->pathinfo))
+                return log_error_errno(-EINVAL, "The directory and PathInfo services go to PostgreSQL together "
+                                                "(--directory-service-addr and --path-info-service-addr)");
+        if (remote_url_is_grpc(a->blobs))
+                return log_error_errno(-EINVAL, "With PostgreSQL directories, blobs are a local store "
+                                                "(not the gRPC daemon %s)", a->blobs);
+        if (a->cache)
+                return log_error_errno(-EINVAL, "--cache goes in front of gRPC services, not of PostgreSQL");
+        r = cas_store_open(a->blobs, flags, &s);
+        if (r < 0)
+                return r;
+        r = cas_pg_open(a->dirs, a->timeout_ms, &dirs_db);
+        if (r < 0)
+                return r;
+        if (strcmp(a->dirs, a->pathinfo) == 0)
+                pi_db = cas_pg_ref(dirs_db);
+        else if ((r = cas_pg_open(a->pathinfo, a->timeout_ms, &pi_db)) < 0)
+                return r;
+        r = cas_dir_pg_new(dirs_db, &dirs);
+        if (r >= 0 && ret_pathinfo)
+                r = nix_pathinfo_pg_new(pi_db, &pis);
+        if (r < 0) {
+                cas_dir_service_free(dirs);
+                return r;
+        }
+        /* the local store's own directory database stays unused */
+        cas_dir_service_free(s->dirs);
+        s->dirs = dirs;
+        if (ret_pathinfo)
+                *ret_pathinfo = TAKE_PTR(pis);
+        *ret_store = TAKE_PTR(s);
+        return 0;
+}
+
 int remote_open(const struct remote_addrs *in, unsigned flags, struct cas_store **ret_store,
                 struct nix_pathinfo_service **ret_pathinfo) {
         struct remote_addrs a = *in;
@@ -127,6 +214,10 @@ int remote_open(const struct remote_addrs *in, unsigned flags, struct cas_store 
                 a.pathinfo = a.store;
         if (!a.blobs || !a.dirs || !a.pathinfo)
                 return log_error_errno(-EINVAL, "No store given");
+        if (nix_pathinfo_url_is_cache(a.pathinfo))
+                return open_lazy(a, flags, ret_store, ret_pathinfo);
+        if (cas_pg_url_is(a.blobs) || cas_pg_url_is(a.dirs) || cas_pg_url_is(a.pathinfo))
+                return open_pg(&a, flags, ret_store, ret_pathinfo);
         int n_grpc = remote_url_is_grpc(a.blobs) + remote_url_is_grpc(a.dirs) + remote_url_is_grpc(a.pathinfo);
         if (n_grpc == 3)
                 return open_remote(&a, ret_store, ret_pathinfo);

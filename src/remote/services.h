@@ -1,8 +1,9 @@
 /* Choosing the services a command works with, as snix-store spells the
  * addresses: --store (a directory or local://, memory://, or a gRPC
  * daemon for all three services), per service --blob-service-addr,
- * --directory-service-addr and --path-info-service-addr, and a local
- * --cache store written back into (castore/cache.h). */
+ * --directory-service-addr and --path-info-service-addr (gRPC, or
+ * PostgreSQL for directories and PathInfos), and a local --cache store
+ * written back into (castore/cache.h). */
 #pragma once
 
 #include "castore/store.h"
@@ -29,6 +30,12 @@ int remote_addrs_from_composition(const struct toml_table *doc, struct remote_ad
 
 /* Whether url names a gRPC daemon (grpc+unix://, grpc+http://). */
 bool remote_url_is_grpc(const char *url);
+/* Whether url names a PostgreSQL database (postgresql://, postgres://):
+ * the directory and PathInfo services there, the blobs and named roots
+ * in the local store given by --store or --blob-service-addr. */
+bool remote_url_is_pg(const char *url);
+/* A copy of url for messages, with a password masked (free()). */
+char *remote_url_masked(const char *url);
 
 /* Opens the services: *ret_store (blobs, directories, named roots) and, if
  * ret_pathinfo is not NULL, the PathInfo service (free it before the

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/json_parse.h"
 #include "util/log.h"
 
 /* The NAR pass: the NAR of the source and the castore root node that the
@@ -76,6 +77,24 @@ static int check_nar_pass(const struct nar_pass *np, const struct cas_node *root
         return 1;
 }
 
+/* Every reference must be a registered path: -ENOENT (logged) if not. */
+static int check_references(struct nix_pathinfo_service *pis, const struct nix_import_opts *opts) {
+        for (size_t i = 0; i < opts->n_references; i++) {
+                _cleanup_(nix_pathinfo_freep) struct nix_pathinfo *pi = NULL;
+                char abs[NIX_PATH_MAX + 1];
+                int r;
+
+                nix_store_path_absolute(&opts->references[i], abs);
+                r = nix_pathinfo_get_path(pis, &opts->references[i], &pi);
+                if (r == -ENOENT)
+                        return log_error_errno(r, "The reference %s is not registered in the store (castore copy "
+                                                  "--from or castore import it first)", abs);
+                if (r < 0)
+                        return log_error_errno(r, "Cannot look up the reference %s: %m", abs);
+        }
+        return 0;
+}
+
 /* A root called name with other content is replaced only when asked:
  * -EEXIST (logged) otherwise.  0 when there is none or it is the same. */
 static int check_existing_root(struct cas_store *store, const char *name, const struct cas_node *root) {
@@ -117,6 +136,13 @@ int nix_import_tree(struct cas_store *store, struct nix_pathinfo_service *pis, c
                 log_warning("%s: not a valid Nix store path name; registered as a named root only", name);
                 nix = false;
         }
+        if (!nix && (opts->n_references || opts->self_reference))
+                return log_error_errno(-EINVAL, "%s: references need a Nix store path to carry them", path);
+        if (nix) {
+                r = check_references(pis, opts);
+                if (r < 0)
+                        return r;
+        }
         np = (struct nar_pass){ .path = path, .skip_special = opts->import.skip_special };
         /* shared from the first blob to the registration: the garbage
          * collector cannot take the tree before it has a root */
@@ -133,7 +159,8 @@ int nix_import_tree(struct cas_store *store, struct nix_pathinfo_service *pis, c
         res.root.name_len = strlen(name);
         /* the PathInfo first: a named root is the weaker claim, put last */
         if (r >= 0 && nar_ok > 0) {
-                r = nix_register_nar(pis, &res.root, name, np.nar_size, np.nar_sha256, &res.store_path);
+                r = nix_register_nar_refs(pis, &res.root, name, np.nar_size, np.nar_sha256, opts->references,
+                                          opts->n_references, opts->self_reference, &res.store_path);
                 res.has_store_path = true;
                 res.nar_size = np.nar_size;
                 memcpy(res.nar_sha256, np.nar_sha256, NIX_SHA256_LEN);
@@ -176,4 +203,71 @@ int nix_import_nar(struct cas_store *store, struct nix_pathinfo_service *pis, co
         r = nix_register_nar(pis, &res.root, name, res.nar_size, res.nar_sha256, ret_path);
         free(res.mem);
         return r;
+}
+
+/* Appends the "path" of every entry of the array a. */
+static int references_of_array(const struct json_value *a, struct nix_store_path **refs, size_t *n,
+                               const char **why) {
+        struct nix_store_path *t;
+
+        t = reallocarray(*refs, *n + a->n + 1, sizeof(*t));
+        if (!t)
+                return -ENOMEM;
+        *refs = t;
+        for (size_t i = 0; i < a->n; i++) {
+                const struct json_value *p = json_object_get(&a->items[i], "path");
+                const struct json_value *valid = json_object_get(&a->items[i], "valid");
+                const char *sub;
+
+                if (!p || p->type != JSON_STRING || strlen(p->str) != p->len) {
+                        *why = "an entry without a \"path\" string";
+                        return -EBADMSG;
+                }
+                if (valid && valid->type == JSON_FALSE) {
+                        *why = "an entry marked \"valid\": false (not in the Nix store that listed it)";
+                        return -EBADMSG;
+                }
+                if (nix_store_path_parse(p->str, &t[*n], &sub) < 0 || *sub) {
+                        *why = "a \"path\" that is not a store path";
+                        return -EBADMSG;
+                }
+                (*n)++;
+        }
+        return 0;
+}
+
+int nix_references_from_json(const char *buf, size_t len, struct nix_store_path **ret, size_t *ret_n,
+                             const char **ret_why) {
+        _cleanup_(json_value_freep) struct json_value *doc = NULL;
+        _cleanup_free_ struct nix_store_path *refs = NULL;
+        const char *why = "not JSON";
+        size_t n = 0;
+        int r;
+
+        r = json_parse(buf, len, &doc, &why, NULL);
+        if (r == -EBADMSG && ret_why)
+                *ret_why = why;
+        if (r < 0)
+                return r;
+        if (doc->type == JSON_ARRAY)
+                r = references_of_array(doc, &refs, &n, &why);
+        else if (doc->type == JSON_OBJECT) {
+                for (size_t i = 0; i < doc->n && r >= 0; i++) {
+                        if (doc->items[i].type != JSON_ARRAY) {
+                                why = "an object member that is not an array of paths";
+                                r = -EBADMSG;
+                        } else
+                                r = references_of_array(&doc->items[i], &refs, &n, &why);
+                }
+        } else {
+                why = "neither an array nor an object";
+                r = -EBADMSG;
+        }
+        if (r == -EBADMSG && ret_why)
+                *ret_why = why;
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(refs);
+        *ret_n = n;
+        return 0;
 }

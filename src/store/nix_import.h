@@ -19,6 +19,14 @@ struct nix_import_opts {
         /* Replace a root of the same name whose content differs (without
          * it: -EEXIST, nothing registered). */
         bool replace;
+        /* References of the store path: each must be registered in pis
+         * (else -ENOENT, checked before anything is imported); the path
+         * is then the one Nix gives a content-addressed path with these
+         * references (nix_register_nar_refs).  self_reference: it refers
+         * to itself too. */
+        const struct nix_store_path *references;
+        size_t n_references;
+        bool self_reference;
         /* For tests: when set, the NAR pass does not run beside the import
          * but after it, on the calling thread, and this is called between
          * the two (a test changes the tree here to see the import refused).
@@ -70,6 +78,16 @@ struct nix_import_result {
  * are logged.  Thread-safe as far as the services are. */
 int nix_import_tree(struct cas_store *store, struct nix_pathinfo_service *pis, const char *path, const char *name,
                     const struct nix_import_opts *opts, struct nix_import_result *ret);
+
+/* The store paths a JSON document names, as references for an import:
+ * the output of `nix path-info --json` (an array of objects with a
+ * "path"), or an exportReferencesGraph-style document (such an array, or
+ * an object whose members are such arrays).  Every entry's "path", in
+ * order.  An entry marked "valid": false is refused.  Returns 0 and a
+ * malloc'ed array; -EBADMSG with *ret_why (a static sentence) for a
+ * document of another shape or a malformed path; -ENOMEM. */
+int nix_references_from_json(const char *buf, size_t len, struct nix_store_path **ret, size_t *ret_n,
+                             const char **ret_why);
 
 /* Ingests the NAR that read yields (nar_ingest: strict, streaming; flags
  * NAR_INGEST_*) and registers its tree as the content-addressed store path

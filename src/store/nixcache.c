@@ -3,6 +3,7 @@
  * pair a libcurl thread writes the response into for http(s)://, so a NAR
  * is ingested while it downloads and never held in memory. */
 #include "store/nixcache.h"
+#include "store/nixcache_internal.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -22,13 +23,7 @@
 #include "util/io.h"
 #include "util/log.h"
 
-struct nix_cache {
-        char *base; /* a directory (file://) or a URL prefix without trailing '/' */
-        bool http;
-};
-
-/* libcurl's codes and HTTP statuses, as errno */
-static int curl_errno(CURLcode cc, long status) {
+int nix_cache_curl_errno(CURLcode cc, long status) {
         if (cc == CURLE_OK && status >= 200 && status < 300)
                 return 0;
         if (cc == CURLE_OK || cc == CURLE_HTTP_RETURNED_ERROR)
@@ -37,8 +32,9 @@ static int curl_errno(CURLcode cc, long status) {
         case CURLE_OUT_OF_MEMORY:
                 return -ENOMEM;
         case CURLE_COULDNT_RESOLVE_HOST:
-        case CURLE_COULDNT_CONNECT:
                 return -EHOSTUNREACH;
+        case CURLE_COULDNT_CONNECT:
+                return -ECONNREFUSED;
         case CURLE_OPERATION_TIMEDOUT:
                 return -ETIMEDOUT;
         case CURLE_UNSUPPORTED_PROTOCOL:
@@ -90,7 +86,7 @@ static void *http_thread(void *userdata) {
         curl_easy_getinfo(st->curl, CURLINFO_RESPONSE_CODE, &status);
         curl_easy_cleanup(st->curl);
         st->curl = NULL;
-        st->http_r = curl_errno(cc, status);
+        st->http_r = nix_cache_curl_errno(cc, status);
         close(st->wfd);
         st->wfd = -1;
         return NULL;
@@ -101,11 +97,27 @@ static void curl_init(void) {
         curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
+CURL *nix_cache_curl_new(const char *url) {
+        CURL *curl;
+
+        pthread_once(&curl_once, curl_init);
+        curl = curl_easy_init();
+        if (!curl)
+                return NULL;
+        curl_easy_setopt(curl, CURLOPT_URL, url);
+        curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 1L);
+        curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 30L);
+        /* a server that stops sending: give up after a minute without progress */
+        curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
+        curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, 60L);
+        return curl;
+}
+
 static int http_open(const char *url, struct cache_stream *st) {
         int sv[2], k;
 
-        pthread_once(&curl_once, curl_init);
-        st->curl = curl_easy_init();
+        st->curl = nix_cache_curl_new(url);
         if (!st->curl)
                 return -ENOMEM;
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
@@ -114,16 +126,9 @@ static int http_open(const char *url, struct cache_stream *st) {
         }
         st->fd = sv[0];
         st->wfd = sv[1];
-        curl_easy_setopt(st->curl, CURLOPT_URL, url);
         curl_easy_setopt(st->curl, CURLOPT_WRITEFUNCTION, curl_write);
         curl_easy_setopt(st->curl, CURLOPT_WRITEDATA, &st->wfd);
         curl_easy_setopt(st->curl, CURLOPT_FAILONERROR, 1L); /* no error page in the stream */
-        curl_easy_setopt(st->curl, CURLOPT_FOLLOWLOCATION, 1L);
-        curl_easy_setopt(st->curl, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(st->curl, CURLOPT_CONNECTTIMEOUT, 30L);
-        /* a server that stops sending: give up after a minute without progress */
-        curl_easy_setopt(st->curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
-        curl_easy_setopt(st->curl, CURLOPT_LOW_SPEED_TIME, 60L);
         k = pthread_create(&st->thread, NULL, http_thread, st);
         if (k != 0) {
                 curl_easy_cleanup(TAKE_PTR(st->curl));
@@ -181,8 +186,7 @@ static void cache_stream_close(struct cache_stream *st) {
         st->has_thread = false;
 }
 
-/* Reads a small cache file whole (at most max bytes): malloc'ed, NUL-terminated. */
-static int cache_read_small(struct nix_cache *c, const char *rel, size_t max, char **ret, size_t *ret_len) {
+int nix_cache_read_small(struct nix_cache *c, const char *rel, size_t max, char **ret, size_t *ret_len) {
         _cleanup_(cache_stream_close) struct cache_stream st = { .fd = -1 };
         _cleanup_free_ char *buf = malloc(max + 1);
         size_t len = 0;
@@ -208,24 +212,31 @@ static int cache_read_small(struct nix_cache *c, const char *rel, size_t max, ch
         return 0;
 }
 
+const char *nix_cache_url(const struct nix_cache *c) {
+        return c->shown;
+}
+
 void nix_cache_free(struct nix_cache *c) {
         if (!c)
                 return;
         free(c->base);
+        free(c->shown);
         free(c);
 }
 
-static int check_cache_info(struct nix_cache *c, const char *url) {
+static int check_cache_info(struct nix_cache *c) {
+        const char *url = c->shown;
         _cleanup_free_ char *info = NULL;
         const char *sd;
         size_t len;
         int r;
 
-        r = cache_read_small(c, "nix-cache-info", 64 * 1024, &info, &len);
+        r = nix_cache_read_small(c, "nix-cache-info", 64 * 1024, &info, &len);
         if (r == -ENOENT)
                 return 0;
         if (r < 0)
                 return log_error_errno(r, "%s: cannot read nix-cache-info: %m", url);
+        c->has_info = true;
         sd = strstr(info, "StoreDir:");
         if (sd && (sd == info || sd[-1] == '\n')) {
                 sd += strlen("StoreDir:");
@@ -238,19 +249,42 @@ static int check_cache_info(struct nix_cache *c, const char *url) {
         return 0;
 }
 
-int nix_cache_open(const char *url, struct nix_cache **ret) {
+/* url for messages: without query (it may name a key file) and, for
+ * http(s), without "user:password@". */
+static char *url_shown(const char *url) {
+        char *s = strdup(url), *host, *at;
+
+        if (!s)
+                return NULL;
+        s[strcspn(s, "?")] = 0;
+        host = strstr(s, "://");
+        if (!host)
+                return s;
+        host += 3;
+        at = strchr(host, '@');
+        if (at && at < host + strcspn(host, "/"))
+                memmove(host, at + 1, strlen(at + 1) + 1);
+        return s;
+}
+
+int nix_cache_open(const char *given, struct nix_cache **ret) {
         _cleanup_(nix_cache_freep) struct nix_cache *c = NULL;
+        const char *url;
         size_t len;
         int r;
 
         c = calloc(1, sizeof(*c));
         if (!c)
                 return -ENOMEM;
-        if (strncmp(url, "file://", 7) == 0)
-                c->base = strdup(url + 7);
-        else if (strncmp(url, "http://", 7) == 0 || strncmp(url, "https://", 8) == 0) {
+        c->shown = url_shown(given);
+        if (!c->shown)
+                return -ENOMEM;
+        url = c->shown;
+        if (strncmp(given, "file://", 7) == 0)
+                c->base = strdup(given + 7);
+        else if (strncmp(given, "http://", 7) == 0 || strncmp(given, "https://", 8) == 0) {
                 c->http = true;
-                c->base = strdup(url);
+                c->base = strdup(given); /* credentials kept: curl sends them */
         } else
                 return log_error_errno(-EINVAL, "%s: not a binary cache URL (file:///DIR, http://, https://)", url);
         if (!c->base)
@@ -262,40 +296,65 @@ int nix_cache_open(const char *url, struct nix_cache **ret) {
                 c->base[--len] = 0;
         if (!c->http && c->base[0] != '/')
                 return log_error_errno(-EINVAL, "%s: a file:// URL needs an absolute path", url);
-        r = check_cache_info(c, url);
+        r = check_cache_info(c);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(c);
         return 0;
 }
 
-int nix_cache_get_narinfo(struct nix_cache *c, const struct nix_store_path *path, struct nix_narinfo **ret) {
+/* Fetches and parses <hash>.narinfo; label names the path in messages. */
+static int get_narinfo(struct nix_cache *c, const uint8_t digest[NIX_DIGEST_LEN], const char *label,
+                       struct nix_narinfo **ret) {
         _cleanup_free_ char *buf = NULL;
-        char rel[NIX_DIGEST_CHARS + sizeof(".narinfo")], abs[NIX_PATH_MAX + 1];
+        char rel[NIX_DIGEST_CHARS + sizeof(".narinfo")];
         const char *why = NULL;
         size_t len;
         int r;
 
-        nix_store_path_absolute(path, abs);
-        nixbase32_encode(path->digest, NIX_DIGEST_LEN, rel);
+        nixbase32_encode(digest, NIX_DIGEST_LEN, rel);
         strcpy(rel + NIX_DIGEST_CHARS, ".narinfo");
-        r = cache_read_small(c, rel, NIX_NARINFO_MAX, &buf, &len);
+        r = nix_cache_read_small(c, rel, NIX_NARINFO_MAX, &buf, &len);
         if (r == -ENOENT)
-                return log_error_errno(r, "%s: not in the cache", abs);
+                return log_error_errno(r, "%s: not in the cache", label);
         if (r == -EFBIG)
-                return log_error_errno(-EBADMSG, "%s: narinfo larger than %d bytes", abs, NIX_NARINFO_MAX);
+                return log_error_errno(-EBADMSG, "%s: narinfo larger than %d bytes", label, NIX_NARINFO_MAX);
         if (r < 0)
-                return log_error_errno(r, "%s: cannot fetch its narinfo: %m", abs);
+                return log_error_errno(r, "%s: cannot fetch its narinfo: %m", label);
         r = nix_narinfo_parse(buf, len, ret, &why);
         if (r == -EBADMSG)
-                return log_error_errno(r, "%s: invalid narinfo: %s", abs, why);
+                return log_error_errno(r, "%s: invalid narinfo: %s", label, why);
         if (r < 0)
-                return log_error_errno(r, "%s: cannot parse its narinfo: %m", abs);
+                return log_error_errno(r, "%s: cannot parse its narinfo: %m", label);
+        if (memcmp((*ret)->path.digest, digest, NIX_DIGEST_LEN) != 0) {
+                nix_narinfo_free(TAKE_PTR(*ret));
+                return log_error_errno(-EBADMSG, "%s: the cache's narinfo describes another path", label);
+        }
+        return 0;
+}
+
+int nix_cache_get_narinfo(struct nix_cache *c, const struct nix_store_path *path, struct nix_narinfo **ret) {
+        char abs[NIX_PATH_MAX + 1];
+        int r;
+
+        nix_store_path_absolute(path, abs);
+        r = get_narinfo(c, path->digest, abs, ret);
+        if (r < 0)
+                return r;
         if (!nix_store_path_equal(&(*ret)->path, path)) {
                 nix_narinfo_free(TAKE_PTR(*ret));
                 return log_error_errno(-EBADMSG, "%s: the cache's narinfo describes another path", abs);
         }
         return 0;
+}
+
+int nix_cache_get_narinfo_digest(struct nix_cache *c, const uint8_t digest[NIX_DIGEST_LEN], struct nix_narinfo **ret) {
+        char label[NIX_STORE_DIR_LEN + 1 + NIX_DIGEST_CHARS + 1];
+
+        memcpy(label, NIX_STORE_DIR "/", NIX_STORE_DIR_LEN + 1);
+        nixbase32_encode(digest, NIX_DIGEST_LEN, label + NIX_STORE_DIR_LEN + 1);
+        label[sizeof(label) - 1] = 0;
+        return get_narinfo(c, digest, label, ret);
 }
 
 /* ---- one path ---- */
@@ -336,8 +395,9 @@ static int check_signature(const struct nix_narinfo *ni, const struct nix_copy_o
 
 /* Streams the NAR named by ni through decompression into the store and
  * checks every figure the narinfo gives.  Fills *res (caller frees res->mem). */
-static int fetch_nar(struct cas_store *store, struct nix_cache *c, const struct nix_narinfo *ni, const char *abs,
-                     uint64_t *ret_file_bytes, struct nar_ingest_result *res) {
+static int fetch_nar(struct cas_blob_service *blobs, struct cas_dir_service *dirs, struct nix_cache *c,
+                     const struct nix_narinfo *ni, const char *abs, uint64_t *ret_file_bytes,
+                     struct nar_ingest_result *res) {
         _cleanup_(nix_decompress_freep) struct nix_decompress *d = NULL;
         _cleanup_(nix_sha256_done) struct nix_sha256 sha = {};
         _cleanup_(cache_stream_close) struct cache_stream in = { .fd = -1 };
@@ -359,7 +419,7 @@ static int fetch_nar(struct cas_store *store, struct nix_cache *c, const struct 
                 return log_error_errno(r, "%s: unsupported compression \"%s\"", abs, ni->compression);
         if (r < 0)
                 return r;
-        r = nar_ingest(store->blobs, store->dirs, nix_decompress_read, d, 0, res);
+        r = nar_ingest(blobs, dirs, nix_decompress_read, d, 0, res);
         *ret_file_bytes = f.size;
         if (r == -EBADMSG && res->error)
                 return log_error_errno(r, "%s: invalid NAR at byte %" PRIu64 ": %s", abs, res->error_offset,
@@ -388,6 +448,27 @@ static int fetch_nar(struct cas_store *store, struct nix_cache *c, const struct 
         return 0;
 }
 
+int nix_cache_fetch_path(struct nix_cache *c, struct cas_blob_service *blobs, struct cas_dir_service *dirs,
+                         const struct nix_narinfo *ni, const struct nix_copy_opts *opts, struct nix_pathinfo **ret) {
+        struct nar_ingest_result res = {};
+        char abs[NIX_PATH_MAX + 1];
+        uint64_t file_bytes;
+        int r;
+
+        nix_store_path_absolute(&ni->path, abs);
+        r = check_signature(ni, opts, abs);
+        if (r < 0)
+                return r;
+        r = fetch_nar(blobs, dirs, c, ni, abs, &file_bytes, &res);
+        if (r < 0)
+                return r;
+        r = nix_narinfo_to_pathinfo(ni, &res.root, res.nar_size, res.nar_sha256, ret);
+        free(res.mem);
+        if (r < 0)
+                return log_error_errno(r, "%s: cannot build its PathInfo: %m", abs);
+        return 0;
+}
+
 /* ---- the closure: narinfos first, then the NARs in parallel ---- */
 
 /* One path to copy.  Written by one worker, then read by the registering
@@ -408,8 +489,7 @@ struct copy_state {
         struct nix_cache *cache;
         const struct nix_copy_opts *opts;
         struct nix_copy_stats *stats;
-        uint8_t (*seen)[NIX_DIGEST_LEN]; /* paths visited (collection: one thread) */
-        size_t n_seen;
+        struct nix_path_set seen; /* paths visited (collection: one thread) */
         struct copy_item *items; /* in registration order: references first */
         size_t n_items;
 
@@ -419,18 +499,35 @@ struct copy_state {
         bool stop;    /* the copy failed: take no more items; protected by lock */
 };
 
-/* Marks p visited: 1 if it was new, 0 if seen before, -ENOMEM. */
-static int visit(struct copy_state *s, const struct nix_store_path *p) {
-        uint8_t(*t)[NIX_DIGEST_LEN];
+static bool digest_eq(const void *entry, const void *key) {
+        return memcmp(entry, key, NIX_DIGEST_LEN) == 0;
+}
 
-        for (size_t i = 0; i < s->n_seen; i++)
-                if (memcmp(s->seen[i], p->digest, NIX_DIGEST_LEN) == 0)
-                        return 0;
-        t = reallocarray(s->seen, s->n_seen + 1, sizeof(*t));
-        if (!t)
+void nix_path_set_init(struct nix_path_set *s) {
+        hashmap_init(&s->map, digest_eq);
+}
+
+void nix_path_set_done(struct nix_path_set *s) {
+        hashmap_done_free(&s->map);
+}
+
+int nix_path_set_add(struct nix_path_set *s, const struct nix_store_path *p) {
+        uint64_t h;
+        void *d;
+        int r;
+
+        memcpy(&h, p->digest, sizeof(h)); /* store path digests are uniform */
+        if (hashmap_get(&s->map, h, p->digest))
+                return 0;
+        d = malloc(NIX_DIGEST_LEN);
+        if (!d)
                 return -ENOMEM;
-        s->seen = t;
-        memcpy(s->seen[s->n_seen++], p->digest, NIX_DIGEST_LEN);
+        memcpy(d, p->digest, NIX_DIGEST_LEN);
+        r = hashmap_put(&s->map, h, d);
+        if (r < 0) {
+                free(d);
+                return r;
+        }
         return 1;
 }
 
@@ -460,7 +557,7 @@ static int collect(struct copy_state *s, const struct nix_store_path *p, unsigne
         nix_store_path_absolute(p, abs);
         if (depth > 4096)
                 return log_error_errno(-ELOOP, "%s: reference chain too long", abs);
-        r = visit(s, p);
+        r = nix_path_set_add(&s->seen, p);
         if (r <= 0)
                 return r;
         r = nix_pathinfo_get_path(s->pis, p, &have);
@@ -503,7 +600,7 @@ static void *worker(void *userdata) {
                 i = s->next++;
                 pthread_mutex_unlock(&s->lock);
                 it = &s->items[i];
-                it->r = fetch_nar(s->store, s->cache, it->ni, it->abs, &it->file_bytes, &it->res);
+                it->r = fetch_nar(s->store->blobs, s->store->dirs, s->cache, it->ni, it->abs, &it->file_bytes, &it->res);
                 pthread_mutex_lock(&s->lock);
                 it->done = true;
                 pthread_cond_broadcast(&s->cond);
@@ -582,6 +679,7 @@ int nix_copy_from_cache(struct cas_store *store, struct nix_pathinfo_service *pi
         if (jobs > NIX_COPY_JOBS_MAX)
                 return -EINVAL;
         *ret = (struct nix_copy_stats){};
+        nix_path_set_init(&s.seen);
         for (size_t i = 0; i < n_paths && r >= 0; i++)
                 r = collect(&s, &paths[i], 0);
         if (r >= 0 && s.n_items > 0)
@@ -592,6 +690,6 @@ int nix_copy_from_cache(struct cas_store *store, struct nix_pathinfo_service *pi
                 nix_narinfo_free(s.items[i].ni);
         }
         free(s.items);
-        free(s.seen);
+        nix_path_set_done(&s.seen);
         return r;
 }

@@ -228,21 +228,58 @@ int nix_root_service_new(struct nix_pathinfo_service *s, struct cas_root_service
 
 /* ---- registration ---- */
 
+static int refs_cmp(const void *a, const void *b) {
+        return nix_store_path_compare(a, b);
+}
+
+/* Adds refs (and p itself with self_ref) to pi sorted by basename, each once. */
+static int add_sorted_refs(struct nix_pathinfo *pi, const struct nix_store_path *refs, size_t n_refs, bool self_ref) {
+        _cleanup_free_ struct nix_store_path *all = calloc(n_refs + 1, sizeof(*all));
+        size_t n = n_refs;
+        int r;
+
+        if (!all)
+                return -ENOMEM;
+        if (n_refs > 0)
+                memcpy(all, refs, n_refs * sizeof(*all));
+        if (self_ref)
+                all[n++] = pi->path;
+        qsort(all, n, sizeof(*all), refs_cmp);
+        for (size_t i = 0; i < n; i++) {
+                if (i > 0 && nix_store_path_equal(&all[i - 1], &all[i]))
+                        continue;
+                r = nix_pathinfo_add_reference(pi, &all[i]);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 int nix_register_nar(struct nix_pathinfo_service *s, const struct cas_node *root, const char *name,
                      uint64_t nar_size, const uint8_t nar_sha256[NIX_SHA256_LEN], struct nix_store_path *ret_path) {
+        return nix_register_nar_refs(s, root, name, nar_size, nar_sha256, NULL, 0, false, ret_path);
+}
+
+int nix_register_nar_refs(struct nix_pathinfo_service *s, const struct cas_node *root, const char *name,
+                          uint64_t nar_size, const uint8_t nar_sha256[NIX_SHA256_LEN],
+                          const struct nix_store_path *refs, size_t n_refs, bool self_ref,
+                          struct nix_store_path *ret_path) {
         _cleanup_(nix_pathinfo_freep) struct nix_pathinfo *pi = NULL;
         struct nix_store_path p;
         int r;
 
-        if (!s || !root || !name || !nar_sha256)
+        if (!s || !root || !name || !nar_sha256 || (!refs && n_refs))
                 return -EINVAL;
-        r = nix_store_path_make_source(name, strlen(name), nar_sha256, NULL, 0, &p);
+        r = nix_store_path_make_source(name, strlen(name), nar_sha256, refs, n_refs, self_ref, &p);
         if (r == -EINVAL)
                 return log_error_errno(r, "Invalid store path name \"%s\" (1-211 characters of A-Za-z0-9+-._?=, "
                                           "not . or ..)", name);
         if (r < 0)
                 return r;
         r = nix_pathinfo_new(&p, root, nar_size, nar_sha256, &pi);
+        if (r < 0)
+                return r;
+        r = add_sorted_refs(pi, refs, n_refs, self_ref);
         if (r < 0)
                 return r;
         pi->has_ca = true;

@@ -60,6 +60,9 @@ int nix_pathinfo_cache_new(struct nix_pathinfo_service *near, struct nix_pathinf
                            struct nix_pathinfo_service **ret);
 struct cas_lmdb;
 int nix_pathinfo_lmdb_new(struct cas_lmdb *db, struct nix_pathinfo_service **ret);
+/* PostgreSQL (castore/pg.h), table pathinfos: takes a reference on pg. */
+struct cas_pg;
+int nix_pathinfo_pg_new(struct cas_pg *pg, struct nix_pathinfo_service **ret);
 
 /* The PathInfo service that goes with a store: LMDB in the local store's
  * environment (shared with the castore services; the store must outlive
@@ -102,3 +105,28 @@ int nix_root_service_new(struct nix_pathinfo_service *s, struct cas_root_service
  * nix_import_tree (nix_import.h), which calls this. */
 int nix_register_nar(struct nix_pathinfo_service *s, const struct cas_node *root, const char *name,
                      uint64_t nar_size, const uint8_t nar_sha256[NIX_SHA256_LEN], struct nix_store_path *ret_path);
+
+/* The same with references: the path is the one Nix computes for a
+ * content-addressed path with these references (type "source:<ref>...",
+ * ":self" appended with self_ref), and its PathInfo lists them sorted as
+ * Nix does (by basename, each once, the path itself included with
+ * self_ref).  Whether the references are registered is the caller's
+ * business. */
+int nix_register_nar_refs(struct nix_pathinfo_service *s, const struct cas_node *root, const char *name,
+                          uint64_t nar_size, const uint8_t nar_sha256[NIX_SHA256_LEN],
+                          const struct nix_store_path *refs, size_t n_refs, bool self_ref,
+                          struct nix_store_path *ret_path);
+
+/* Nix binary caches as a PathInfo service, read on demand (snix's
+ * nix+http:// and nix+https://, and nix+file:///DIR), with
+ * ?trusted-public-keys=NAME:KEY (space-separated, percent-encoded;
+ * required).  A path asked for and not in near is fetched: narinfo,
+ * signature, NAR streamed into store's blobs and directories with every
+ * hash checked, then registered in near and returned.  -ENOENT when the
+ * cache has no such path; -EIO when it could not be fetched or checked
+ * (logged with the reason).  Puts are refused (-EROFS); removals and the
+ * listing are near's (what has been fetched).  store is borrowed (it
+ * must outlive the service); near is owned (also on failure). */
+bool nix_pathinfo_url_is_cache(const char *url);
+int nix_pathinfo_nixcache_new(const char *url, struct cas_store *store, struct nix_pathinfo_service *near,
+                              struct nix_pathinfo_service **ret);

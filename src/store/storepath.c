@@ -129,14 +129,16 @@ static int refs_cmp(const void *x, const void *y) {
 }
 
 /* "<base>" then ":/nix/store/<ref>" per reference, in Nix's set order
- * (sorted by basename, duplicates once).  *ret is malloc'ed. */
-static int make_type(const char *base, const struct nix_store_path *refs, size_t n_refs, char **ret) {
+ * (sorted by basename, duplicates once), then ":self" if self_ref.
+ * *ret is malloc'ed. */
+static int make_type(const char *base, const struct nix_store_path *refs, size_t n_refs, bool self_ref,
+                     char **ret) {
         _cleanup_free_ struct nix_store_path *sorted = NULL;
         char *s, *p;
 
         if (n_refs > SIZE_MAX / (NIX_PATH_MAX + 1) - 1)
                 return -ENOMEM;
-        s = malloc(strlen(base) + 1 + n_refs * (NIX_PATH_MAX + 1));
+        s = malloc(strlen(base) + sizeof(":self") + n_refs * (NIX_PATH_MAX + 1));
         if (!s)
                 return -ENOMEM;
         p = stpcpy(s, base);
@@ -155,6 +157,8 @@ static int make_type(const char *base, const struct nix_store_path *refs, size_t
                 *p++ = ':';
                 p += nix_store_path_absolute(&sorted[i], p);
         }
+        if (self_ref)
+                strcpy(p, ":self");
         *ret = s;
         return 0;
 }
@@ -165,7 +169,7 @@ int nix_store_path_make_text(const char *name, size_t name_len, const void *cont
         uint8_t inner[NIX_SHA256_LEN];
         int r;
 
-        r = make_type("text", refs, n_refs, &type);
+        r = make_type("text", refs, n_refs, false, &type);
         if (r < 0)
                 return r;
         r = nix_sha256_of(content, content_len, inner);
@@ -175,11 +179,12 @@ int nix_store_path_make_text(const char *name, size_t name_len, const void *cont
 }
 
 int nix_store_path_make_source(const char *name, size_t name_len, const uint8_t nar_sha256[NIX_SHA256_LEN],
-                               const struct nix_store_path *refs, size_t n_refs, struct nix_store_path *ret) {
+                               const struct nix_store_path *refs, size_t n_refs, bool self_ref,
+                               struct nix_store_path *ret) {
         _cleanup_free_ char *type = NULL;
         int r;
 
-        r = make_type("source", refs, n_refs, &type);
+        r = make_type("source", refs, n_refs, self_ref, &type);
         if (r < 0)
                 return r;
         return nix_store_path_make(type, nar_sha256, name, name_len, ret);

@@ -75,6 +75,8 @@ int nix_store_path_make_text(const char *name, size_t name_len, const void *cont
 
 /* A "source" path: what nix-store --add / addToStore with recursive
  * (NAR) ingestion and SHA-256 gives; inner = the NAR's sha256, type
- * "source" plus references as for text paths (no self-reference). */
+ * "source" plus references as for text paths (refs must not hold the
+ * path itself), then ":self" if self_ref: the path refers to itself. */
 int nix_store_path_make_source(const char *name, size_t name_len, const uint8_t nar_sha256[NIX_SHA256_LEN],
-                               const struct nix_store_path *refs, size_t n_refs, struct nix_store_path *ret);
+                               const struct nix_store_path *refs, size_t n_refs, bool self_ref,
+                               struct nix_store_path *ret);

@@ -168,7 +168,7 @@ static const int allowed_syscalls[] = {
 
 /* For a daemon whose store is a remote service: it opens connections. */
 static const int network_syscalls[] = {
-        SCMP_SYS(socket), SCMP_SYS(connect), SCMP_SYS(getsockopt), SCMP_SYS(setsockopt),
+        SCMP_SYS(socket), SCMP_SYS(socketpair), SCMP_SYS(connect), SCMP_SYS(getsockopt), SCMP_SYS(setsockopt),
         SCMP_SYS(getsockname), SCMP_SYS(getpeername), SCMP_SYS(epoll_pwait2), SCMP_SYS(timerfd_create),
         SCMP_SYS(timerfd_settime), SCMP_SYS(sched_getparam), SCMP_SYS(sched_getscheduler), SCMP_SYS(getcpu),
         SCMP_SYS(memfd_create), SCMP_SYS(ftruncate), /* a fetched blob is kept in memory */

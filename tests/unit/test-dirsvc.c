@@ -11,6 +11,7 @@
 #include "castore/lmdb.h"
 #include "castore/store.h"
 #include "test.h"
+#include "test-pg.h"
 
 #define N(s) .name = (s), .name_len = sizeof(s) - 1
 
@@ -93,6 +94,7 @@ static void check_get(struct cas_dir_service *s, const struct cas_directory *wan
 struct backend {
         struct cas_dir_service *s;
         struct cas_lmdb *db; /* LMDB only */
+        struct cas_pg *pg;   /* PostgreSQL only */
         char path[300];
 };
 
@@ -112,9 +114,18 @@ static void open_lmdb(struct backend *b) {
         open_lmdb_at(b, CAS_STORE_CREATE);
 }
 
+/* PostgreSQL ($CASTORE_TEST_PG), emptied first */
+static void open_pg(struct backend *b) {
+        test_pg_reset();
+        CHECK_OK(cas_pg_open(test_pg_url(), 0, &b->pg));
+        CHECK_OK(cas_dir_pg_new(b->pg, &b->s));
+}
+
 static void close_backend(struct backend *b) {
         cas_dir_service_free(b->s);
         b->s = NULL;
+        cas_pg_unref(b->pg);
+        b->pg = NULL;
         cas_lmdb_close(b->db);
         b->db = NULL;
 }
@@ -584,11 +595,15 @@ static const struct {
 } backends[] = {
         { "memory", open_memory },
         { "lmdb", open_lmdb },
+        { "postgresql", open_pg }, /* with $CASTORE_TEST_PG only */
 };
 
 static void run_all(const char *name, backend_test t) {
         for (size_t i = 0; i < ELEMENTSOF(backends); i++) {
                 struct backend b = {};
+
+                if (backends[i].open == open_pg && !test_pg_url())
+                        continue;
 
                 fprintf(stderr, "  %s (%s)\n", name, backends[i].name);
                 backends[i].open(&b);
@@ -601,6 +616,8 @@ static void run_all(const char *name, backend_test t) {
 
 int main(void) {
         test_tmp_root("test-dirsvc", tmp_root, sizeof(tmp_root));
+        if (!test_pg_url())
+                fprintf(stderr, "  (the postgresql backend runs with $CASTORE_TEST_PG: test-postgres.sh sets it)\n");
 
         RUN_ALL(test_known_digests);
         RUN_ALL(test_missing_child);

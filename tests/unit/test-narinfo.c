@@ -5,6 +5,7 @@
 #include "store/decompress.h"
 #include "store/narinfo.h"
 #include "store/nixbase32.h"
+#include "store/nixcache.h"
 #include "test.h"
 
 /* The NAR of a text path (builtins.toFile "a" "x") as Nix 2.8 wrote it
@@ -366,7 +367,32 @@ static void test_write_and_sign(void) {
         CHECK_EQ(nix_secret_key_parse("unit-1", 6, &bad), -EINVAL);
 }
 
+/* Nix's store URL parameters, as copy --to reads them */
+static void test_url_params(void) {
+        const char *url = "file:///c?compression=zstd&secret-key=/k%2Bs/a+b%20c.sec&write-nar-listing=1&x=";
+        char *v = NULL;
+
+        CHECK_OK(nix_cache_url_param(url, "compression", &v));
+        CHECK_STREQ(v, "zstd");
+        free(v);
+        CHECK_OK(nix_cache_url_param(url, "secret-key", &v));
+        CHECK_STREQ(v, "/k+s/a+b c.sec"); /* '+' stays, as in Nix */
+        free(v);
+        CHECK_OK(nix_cache_url_param(url, "write-nar-listing", &v));
+        CHECK_STREQ(v, "1");
+        free(v);
+        CHECK_OK(nix_cache_url_param(url, "x", &v)); /* empty, not absent */
+        CHECK_STREQ(v, "");
+        free(v);
+        CHECK_EQ(nix_cache_url_param(url, "compress", &v), -ENOENT);
+        CHECK_EQ(nix_cache_url_param("file:///c", "compression", &v), -ENOENT);
+        CHECK_EQ(nix_cache_url_param("http://h/?a=%zz%4", "a", &v), 0);
+        CHECK_STREQ(v, "%zz%4");
+        free(v);
+}
+
 int main(void) {
+        test_url_params();
         test_nix_written();
         test_tolerated();
         test_refused();

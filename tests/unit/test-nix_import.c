@@ -362,6 +362,98 @@ static void test_too_deep(void) {
         env_free(&e);
 }
 
+/* References: each must be registered (else nothing is imported); the
+ * path is Nix's for a CA path with those references; the PathInfo lists
+ * them sorted, each once, itself too with self_reference. */
+static void test_references(void) {
+        struct env e = env_new();
+        struct nix_import_result src, res;
+        struct nix_store_path refs[3], missing;
+        struct nix_import_opts o = {};
+        struct nix_pathinfo *pi;
+        const char *sub;
+
+        CHECK(mkdir(tpath("r"), 0755) == 0);
+        write_file("r/f", "hi\n", 0644);
+        CHECK_OK(nix_import_tree(e.store, e.pis, tpath("r"), "src", NULL, &src));
+        CHECK_OK(nix_store_path_parse("/nix/store/00000000000000000000000000000000-gone", &missing, &sub));
+
+        o.references = &missing;
+        o.n_references = 1;
+        CHECK_EQ(nix_import_tree(e.store, e.pis, tpath("r"), "withref", &o, &res), -ENOENT);
+        CHECK(!has_root(&e, "withref"));
+        CHECK_EQ(n_pathinfos(&e), 1);
+
+        refs[0] = refs[1] = src.store_path;
+        o.references = refs;
+        o.n_references = 2;
+        CHECK_OK(nix_import_tree(e.store, e.pis, tpath("r"), "withref", &o, &res));
+        CHECK_OK(nix_pathinfo_get_path(e.pis, &res.store_path, &pi));
+        CHECK_EQ(pi->n_references, 1);
+        CHECK(nix_store_path_equal(&pi->references[0], &src.store_path));
+        CHECK(!nix_store_path_equal(&res.store_path, &src.store_path));
+        nix_pathinfo_free(pi);
+        free(res.mem);
+
+        o.self_reference = true;
+        CHECK_OK(nix_import_tree(e.store, e.pis, tpath("r"), "self", &o, &res));
+        CHECK_OK(nix_pathinfo_get_path(e.pis, &res.store_path, &pi));
+        CHECK_EQ(pi->n_references, 2);
+        CHECK(nix_store_path_compare(&pi->references[0], &pi->references[1]) < 0);
+        CHECK(nix_store_path_equal(&pi->references[0], &res.store_path) ||
+              nix_store_path_equal(&pi->references[1], &res.store_path));
+        nix_pathinfo_free(pi);
+        free(res.mem);
+
+        /* no PathInfo service: references cannot be carried */
+        CHECK_EQ(nix_import_tree(e.store, NULL, tpath("r"), "plain", &o, &res), -EINVAL);
+        free(src.mem);
+        env_free(&e);
+}
+
+static void refs_json_ok(const char *json, size_t want_n, const char *first) {
+        struct nix_store_path *refs = NULL;
+        char buf[NIX_PATH_MAX + 1];
+        size_t n = 99;
+
+        CHECK_OK(nix_references_from_json(json, strlen(json), &refs, &n, NULL));
+        CHECK_EQ(n, want_n);
+        if (first) {
+                nix_store_path_absolute(&refs[0], buf);
+                CHECK_STREQ(buf, first);
+        }
+        free(refs);
+}
+
+static void refs_json_bad(const char *json) {
+        struct nix_store_path *refs = NULL;
+        const char *why = NULL;
+        size_t n = 0;
+
+        CHECK_EQ(nix_references_from_json(json, strlen(json), &refs, &n, &why), -EBADMSG);
+        CHECK(why && refs == NULL);
+}
+
+#define P1 "/nix/store/c50r857dkp7ww72qhcxfbds160hlk81v-tree"
+#define P2 "/nix/store/lpb2pnkqa8j2z892bhqdiaz52iyqfms3-t2"
+
+static void test_references_json(void) {
+        /* nix path-info --json */
+        refs_json_ok("[{\"path\":\"" P1 "\",\"narHash\":\"sha256:x\",\"narSize\":1,\"references\":[],"
+                     "\"valid\":true},{\"path\":\"" P2 "\",\"references\":[\"" P1 "\"]}]", 2, P1);
+        /* exportReferencesGraph, as .attrs.json has it */
+        refs_json_ok("{\"closure\":[{\"path\":\"" P2 "\",\"references\":[]}],\"more\":[]}", 1, P2);
+        refs_json_ok("[]", 0, NULL);
+        refs_json_bad("");
+        refs_json_bad("\"" P1 "\"");
+        refs_json_bad("[\"" P1 "\"]");
+        refs_json_bad("[{\"path\":\"/nix/store/short-x\"}]");
+        refs_json_bad("[{\"path\":\"" P1 "/sub\"}]");
+        refs_json_bad("[{\"path\":\"" P1 "\",\"valid\":false}]");
+        refs_json_bad("{\"closure\":{}}");
+        refs_json_bad("[{\"path\":1}]");
+}
+
 int main(void) {
         CHECK(mkdtemp(base));
         RUN(test_known_answer);
@@ -370,6 +462,8 @@ int main(void) {
         RUN(test_special_files);
         RUN(test_changed_between_passes);
         RUN(test_too_deep);
+        RUN(test_references);
+        RUN(test_references_json);
         char cmd[200];
         snprintf(cmd, sizeof(cmd), "rm -rf '%s'", base);
         CHECK(system(cmd) == 0);

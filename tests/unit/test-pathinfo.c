@@ -6,6 +6,7 @@
 
 #include "castore.pb-c.h"
 #include "castore/lmdb.h"
+#include "test-pg.h"
 #include "castore/store.h"
 #include "pathinfo.pb-c.h"
 #include "store/nar.h"
@@ -517,6 +518,42 @@ static void test_lmdb_service(void) {
         CHECK(system(cmd) == 0);
 }
 
+/* The same against PostgreSQL ($CASTORE_TEST_PG), with a corrupt row. */
+static void test_pg_service(void) {
+        static const uint8_t zero[NIX_DIGEST_LEN];
+        struct cas_pg *pg;
+        struct nix_pathinfo_service *s;
+        struct nix_pathinfo *got;
+        struct collect col = {};
+
+        if (!test_pg_url()) {
+                fprintf(stderr, "  (the postgresql backend runs with $CASTORE_TEST_PG: test-postgres.sh sets it)\n");
+                return;
+        }
+        test_pg_reset();
+        CHECK_OK(cas_pg_open(test_pg_url(), 0, &pg));
+        CHECK_OK(nix_pathinfo_pg_new(pg, &s));
+        cas_pg_unref(pg); /* the service holds its own reference */
+        CHECK(strcmp(s->ops->name, "postgresql") == 0);
+        exercise(s);
+        /* a corrupt row: get reports it, list skips it, delivers the
+         * others and then fails */
+        test_pg_sql("INSERT INTO pathinfos VALUES ('\\x0000000000000000000000000000000000000000', '\\xffffff')");
+        CHECK_EQ(nix_pathinfo_get(s, zero, &got), -EBADMSG);
+        CHECK_EQ(nix_pathinfo_list(s, collect_cb, &col), -EBADMSG);
+        CHECK_EQ(col.n, 3);
+        /* a valid PathInfo under another key */
+        test_pg_sql("UPDATE pathinfos SET data = (SELECT data FROM pathinfos WHERE digest <> "
+                    "'\\x0000000000000000000000000000000000000000' LIMIT 1) "
+                    "WHERE digest = '\\x0000000000000000000000000000000000000000'");
+        CHECK_EQ(nix_pathinfo_get(s, zero, &got), -EBADMSG);
+        CHECK_OK(nix_pathinfo_remove(s, zero));
+        col = (struct collect){};
+        CHECK_OK(nix_pathinfo_list(s, collect_cb, &col));
+        CHECK_EQ(col.n, 3);
+        nix_pathinfo_service_free(s);
+}
+
 /* The tree of nix-store --add of a directory "src" holding f = "hi\n". */
 static void test_register_nar(void) {
         struct cas_store *store;
@@ -564,6 +601,7 @@ int main(void) {
         RUN(test_validation);
         RUN(test_memory_service);
         RUN(test_lmdb_service);
+        RUN(test_pg_service);
         RUN(test_cache_remove);
         RUN(test_register_nar);
         return 0;

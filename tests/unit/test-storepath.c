@@ -137,9 +137,31 @@ static void test_source_paths(void) {
                 0x20, 0x1e, 0x9a, 0xdd, 0xa1, 0xe0, 0x4b, 0x33, 0x02, 0x8d, 0x38, 0x96, 0xd1, 0x2e, 0xef, 0xca,
         };
 
-        CHECK_OK(nix_store_path_make_source("src", 3, nar_sha256, NULL, 0, &p));
+        CHECK_OK(nix_store_path_make_source("src", 3, nar_sha256, NULL, 0, false, &p));
         abs_of(&p, buf);
         CHECK_STREQ(buf, "/nix/store/qp2422fm4lgfh6979k71gsw0n9nf512m-src");
+}
+
+/* Source paths with references and a self-reference: paths real Nix
+ * accepted from a cache without signatures, which it does only when the
+ * path is what makeFixedOutputPath gives for the CA and references. */
+static void test_source_paths_refs(void) {
+        static const uint8_t nar_sha256[32] = {
+                0x35, 0x6e, 0x9e, 0x8e, 0xad, 0xb2, 0x54, 0xcf, 0xe0, 0xa2, 0xd5, 0x45, 0xea, 0x0f, 0x93, 0x03,
+                0xb0, 0x76, 0x20, 0xab, 0x2d, 0x87, 0x46, 0xe0, 0xb0, 0xbf, 0x0d, 0xb1, 0xc7, 0x9e, 0x14, 0xcc,
+        };
+        struct nix_store_path refs[2], p;
+        char buf[NIX_PATH_MAX + 1];
+        const char *sub;
+
+        CHECK_OK(nix_store_path_parse("/nix/store/c50r857dkp7ww72qhcxfbds160hlk81v-tree", &refs[0], &sub));
+        refs[1] = refs[0]; /* a duplicate counts once, as in Nix's set */
+        CHECK_OK(nix_store_path_make_source("t2", 2, nar_sha256, refs, 2, false, &p));
+        abs_of(&p, buf);
+        CHECK_STREQ(buf, "/nix/store/lpb2pnkqa8j2z892bhqdiaz52iyqfms3-t2");
+        CHECK_OK(nix_store_path_make_source("t4", 2, nar_sha256, refs, 1, true, &p));
+        abs_of(&p, buf);
+        CHECK_STREQ(buf, "/nix/store/q7q3pdkxx9vizh35zkhqyf9s9q6x0zr2-t4");
 }
 
 int main(void) {
@@ -148,5 +170,6 @@ int main(void) {
         RUN(test_compare);
         RUN(test_text_paths);
         RUN(test_source_paths);
+        RUN(test_source_paths_refs);
         return 0;
 }
