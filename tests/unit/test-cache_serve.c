@@ -216,9 +216,9 @@ static void test_upload(void) {
         env_open(&e);
         CHECK_OK(nix_secret_key_parse(UNIT_SECRET, strlen(UNIT_SECRET), &k));
         CHECK_OK(nix_public_keys_parse(UNIT_PUBLIC, &pub, &n_pub, NULL));
-        CHECK_OK(nix_store_path_make_source("up", 2, e.nar_sha256, NULL, 0, &p));
-        CHECK_OK(nix_store_path_make_source("other", 5, e.nar_sha256, NULL, 0, &other));
-        CHECK_OK(nix_store_path_make_source("unknown", 7, e.nar_sha256, NULL, 0, &unknown));
+        CHECK_OK(nix_store_path_make_source("up", 2, e.nar_sha256, NULL, 0, false, &p));
+        CHECK_OK(nix_store_path_make_source("other", 5, e.nar_sha256, NULL, 0, false, &other));
+        CHECK_OK(nix_store_path_make_source("unknown", 7, e.nar_sha256, NULL, 0, false, &unknown));
         nixbase32_encode(p.digest, NIX_DIGEST_LEN, hash);
 
         struct nix_serve_config no = {};
