@@ -45,7 +45,7 @@ struct request {
         char *body;                /* PUT_NARINFO: the body so far */
         size_t body_len;
         bool too_big;
-        unsigned status;           /* for the log line */
+        unsigned status;           /* the response queued (0: none yet), for the log line */
         uint64_t length;           /* response body length, for the log line */
         char *line;                /* "METHOD URL", for the log line */
 };
@@ -376,6 +376,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                 if (asprintf(&rq->line, "%s %s", method, url) < 0)
                         rq->line = NULL;
                 return put ? put_begin(c, rq, h->serve, url) : MHD_YES;
+        }
+        if (rq->status != 0) {
+                /* refused at the first call: the rest of the body is dropped */
+                *upload_data_size = 0;
+                return MHD_YES;
         }
         if (put && *upload_data_size > 0) {
                 put_data(rq, upload_data, *upload_data_size);
