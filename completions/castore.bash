@@ -10,7 +10,7 @@ _castore() {
         words=("${COMP_WORDS[@]}") cword=$COMP_CWORD
     fi
 
-    local commands="import ls stat cat export verify gc roots rm info nar path-info copy virtiofs mount umount daemon help"
+    local commands="import ls stat cat export verify gc roots rm info nar path-info copy cache virtiofs mount umount daemon help"
     local common="--store --blob-service-addr --directory-service-addr --path-info-service-addr
         --cache --store-composition --verbose --quiet --help"
 
@@ -65,6 +65,7 @@ _castore() {
         path-info) opts="--all --json" ;;
         copy) opts="-j --from --to --trusted-public-keys --no-check-sigs --sign-key --compression --write-nar-listing
             --no-closure --jobs --json --progress --no-progress" ;;
+        cache) opts="--listen --sign-key --priority --allow-uploads --upload-trusted-public-keys --sandbox" ;;
         virtiofs) opts="--socket-path --fd --list-root --threads --queues --once --uid --gid --socket-group
             --daemon --sandbox --debug --print-capabilities" ;;
         mount) opts="--list-root --threads --allow-other --daemon --passthrough --sandbox --uid --gid --debug
@@ -81,6 +82,8 @@ _castore() {
         import|export|mount|umount|virtiofs) COMPREPLY=($(compgen -f -- "$cur")) ;;
         nar) [[ $cword -eq $((i + 1)) ]] && COMPREPLY=($(compgen -W "dump hash import" -- "$cur")) ||
                  COMPREPLY=($(compgen -f -- "$cur")) ;;
+        cache) [[ $cword -eq $((i + 1)) ]] && COMPREPLY=($(compgen -W "serve" -- "$cur")) ||
+                 { [[ $prev == --sign-key ]] && COMPREPLY=($(compgen -f -- "$cur")); } ;;
     esac
 }
 complete -F _castore castore

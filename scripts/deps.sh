@@ -6,7 +6,7 @@ set -eu
 
 build="meson ninja-build pkg-config gcc libc6-dev libprotobuf-c-dev
   protobuf-c-compiler liblmdb-dev librust-blake3-dev libssl-dev libseccomp-dev libgrpc-dev fuse3
-  liblzma-dev libzstd-dev libbz2-dev libbrotli-dev libcurl4-openssl-dev libpq-dev"
+  liblzma-dev libzstd-dev libbz2-dev libbrotli-dev libcurl4-openssl-dev libpq-dev libmicrohttpd-dev"
 test="$build b3sum nix-bin attr qemu-system-x86 busybox-static xz-utils
   cpio file clang libclang-rt-14-dev python3 strace squashfuse squashfs-tools e2fsprogs
   python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-grpc

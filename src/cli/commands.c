@@ -4,7 +4,7 @@
 
 extern const struct cli_command cli_cmd_import, cli_cmd_ls, cli_cmd_stat, cli_cmd_cat, cli_cmd_export,
         cli_cmd_verify, cli_cmd_gc;
-extern const struct cli_command cli_cmd_nar, cli_cmd_path_info, cli_cmd_copy;
+extern const struct cli_command cli_cmd_nar, cli_cmd_path_info, cli_cmd_copy, cli_cmd_cache;
 extern const struct cli_command cli_cmd_virtiofs;
 extern const struct cli_command cli_cmd_mount, cli_cmd_umount;
 extern const struct cli_command cli_cmd_daemon;
@@ -24,6 +24,7 @@ const struct cli_command *const cli_commands[] = {
         &cli_cmd_nar,
         &cli_cmd_path_info,
         &cli_cmd_copy,
+        &cli_cmd_cache,
         &cli_cmd_virtiofs,
         &cli_cmd_mount,
         &cli_cmd_umount,

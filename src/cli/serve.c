@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "util/io.h"
 #include "util/log.h"
 #include "util/sandbox.h"
 

@@ -80,6 +80,13 @@ int nix_narinfo_verify(const struct nix_narinfo *ni, const struct nix_public_key
 int nix_narinfo_from_pathinfo(const struct nix_pathinfo *pi, const char *url, const char *compression,
                               struct nix_narinfo **ret);
 
+/* The PathInfo a verified NAR and its narinfo make: the tree root (the
+ * NAR's, copied), the NAR size and hash (as computed, not as claimed),
+ * and the narinfo's references, signatures, deriver and CA.  0, -EINVAL
+ * (bad node), -ENOMEM. */
+int nix_narinfo_to_pathinfo(const struct nix_narinfo *ni, const struct cas_node *root, uint64_t nar_size,
+                            const uint8_t nar_sha256[NIX_SHA256_LEN], struct nix_pathinfo **ret);
+
 /* Renders ni as Nix writes a narinfo: StorePath, URL, Compression,
  * FileHash, FileSize, NarHash, NarSize, References (basenames, the line
  * present even when empty), Deriver, one Sig line each, CA.  Hashes in

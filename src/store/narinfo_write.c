@@ -60,6 +60,33 @@ int nix_narinfo_from_pathinfo(const struct nix_pathinfo *pi, const char *url, co
         return 0;
 }
 
+int nix_narinfo_to_pathinfo(const struct nix_narinfo *ni, const struct cas_node *root, uint64_t nar_size,
+                             const uint8_t nar_sha256[NIX_SHA256_LEN], struct nix_pathinfo **ret) {
+        _cleanup_(nix_pathinfo_freep) struct nix_pathinfo *pi = NULL;
+        int r;
+
+        r = nix_pathinfo_new(&ni->path, root, nar_size, nar_sha256, &pi);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < ni->n_references; i++) {
+                r = nix_pathinfo_add_reference(pi, &ni->references[i]);
+                if (r < 0)
+                        return r;
+        }
+        for (size_t i = 0; i < ni->n_signatures; i++) {
+                r = nix_pathinfo_add_signature(pi, ni->signatures[i].name, ni->signatures[i].data);
+                if (r < 0)
+                        return r;
+        }
+        pi->has_deriver = ni->has_deriver;
+        pi->deriver = ni->deriver;
+        pi->has_ca = ni->has_ca;
+        pi->ca_type = ni->ca_type;
+        memcpy(pi->ca_digest, ni->ca_digest, sizeof(pi->ca_digest));
+        *ret = TAKE_PTR(pi);
+        return 0;
+}
+
 /* One "Key: value" line per call; fprintf to a memstream. */
 static void put_sha256(FILE *f, const char *key, const uint8_t d[NIX_SHA256_LEN]) {
         char b32[64];

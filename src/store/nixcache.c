@@ -448,33 +448,6 @@ static int fetch_nar(struct cas_blob_service *blobs, struct cas_dir_service *dir
         return 0;
 }
 
-static int pathinfo_from_narinfo(const struct nix_narinfo *ni, const struct nar_ingest_result *res,
-                                 struct nix_pathinfo **ret) {
-        _cleanup_(nix_pathinfo_freep) struct nix_pathinfo *pi = NULL;
-        int r;
-
-        r = nix_pathinfo_new(&ni->path, &res->root, res->nar_size, res->nar_sha256, &pi);
-        if (r < 0)
-                return r;
-        for (size_t i = 0; i < ni->n_references; i++) {
-                r = nix_pathinfo_add_reference(pi, &ni->references[i]);
-                if (r < 0)
-                        return r;
-        }
-        for (size_t i = 0; i < ni->n_signatures; i++) {
-                r = nix_pathinfo_add_signature(pi, ni->signatures[i].name, ni->signatures[i].data);
-                if (r < 0)
-                        return r;
-        }
-        pi->has_deriver = ni->has_deriver;
-        pi->deriver = ni->deriver;
-        pi->has_ca = ni->has_ca;
-        pi->ca_type = ni->ca_type;
-        memcpy(pi->ca_digest, ni->ca_digest, sizeof(pi->ca_digest));
-        *ret = TAKE_PTR(pi);
-        return 0;
-}
-
 int nix_cache_fetch_path(struct nix_cache *c, struct cas_blob_service *blobs, struct cas_dir_service *dirs,
                          const struct nix_narinfo *ni, const struct nix_copy_opts *opts, struct nix_pathinfo **ret) {
         struct nar_ingest_result res = {};
@@ -489,7 +462,7 @@ int nix_cache_fetch_path(struct nix_cache *c, struct cas_blob_service *blobs, st
         r = fetch_nar(blobs, dirs, c, ni, abs, &file_bytes, &res);
         if (r < 0)
                 return r;
-        r = pathinfo_from_narinfo(ni, &res, ret);
+        r = nix_narinfo_to_pathinfo(ni, &res.root, res.nar_size, res.nar_sha256, ret);
         free(res.mem);
         if (r < 0)
                 return log_error_errno(r, "%s: cannot build its PathInfo: %m", abs);
@@ -647,7 +620,7 @@ static int register_item(struct copy_state *s, struct copy_item *it) {
         s->stats->file_bytes += it->file_bytes;
         if (it->r < 0)
                 return it->r; /* logged by fetch_nar */
-        r = pathinfo_from_narinfo(it->ni, &it->res, &pi);
+        r = nix_narinfo_to_pathinfo(it->ni, &it->res.root, it->res.nar_size, it->res.nar_sha256, &pi);
         if (r < 0)
                 return log_error_errno(r, "%s: cannot build its PathInfo: %m", it->abs);
         r = nix_pathinfo_put(s->pis, pi);

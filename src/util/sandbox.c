@@ -158,6 +158,7 @@ static const int allowed_syscalls[] = {
         SCMP_SYS(ppoll), SCMP_SYS(select), SCMP_SYS(pselect6), SCMP_SYS(epoll_create1), SCMP_SYS(epoll_ctl),
         SCMP_SYS(epoll_wait), SCMP_SYS(epoll_pwait), SCMP_SYS(eventfd2), SCMP_SYS(sendmsg),
         SCMP_SYS(recvmsg), SCMP_SYS(sendto), SCMP_SYS(recvfrom), SCMP_SYS(accept4), SCMP_SYS(shutdown),
+        SCMP_SYS(socketpair), /* unnamed pairs between a daemon's own threads */
         SCMP_SYS(getrandom), SCMP_SYS(clock_gettime), SCMP_SYS(clock_getres), SCMP_SYS(gettimeofday),
         SCMP_SYS(nanosleep), SCMP_SYS(clock_nanosleep), SCMP_SYS(sched_yield), SCMP_SYS(sched_getaffinity),
         SCMP_SYS(getrlimit), SCMP_SYS(prlimit64), SCMP_SYS(uname), SCMP_SYS(prctl), SCMP_SYS(getuid),
@@ -173,9 +174,14 @@ static const int network_syscalls[] = {
         SCMP_SYS(memfd_create), SCMP_SYS(ftruncate), /* a fetched blob is kept in memory */
 };
 
+/* For a server that tunes the sockets it accepted. */
+static const int socket_option_syscalls[] = {
+        SCMP_SYS(getsockopt), SCMP_SYS(setsockopt), SCMP_SYS(getsockname), SCMP_SYS(getpeername),
+};
+
 /* A refused call fails with EPERM rather than killing the daemon: the
  * allowlist, not the action, is what confines it. */
-static int seccomp_enter(bool network) {
+static int seccomp_enter(bool network, bool socket_options) {
         scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ERRNO(EPERM));
         int r;
 
@@ -186,6 +192,9 @@ static int seccomp_enter(bool network) {
                 r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, allowed_syscalls[i], 0);
         for (size_t i = 0; network && r >= 0 && i < ELEMENTSOF(network_syscalls); i++)
                 r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, network_syscalls[i], 0);
+        /* the network list has them too: adding a rule twice is refused */
+        for (size_t i = 0; socket_options && !network && r >= 0 && i < ELEMENTSOF(socket_option_syscalls); i++)
+                r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, socket_option_syscalls[i], 0);
         if (r >= 0)
                 r = seccomp_load(ctx);
         seccomp_release(ctx);
@@ -207,7 +216,7 @@ int sandbox_enter(const struct sandbox_config *c) {
         r = caps_drop(c->keep_sys_admin);
         if (r < 0)
                 return r;
-        r = seccomp_enter(c->network);
+        r = seccomp_enter(c->network, c->socket_options);
         if (r < 0)
                 return r;
         log_info("sandbox: no_new_privs, %s, Landlock ABI %d, seccomp allowlist%s",

@@ -22,6 +22,10 @@ struct sandbox_config {
         /* Allow opening connections (socket, connect): for a daemon whose
          * store is a remote service. */
         bool network;
+        /* Allow getting and setting options of sockets it holds, and their
+         * addresses (an HTTP server tunes the connections it accepts); no
+         * new sockets. */
+        bool socket_options;
 };
 
 /* 0, or -errno when a step the kernel offers fails (then the caller must
