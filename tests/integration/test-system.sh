@@ -62,7 +62,7 @@ expect_eq "man pages: no groff warnings" "$warn" ""
 missing=""
 for c in $COMMANDS; do
         "$CASTORE" "$c" --help >/dev/null 2>&1 && "$CASTORE" "$c" -h >/dev/null 2>&1 || missing="$missing $c(--help)"
-        grep -q "^   castore $c" <<<"$MAN1" || missing="$missing $c(man)"
+        grep -qE "^   castore +$c( |$)" <<<"$MAN1" || missing="$missing $c(man)"
 done
 expect_eq "every command: --help and -h exit 0, a section in castore(1)" "$missing" ""
 # every long option of every command's getopt table, in its --help and in
