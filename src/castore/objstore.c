@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "castore/objstore.h"
+#include "castore/objstore_s3.h"
 #include "util/log.h"
 
 bool cas_objstore_key_valid(const char *key) {
@@ -110,7 +111,7 @@ int cas_objstore_open(const char *url, const char *const *options, struct cas_ob
                 return cas_objstore_memory_new(ret);
         }
         if (strncmp(url, "s3://", 5) == 0)
-                return log_error_errno(-EPROTONOSUPPORT, "%s: the S3 transport is not built yet; "
-                                                         "objectstore+file:// is", url);
-        return log_error_errno(-EINVAL, "%s: unknown object store (file:///abs/path, memory:///)", url);
+                return cas_objstore_s3_new(url, options, ret);
+        return log_error_errno(-EINVAL, "%s: unknown object store (s3://BUCKET/PREFIX, file:///abs/path, memory:///)",
+                               url);
 }
