@@ -10,7 +10,7 @@ build="meson ninja-build pkg-config gcc libc6-dev libprotobuf-c-dev
 test="$build b3sum nix-bin attr qemu-system-x86 busybox-static xz-utils
   cpio file clang libclang-rt-14-dev python3 strace squashfuse squashfs-tools e2fsprogs
   python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-grpc
-  man-db groff-base psmisc systemd postgresql-15"
+  man-db groff-base psmisc systemd postgresql-15 radosgw ceph-mon ceph-osd"
 bench="$test squashfs-tools squashfuse erofs-utils hyperfine time"
 deb="$build dpkg-dev debhelper"
 

@@ -137,10 +137,10 @@ int cas_blob_objstore_open(const char *url, struct cas_blob_service **ret) {
                 char *v = strchr(kv, '=');
 
                 if (!v || unescape(v + 1) < 0)
-                        return log_error_errno(-EINVAL, "%s: option \"%s\" is not key=value", url, kv);
+                        return log_error_errno(-EINVAL, "%s: option \"%s\" is not key=value", copy, kv);
                 *v++ = 0;
                 if (strcmp(kv, "avg_chunk_size") == 0) {
-                        r = parse_avg(url, v, &avg);
+                        r = parse_avg(copy, v, &avg);
                         if (r < 0)
                                 return r;
                         continue;

@@ -89,7 +89,7 @@ open(sys.argv[1], "w").write(html.unescape(m.group(1)) if "<IsTruncated>true</Is
 }
 enc() { "$PY" -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe="-_.~"))' "$1"; }
 s3_bytes() { s3_keys "$1" "$2" | awk '{s += $1} END {print s + 0}'; }
-s3_puts() { grep -c '"PUT /[^ ?]*/[^ ]* HTTP' "$S3_DIR/log/client.admin.log" 2>/dev/null || true; }
+s3_puts() { grep -c "\"PUT /$1/" "$S3_DIR/log/client.admin.log" 2>/dev/null || true; }
 FUSE=1
 if [ ! -c /dev/fuse ]; then FUSE=0; WHY_NO_FUSE="/dev/fuse is missing"
 elif [ "$(id -u)" != 0 ] && ! have fusermount3; then FUSE=0; WHY_NO_FUSE="not root and no fusermount3"; fi
@@ -195,7 +195,6 @@ F=$T_TMP/f
 mkdir -p "$F"
 for i in 1 2 3 4 5 6; do head -c $((12 << 20)) /dev/urandom >"$F/r$i"; done
 npaths=$(psql_q cas 'SELECT count(*) FROM pathinfos')
-p0=$(s3_puts)
 t0=$(date +%s%N)
 sa faults/f "$T_TMP/fstore" import "$F" --name f >/dev/null 2>"$T_TMP/fault.err" &
 imp=$!
@@ -213,7 +212,7 @@ s3_start_gw || notok "4. radosgw restarts"
 G=$T_TMP/g # new content: nothing of it is in the bucket yet
 mkdir -p "$G"
 for i in 1 2 3 4 5 6; do head -c $((12 << 20)) /dev/urandom >"$G/r$i"; done
-p0=$(s3_puts)
+p0=$(s3_puts faults)
 sa faults/f "$T_TMP/fstore" import "$G" --name g >/dev/null 2>"$T_TMP/fault2.err" &
 imp=$!
 wait_until 60 sh -c "[ \$(grep -c '\"PUT /faults/' '$S3_DIR/log/client.admin.log') -gt $((p0 + 5)) ]" ||
