@@ -17,8 +17,9 @@
 #
 # Usage (root): bench/distributed.sh [WORKDIR] (default
 # /var/tmp/castore-bench-distributed).  BENCH_MIN_FILES, BENCH_MIN_BYTES:
-# the tree's size (bench/lib.sh); BENCH_PG_DIRS: directories of the
-# directory-put tree (default 20000).
+# the tree's size (bench/lib.sh); BENCH_TREE=DIR: this tree instead (a
+# quick check: BENCH_TREE=/usr/share/doc); BENCH_PG_DIRS: directories of
+# the directory-put tree (default 20000).
 . "$(dirname "$0")/lib.sh"
 W=${1:-/var/tmp/castore-bench-distributed}
 PGBIN=/usr/lib/postgresql/15/bin
@@ -47,11 +48,14 @@ cleanup() {
 }
 trap cleanup EXIT
 
+for m in "$W"/mnt-*; do if grep -q " $m " /proc/mounts; then umount -l "$m"; fi; done
 rm -rf "$W/s3" "$W/pg" "$W"/store-* "$W"/cache-* "$W"/mnt-* "$W/v2" "$W/dirs"
 mkdir -p "$W"
-TREE=$W/tree
-echo "building the tree ($MIN_FILES files, $MIN_BYTES bytes at least)" >&2
-bench_tree "$TREE"
+TREE=${BENCH_TREE:-$W/tree}
+if [ -z "${BENCH_TREE:-}" ]; then
+        echo "building the tree ($MIN_FILES files, $MIN_BYTES bytes at least)" >&2
+        bench_tree "$TREE"
+fi
 read -r nfiles nbytes < <(tree_stats "$TREE")
 
 s3_start "$W/s3" || { echo "bench/distributed.sh: the S3 server did not start: $S3_WHY" >&2; exit 1; }
@@ -64,12 +68,11 @@ at_exit "pg_ctl -m immediate stop"
 for db in bench dedup dirs; do "$PGBIN/psql" -X -q "postgresql:///postgres?host=$W/pg&user=castore" -c "CREATE DATABASE $db"; done
 
 S3OPT="aws_endpoint_url=$S3_ENDPOINT&aws_allow_http=true&aws_access_key_id=$S3_ACCESS_KEY&aws_secret_access_key=$S3_SECRET_KEY"
-# dist STORE BUCKET/PREFIX DB ARGS...
+# dist STORE BUCKET/PREFIX DB: castore's arguments for it in DA
 dist() {
-        local st=$1 bp=$2 db=$3; shift 3
-        "$CASTORE" --store "$st" --blob-service-addr "objectstore+s3://$bp?$S3OPT" \
-                --directory-service-addr "postgresql://castore@/$db?host=$W/pg" \
-                --path-info-service-addr "postgresql://castore@/$db?host=$W/pg" "$@"
+        DA=(--store "$1" --blob-service-addr "objectstore+s3://$2?$S3OPT"
+                --directory-service-addr "postgresql://castore@/$3?host=$W/pg"
+                --path-info-service-addr "postgresql://castore@/$3?host=$W/pg")
 }
 s3_bytes() {  # BUCKET: bytes stored (all pages)
         local token="" q out=0 n
@@ -91,18 +94,19 @@ echo "tree: $nfiles files, $nbytes bytes" >&2
 echo "import" >&2
 drop_caches; timed "import, local store" "$CASTORE" --store "$W/store-local" import "$TREE" --name tree
 t_local=$T_SECS
-drop_caches; timed "import, S3 + PostgreSQL" dist "$W/store-dist" bench/tree bench import "$TREE" --name tree
+dist "$W/store-dist" bench/tree bench
+drop_caches; timed "import, S3 + PostgreSQL" "$CASTORE" "${DA[@]}" import "$TREE" --name tree
 t_dist=$T_SECS
 
 echo "mount walks (tar of the tree, page cache dropped)" >&2
-walk() { drop_caches; timed "$1" tar cf /dev/null -C "$2" .; }
+walk() { drop_caches; timed "$1" sh -c 'tar cf - -C "$1" . | cat >/dev/null' walk "$2"; }
 mkdir -p "$W/mnt-local" "$W/mnt-dist" "$W/mnt-nocache"
 "$CASTORE" --store "$W/store-local" mount "$W/mnt-local" --daemon
 walk "local mount" "$W/mnt-local/tree"; m_local=$T_SECS
-dist "$W/store-dist" bench/tree bench --cache "$W/cache-dist" mount "$W/mnt-dist" --daemon
+"$CASTORE" "${DA[@]}" --cache "$W/cache-dist" mount "$W/mnt-dist" --daemon
 walk "S3 mount, cold cache" "$W/mnt-dist/tree"; m_cold=$T_SECS
 walk "S3 mount, warm cache" "$W/mnt-dist/tree"; m_warm=$T_SECS
-dist "$W/store-dist" bench/tree bench mount "$W/mnt-nocache" --daemon
+"$CASTORE" "${DA[@]}" mount "$W/mnt-nocache" --daemon
 walk "S3 mount, no cache" "$W/mnt-nocache/tree"; m_none=$T_SECS
 for m in "$W"/mnt-*; do "$CASTORE" umount "$m"; done
 
@@ -112,9 +116,10 @@ find "$W/v2" -type f -size +1k | awk 'NR % 100 == 0' | while read -r f; do
         head -c 100 /dev/urandom | dd of="$f" bs=1 seek=$(( $(stat -c %s "$f") / 2 )) conv=notrunc status=none
 done
 mkdir -p "$W/v2/added" && cp -a /usr/share/doc/bash "$W/v2/added/" 2>/dev/null || true
-dist "$W/store-dedup" dedup/d dedup import "$TREE" --name v1 >/dev/null
+dist "$W/store-dedup" dedup/d dedup
+"$CASTORE" "${DA[@]}" import "$TREE" --name v1 >/dev/null
 b1=$(s3_bytes dedup)
-dist "$W/store-dedup" dedup/d dedup import "$W/v2" --name v2 >/dev/null
+"$CASTORE" "${DA[@]}" import "$W/v2" --name v2 >/dev/null
 b2=$(s3_bytes dedup)
 
 echo "PostgreSQL directory puts" >&2

@@ -189,7 +189,8 @@ bad_addr() {
 bad_addr "objectstore+file://relative" "absolute path"
 bad_addr "objectstore+file://$OBJ?avg_chunk_size=7" "avg_chunk_size"
 bad_addr "objectstore+file://$OBJ?color=blue" "option color"
-bad_addr "objectstore+s3://bucket/prefix" "S3"
+bad_addr "objectstore+s3://bucket/prefix?aws_endpoint_url=http://127.0.0.1:9" "aws_allow_http=true"
+bad_addr "objectstore+s3://bucket/prefix?aws_color=blue" "option aws_color is not known for an S3"
 rc=0; err=$("$CASTORE" --store "$B" cat tree/small 2>&1) || rc=$?
 [ $rc -ne 0 ] && grep -q "blobs only" <<<"$err" && ok "5. --store objectstore+...: refused" || { echo "# $err"; notok "5. --store objectstore+...: refused"; }
 check "5. gc refuses object-store blobs" sh -c "! '$CASTORE' --store '$ST' --blob-service-addr '$B' gc 2>/dev/null"
