@@ -1,10 +1,15 @@
 /* Writing to the object-store blob service: the stream is cut with
  * FastCDC as it arrives; each chunk is compressed and uploaded unless its
- * object exists; at commit the outboard, then the index go up, so an index
- * never names what is not stored. */
+ * object exists, up to UPLOADS_MAX chunks at once on threads of their own
+ * (a remote object store answers in milliseconds, not microseconds), so at
+ * most that many chunk copies are held; at commit every upload is waited
+ * for, then the outboard, then the index go up, so an index never names
+ * what is not stored. */
 #include <assert.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "castore/blob_objstore_int.h"
 #include "castore/fastcdc.h"
@@ -26,8 +31,29 @@ static int exists(struct blob_objstore *s, const struct cas_digest *d) {
         return 0;
 }
 
+#define UPLOADS_MAX 4
+
+/* One chunk being uploaded by a thread of its own. */
+struct upload {
+        pthread_t thread;
+        struct blob_objstore *s;
+        uint8_t *data; /* owned by the thread until joined */
+        size_t len;
+        int result; /* set by the thread */
+};
+
+static void *upload_run(void *userdata) {
+        struct upload *u = userdata;
+        struct cas_digest d;
+
+        u->result = objstore_chunk_put(u->s, u->data, u->len, &d);
+        return NULL;
+}
+
 struct objstore_writer {
         struct cas_blob_writer base;
+        struct upload uploads[UPLOADS_MAX]; /* a ring: the oldest at first */
+        size_t first, n_uploads;
         struct blob_objstore *s;
         struct cas_fastcdc cdc;
         struct cas_outboard_builder hasher; /* the blob's digest and outboard */
@@ -36,6 +62,52 @@ struct objstore_writer {
         uint64_t size;
         int error; /* the first failure: a chunk may be missing, nothing can be committed */
 };
+
+/* Waits for the oldest upload; its result. */
+static int upload_join(struct objstore_writer *w) {
+        struct upload *u = &w->uploads[w->first];
+
+        pthread_join(u->thread, NULL);
+        free(u->data);
+        u->data = NULL;
+        w->first = (w->first + 1) % UPLOADS_MAX;
+        w->n_uploads--;
+        return u->result;
+}
+
+static int uploads_wait(struct objstore_writer *w) {
+        int r = 0;
+
+        while (w->n_uploads > 0)
+                r = MIN(r, upload_join(w));
+        return r;
+}
+
+/* Uploads a copy of the chunk on a thread, once fewer than UPLOADS_MAX
+ * are running; uploads it here if no thread can be made. */
+static int upload_start(struct objstore_writer *w, const uint8_t *data, size_t len) {
+        struct upload *u;
+        struct cas_digest d;
+        int r;
+
+        if (w->n_uploads == UPLOADS_MAX) {
+                r = upload_join(w);
+                if (r < 0)
+                        return r;
+        }
+        u = &w->uploads[(w->first + w->n_uploads) % UPLOADS_MAX];
+        *u = (struct upload) { .s = w->s, .len = len, .data = malloc(len ? len : 1) };
+        if (!u->data)
+                return objstore_chunk_put(w->s, data, len, &d);
+        memcpy(u->data, data, len);
+        if (pthread_create(&u->thread, NULL, upload_run, u) != 0) {
+                free(u->data);
+                u->data = NULL;
+                return objstore_chunk_put(w->s, data, len, &d);
+        }
+        w->n_uploads++;
+        return 0;
+}
 
 static int writer_chunk(void *userdata, const uint8_t *data, size_t len) {
         struct objstore_writer *w = userdata;
@@ -50,7 +122,8 @@ static int writer_chunk(void *userdata, const uint8_t *data, size_t len) {
                 w->chunks = v;
                 w->cap = cap;
         }
-        r = objstore_chunk_put(w->s, data, len, &w->chunks[w->n].digest);
+        cas_digest_of(data, len, &w->chunks[w->n].digest);
+        r = upload_start(w, data, len);
         if (r < 0)
                 return r;
         w->chunks[w->n].off = w->size;
@@ -73,6 +146,7 @@ static int objstore_write(struct cas_blob_writer *bw, const void *buf, size_t le
 static void objstore_abort(struct cas_blob_writer *bw) {
         struct objstore_writer *w = (struct objstore_writer *) bw;
 
+        (void) uploads_wait(w);
         cas_fastcdc_done(&w->cdc);
         cas_outboard_builder_done(&w->hasher);
         free(w->chunks);
@@ -111,6 +185,7 @@ static int objstore_commit(struct cas_blob_writer *bw, struct cas_digest *ret_di
         r = w->error;
         if (r >= 0)
                 r = cas_fastcdc_finish(&w->cdc, writer_chunk, w);
+        r = MIN(r, uploads_wait(w));
         if (r >= 0)
                 r = cas_outboard_builder_final(&w->hasher, &d, &ob, &oblen);
         if (r >= 0)
