@@ -66,6 +66,7 @@ struct devfuse {
         struct worker *workers;
         unsigned n_workers;
         struct fuse_uring *uring; /* FUSE io_uring rings while they may be used, else NULL */
+        bool uring_serving;       /* the kernel took the rings' entries */
 };
 
 static void kick_handler(int sig) {
@@ -147,20 +148,20 @@ static int uring_negotiated(struct devfuse *df) {
 }
 
 /* After confinement: the ring threads register their entries.  If the
- * kernel refuses them, it sends every request through the device. */
+ * kernel refuses them, it sends requests through the device (the rings
+ * stay, for what it may still send there). */
 static int uring_start(struct devfuse *df) {
         int r;
 
         if (!df->uring)
                 return 0;
         r = fuse_uring_start(df->uring, df->ll, uring_ended, df);
+        df->uring_serving = r >= 0;
         if (r >= 0)
                 return 0;
-        fuse_uring_free(df->uring);
-        df->uring = NULL;
         if (df->o->io_uring == DEVFUSE_IO_URING_ON)
-                return log_error_errno(r, "The kernel refused the FUSE io_uring entries (--io-uring=on): %m");
-        log_warning("The kernel refused the FUSE io_uring entries (%s); reading /dev/fuse", strerror(-r));
+                return log_error_errno(r, "FUSE io_uring entries not registered (--io-uring=on): %m");
+        log_warning("FUSE io_uring entries not registered (%s); reading /dev/fuse", strerror(-r));
         return 0;
 }
 
@@ -509,7 +510,7 @@ int devfuse_serve(struct fs *fs, const struct devfuse_options *o) {
         if (r < 0)
                 goto out;
         /* with io_uring, the device brings only FORGET and INTERRUPT */
-        for (unsigned i = 0; i < (df.uring ? 1 : n); i++) {
+        for (unsigned i = 0; i < (df.uring_serving ? 1 : n); i++) {
                 r = -pthread_create(&df.workers[i].thread, NULL, worker_main, &df.workers[i]);
                 if (r < 0) {
                         log_error_errno(r, "Starting worker threads failed: %m");
@@ -517,7 +518,7 @@ int devfuse_serve(struct fs *fs, const struct devfuse_options *o) {
                 }
                 df.workers[i].started = true;
         }
-        log_info("Serving %s with %u threads%s%s", o->mountpoint, n, df.uring ? " over io_uring" : "",
+        log_info("Serving %s with %u threads%s%s", o->mountpoint, n, df.uring_serving ? " over io_uring" : "",
                  fuse_ll_passthrough(df.ll) ? ", passthrough available" : "");
         if (o->ready)
                 o->ready(o->ready_userdata);

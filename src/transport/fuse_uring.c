@@ -74,7 +74,7 @@ static unsigned kernel_queues(void) {
 
         if (f && getline(&line, &cap, f) > 0) {
                 /* "0-3,8-11" */
-                for (char *tok = strtok(line, ",\n"); tok; tok = strtok(NULL, ",\n")) {
+                for (char *save = NULL, *tok = strtok_r(line, ",\n", &save); tok; tok = strtok_r(NULL, ",\n", &save)) {
                         unsigned a, b;
                         int k = sscanf(tok, "%u-%u", &a, &b);
                         n += k == 2 && b >= a ? b - a + 1 : k == 1 ? 1 : 0;
@@ -240,7 +240,8 @@ static int serve_entry(struct ring_thread *t, unsigned k) {
 }
 
 /* Registers every entry.  A refusal comes back at once; an accepted
- * entry completes only when a request arrives.  0 or the refusal. */
+ * entry completes only when a request arrives.  0 or the first refusal;
+ * t->live counts the entries submitted (refused ones are reaped later). */
 static int register_entries(struct ring_thread *t) {
         int r = 0;
 
@@ -248,17 +249,36 @@ static int register_entries(struct ring_thread *t) {
                 r = queue_cmd(t, k, FUSE_IO_URING_CMD_REGISTER, 0);
         if (r < 0)
                 return r;
-        t->live = t->n_entries;
         do
                 r = uring_submit(&t->ring, 0);
         while (r == -EINTR);
         if (r < 0)
                 return r;
+        t->live = t->n_entries;
         /* look without consuming: requests may already be there */
         for (unsigned i = *t->ring.cq_head; i != __atomic_load_n(t->ring.cq_tail, __ATOMIC_ACQUIRE); i++)
                 if (t->ring.cqes[i & *t->ring.cq_mask].res < 0)
                         return t->ring.cqes[i & *t->ring.cq_mask].res;
         return 0;
+}
+
+/* For a thread that could not start: a registration the kernel must
+ * refuse (no iovecs), on the thread's idle ring.  A refused registration
+ * makes the kernel drop io_uring for the connection, so that it stops
+ * holding requests back for queues no thread will register, and sends
+ * them through the device instead. */
+static void refuse_io_uring(struct ring_thread *t) {
+        struct io_uring_sqe *sqe = uring_get_sqe(&t->ring);
+        struct fuse_uring_cmd_req *cmd;
+
+        if (!sqe)
+                return;
+        sqe->opcode = IORING_OP_URING_CMD;
+        sqe->cmd_op = FUSE_IO_URING_CMD_REGISTER;
+        cmd = (struct fuse_uring_cmd_req *) sqe->cmd;
+        cmd->qid = t->entries[0].qid;
+        if (uring_submit(&t->ring, 0) < 0)
+                log_error("Cannot make the kernel drop FUSE io_uring: requests may hang");
 }
 
 static void report(struct fuse_uring *u, int r) {
@@ -321,7 +341,9 @@ static void *thread_main(void *arg) {
         pthread_sigmask(SIG_UNBLOCK, &ss, NULL);
         r = register_entries(t);
         report(u, r);
-        if (r >= 0)
+        /* after a refusal too: the kernel may still send requests to the
+         * entries it took (if every queue has one) */
+        if (t->live > 0)
                 serve(t);
         if (r >= 0 && !__atomic_load_n(&u->stop, __ATOMIC_ACQUIRE) && u->ended)
                 u->ended(u->ended_userdata);
@@ -356,17 +378,16 @@ int fuse_uring_start(struct fuse_uring *u, struct fuse_ll *ll, void (*ended)(voi
         u->ll = ll;
         u->ended = ended;
         u->ended_userdata = userdata;
-        for (unsigned i = 0; r >= 0 && i < u->n_threads; i++) {
+        for (unsigned i = 0; i < u->n_threads; i++) {
                 struct ring_thread *t = &u->threads[i];
                 t->req_size = fuse_ll_request_size(ll);
                 t->req = malloc(t->req_size);
-                if (!t->req) {
-                        r = -ENOMEM;
+                r = t->req ? -pthread_create(&t->thread, NULL, thread_main, t) : -ENOMEM;
+                if (r < 0) {
+                        log_error_errno(r, "Cannot start a FUSE io_uring thread: %m");
+                        refuse_io_uring(t);
                         break;
                 }
-                r = -pthread_create(&t->thread, NULL, thread_main, t);
-                if (r < 0)
-                        break;
                 t->started = true;
                 started++;
         }
@@ -376,8 +397,6 @@ int fuse_uring_start(struct fuse_uring *u, struct fuse_ll *ll, void (*ended)(voi
         if (r >= 0)
                 r = u->refusal;
         pthread_mutex_unlock(&u->lock);
-        if (r < 0)
-                stop_threads(u);
         return r;
 }
 

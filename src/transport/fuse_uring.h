@@ -21,10 +21,13 @@ int fuse_uring_new(int fd, unsigned threads, size_t payload_size, int kick_signa
 
 /* After INIT negotiated FUSE_OVER_IO_URING: starts the threads, which
  * register the entries and then serve ll.  Returns once every thread
- * knows whether the kernel took its entries: 0, or the kernel's refusal
- * as -errno (every thread is stopped again; the kernel then sends all
- * requests through read() on the device).  ended(userdata) is called from
- * a thread that sees the connection end. */
+ * knows whether the kernel took its entries: 0, or -errno when it refused
+ * some (or a thread could not start, and a refusal was provoked): the
+ * kernel then drops io_uring for the connection and sends requests
+ * through the device, which the caller must read with all its workers,
+ * while the threads go on serving whatever still comes to the entries it
+ * took.  ended(userdata) is called from a thread that sees the
+ * connection end. */
 int fuse_uring_start(struct fuse_uring *u, struct fuse_ll *ll, void (*ended)(void *), void *userdata);
 
 /* Requests answered through the rings so far (for logs and tests). */
