@@ -35,7 +35,8 @@ struct entry {
         uint16_t qid;
 };
 
-/* One thread and its ring; only that thread touches them while it runs. */
+/* One thread and its ring; only that thread touches them while it runs,
+ * except `started` (the starting thread's) and `exited`. */
 struct ring_thread {
         struct fuse_uring *u;
         struct uring ring;
@@ -49,8 +50,10 @@ struct ring_thread {
         bool exited;              /* atomic: the thread function returned */
 };
 
+/* Fields without a note are set before the threads start and read-only
+ * while they run. */
 struct fuse_uring {
-        struct fuse_ll *ll;       /* set before the threads start */
+        struct fuse_ll *ll;
         size_t payload_size;
         int kick_signal;
         void (*ended)(void *);
