@@ -85,7 +85,7 @@ void cli_store_paths_free(char **paths) {
                 free(TAKE_PTR(paths[i]));
 }
 
-int cli_served_confine(struct cli_served *s, bool keep_sys_admin, const char *socket) {
+int cli_served_confine(struct cli_served *s, bool keep_sys_admin, bool io_uring, const char *socket) {
         const char *rm[2] = { NULL, NULL };
         /* a daemon that connects resolves names and checks certificates:
          * /etc (resolv.conf, hosts, nsswitch, ssl) and /usr (NSS modules) */
@@ -94,6 +94,7 @@ int cli_served_confine(struct cli_served *s, bool keep_sys_admin, const char *so
         struct sandbox_config c = {
                 .rw_paths = (const char *const *) s->rw_paths, .remove_paths = rm,
                 .keep_sys_admin = keep_sys_admin, .network = s->remote,
+                .io_uring = io_uring,
                 .ro_paths = s->remote ? net_ro : NULL,
         };
 
