@@ -1,6 +1,7 @@
 /* Private to src/fs: the structures shared by the filesystem's files (inode
  * table, root providers, readers, operations), their lock rules, and the
- * functions one file offers the others.  Nothing outside src/fs includes it. */
+ * functions one file offers the others.  Nothing outside src/fs includes it
+ * but its unit test (tests/unit/test-fs_inode.c). */
 #pragma once
 
 #include <assert.h>
