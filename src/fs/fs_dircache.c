@@ -9,6 +9,12 @@
 #include "castore/directory.h"
 #include "fs/fs_internal.h"
 
+/* What a cached Directory counts against the bound: its entries, and one
+ * for itself (empty directories cost memory too). */
+static size_t cost(const struct fs_dir *c) {
+        return c->dir->n_entries + 1;
+}
+
 static void lru_append(struct fs *fs, struct fs_dir *c) {
         c->prev = fs->dirs_tail;
         c->next = NULL;
@@ -29,8 +35,8 @@ void fs_dircache_unlink_locked(struct fs *fs, struct fs_dir *c) {
         else
                 fs->dirs_tail = c->prev;
         c->prev = c->next = NULL;
-        assert(fs->dir_entries >= c->dir->n_entries && fs->stats.dirs_loaded > 0);
-        fs->dir_entries -= c->dir->n_entries;
+        assert(fs->dir_entries >= cost(c) && fs->stats.dirs_loaded > 0);
+        fs->dir_entries -= cost(c);
         fs->stats.dirs_loaded--;
 }
 
@@ -77,7 +83,7 @@ int fs_dircache_add_locked(struct fs *fs, struct fs_inode *in, struct cas_direct
         *c = (struct fs_dir){ .dir = d, .in = in };
         lru_append(fs, c);
         in->dir = c;
-        fs->dir_entries += d->n_entries;
+        fs->dir_entries += cost(c);
         fs->stats.dirs_loaded++;
         *ret_evicted = evict_locked(fs);
         return 0;

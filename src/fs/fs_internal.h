@@ -77,10 +77,11 @@ struct fs_file {
 };
 
 /* A directory's fetched Directory while it is cached: on the LRU list
- * fs->dirs_*, bounded by fs->cfg.dir_cache_entries entries.  Dropped
- * (and fetched again when next needed) only while its inode is not
- * pinned, so a pinned inode's Directory is read without the lock.  All
- * fields: fs->lock; *dir immutable. */
+ * fs->dirs_*, bounded by fs->cfg.dir_cache_entries entries (each
+ * Directory counting one more for itself).  Dropped (and fetched again
+ * when next needed) only while its inode is not pinned, so a pinned
+ * inode's Directory is read without the lock.  All fields: fs->lock;
+ * *dir immutable. */
 struct fs_dir {
         struct cas_directory *dir;
         struct fs_inode *in;
@@ -120,7 +121,6 @@ struct fs_slab_chunk;
 struct fs_slab {
         struct fs_slab_chunk *partial;    /* chunks with a free slot */
         struct fs_slab_chunk *spare;      /* one empty chunk kept, or NULL */
-        size_t chunks;                    /* mapped, spare included */
 };
 
 void fs_slab_init(struct fs_slab *s);
@@ -178,8 +178,8 @@ struct fs {
         struct fs_slab slab;              /* fs->lock: the inodes' memory */
         struct fs_itable by_ino;          /* fs->lock: ino -> struct fs_inode */
         /* fs->lock: node_key -> struct fs_inode, for the few inodes whose
-         * number is not their content's first choice (a collision); the
-         * others are found by number */
+         * number is not their content's first choice (a collision or a
+         * reserved number); the others are found by number */
         struct hashmap moved;
         struct hashmap snapshots;         /* fs->lock: fh -> struct root_snapshot */
         uint64_t next_fh;                 /* fs->lock */
@@ -187,7 +187,7 @@ struct fs {
         struct fs_inode *idle_head, *idle_tail; /* fs->lock: idle readers, least recently used first */
         size_t n_idle;                    /* fs->lock */
         struct fs_dir *dirs_head, *dirs_tail; /* fs->lock: cached Directories, least recently used first */
-        size_t dir_entries;               /* fs->lock: entries of the cached Directories */
+        size_t dir_entries;               /* fs->lock: entries of the cached Directories, plus one each */
         uint64_t freed_since_trim;        /* fs->lock: inodes freed since the heap was last trimmed */
         struct fs_stats stats;            /* fs->lock */
 };

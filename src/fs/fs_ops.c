@@ -18,7 +18,7 @@ static int dir_get(struct fs *fs, struct fs_inode *in, const struct cas_director
         struct cas_directory *d = NULL;
         const struct cas_directory *cached;
         struct fs_dir *evicted = NULL;
-        int r;
+        int r, cached_r = 0;
 
         pthread_mutex_lock(&fs->lock);
         if (!in->dir && in->busy)
@@ -43,19 +43,18 @@ static int dir_get(struct fs *fs, struct fs_inode *in, const struct cas_director
         pthread_mutex_lock(&fs->lock);
         in->busy = false;
         fs->stats.dir_fetches++;
-        if (r >= 0) {
-                r = fs_dircache_add_locked(fs, in, d, &evicted);
-                if (r < 0)
-                        cas_directory_free(d);
-        }
+        if (r >= 0)
+                cached_r = fs_dircache_add_locked(fs, in, d, &evicted);
         pthread_cond_broadcast(&fs->cond);
         pthread_mutex_unlock(&fs->lock);
         fs_dircache_free(evicted);
-        if (r == -ENOMEM)
-                return r;
         if (r < 0)
                 return log_warning_errno(-EIO, "Directory %s: %s", CAS_DIGEST_B3(&in->key.digest),
                                          r == -ENOENT ? "not in the store" : strerror(-r));
+        if (cached_r < 0) {
+                cas_directory_free(d);
+                return cached_r;
+        }
         *ret = d;
         return 0;
 }

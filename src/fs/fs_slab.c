@@ -8,6 +8,7 @@
 
 #include "fs/fs_internal.h"
 
+/* At the start of each chunk; all fields: fs->lock (the slab's). */
 struct fs_slab_chunk {
         struct fs_slab_chunk *prev, *next; /* on the partial list */
         void *free;                        /* first free slot; each free slot starts with the next */
@@ -20,6 +21,17 @@ struct fs_slab_chunk {
 #define SLOTS_PER_CHUNK ((FS_SLAB_CHUNK - FIRST_SLOT) / SLOT_SIZE)
 
 static_assert(sizeof(struct fs_inode) <= 72, "an inode fits in 72 bytes");
+
+/* Under AddressSanitizer a free slot, but for its link, is poisoned: a use
+ * of a forgotten inode is reported as with malloc'd ones. */
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define POISON_FREE_SLOT(p) ASAN_POISON_MEMORY_REGION((uint8_t *) (p) + sizeof(void *), SLOT_SIZE - sizeof(void *))
+#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define POISON_FREE_SLOT(p) ((void) (p))
+#define UNPOISON(p, n) ((void) (p))
+#endif
 static_assert((FS_SLAB_CHUNK & (FS_SLAB_CHUNK - 1)) == 0, "chunks are a power of two");
 
 static struct fs_slab_chunk *chunk_of(const struct fs_inode *in) {
@@ -56,8 +68,15 @@ static struct fs_slab_chunk *chunk_map(void) {
         for (size_t i = SLOTS_PER_CHUNK; i-- > 0;) {
                 slot_set_next(slots + i * SLOT_SIZE, c->free);
                 c->free = slots + i * SLOT_SIZE;
+                POISON_FREE_SLOT(c->free);
         }
         return c;
+}
+
+/* Unpoisoned first: the next mapping at this address starts clean. */
+static void chunk_unmap(struct fs_slab_chunk *c) {
+        UNPOISON(c, FS_SLAB_CHUNK);
+        munmap(c, FS_SLAB_CHUNK);
 }
 
 static void partial_add(struct fs_slab *s, struct fs_slab_chunk *c) {
@@ -94,8 +113,6 @@ struct fs_inode *fs_slab_alloc(struct fs_slab *s) {
                         return NULL;
                 if (c == s->spare)
                         s->spare = NULL;
-                else
-                        s->chunks++;
                 partial_add(s, c);
         }
         slot = c->free;
@@ -103,6 +120,7 @@ struct fs_inode *fs_slab_alloc(struct fs_slab *s) {
         c->used++;
         if (!c->free)
                 partial_remove(s, c);
+        UNPOISON(slot, SLOT_SIZE);
         memset(slot, 0, SLOT_SIZE);
         return slot;
 }
@@ -112,6 +130,7 @@ void fs_slab_free(struct fs_slab *s, struct fs_inode *in) {
 
         assert(c->used > 0);
         slot_set_next(in, c->free);
+        POISON_FREE_SLOT(in);
         c->free = in;
         c->used--;
         if (!c->listed)
@@ -123,14 +142,13 @@ void fs_slab_free(struct fs_slab *s, struct fs_inode *in) {
                 s->spare = c;
                 return;
         }
-        munmap(c, FS_SLAB_CHUNK);
-        s->chunks--;
+        chunk_unmap(c);
 }
 
 void fs_slab_done(struct fs_slab *s) {
         /* every inode was freed: only the spare chunk is left */
         assert(!s->partial);
         if (s->spare)
-                munmap(s->spare, FS_SLAB_CHUNK);
+                chunk_unmap(s->spare);
         *s = (struct fs_slab){};
 }
