@@ -89,11 +89,17 @@ int fs_dircache_add_locked(struct fs *fs, struct fs_inode *in, struct cas_direct
         return 0;
 }
 
-void fs_dircache_free(struct fs_dir *c) {
+size_t fs_dircache_free(struct fs_dir *c) {
+        size_t bytes = 0;
+
         while (c) {
                 struct fs_dir *next = c->next;
+                /* one allocation: the entries and their names (16 bytes
+                 * a name, about) */
+                bytes += sizeof(*c) + sizeof(*c->dir) + c->dir->n_entries * (sizeof(struct cas_node) + 16);
                 cas_directory_free(c->dir);
                 free(c);
                 c = next;
         }
+        return bytes;
 }

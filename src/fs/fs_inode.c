@@ -229,16 +229,21 @@ struct fs_inode *fs_inode_release_locked(struct fs *fs, struct fs_inode *in) {
         return in;
 }
 
-/* Frees what in owns besides its slot; fs->lock not held. */
-static void inode_free_owned(struct fs *fs, struct fs_inode *in) {
+/* Frees what in owns besides its slot; returns about how many heap bytes
+ * that was.  fs->lock not held. */
+static size_t inode_free_owned(struct fs *fs, struct fs_inode *in) {
         if (in->key.kind == CAS_NODE_DIRECTORY)
-                fs_dircache_free(in->dir);
-        else if (in->key.kind == CAS_NODE_FILE && in->file) {
+                return fs_dircache_free(in->dir);
+        if (in->key.kind == CAS_NODE_FILE) {
+                if (!in->file)
+                        return 0;
                 if (in->file->reader || in->file->backing_id >= 0)
                         fs_reader_close(fs, in->file->reader, in->file->backing_id);
                 free(in->file);
-        } else
-                inode_unfill(in);
+                return sizeof(struct fs_file);
+        }
+        inode_unfill(in);
+        return in->size + 1;
 }
 
 void fs_inode_free(struct fs *fs, struct fs_inode *in) {
@@ -246,20 +251,26 @@ void fs_inode_free(struct fs *fs, struct fs_inode *in) {
 
         if (!in)
                 return;
-        inode_free_owned(fs, in);
+        size_t bytes = inode_free_owned(fs, in);
         pthread_mutex_lock(&fs->lock);
         fs_slab_free(&fs->slab, in);
-        /* trimmed at every halving of the table, and every so many frees */
-        if (++fs->freed_since_trim >= TRIM_AFTER_FREES ||
+        /* trimmed every so many bytes or frees, and at every halving of
+         * the table */
+        fs->freed_bytes_since_trim += bytes;
+        if (++fs->freed_since_trim >= TRIM_AFTER_FREES || fs->freed_bytes_since_trim >= TRIM_AFTER_BYTES ||
             (fs->freed_since_trim >= TRIM_MIN_FREES && fs->freed_since_trim >= fs->stats.inodes)) {
                 fs->freed_since_trim = 0;
+                fs->freed_bytes_since_trim = 0;
                 trim = true;
         }
         pthread_mutex_unlock(&fs->lock);
         /* the Directories, readers and table slots a forget burst freed go
-         * back to the system, not only to the heap */
-        if (trim)
+         * back to the system, not only to the heap, and so do the store's
+         * mapped pages the lookups made resident */
+        if (trim) {
                 malloc_trim(0);
+                cas_dir_release_memory(fs->dirs);
+        }
 }
 
 static bool inode_done(struct fs_inode *in, void *userdata) {

@@ -36,10 +36,12 @@
  * dir_cache_entries overrides it. */
 #define DIR_CACHE_ENTRIES_DEFAULT 65536
 
-/* The heap is trimmed (malloc_trim) after this many inodes were freed,
- * and when the frees since the last trim reach the number of inodes left
- * (at least TRIM_MIN_FREES): what a forget burst frees goes back to the
- * system, also at the end of the burst. */
+/* The heap is trimmed (malloc_trim) after inodes freed about
+ * TRIM_AFTER_BYTES of heap memory (Directories mostly), after
+ * TRIM_AFTER_FREES inodes, and when the frees since the last trim reach
+ * the number of inodes left (at least TRIM_MIN_FREES): what a forget burst
+ * frees goes back to the system, also at the end of the burst. */
+#define TRIM_AFTER_BYTES (256u * 1024)
 #define TRIM_AFTER_FREES 65536
 #define TRIM_MIN_FREES 1024
 
@@ -189,6 +191,7 @@ struct fs {
         struct fs_dir *dirs_head, *dirs_tail; /* fs->lock: cached Directories, least recently used first */
         size_t dir_entries;               /* fs->lock: entries of the cached Directories, plus one each */
         uint64_t freed_since_trim;        /* fs->lock: inodes freed since the heap was last trimmed */
+        size_t freed_bytes_since_trim;    /* fs->lock: and the heap bytes they owned, about */
         struct fs_stats stats;            /* fs->lock */
 };
 
@@ -252,8 +255,8 @@ int fs_dircache_add_locked(struct fs *fs, struct fs_inode *in, struct cas_direct
  * points to it, for fs_dircache_free).  fs->lock held. */
 void fs_dircache_unlink_locked(struct fs *fs, struct fs_dir *c);
 /* Frees c and the ones chained after it through next (NULL: nothing);
- * fs->lock not held. */
-void fs_dircache_free(struct fs_dir *c);
+ * returns about how many heap bytes that was.  fs->lock not held. */
+size_t fs_dircache_free(struct fs_dir *c);
 
 /* --- the root and its providers (fs_root.c) --- */
 
