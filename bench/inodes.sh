@@ -1,6 +1,6 @@
 #!/bin/bash
-# Daemon memory per inode: a generated tree of about 1,000,000 entries
-# (100 directories of 100 directories of 98 small files, each file's
+# Daemon memory per inode: a generated tree of 990,100 entries (100
+# directories of 100 directories of 98 small files, each file's
 # content its own path, so no two entries share an inode) is imported once
 # and walked through castore mount.  Reports the daemon's RSS before the
 # walk, after it (the kernel then holds an inode for every entry:
@@ -29,7 +29,7 @@ MNT=$W/mnt
 CG=$MEMCG/castore-inodes-walk
 cleanup() {
         if grep -q " $MNT " /proc/mounts; then umount "$MNT" 2>/dev/null || umount -l "$MNT" || true; fi
-        [ -d "$CG" ] && rmdir "$CG" 2>/dev/null || true
+        if [ -d "$CG" ]; then rmdir "$CG" 2>/dev/null || true; fi
 }
 trap cleanup EXIT
 
@@ -49,15 +49,16 @@ for a in range(100):
             with open(p, 'w') as f:
                 f.write(p[len(top):] + '\n')
 EOF
-        "${CASTORE%% *}" --store "$W/store" import "$W/tree" --name tree >/dev/null 2>&1 ||
+        "${CASTORE%% *}" --store "$W/store" import "$W/tree" --name tree >/dev/null ||
                 { echo "bench/inodes.sh: import failed" >&2; exit 1; }
         touch "$W/tree.done"
 fi
 
 # --- one run per binary ------------------------------------------------------
 # The daemon's VmRSS counts the pages of the store's metadata database
-# (LMDB, mapped) that the walk read: page cache, shared and reclaimable.
-# RssAnon is the daemon's own memory (heap, inode table, stacks).
+# (LMDB, mapped) that the walk read: page cache, shared and reclaimable
+# (a daemon may unmap them after a forget burst).  RssAnon is the daemon's
+# own memory (heap, inode table, stacks).
 mem() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
 held() { echo $(( $(stat -f -c %c "$MNT") - 1 )); } # statfs: the daemon's inodes, less the root
 # waits until the daemon's inode count stops falling (FORGETs arrive in batches)
@@ -80,11 +81,13 @@ echo "|---|---|---|---|---|---|---|---|---|"
 # (1) if the kernel did not hold nearly every entry after the walk
 # (something else on the machine dropped caches meanwhile).
 run() {
-        local c=$1 pid= p n left kmem
+        local c=$1 pid='' p fd n left kmem
         "$c" --store "$W/store" mount "$MNT" --daemon 2>/dev/null
         # the daemon: the process serving the mount with /dev/fuse open
         for p in $(pgrep -f -- "mount $MNT"); do
-                if ls -l "/proc/$p/fd" 2>/dev/null | grep -q /dev/fuse; then pid=$p; break; fi
+                for fd in "/proc/$p/fd"/*; do
+                        if [ "$(readlink "$fd")" = /dev/fuse ]; then pid=$p; break 2; fi
+                done
         done
         [ -n "$pid" ] || { echo "bench/inodes.sh: no daemon serving $MNT" >&2; exit 1; }
         ls "$MNT/tree" >/dev/null

@@ -174,8 +174,8 @@ static void reader_take_locked(struct fs *fs, struct fs_inode *in, struct cas_vb
 
 /* The reader of in is no longer used by anyone: it goes to the idle list;
  * the least recently used idle reader beyond the bound (or in's own, if
- * stale) comes back to be closed (after the lock is dropped, with
- * fs_reader_close), or NULL.  fs->lock held. */
+ * stale) comes back in *ret_reader (NULL: none) to be closed after the
+ * lock is dropped, with fs_reader_close.  fs->lock held. */
 static void reader_unused_locked(struct fs *fs, struct fs_inode *in, struct cas_vblob **ret_reader,
                                  int *ret_backing) {
         struct fs_file *f = in->file;
