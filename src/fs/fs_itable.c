@@ -105,10 +105,7 @@ void fs_itable_remove(struct fs_itable *t, const struct fs_inode *in) {
                         return;
         /* shift back the following inodes of the cluster that may move */
         for (j = (i + 1) & t->mask; t->slots[j]; j = (j + 1) & t->mask) {
-                size_t home = home_of(t, t->slots[j]->ino);
-                /* can slot j's inode move to i?  yes unless home lies in (i, j] */
-                bool between = i <= j ? (home > i && home <= j) : (home > i || home <= j);
-                if (between)
+                if (!hash_probe_may_fill(i, j, home_of(t, t->slots[j]->ino)))
                         continue;
                 t->slots[i] = t->slots[j];
                 i = j;
