@@ -1089,6 +1089,50 @@ static void test_stress(void) {
         fs_free(fs);
 }
 
+/* Threads looking names up in two directories and listing them through a
+ * Directory cache too small for one: each lookup's Directory is dropped
+ * by another thread's fetch once unpinned, never while in use. */
+struct dir_stress {
+        struct fs *fs;
+        uint64_t tree, sub;
+};
+
+static void *dir_stress(void *arg) {
+        struct dir_stress *d = arg;
+        for (int i = 0; i < 1000; i++) {
+                struct fs_entry e;
+                struct collected c = { .limit = 64 };
+                if (i & 1) {
+                        CHECK_OK(fs_lookup(d->fs, d->sub, "x", 1, &e));
+                        CHECK(e.ino != 0);
+                } else {
+                        CHECK_OK(fs_lookup(d->fs, d->tree, "sub", 3, &e));
+                        CHECK_EQ(e.ino, d->sub);
+                }
+                fs_forget(d->fs, e.ino, 1);
+                CHECK_OK(fs_readdir(d->fs, (i & 2) ? d->sub : d->tree, 0, 0, false, collect, &c));
+                CHECK_EQ(c.n, (i & 2) ? 2u : 9u);
+        }
+        return NULL;
+}
+
+static void test_dir_cache_stress(void) {
+        struct dir_stress d = { .fs = new_fs_dir_cache(1) };
+        pthread_t th[4];
+        struct fs_stats st;
+
+        d.tree = tree_ino(d.fs);
+        d.sub = lookup_ok(d.fs, d.tree, "sub", NULL);
+        for (int i = 0; i < 4; i++)
+                CHECK_EQ(pthread_create(&th[i], NULL, dir_stress, &d), 0);
+        for (int i = 0; i < 4; i++)
+                pthread_join(th[i], NULL);
+        fs_get_stats(d.fs, &st);
+        CHECK(st.dir_fetches > 2);   /* dropped and fetched again */
+        CHECK(st.dirs_loaded <= 2); /* the last ones, fetched while in use */
+        fs_free(d.fs);
+}
+
 int main(void) {
         make_tree();
         RUN(test_lookup_attrs);
@@ -1110,6 +1154,7 @@ int main(void) {
         RUN(test_verified_files);
         RUN(test_concurrent_first_access);
         RUN(test_stress);
+        RUN(test_dir_cache_stress);
         cas_directory_free(tree);
         cas_directory_free(sub);
         free(blob_b_data);
