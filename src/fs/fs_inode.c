@@ -109,13 +109,14 @@ static int inode_for_node_locked(struct fs *fs, const struct cas_node *n, const 
                                  struct fs_inode **ret) {
         uint64_t ino;
         struct fs_inode *in = key_find_locked(fs, k, &ino);
-        bool moved = ino != ino_candidate(k);
+        bool moved;
         int r;
 
         if (in) {
                 *ret = in;
                 return 0;
         }
+        moved = ino != ino_candidate(k);
         in = fs_slab_alloc(&fs->slab);
         if (!in)
                 return -ENOMEM;
