@@ -25,7 +25,7 @@ static void lru_append(struct fs *fs, struct fs_dir *c) {
         fs->dirs_tail = c;
 }
 
-void fs_dircache_unlink_locked(struct fs *fs, struct fs_dir *c) {
+static void lru_remove(struct fs *fs, struct fs_dir *c) {
         if (c->prev)
                 c->prev->next = c->next;
         else
@@ -35,6 +35,10 @@ void fs_dircache_unlink_locked(struct fs *fs, struct fs_dir *c) {
         else
                 fs->dirs_tail = c->prev;
         c->prev = c->next = NULL;
+}
+
+void fs_dircache_unlink_locked(struct fs *fs, struct fs_dir *c) {
+        lru_remove(fs, c);
         assert(fs->dir_entries >= cost(c) && fs->stats.dirs_loaded > 0);
         fs->dir_entries -= cost(c);
         fs->stats.dirs_loaded--;
@@ -47,11 +51,7 @@ const struct cas_directory *fs_dircache_get_locked(struct fs *fs, struct fs_inod
                 return NULL;
         if (c != fs->dirs_tail) {
                 /* most recently used last */
-                if (c->prev)
-                        c->prev->next = c->next;
-                else
-                        fs->dirs_head = c->next;
-                c->next->prev = c->prev;
+                lru_remove(fs, c);
                 lru_append(fs, c);
         }
         return c->dir;
