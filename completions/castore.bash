@@ -29,7 +29,7 @@ _castore() {
         --store|--cache|--store-composition|--sign-key|--references-from)
             COMPREPLY=($(compgen -f -- "$cur")); return ;;
         --compression) COMPREPLY=($(compgen -W "none xz zstd bzip2 br" -- "$cur")); return ;;
-        --passthrough) COMPREPLY=($(compgen -W "auto on off" -- "$cur")); return ;;
+        --passthrough|--io-uring) COMPREPLY=($(compgen -W "auto on off" -- "$cur")); return ;;
         --sandbox) COMPREPLY=($(compgen -W "auto none" -- "$cur")); return ;;
         --socket-group) COMPREPLY=($(compgen -g -- "$cur")); return ;;
         --blob-service-addr)
@@ -38,7 +38,7 @@ _castore() {
         --directory-service-addr|--path-info-service-addr)
             return ;;
         -o|--options)
-            COMPREPLY=($(compgen -W "list_root threads= allow_other passthrough= uid= gid= sandbox= debug" \
+            COMPREPLY=($(compgen -W "list_root threads= allow_other passthrough= io_uring= uid= gid= sandbox= debug" \
                 -- "${cur##*,}"))
             return ;;
     esac
@@ -68,7 +68,7 @@ _castore() {
         cache) opts="--listen --sign-key --priority --allow-uploads --upload-trusted-public-keys --sandbox" ;;
         virtiofs) opts="--socket-path --fd --list-root --threads --queues --once --uid --gid --socket-group
             --daemon --sandbox --debug --print-capabilities" ;;
-        mount) opts="--list-root --threads --allow-other --daemon --passthrough --sandbox --uid --gid --debug
+        mount) opts="--list-root --threads --allow-other --daemon --passthrough --io-uring --sandbox --uid --gid --debug
             --options -o" ;;
         umount) opts="--lazy" ;;
         daemon) opts="--listen --socket-mode --sandbox" ;;

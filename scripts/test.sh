@@ -6,7 +6,8 @@
 #   build-tsan/  ThreadSanitizer (clang)
 #                               unit tests, then test-parallel-read (a FUSE
 #                               mount served by the TSan build, read by
-#                               many processes at once)
+#                               many processes at once) and test-uring
+#                               (the same over FUSE io_uring rings)
 # Prints one line per test program and per integration check (ok - / not
 # ok - / skip - NAME: REASON), then "N passed, N failed, N skipped".  Exit
 # status 0 only if none failed.  Each test is a meson test (meson test -C
@@ -132,9 +133,11 @@ else
 fi
 if [ $want_int = 1 ]; then
   integration build release
-  if [ $tsan_ok = 1 ] && [[ test-parallel-read == *"$pattern"* ]]; then
-    pattern=test-parallel-read integration build-tsan tsan
-  fi
+  for t in test-parallel-read test-uring; do
+    if [ $tsan_ok = 1 ] && [[ $t == *"$pattern"* ]]; then
+      pattern=$t integration build-tsan tsan
+    fi
+  done
 fi
 
 for f in ${failures[@]+"${failures[@]}"}; do echo "# FAILED: $f"; done

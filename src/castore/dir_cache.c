@@ -176,6 +176,11 @@ static int cache_list(struct cas_dir_service *ds, cas_dir_list_cb cb, void *user
         return cas_dir_list(to_cache(ds)->near, cb, userdata);
 }
 
+static void cache_release_memory(struct cas_dir_service *ds) {
+        cas_dir_release_memory(to_cache(ds)->near);
+        cas_dir_release_memory(to_cache(ds)->far);
+}
+
 static void cache_free(struct cas_dir_service *ds) {
         struct cache_dirs *s = to_cache(ds);
         cas_dir_service_free(s->far);
@@ -189,6 +194,7 @@ static const struct cas_dir_ops cache_ops = {
         .put = cache_put,
         .list = cache_list,
         .get_recursive = cache_get_recursive,
+        .release_memory = cache_release_memory,
         .free = cache_free,
 };
 

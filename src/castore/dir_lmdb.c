@@ -251,6 +251,10 @@ static void lmdb_free(struct cas_dir_service *s) {
         free(s);
 }
 
+static void lmdb_release_memory(struct cas_dir_service *s) {
+        cas_lmdb_release_pages(((struct dir_lmdb *) s)->db);
+}
+
 static const struct cas_dir_ops dir_lmdb_ops = {
         .name = "lmdb",
         .get = lmdb_get,
@@ -258,6 +262,7 @@ static const struct cas_dir_ops dir_lmdb_ops = {
         .put = lmdb_put,
         .list = lmdb_list,
         .remove = lmdb_remove,
+        .release_memory = lmdb_release_memory,
         .free = lmdb_free,
 };
 

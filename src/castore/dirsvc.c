@@ -62,6 +62,11 @@ int cas_dir_remove(struct cas_dir_service *s, const struct cas_digest *digests, 
         return n == 0 ? 0 : s->ops->remove(s, digests, n);
 }
 
+void cas_dir_release_memory(struct cas_dir_service *s) {
+        if (s && s->ops->release_memory)
+                s->ops->release_memory(s);
+}
+
 void cas_dir_service_free(struct cas_dir_service *s) {
         if (s && s->ops->free)
                 s->ops->free(s);

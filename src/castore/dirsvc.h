@@ -39,6 +39,10 @@ struct cas_dir_ops {
          * backends); NULL: the wrapper walks with get. */
         int (*get_recursive)(struct cas_dir_service *s, const struct cas_digest *root,
                              int (*cb)(void *userdata, const struct cas_directory *d), void *userdata);
+        /* Optional: gives back memory that reads left resident in this
+         * process and that the next reads can bring back (an LMDB map's
+         * pages, which stay in the page cache).  NULL: nothing to give. */
+        void (*release_memory)(struct cas_dir_service *s);
         void (*free)(struct cas_dir_service *s);
 };
 
@@ -52,6 +56,10 @@ int cas_dir_put(struct cas_dir_service *s, struct cas_directory *const *dirs, si
                 enum cas_verr *ret_why);
 int cas_dir_list(struct cas_dir_service *s, cas_dir_list_cb cb, void *userdata);
 int cas_dir_remove(struct cas_dir_service *s, const struct cas_digest *digests, size_t n);
+/* For a long-running reader after a burst of reads (a mount whose kernel
+ * forgot many inodes): the ops' release_memory, if any.  Thread-safe as
+ * get is. */
+void cas_dir_release_memory(struct cas_dir_service *s);
 void cas_dir_service_free(struct cas_dir_service *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct cas_dir_service *, cas_dir_service_free);
 

@@ -7,7 +7,9 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #include "util/log.h"
 #include "castore/store.h"
@@ -47,6 +49,31 @@ int cas_lmdb_errno(int rc) {
                 /* LMDB passes system errors through as positive errno values. */
                 return rc > 0 ? -rc : -EIO;
         }
+}
+
+/* Finds the mapping of data.mdb (the env's file) in /proc/self/maps: LMDB
+ * keeps its address to itself unless the map is fixed.  Not found (no
+ * /proc): db->map stays NULL and cas_lmdb_release_pages does nothing. */
+static void map_find(struct cas_lmdb *db) {
+        unsigned long start, end, off, ino, maj, min;
+        char line[512];
+        struct stat st;
+        FILE *f;
+        int fd;
+
+        if (mdb_env_get_fd(db->env, &fd) != MDB_SUCCESS || fstat(fd, &st) < 0)
+                return;
+        f = fopen("/proc/self/maps", "re");
+        if (!f)
+                return;
+        while (fgets(line, sizeof(line), f))
+                if (sscanf(line, "%lx-%lx %*s %lx %lx:%lx %lu", &start, &end, &off, &maj, &min, &ino) == 6 &&
+                    off == 0 && ino == st.st_ino && maj == major(st.st_dev) && min == minor(st.st_dev)) {
+                        db->map = (void *) start;
+                        db->map_len = end - start;
+                        break;
+                }
+        fclose(f);
 }
 
 /* A new env opened with flags; an env whose open failed is discarded. */
@@ -124,6 +151,7 @@ int cas_lmdb_open(const char *dir, unsigned flags, struct cas_lmdb **ret) {
         }
         if (dead > 0)
                 log_debug("Cleared %d stale LMDB reader slots", dead);
+        map_find(db);
         *ret = db;
         return 0;
 }
@@ -135,6 +163,18 @@ void cas_lmdb_close(struct cas_lmdb *db) {
                 mdb_env_close(db->env);
         pthread_mutex_destroy(&db->dbi_lock);
         free(db);
+}
+
+void cas_lmdb_release_pages(struct cas_lmdb *db) {
+        MDB_envinfo info;
+        MDB_stat st;
+
+        if (!db || !db->map || mdb_env_info(db->env, &info) != MDB_SUCCESS ||
+            mdb_env_stat(db->env, &st) != MDB_SUCCESS)
+                return;
+        /* the pages in use, not the whole reservation; advice only: a
+         * failure leaves the pages mapped, which is harmless */
+        (void) madvise(db->map, MIN((info.me_last_pgno + 1) * (size_t) st.ms_psize, db->map_len), MADV_DONTNEED);
 }
 
 int cas_lmdb_txn_begin(struct cas_lmdb *db, unsigned flags, MDB_txn **ret) {

@@ -24,6 +24,10 @@ struct cas_lmdb {
         MDB_env *env;
         bool readonly;            /* immutable */
         pthread_mutex_t dbi_lock; /* serialises mdb_dbi_open (LMDB requires it) */
+        /* immutable: where LMDB mapped data.mdb (found in /proc/self/maps
+         * when the env is opened; LMDB does not tell), or NULL */
+        void *map;
+        size_t map_len;
 };
 
 /* Opens the env in dir.  flags: CAS_STORE_CREATE creates dir and the env
@@ -32,6 +36,12 @@ struct cas_lmdb {
 int cas_lmdb_open(const char *dir, unsigned flags, struct cas_lmdb **ret);
 void cas_lmdb_close(struct cas_lmdb *db);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct cas_lmdb *, cas_lmdb_close);
+
+/* Unmaps the pages of the map that reads made resident in this process:
+ * they stay in the page cache (the map is shared and never written
+ * through), and the next read of one faults it in again.  What a burst of
+ * lookups added to the process's RSS goes back.  Thread-safe. */
+void cas_lmdb_release_pages(struct cas_lmdb *db);
 
 /* Opens a named database, creating it unless the env is read-only (then a
  * missing one is -ENOENT).  dbi handles stay valid for the env's life and

@@ -147,7 +147,7 @@ int cli_served_open(struct fs_config *cfg, struct cli_served *ret);
  * --sandbox=none was given; keep_sys_admin for FUSE passthrough; socket:
  * a socket the daemon removes on exit, or NULL.  Call after set-up,
  * before serving threads start.  0 or -errno (logged). */
-int cli_served_confine(struct cli_served *s, bool keep_sys_admin, const char *socket);
+int cli_served_confine(struct cli_served *s, bool keep_sys_admin, bool io_uring, const char *socket);
 void cli_served_close(struct cli_served *s);
 
 /* --daemon (daemon.c).  cli_daemonize forks: the parent gets 1 once the

@@ -23,11 +23,11 @@ struct confine_ctx {
 };
 
 /* What needs the file system is done before the sandbox shuts it out. */
-static int confine(void *userdata) {
+static int confine(void *userdata, bool io_uring) {
         struct confine_ctx *c = userdata;
 
         cli_serving_prepare(c->daemon);
-        return cli_served_confine(c->served, c->keep_sys_admin, NULL);
+        return cli_served_confine(c->served, c->keep_sys_admin, io_uring, NULL);
 }
 
 static void ready(void *userdata) {
@@ -44,7 +44,7 @@ struct mount_args {
         unsigned long threads;
 };
 
-enum { OPT_ALLOW_OTHER = 0x100, OPT_PASSTHROUGH };
+enum { OPT_ALLOW_OTHER = 0x100, OPT_PASSTHROUGH, OPT_IO_URING };
 
 /* One option, from the command line or from -o. */
 static int mount_option(int opt, const char *arg, struct mount_args *a) {
@@ -73,6 +73,16 @@ static int mount_option(int opt, const char *arg, struct mount_args *a) {
                 else
                         return cli_usage_error("mount", "--passthrough takes auto, on or off");
                 return 0;
+        case OPT_IO_URING:
+                if (strcmp(arg, "auto") == 0)
+                        a->o.io_uring = DEVFUSE_IO_URING_AUTO;
+                else if (strcmp(arg, "on") == 0)
+                        a->o.io_uring = DEVFUSE_IO_URING_ON;
+                else if (strcmp(arg, "off") == 0)
+                        a->o.io_uring = DEVFUSE_IO_URING_OFF;
+                else
+                        return cli_usage_error("mount", "--io-uring takes auto, on or off");
+                return 0;
         case 'd':
                 a->o.debug = true;
                 log_set_max_level(LOG_LEVEL_DEBUG);
@@ -91,6 +101,7 @@ static const struct {
         { "allow_other", OPT_ALLOW_OTHER, false }, { "passthrough", OPT_PASSTHROUGH, true },
         { "uid", CLI_OPT_UID, true },              { "gid", CLI_OPT_GID, true },
         { "sandbox", CLI_OPT_SANDBOX, true },      { "debug", 'd', false },
+        { "io_uring", OPT_IO_URING, true },
 };
 
 /* Generic options mount(8) passes on from fstab: they concern mount(8)
@@ -217,6 +228,7 @@ static int run_mount(int argc, char **argv) {
                 { "allow-other", no_argument, NULL, OPT_ALLOW_OTHER },
                 { "daemon", no_argument, NULL, 'D' },
                 { "passthrough", required_argument, NULL, OPT_PASSTHROUGH },
+                { "io-uring", required_argument, NULL, OPT_IO_URING },
                 { "debug", no_argument, NULL, 'd' },
                 { "options", required_argument, NULL, 'o' },
                 {},
@@ -276,8 +288,9 @@ int cli_mount_helper(int argc, char **argv) {
                         printf("Usage: mount.castore STORE MOUNTPOINT [-sfnv] [-o OPTIONS]\n\n"
                                "Mounts a castore store (a directory, grpc+unix:///PATH or grpc+http://HOST:PORT)\n"
                                "read-only on MOUNTPOINT in the background, for mount -t castore and /etc/fstab.\n"
-                               "Options: list_root, threads=N, passthrough=auto|on|off, allow_other, uid=N, gid=N,\n"
-                               "sandbox=auto|none, debug; mount(8)'s generic options are ignored.  See mount.castore(8).\n");
+                               "Options: list_root, threads=N, passthrough=auto|on|off, io_uring=auto|on|off,\n"
+                               "allow_other, uid=N, gid=N, sandbox=auto|none, debug; mount(8)'s generic options are\n"
+                               "ignored.  See mount.castore(8).\n");
                         return 0;
                 default:
                         return -EINVAL;
@@ -300,11 +313,12 @@ const struct cli_command cli_cmd_mount = {
         .name = "mount",
         .run = run_mount,
         .usage = "MOUNTPOINT [--list-root] [--threads N] [--allow-other] [--daemon] [--passthrough=auto|on|off] "
-                 "[--sandbox=auto|none] "
+                 "[--io-uring=auto|on|off] [--sandbox=auto|none] "
                  "[--uid N --gid N] [--debug] [-o|--options OPT,...]",
         .help = "serve the store read-only over FUSE on MOUNTPOINT (--daemon: return once mounted); every read is "
                 "verified, except with --passthrough=on, which lets the kernel read blob files unverified "
-                "(auto: passthrough only for fs-verity blob files); -o takes the same as list_root, threads=N, "
-                "allow_other, passthrough=M, uid=N, gid=N, sandbox=M, debug, and ignores mount(8)'s generic "
-                "options",
+                "(auto: passthrough only for fs-verity blob files); --io-uring=auto takes requests over FUSE "
+                "io_uring where the kernel offers it (fuse.enable_uring=Y), on insists, off reads /dev/fuse; "
+                "-o takes the same as list_root, threads=N, allow_other, passthrough=M, io_uring=M, uid=N, gid=N, "
+                "sandbox=M, debug, and ignores mount(8)'s generic options",
 };

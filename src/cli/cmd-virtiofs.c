@@ -27,7 +27,7 @@ static int confine(void *userdata) {
         struct confine_ctx *c = userdata;
 
         cli_serving_prepare(c->daemon);
-        return cli_served_confine(c->served, false, c->socket);
+        return cli_served_confine(c->served, false, false, c->socket);
 }
 
 static void ready(void *userdata) {

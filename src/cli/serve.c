@@ -3,6 +3,7 @@
  * basenames, asked first, and named roots) and the filesystem over them; plus
  * the options both commands share. */
 #include <errno.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -85,7 +86,7 @@ void cli_store_paths_free(char **paths) {
                 free(TAKE_PTR(paths[i]));
 }
 
-int cli_served_confine(struct cli_served *s, bool keep_sys_admin, const char *socket) {
+int cli_served_confine(struct cli_served *s, bool keep_sys_admin, bool io_uring, const char *socket) {
         const char *rm[2] = { NULL, NULL };
         /* a daemon that connects resolves names and checks certificates:
          * /etc (resolv.conf, hosts, nsswitch, ssl) and /usr (NSS modules) */
@@ -94,6 +95,7 @@ int cli_served_confine(struct cli_served *s, bool keep_sys_admin, const char *so
         struct sandbox_config c = {
                 .rw_paths = (const char *const *) s->rw_paths, .remove_paths = rm,
                 .keep_sys_admin = keep_sys_admin, .network = s->remote,
+                .io_uring = io_uring,
                 .ro_paths = s->remote ? net_ro : NULL,
         };
 
@@ -117,6 +119,17 @@ int cli_served_confine(struct cli_served *s, bool keep_sys_admin, const char *so
 int cli_served_open(struct fs_config *cfg, struct cli_served *ret) {
         struct cli_served s = {};
         int r;
+
+        /* The server's memory grows with the inodes the kernel holds and
+         * shrinks when it forgets them.  glibc raises its mmap and trim
+         * thresholds (up to 32 MiB) each time a large block is freed, after
+         * which the per-thread heaps keep what a forget burst frees (the
+         * filesystem trims, but a thread heap's top only goes above the
+         * trim threshold).  Fixed ones: heaps trimmed above 128 KiB
+         * (glibc's default), blocks from 512 KiB mapped (above the 256 KiB
+         * buffers of blob copies, so those do not map and unmap). */
+        mallopt(M_TRIM_THRESHOLD, 128 * 1024);
+        mallopt(M_MMAP_THRESHOLD, 512 * 1024);
 
         r = cli_store_open(CAS_STORE_READONLY | CLI_STORE_SERVING, &s.store, &s.pathinfo);
         if (r < 0)

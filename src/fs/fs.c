@@ -30,6 +30,8 @@ int fs_new(struct cas_blob_service *blobs, struct cas_dir_service *dirs, const s
         fs->cfg = *cfg;
         if (fs->cfg.idle_readers == 0)
                 fs->cfg.idle_readers = IDLE_READERS_DEFAULT;
+        if (fs->cfg.dir_cache_entries == 0)
+                fs->cfg.dir_cache_entries = DIR_CACHE_ENTRIES_DEFAULT;
         if (cfg->n_roots > 0) {
                 struct fs_root_provider *roots = malloc(cfg->n_roots * sizeof(*roots));
                 if (!roots) {
@@ -53,15 +55,15 @@ int fs_new(struct cas_blob_service *blobs, struct cas_dir_service *dirs, const s
                 free(fs);
                 return -ENOMEM;
         }
-        *fs->root = (struct fs_inode){ .ino = FS_ROOT_INO, .key = { .kind = CAS_NODE_DIRECTORY }, .backing_id = -1 };
+        *fs->root = (struct fs_inode){ .ino = FS_ROOT_INO, .key = { .kind = CAS_NODE_DIRECTORY } };
         fs->stats.inodes = 1;
         *ret = fs;
         return 0;
 }
 
-static bool collect_inode(void *entry, void *userdata) {
+static bool collect_inode(struct fs_inode *in, void *userdata) {
         struct fs_inode ***p = userdata;
-        *(*p)++ = entry;
+        *(*p)++ = in;
         return true;
 }
 
@@ -75,13 +77,7 @@ void fs_free(struct fs *fs) {
         if (!fs)
                 return;
         /* no operation may be running any more */
-        struct fs_inode **all = malloc((fs->by_ino.count + 1) * sizeof(*all)), **p = all;
-        if (all) {
-                hashmap_foreach(&fs->by_ino, collect_inode, &p);
-                for (struct fs_inode **i = all; i < p; i++)
-                        fs_inode_free(fs, *i);
-                free(all);
-        }
+        fs_inodes_done(fs);
         struct root_snapshot **snaps = malloc((fs->snapshots.count + 1) * sizeof(*snaps)), **q = snaps;
         if (snaps) {
                 hashmap_foreach(&fs->snapshots, collect_snapshot, &q);
@@ -89,8 +85,6 @@ void fs_free(struct fs *fs) {
                         fs_root_snapshot_free(*i);
                 free(snaps);
         }
-        hashmap_done(&fs->by_ino);
-        hashmap_done(&fs->by_key);
         hashmap_done(&fs->snapshots);
         pthread_mutex_destroy(&fs->lock);
         pthread_cond_destroy(&fs->cond);
@@ -119,11 +113,12 @@ void fs_session_reset(struct fs *fs) {
                 return;
         }
         p = all;
-        hashmap_foreach(&fs->by_ino, collect_inode, &p);
+        fs_itable_foreach(&fs->by_ino, collect_inode, &p);
         struct fs_inode **dead = all;
         for (struct fs_inode **i = all; i < p; i++) {
                 (*i)->nlookup = 0;
-                (*i)->opens = 0; /* handles of the old kernel: never released */
+                if ((*i)->key.kind == CAS_NODE_FILE && (*i)->file)
+                        (*i)->file->opens = 0; /* handles of the old kernel: never released */
                 struct fs_inode *d = fs_inode_release_locked(fs, *i);
                 if (d)
                         *dead++ = d;

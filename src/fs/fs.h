@@ -57,6 +57,9 @@ struct fs_config {
         /* Blob readers kept open, idle, after their last use (each holds a
          * file descriptor and, with passthrough, a backing id); 0 = 1024. */
         unsigned idle_readers;
+        /* Entries of fetched Directories kept in memory (least recently
+         * used dropped first, fetched again when needed); 0 = 65536. */
+        size_t dir_cache_entries;
         /* With passthrough, also hand the kernel blob files it does not
          * verify itself (no fs-verity): reads of those files then skip
          * castore's verification (--passthrough=on).  Otherwise only

@@ -81,7 +81,7 @@ static int read_fresh(struct fs *fs, struct fs_inode *in, uint64_t off, size_t s
         if (r < 0)
                 return r;
         pthread_mutex_lock(&fs->lock);
-        in->stale = true;
+        in->file->stale = true; /* counted in reads: in->file stays */
         pthread_mutex_unlock(&fs->lock);
         return 0;
 }
@@ -110,18 +110,40 @@ static int reader_open(struct fs *fs, struct fs_inode *in, bool want_backing, st
         return 0;
 }
 
+/* Frees in's reader state once nothing is left in it.  fs->lock held. */
+static void file_trim_locked(struct fs_inode *in) {
+        struct fs_file *f = in->file;
+
+        if (f && !f->reader && f->opens == 0 && f->reads == 0 && !in->busy) {
+                assert(!f->idle);
+                free(f);
+                in->file = NULL;
+        }
+}
+
+static bool has_reader(const struct fs_inode *in) {
+        return in->file && in->file->reader;
+}
+
 /* Makes sure a pinned file inode has a reader, opening it without the
  * lock if needed (one opener, others wait).  Called and returns with
- * fs->lock held; the reader is off the idle list on success. */
+ * fs->lock held; the reader is off the idle list on success; on failure
+ * the caller calls file_trim_locked. */
 static int reader_get_locked(struct fs *fs, struct fs_inode *in, bool want_backing) {
         struct cas_vblob *reader = NULL;
         int r, id = -1;
 
-        while (!in->reader && in->busy)
+        while (!has_reader(in) && in->busy)
                 pthread_cond_wait(&fs->cond, &fs->lock);
-        if (in->reader) {
+        if (has_reader(in)) {
                 fs_idle_remove_locked(fs, in);
                 return 0;
+        }
+        if (!in->file) {
+                in->file = malloc(sizeof(*in->file));
+                if (!in->file)
+                        return -ENOMEM;
+                *in->file = (struct fs_file){ .backing_id = -1 };
         }
         in->busy = true;
         pthread_mutex_unlock(&fs->lock);
@@ -129,49 +151,53 @@ static int reader_get_locked(struct fs *fs, struct fs_inode *in, bool want_backi
         pthread_mutex_lock(&fs->lock);
         in->busy = false;
         if (r >= 0) {
-                in->reader = reader;
-                in->backing_id = id;
+                in->file->reader = reader;
+                in->file->backing_id = id;
                 fs->stats.open_files++;
         }
         pthread_cond_broadcast(&fs->cond);
         return r;
 }
 
+/* Takes the reader off in (its state freed if nothing else is left) for
+ * fs_reader_close after the lock is dropped.  fs->lock held. */
+static void reader_take_locked(struct fs *fs, struct fs_inode *in, struct cas_vblob **ret_reader,
+                               int *ret_backing) {
+        *ret_reader = TAKE_PTR(in->file->reader);
+        *ret_backing = in->file->backing_id;
+        in->file->backing_id = -1;
+        in->file->stale = false;
+        assert(fs->stats.open_files > 0);
+        fs->stats.open_files--;
+        file_trim_locked(in);
+}
+
 /* The reader of in is no longer used by anyone: it goes to the idle list;
- * returns the least recently used idle inode whose reader must be closed
- * (after the lock is dropped, with fs_reader_close), or NULL.  fs->lock
- * held. */
-static struct fs_inode *reader_unused_locked(struct fs *fs, struct fs_inode *in,
-                                             struct cas_vblob **ret_reader, int *ret_backing) {
+ * the least recently used idle reader beyond the bound (or in's own, if
+ * stale) comes back in *ret_reader (NULL: none) to be closed after the
+ * lock is dropped, with fs_reader_close.  fs->lock held. */
+static void reader_unused_locked(struct fs *fs, struct fs_inode *in, struct cas_vblob **ret_reader,
+                                 int *ret_backing) {
+        struct fs_file *f = in->file;
         struct fs_inode *victim;
 
         *ret_reader = NULL;
         *ret_backing = -1;
-        if (in->opens > 0 || in->reads > 0 || !in->reader || in->idle)
-                return NULL;
-        if (in->stale) {
+        if (!f || f->opens > 0 || f->reads > 0 || !f->reader || f->idle)
+                return;
+        if (f->stale) {
                 /* replaced by a fresh open on the next use */
-                in->stale = false;
-                *ret_reader = TAKE_PTR(in->reader);
-                *ret_backing = in->backing_id;
-                in->backing_id = -1;
-                assert(fs->stats.open_files > 0);
-                fs->stats.open_files--;
-                return in;
+                reader_take_locked(fs, in, ret_reader, ret_backing);
+                return;
         }
         fs_idle_append_locked(fs, in);
         if (fs->n_idle <= fs->cfg.idle_readers)
-                return NULL;
+                return;
         victim = fs->idle_head;
         fs_idle_remove_locked(fs, victim);
         /* The next reader opens the blob file anew (a repaired blob
          * replaces the file) and checks its outboard again. */
-        *ret_reader = TAKE_PTR(victim->reader);
-        *ret_backing = victim->backing_id;
-        victim->backing_id = -1;
-        assert(fs->stats.open_files > 0);
-        fs->stats.open_files--;
-        return victim;
+        reader_take_locked(fs, victim, ret_reader, ret_backing);
 }
 
 void fs_reader_close(struct fs *fs, struct cas_vblob *reader, int backing_id) {
@@ -204,11 +230,12 @@ int fs_open(struct fs *fs, uint64_t ino, int flags, struct fs_open *ret) {
         in->pins++;
         r = reader_get_locked(fs, in, true);
         if (r >= 0) {
-                in->opens++;
+                in->file->opens++;
                 ret->fh = in->ino;
                 ret->keep_cache = true;
-                ret->backing_id = in->backing_id;
-        }
+                ret->backing_id = in->file->backing_id;
+        } else
+                file_trim_locked(in);
         assert(in->pins > 0);
         in->pins--;
         dead = fs_inode_release_locked(fs, in);
@@ -227,10 +254,10 @@ int fs_release(struct fs *fs, uint64_t ino, uint64_t fh) {
         pthread_mutex_lock(&fs->lock);
         in = fs_inode_get_locked(fs, ino);
         /* fh and ino come from the kernel: checked, not asserted */
-        if (!in || in->key.kind != CAS_NODE_FILE || in->opens == 0 || fh != in->ino)
+        if (!in || in->key.kind != CAS_NODE_FILE || !in->file || in->file->opens == 0 || fh != in->ino)
                 r = -EBADF;
         else {
-                in->opens--;
+                in->file->opens--;
                 reader_unused_locked(fs, in, &reader, &id);
                 dead = fs_inode_release_locked(fs, in);
         }
@@ -249,8 +276,8 @@ static void read_end(struct fs *fs, struct fs_inode *in) {
         int id;
 
         pthread_mutex_lock(&fs->lock);
-        assert(in->reads > 0);
-        in->reads--;
+        assert(in->file->reads > 0);
+        in->file->reads--;
         reader_unused_locked(fs, in, &to_close, &id);
         dead = fs_inode_release_locked(fs, in);
         pthread_mutex_unlock(&fs->lock);
@@ -272,7 +299,8 @@ int fs_read(struct fs *fs, uint64_t ino, uint64_t fh, uint64_t off, size_t size,
         in = fs_inode_get_locked(fs, ino);
         /* fh 0: a front end that does not open files (zero-message open);
          * the blob is then opened and checked on the first read */
-        if (!in || in->key.kind != CAS_NODE_FILE || (fh != 0 && (fh != in->ino || in->opens == 0))) {
+        if (!in || in->key.kind != CAS_NODE_FILE ||
+            (fh != 0 && (fh != in->ino || !in->file || in->file->opens == 0))) {
                 pthread_mutex_unlock(&fs->lock);
                 return -EBADF;
         }
@@ -281,6 +309,7 @@ int fs_read(struct fs *fs, uint64_t ino, uint64_t fh, uint64_t off, size_t size,
         assert(in->pins > 0);
         in->pins--;
         if (r < 0) {
+                file_trim_locked(in);
                 dead = fs_inode_release_locked(fs, in);
                 pthread_mutex_unlock(&fs->lock);
                 fs_inode_free(fs, dead);
@@ -288,8 +317,8 @@ int fs_read(struct fs *fs, uint64_t ino, uint64_t fh, uint64_t off, size_t size,
         }
         /* counted in reads, the reader is neither evicted nor closed by a
          * release while the copy below runs without the lock */
-        in->reads++;
-        reader = in->reader;
+        in->file->reads++;
+        reader = in->file->reader;
         pthread_mutex_unlock(&fs->lock);
 
         r = reader_read(in, reader, off, size, buf, ret);

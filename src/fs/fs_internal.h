@@ -1,6 +1,7 @@
 /* Private to src/fs: the structures shared by the filesystem's files (inode
  * table, root providers, readers, operations), their lock rules, and the
- * functions one file offers the others.  Nothing outside src/fs includes it. */
+ * functions one file offers the others.  Nothing outside src/fs includes it
+ * but its unit test (tests/unit/test-fs_inode.c). */
 #pragma once
 
 #include <assert.h>
@@ -31,6 +32,19 @@
  * overrides it. */
 #define IDLE_READERS_DEFAULT 1024
 
+/* Directory entries kept fetched (about 100 bytes each); fs_config.
+ * dir_cache_entries overrides it. */
+#define DIR_CACHE_ENTRIES_DEFAULT 65536
+
+/* The heap is trimmed (malloc_trim) after inodes freed about
+ * TRIM_AFTER_BYTES of heap memory (Directories mostly), after
+ * TRIM_AFTER_FREES inodes, and when the frees since the last trim reach
+ * the number of inodes left (at least TRIM_MIN_FREES): what a forget burst
+ * frees goes back to the system, also at the end of the burst. */
+#define TRIM_AFTER_BYTES (256u * 1024)
+#define TRIM_AFTER_FREES 65536
+#define TRIM_MIN_FREES 1024
+
 /* The first 8 bytes of a digest as a number: digests are uniform, so
  * this is a good hash already. */
 static inline uint64_t fs_le64(const uint8_t *p) {
@@ -47,37 +61,94 @@ struct node_key {
         struct cas_digest digest;    /* dirs, files: the content digest; symlinks: BLAKE3(target) */
 };
 
-/* One inode.  ino, key_hash, key, size and the symlink target are set at
- * creation and never change: read them without the lock while the inode is
- * pinned (or held by a count below). */
-struct fs_inode {
-        uint64_t ino;
-        uint64_t key_hash;
-        struct node_key key;
-        uint64_t size;               /* files: bytes; dirs: recursive entry count; symlinks: target length */
-
-        /* All of the following: fs->lock.  The inode is freed when every
-         * count is zero and it is not busy (fs_inode_release_locked). */
-        uint64_t nlookup;            /* references the kernel holds (lookup/readdirplus - forget) */
-        uint32_t pins;               /* operations in progress using this inode */
-        bool busy;                   /* a Directory fetch or blob open is in progress (fs->cond) */
-        /* dirs: once fetched; immutable, freed with the inode, so a pinned
-         * inode's Directory is read without the lock */
-        struct cas_directory *dir;
-        /* files: while used, then idle in fs->idle_*; usable without the
-         * lock while opens or reads count it (it is not closed then) */
+/* The blob reader state of a file inode, allocated on the first open or
+ * read and freed once it has no reader, handle or read left: most file
+ * inodes the kernel holds are never opened and carry none.  All fields:
+ * fs->lock. */
+struct fs_file {
+        /* while used, then idle in fs->idle_*; usable without the lock
+         * while opens or reads count it (it is not closed then) */
         struct cas_vblob *reader;
-        int backing_id;              /* files: passthrough id for reader, or -1 */
-        uint32_t opens;              /* files: open handles */
-        uint32_t reads;              /* files: fs_read calls copying from reader right now */
-        bool idle;                   /* files: reader unused, on the idle list */
-        bool stale;                  /* files: reader failed a check that a fresh open passed: closed,
+        int backing_id;              /* passthrough id for reader, or -1 */
+        uint32_t opens;              /* open handles */
+        uint32_t reads;              /* fs_read calls copying from reader right now */
+        bool idle;                   /* reader unused, on the idle list */
+        bool stale;                  /* reader failed a check that a fresh open passed: closed,
                                       * not kept idle, once unused */
         struct fs_inode *idle_prev, *idle_next;
-
-        uint16_t target_len;         /* symlinks */
-        char target[];               /* symlinks: NUL-terminated */
 };
+
+/* A directory's fetched Directory while it is cached: on the LRU list
+ * fs->dirs_*, bounded by fs->cfg.dir_cache_entries entries (each
+ * Directory counting one more for itself).  Dropped (and fetched again
+ * when next needed) only while its inode is not pinned, so a pinned
+ * inode's Directory is read without the lock.  All fields: fs->lock;
+ * *dir immutable. */
+struct fs_dir {
+        struct cas_directory *dir;
+        struct fs_inode *in;
+        struct fs_dir *prev, *next;
+};
+
+/* One inode: 72 bytes, in the slab (fs_slab.c), indexed by number in
+ * fs->by_ino and by content through its number (fs_inode.c).  ino, size,
+ * key and the symlink target are set at creation and never change: read
+ * them without the lock while the inode is pinned (or held by a count
+ * below). */
+struct fs_inode {
+        uint64_t ino;
+        uint64_t size;               /* files: bytes; dirs: recursive entry count; symlinks: target length */
+        struct node_key key;
+
+        /* The following: fs->lock.  The inode is freed when every count
+         * is zero and it is not busy (fs_inode_release_locked). */
+        bool busy;                   /* a Directory fetch or blob open is in progress (fs->cond) */
+        uint32_t pins;               /* operations in progress using this inode */
+        uint64_t nlookup;            /* references the kernel holds (lookup/readdirplus - forget) */
+        union {
+                struct fs_dir *dir;  /* dirs: fs->lock; the cached Directory, or NULL */
+                struct fs_file *file; /* files: fs->lock; reader state, or NULL */
+                char *target;        /* symlinks: immutable, NUL-terminated, size bytes */
+        };
+};
+
+/* The inodes' memory: chunks of FS_SLAB_CHUNK bytes (aligned to their
+ * size, so an inode finds its chunk), each with a list of its free slots;
+ * chunks with free slots are listed, and an empty chunk goes back to the
+ * system (one is kept).  No malloc per inode, no allocator header. */
+#define FS_SLAB_CHUNK (64u * 1024)
+
+struct fs_slab_chunk;
+
+struct fs_slab {
+        struct fs_slab_chunk *partial;    /* chunks with a free slot */
+        struct fs_slab_chunk *spare;      /* one empty chunk kept, or NULL */
+};
+
+void fs_slab_init(struct fs_slab *s);
+/* A zeroed inode, or NULL (out of memory). */
+struct fs_inode *fs_slab_alloc(struct fs_slab *s);
+void fs_slab_free(struct fs_slab *s, struct fs_inode *in);
+/* Unmaps every chunk (the inodes in them must be done with). */
+void fs_slab_done(struct fs_slab *s);
+
+/* The index of inodes by number (fs_itable.c): open addressing of inode
+ * pointers, 8 bytes a slot (the number is read from the inode); grows at
+ * 70 % load and shrinks below 1/8, so a forget burst returns its memory. */
+struct fs_itable {
+        struct fs_inode **slots;
+        size_t mask;                      /* capacity - 1, 0 if none */
+        size_t count;
+};
+
+void fs_itable_init(struct fs_itable *t);
+void fs_itable_done(struct fs_itable *t);
+struct fs_inode *fs_itable_get(const struct fs_itable *t, uint64_t ino);
+/* Adds in (no inode with its number present): 0 or -ENOMEM. */
+int fs_itable_put(struct fs_itable *t, struct fs_inode *in);
+void fs_itable_remove(struct fs_itable *t, const struct fs_inode *in);
+/* Visits every inode; fn returns false to stop.  No change meanwhile. */
+void fs_itable_foreach(const struct fs_itable *t, bool (*fn)(struct fs_inode *in, void *userdata), void *userdata);
 
 /* A snapshot of the root listing, one per root opendir.  Everything but
  * refs is immutable once the snapshot is in fs->snapshots. */
@@ -106,13 +177,21 @@ struct fs {
          * operations run, so they read it without the lock. */
         const struct fs_backing_ops *backing;
         void *backing_ctx;
-        struct hashmap by_ino;            /* fs->lock: ino -> struct fs_inode */
-        struct hashmap by_key;            /* fs->lock: node_key -> struct fs_inode */
+        struct fs_slab slab;              /* fs->lock: the inodes' memory */
+        struct fs_itable by_ino;          /* fs->lock: ino -> struct fs_inode */
+        /* fs->lock: node_key -> struct fs_inode, for the few inodes whose
+         * number is not their content's first choice (a collision or a
+         * reserved number); the others are found by number */
+        struct hashmap moved;
         struct hashmap snapshots;         /* fs->lock: fh -> struct root_snapshot */
         uint64_t next_fh;                 /* fs->lock */
         struct fs_inode *root;            /* immutable: not in the tables, never freed before fs_free */
         struct fs_inode *idle_head, *idle_tail; /* fs->lock: idle readers, least recently used first */
         size_t n_idle;                    /* fs->lock */
+        struct fs_dir *dirs_head, *dirs_tail; /* fs->lock: cached Directories, least recently used first */
+        size_t dir_entries;               /* fs->lock: entries of the cached Directories, plus one each */
+        uint64_t freed_since_trim;        /* fs->lock: inodes freed since the heap was last trimmed */
+        size_t freed_bytes_since_trim;    /* fs->lock: and the heap bytes they owned, about */
         struct fs_stats stats;            /* fs->lock */
 };
 
@@ -158,6 +237,26 @@ static inline void pin_guard_release(struct pin_guard *g) {
                 fs_inode_unpin(g->fs, g->in);
 }
 #define _cleanup_unpin_ _cleanup_(pin_guard_release)
+
+/* Frees every inode (fs_free: no operation runs any more). */
+void fs_inodes_done(struct fs *fs);
+
+/* --- fetched Directories (fs_dircache.c) --- */
+
+/* The cached Directory of directory inode in (now the most recently
+ * used), or NULL.  fs->lock held. */
+const struct cas_directory *fs_dircache_get_locked(struct fs *fs, struct fs_inode *in);
+/* Caches d (owned) for the pinned inode in, which has none, and drops the
+ * least recently used ones beyond the bound: those come back in
+ * *ret_evicted for fs_dircache_free() after the lock is dropped.  0 or
+ * -ENOMEM (d is not taken then).  fs->lock held. */
+int fs_dircache_add_locked(struct fs *fs, struct fs_inode *in, struct cas_directory *d, struct fs_dir **ret_evicted);
+/* Takes c off the list (its inode is being released; in->dir still
+ * points to it, for fs_dircache_free).  fs->lock held. */
+void fs_dircache_unlink_locked(struct fs *fs, struct fs_dir *c);
+/* Frees c and the ones chained after it through next (NULL: nothing);
+ * returns about how many heap bytes that was.  fs->lock not held. */
+size_t fs_dircache_free(struct fs_dir *c);
 
 /* --- the root and its providers (fs_root.c) --- */
 

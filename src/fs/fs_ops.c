@@ -10,20 +10,24 @@
 
 /* --- directories --- */
 
-/* The Directory of a pinned directory inode, fetched on first use.  One
- * fetch per inode however many threads ask at once; the lock is not held
- * while fetching.  Failures are not remembered (a later attempt retries). */
+/* The Directory of a pinned directory inode, fetched on first use (and
+ * again after the cache dropped it).  One fetch per inode however many
+ * threads ask at once; the lock is not held while fetching.  Failures are
+ * not remembered (a later attempt retries). */
 static int dir_get(struct fs *fs, struct fs_inode *in, const struct cas_directory **ret) {
         struct cas_directory *d = NULL;
-        int r;
+        const struct cas_directory *cached;
+        struct fs_dir *evicted = NULL;
+        int r, cached_r = 0;
 
         pthread_mutex_lock(&fs->lock);
         if (!in->dir && in->busy)
                 fs->stats.dir_fetch_waits++;
         while (!in->dir && in->busy)
                 pthread_cond_wait(&fs->cond, &fs->lock);
-        if (in->dir) {
-                *ret = in->dir;
+        cached = fs_dircache_get_locked(fs, in);
+        if (cached) {
+                *ret = cached;
                 pthread_mutex_unlock(&fs->lock);
                 return 0;
         }
@@ -39,15 +43,18 @@ static int dir_get(struct fs *fs, struct fs_inode *in, const struct cas_director
         pthread_mutex_lock(&fs->lock);
         in->busy = false;
         fs->stats.dir_fetches++;
-        if (r >= 0) {
-                in->dir = d;
-                fs->stats.dirs_loaded++;
-        }
+        if (r >= 0)
+                cached_r = fs_dircache_add_locked(fs, in, d, &evicted);
         pthread_cond_broadcast(&fs->cond);
         pthread_mutex_unlock(&fs->lock);
+        fs_dircache_free(evicted);
         if (r < 0)
                 return log_warning_errno(-EIO, "Directory %s: %s", CAS_DIGEST_B3(&in->key.digest),
                                          r == -ENOENT ? "not in the store" : strerror(-r));
+        if (cached_r < 0) {
+                cas_directory_free(d);
+                return cached_r;
+        }
         *ret = d;
         return 0;
 }
@@ -126,11 +133,11 @@ int fs_readlink(struct fs *fs, uint64_t ino, char *buf, size_t size) {
                 r = -ESTALE;
         else if (in->key.kind != CAS_NODE_SYMLINK)
                 r = -EINVAL;
-        else if (in->target_len > size)
+        else if (in->size > size)
                 r = -ERANGE;
         else {
-                memcpy(buf, in->target, in->target_len);
-                r = in->target_len;
+                memcpy(buf, in->target, in->size);
+                r = (int) in->size;
         }
         pthread_mutex_unlock(&fs->lock);
         return r;

@@ -88,6 +88,54 @@ struct fuse_backing_map {
 #endif
 _Static_assert(sizeof(struct fuse_backing_map) == 16, "fuse_backing_map");
 
+/* --- FUSE over io_uring (7.42, Linux 6.14) ---
+ * Requests and replies travel through ring entries the daemon registers
+ * with IORING_OP_URING_CMD commands on the /dev/fuse descriptor (128-byte
+ * SQEs; struct fuse_uring_cmd_req in the SQE's command area, sqe->addr an
+ * array of two iovecs: the entry's struct fuse_uring_req_header and its
+ * payload buffer).  A request arrives as the fuse_in_header in in_out,
+ * its first argument (the per-opcode header; zero bytes for some
+ * opcodes) in op_in and the other arguments in the payload, whose length
+ * is ring_ent_in_out.payload_sz.  A reply is the fuse_out_header in
+ * in_out and all of its arguments in the payload, payload_sz bytes,
+ * committed with the request's commit_id.  FORGET and INTERRUPT still
+ * come through read() on the device. */
+#ifndef FUSE_URING_IN_OUT_HEADER_SZ
+#define FUSE_URING_IN_OUT_HEADER_SZ 128
+#define FUSE_URING_OP_IN_OUT_SZ 128
+
+struct fuse_uring_ent_in_out {
+        uint64_t flags;
+        uint64_t commit_id;  /* from a request, to name it in the commit */
+        uint32_t payload_sz; /* bytes of payload in a request or reply */
+        uint32_t padding;
+        uint64_t reserved;
+};
+
+struct fuse_uring_req_header {
+        char in_out[FUSE_URING_IN_OUT_HEADER_SZ]; /* fuse_in_header / fuse_out_header */
+        char op_in[FUSE_URING_OP_IN_OUT_SZ];      /* the request's first argument */
+        struct fuse_uring_ent_in_out ring_ent_in_out;
+};
+
+enum fuse_uring_cmd {
+        FUSE_IO_URING_CMD_INVALID = 0,
+        FUSE_IO_URING_CMD_REGISTER = 1,         /* an entry, ready for a request */
+        FUSE_IO_URING_CMD_COMMIT_AND_FETCH = 2, /* a reply, and ready for the next request */
+};
+
+/* In the command area of the SQE (sqe->cmd). */
+struct fuse_uring_cmd_req {
+        uint64_t flags;
+        uint64_t commit_id;
+        uint16_t qid; /* queue: requests of tasks on CPU qid */
+        uint8_t padding[6];
+};
+#endif
+_Static_assert(sizeof(struct fuse_uring_ent_in_out) == 32, "fuse_uring_ent_in_out");
+_Static_assert(sizeof(struct fuse_uring_req_header) == 288, "fuse_uring_req_header");
+_Static_assert(sizeof(struct fuse_uring_cmd_req) == 24, "fuse_uring_cmd_req");
+
 /* --- replies whose 7.40+ fields older headers call padding/unused ---
  * The engine encodes these two with its own definitions of the current
  * layout; the sizes are the same in every protocol version since 7.23. */

@@ -41,6 +41,7 @@ struct session {
         int passthrough_error;          /* 0, or why passthrough is off */
         bool no_opendir;                /* zero-message opendir: answer OPENDIR with ENOSYS */
         bool no_open_ok;                /* the kernel can open files without asking */
+        bool io_uring;                  /* FUSE_OVER_IO_URING answered */
 };
 
 struct fuse_ll {
@@ -255,6 +256,8 @@ static int do_init(struct req *rq) {
         s.passthrough = s.passthrough_error == 0;
         if (s.passthrough)
                 want |= FUSE_PASSTHROUGH;
+        if ((kflags & FUSE_OVER_IO_URING) && ll->caps.io_uring_ready && ll->caps.io_uring_ready(ll->caps.ctx))
+                want |= FUSE_OVER_IO_URING;
         flags = kflags & want;
         if (!(kflags & FUSE_INIT_EXT))
                 flags &= 0xffffffffULL; /* no flags2 without the extension */
@@ -268,6 +271,7 @@ static int do_init(struct req *rq) {
         /* Zero-message opens skip our EROFS answer to opens for writing, so
          * they need a mount the kernel itself keeps read-only. */
         s.no_open_ok = (kflags & FUSE_NO_OPEN_SUPPORT) && ll->caps.readonly_mount;
+        s.io_uring = (flags & FUSE_OVER_IO_URING) != 0;
         session_start(ll, &s);
 
         out->minor = s.minor;
@@ -290,9 +294,9 @@ static int do_init(struct req *rq) {
         else
                 out_len = sizeof(*out);
         log_debug("INIT (%s): kernel %u.%u flags %#" PRIx64 ", answering %u.%u flags %#" PRIx64
-                  " max_pages %u passthrough %s",
+                  " max_pages %u passthrough %s io_uring %s",
                   ll->caps.name ? ll->caps.name : "?", in.major, in.minor, kflags, FUSE_KERNEL_VERSION, s.minor,
-                  flags, out->max_pages, s.passthrough ? "offered" : "off");
+                  flags, out->max_pages, s.passthrough ? "offered" : "off", s.io_uring ? "on" : "off");
         rq->reply->session_pending = true; /* session_complete() once the kernel has it */
         return reply_ok(rq, out, out_len);
 }
@@ -723,6 +727,10 @@ int fuse_ll_passthrough_error(const struct fuse_ll *ll) {
 
 uint32_t fuse_ll_max_read(const struct fuse_ll *ll) {
         return ll->s.max_read;
+}
+
+bool fuse_ll_io_uring(const struct fuse_ll *ll) {
+        return ll->s.io_uring;
 }
 
 static const char *op_name(uint32_t opcode) {

@@ -54,9 +54,14 @@ struct fuse_ll_caps {
          * registrations only then).  Without it the session is completed
          * when fuse_ll_handle() returns. */
         bool calls_reply_done;
+        /* Asked at INIT: can the transport take requests over io_uring
+         * (FUSE_OVER_IO_URING) once the kernel has the reply?  True when
+         * its rings are ready; it falls back to reading the device if the
+         * kernel then refuses them.  NULL: never. */
+        bool (*io_uring_ready)(void *ctx);
         /* Can hand descriptors to the kernel for passthrough; NULL: cannot. */
         const struct fuse_ll_backing_ops *backing;
-        void *ctx;              /* for backing */
+        void *ctx;              /* for backing and io_uring_ready */
 };
 
 struct fuse_ll_config {
@@ -118,3 +123,7 @@ bool fuse_ll_passthrough(const struct fuse_ll *ll);
  * (backing->probe). */
 int fuse_ll_passthrough_error(const struct fuse_ll *ll);
 uint32_t fuse_ll_max_read(const struct fuse_ll *ll);
+/* After INIT: whether FUSE over io_uring was negotiated (offered by the
+ * kernel, caps.io_uring_ready said yes): the transport must now register its ring
+ * entries (the kernel holds new requests back until it has them all). */
+bool fuse_ll_io_uring(const struct fuse_ll *ll);

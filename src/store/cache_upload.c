@@ -306,7 +306,7 @@ int nix_upload_write(struct nix_upload *u, const void *buf, size_t len) {
 }
 
 int nix_upload_finish(struct nix_upload *u, const char **ret_why) {
-        _cleanup_(nix_upload_freep) struct nix_upload *owned = u;
+        _cleanup_(nix_upload_freep) _unused_ struct nix_upload *owned = u; /* freed on every return */
         struct nix_pending *p;
 
         *ret_why = NULL;

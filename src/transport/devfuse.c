@@ -1,9 +1,11 @@
 /* The /dev/fuse transport: mount, INIT on the calling thread, then worker
  * threads each reading requests from their own cloned device descriptor
  * into private buffers and writing replies with writev (file data is in
- * the reply, verified and copied by the engine).  The calling thread waits
- * for a signal or for the connection to end, then unmounts and stops
- * workers. */
+ * the reply, verified and copied by the engine).  Where INIT negotiated
+ * FUSE over io_uring, ring threads serve the requests instead and one
+ * worker reads what still comes through the device (FORGET, INTERRUPT).
+ * The calling thread waits for a signal or for the connection to end,
+ * then unmounts and stops workers. */
 #include "transport/devfuse.h"
 
 #include <errno.h>
@@ -25,6 +27,7 @@
 #include <unistd.h>
 
 #include "fuse/fuse_ll.h"
+#include "transport/fuse_uring.h"
 #include "transport/fusemount.h"
 #include "util/log.h"
 #include "util/macro.h"
@@ -62,6 +65,8 @@ struct devfuse {
         bool stop;             /* atomic */
         struct worker *workers;
         unsigned n_workers;
+        struct fuse_uring *uring; /* FUSE io_uring rings while they may be used, else NULL */
+        bool uring_serving;       /* the kernel took the rings' entries */
 };
 
 static void kick_handler(int sig) {
@@ -97,6 +102,66 @@ static int backing_probe(void *ctx) {
         if (id < 0)
                 return id;
         (void) backing_close(ctx, id);
+        return 0;
+}
+
+/* --- FUSE over io_uring --- */
+
+static bool uring_ready(void *ctx) {
+        struct devfuse *df = ctx;
+        return df->uring != NULL;
+}
+
+static void notify_main(struct devfuse *df);
+
+static void uring_ended(void *userdata) {
+        notify_main(userdata);
+}
+
+/* Before INIT: rings, so that INIT may negotiate io_uring.  Without them
+ * (io_uring disabled or not permitted here) the device is read. */
+static int uring_setup(struct devfuse *df, unsigned threads) {
+        int r;
+
+        if (df->o->io_uring == DEVFUSE_IO_URING_OFF)
+                return 0;
+        r = fuse_uring_new(df->fd, threads, fuse_ll_scratch_size(df->ll), KICK_SIGNAL, &df->uring);
+        if (r >= 0)
+                return 0;
+        if (df->o->io_uring == DEVFUSE_IO_URING_ON)
+                return log_error_errno(r, "Cannot set up io_uring (--io-uring=on): %m");
+        log_info("FUSE over io_uring not available (io_uring set-up: %s); reading /dev/fuse", strerror(-r));
+        return 0;
+}
+
+/* After INIT: keeps the rings only if INIT negotiated io_uring. */
+static int uring_negotiated(struct devfuse *df) {
+        if (!df->uring || fuse_ll_io_uring(df->ll))
+                return 0;
+        fuse_uring_free(df->uring);
+        df->uring = NULL;
+        if (df->o->io_uring == DEVFUSE_IO_URING_ON)
+                return log_error_errno(-EOPNOTSUPP, "The kernel does not offer FUSE over io_uring (--io-uring=on; "
+                                                    "is the fuse module's enable_uring parameter Y?)");
+        log_info("The kernel does not offer FUSE over io_uring; reading /dev/fuse");
+        return 0;
+}
+
+/* After confinement: the ring threads register their entries.  If the
+ * kernel refuses them, it sends requests through the device (the rings
+ * stay, for what it may still send there). */
+static int uring_start(struct devfuse *df) {
+        int r;
+
+        if (!df->uring)
+                return 0;
+        r = fuse_uring_start(df->uring, df->ll, uring_ended, df);
+        df->uring_serving = r >= 0;
+        if (r >= 0)
+                return 0;
+        if (df->o->io_uring == DEVFUSE_IO_URING_ON)
+                return log_error_errno(r, "FUSE io_uring entries not registered (--io-uring=on): %m");
+        log_warning("FUSE io_uring entries not registered (%s); reading /dev/fuse", strerror(-r));
         return 0;
 }
 
@@ -338,6 +403,7 @@ int devfuse_serve(struct fs *fs, const struct devfuse_options *o) {
                 .readonly_mount = true,
                 .calls_reply_done = true,
                 .backing = &backing_ops,
+                .io_uring_ready = uring_ready,
         };
         /* max_pages 0: the engine's largest read, 1 MiB; with replies
          * copied from memory nothing here limits it any more */
@@ -395,6 +461,9 @@ int devfuse_serve(struct fs *fs, const struct devfuse_options *o) {
                 goto out;
         }
         mounted = true;
+        r = uring_setup(&df, n);
+        if (r < 0)
+                goto out;
 
         /* INIT on this thread, with buffers of its own */
         struct worker init_w = {};
@@ -407,6 +476,9 @@ int devfuse_serve(struct fs *fs, const struct devfuse_options *o) {
                         r = 0; /* a signal before INIT: just unmount */
                 goto out;
         }
+        r = uring_negotiated(&df);
+        if (r < 0)
+                goto out;
         /* the engine decided on passthrough at INIT (and tried one
          * registration); --passthrough=on only insists on it */
         if (o->passthrough == DEVFUSE_PASSTHROUGH_ON && !fuse_ll_passthrough(df.ll)) {
@@ -430,11 +502,15 @@ int devfuse_serve(struct fs *fs, const struct devfuse_options *o) {
                         log_error_errno(r, "Cannot start the unmount watcher: %m");
                         goto out;
                 }
-                r = o->confine(o->confine_userdata);
+                r = o->confine(o->confine_userdata, df.uring != NULL);
                 if (r < 0)
                         goto out;
         }
-        for (unsigned i = 0; i < n; i++) {
+        r = uring_start(&df);
+        if (r < 0)
+                goto out;
+        /* with io_uring, the device brings only FORGET and INTERRUPT */
+        for (unsigned i = 0; i < (df.uring_serving ? 1 : n); i++) {
                 r = -pthread_create(&df.workers[i].thread, NULL, worker_main, &df.workers[i]);
                 if (r < 0) {
                         log_error_errno(r, "Starting worker threads failed: %m");
@@ -442,7 +518,7 @@ int devfuse_serve(struct fs *fs, const struct devfuse_options *o) {
                 }
                 df.workers[i].started = true;
         }
-        log_info("Serving %s with %u threads%s", o->mountpoint, n,
+        log_info("Serving %s with %u threads%s%s", o->mountpoint, n, df.uring_serving ? " over io_uring" : "",
                  fuse_ll_passthrough(df.ll) ? ", passthrough available" : "");
         if (o->ready)
                 o->ready(o->ready_userdata);
@@ -471,6 +547,10 @@ out:
                 fusemount_watcher_unmount(&df.watcher);
         else if (mounted)
                 do_unmount(&df);
+        if (df.uring)
+                log_info("FUSE over io_uring: %lu requests answered through the rings", fuse_uring_requests(df.uring));
+        /* ring threads stop before the engine goes; the kernel cancels their entries */
+        fuse_uring_free(df.uring);
         if (df.workers) {
                 stop_workers(&df);
                 for (unsigned i = 0; i < df.n_workers; i++)

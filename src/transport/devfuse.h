@@ -1,7 +1,9 @@
 /* Serving a filesystem over /dev/fuse: mounts, answers INIT, runs worker
  * threads (one cloned device descriptor each) that feed requests to the
  * protocol engine and write replies (file data copied from memory, or
- * passed through to the kernel), and unmounts cleanly on SIGINT/SIGTERM. */
+ * passed through to the kernel) -- or, where the kernel offers FUSE over
+ * io_uring, ring threads (transport/fuse_uring.h) -- and unmounts cleanly
+ * on SIGINT/SIGTERM. */
 #pragma once
 
 #include <stdbool.h>
@@ -14,12 +16,19 @@ enum devfuse_passthrough {
         DEVFUSE_PASSTHROUGH_OFF,
 };
 
+enum devfuse_io_uring {
+        DEVFUSE_IO_URING_AUTO,    /* use it when the kernel offers it (fuse.enable_uring=Y) */
+        DEVFUSE_IO_URING_ON,      /* fail the mount without it */
+        DEVFUSE_IO_URING_OFF,
+};
+
 struct devfuse_options {
         const char *mountpoint;
         const char *fsname;        /* mount table source; "castore" if NULL */
         unsigned threads;          /* workers; 0 = number of online CPUs */
         bool allow_other;
         enum devfuse_passthrough passthrough;
+        enum devfuse_io_uring io_uring;
         bool debug;                /* log every request */
         /* Called once on the calling thread when the mount serves requests
          * (INIT answered, workers running); may be NULL. */
@@ -28,9 +37,10 @@ struct devfuse_options {
         /* Called once on the calling thread after the mount and INIT and
          * before the worker threads start (they inherit what it does): the
          * place to enter a sandbox.  Unmounting is then left to a watcher
-         * process forked just before.  A negative return stops the mount.
-         * May be NULL. */
-        int (*confine)(void *userdata);
+         * process forked just before.  io_uring: the daemon waits on its
+         * FUSE io_uring rings (io_uring_enter) from now on.  A negative
+         * return stops the mount.  May be NULL. */
+        int (*confine)(void *userdata, bool io_uring);
         void *confine_userdata;
 };
 

@@ -421,7 +421,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
         *con_cls = NULL;
 }
 
-static void on_mhd_error(void *cls, const char *fmt, va_list ap) {
+/* libmicrohttpd's own messages: its format strings */
+_printf_(2, 0) static void on_mhd_error(void *cls, const char *fmt, va_list ap) {
         char line[512];
 
         (void) cls;

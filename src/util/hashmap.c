@@ -83,10 +83,7 @@ void *hashmap_remove(struct hashmap *m, uint64_t hash, const void *key) {
         found = m->slots[i].entry;
         /* shift back the following entries of the cluster that may move */
         for (j = (i + 1) & m->mask; m->slots[j].entry; j = (j + 1) & m->mask) {
-                size_t home = m->slots[j].hash & m->mask;
-                /* can slot j's entry move to i?  yes unless home lies in (i, j] */
-                bool between = i <= j ? (home > i && home <= j) : (home > i || home <= j);
-                if (between)
+                if (!hash_probe_may_fill(i, j, m->slots[j].hash & m->mask))
                         continue;
                 m->slots[i] = m->slots[j];
                 i = j;

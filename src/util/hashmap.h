@@ -40,6 +40,14 @@ void *hashmap_remove(struct hashmap *m, uint64_t hash, const void *key);
  * changed during the walk. */
 void hashmap_foreach(const struct hashmap *m, bool (*fn)(void *entry, void *userdata), void *userdata);
 
+/* Backward-shift deletion in a linear-probing table with a hole at slot
+ * i: may the entry in slot j (a later slot of the same cluster), whose
+ * home slot is home, move back into the hole?  Yes unless home lies in
+ * (i, j], cyclically.  For this table and others with the same probing. */
+static inline bool hash_probe_may_fill(size_t i, size_t j, size_t home) {
+        return i <= j ? (home <= i || home > j) : (home <= i && home > j);
+}
+
 /* 64-bit hash of bytes (FNV-1a folded through a murmur3 finaliser): fast,
  * not cryptographic.  For keys that are digests, use their first 8 bytes. */
 uint64_t hash_bytes(const void *data, size_t len);

@@ -181,7 +181,7 @@ static const int socket_option_syscalls[] = {
 
 /* A refused call fails with EPERM rather than killing the daemon: the
  * allowlist, not the action, is what confines it. */
-static int seccomp_enter(bool network, bool socket_options) {
+static int seccomp_enter(const struct sandbox_config *c) {
         scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ERRNO(EPERM));
         int r;
 
@@ -190,11 +190,13 @@ static int seccomp_enter(bool network, bool socket_options) {
         r = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1);
         for (size_t i = 0; r >= 0 && i < ELEMENTSOF(allowed_syscalls); i++)
                 r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, allowed_syscalls[i], 0);
-        for (size_t i = 0; network && r >= 0 && i < ELEMENTSOF(network_syscalls); i++)
+        for (size_t i = 0; c->network && r >= 0 && i < ELEMENTSOF(network_syscalls); i++)
                 r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, network_syscalls[i], 0);
         /* the network list has them too: adding a rule twice is refused */
-        for (size_t i = 0; socket_options && !network && r >= 0 && i < ELEMENTSOF(socket_option_syscalls); i++)
+        for (size_t i = 0; c->socket_options && !c->network && r >= 0 && i < ELEMENTSOF(socket_option_syscalls); i++)
                 r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, socket_option_syscalls[i], 0);
+        if (c->io_uring && r >= 0)
+                r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(io_uring_enter), 0);
         if (r >= 0)
                 r = seccomp_load(ctx);
         seccomp_release(ctx);
@@ -216,11 +218,11 @@ int sandbox_enter(const struct sandbox_config *c) {
         r = caps_drop(c->keep_sys_admin);
         if (r < 0)
                 return r;
-        r = seccomp_enter(c->network, c->socket_options);
+        r = seccomp_enter(c);
         if (r < 0)
                 return r;
-        log_info("sandbox: no_new_privs, %s, Landlock ABI %d, seccomp allowlist%s",
+        log_info("sandbox: no_new_privs, %s, Landlock ABI %d, seccomp allowlist%s%s",
                  c->keep_sys_admin ? "only CAP_SYS_ADMIN kept" : "no capabilities", abi,
-                 c->network ? " with outgoing connections" : "");
+                 c->network ? " with outgoing connections" : "", c->io_uring ? " with io_uring_enter" : "");
         return 0;
 }

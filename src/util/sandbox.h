@@ -26,6 +26,11 @@ struct sandbox_config {
          * addresses (an HTTP server tunes the connections it accepts); no
          * new sockets. */
         bool socket_options;
+        /* Allow waiting on io_uring rings set up before (io_uring_enter),
+         * nothing more: creating rings or registering anything with them
+         * stays refused, and the rings accept only what they were
+         * restricted to at set-up. */
+        bool io_uring;
 };
 
 /* 0, or -errno when a step the kernel offers fails (then the caller must

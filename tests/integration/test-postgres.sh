@@ -147,7 +147,8 @@ expect_eq "1. --blob-service-addr DIR reads the same" \
 # --- 2. two gRPC daemons and a direct CLI on the same database ------------------------
 DP=()
 for i in 1 2; do
-        cas daemon --listen "grpc+unix://$T_TMP/d$i.sock" 2>"$T_TMP/daemon$i.err" &
+        # not through cas(): $! must be castore itself, or kill leaves it running
+        "$CASTORE" --store "$STORE" "${PGA[@]}" daemon --listen "grpc+unix://$T_TMP/d$i.sock" 2>"$T_TMP/daemon$i.err" &
         DP+=($!)
         at_exit "kill ${DP[$((i - 1))]}"
 done
@@ -312,7 +313,7 @@ check "5. the next command works after the restart" cas ls tree
 BIG=$T_TMP/big
 mkdir -p "$BIG"
 for i in $(seq 1 40); do cp -a "$SRC/doc" "$BIG/d$i"; head -c $((1 << 20)) /dev/urandom >"$BIG/d$i/blob"; done
-cas import "$BIG" --name big >/dev/null 2>"$T_TMP/big.err" &
+"$CASTORE" --store "$STORE" "${PGA[@]}" import "$BIG" --name big >/dev/null 2>"$T_TMP/big.err" &
 pbig=$!
 wait_until 60 sh -c "ls '$STORE/tmp/' 2>/dev/null | grep -qv lock || [ ! -e /proc/$pbig ]"
 pg_stop || notok "5. stop the server mid-import"

@@ -1,6 +1,7 @@
 /* Unit tests for the directory services (memory:// and LMDB): SPEC §2
  * digests through put/get, closure under children, lenient and strict
  * sizes, atomic batches, corruption detection, the recursive walk. */
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/resource.h>
@@ -486,6 +487,63 @@ static void test_lmdb_persistence(void) {
         CHECK_EQ(cas_lmdb_open(b.path, CAS_STORE_READONLY, &b.db), -ENOENT);
 }
 
+/* Resident kB of this process's mappings of path (smaps: a mapping's
+ * header line names the file, its Rss line follows). */
+static long mapped_rss_kb(const char *path) {
+        FILE *f = fopen("/proc/self/smaps", "re");
+        char line[1024];
+        bool in = false;
+        long kb = 0, v;
+
+        CHECK(f != NULL);
+        while (fgets(line, sizeof(line), f)) {
+                if (strstr(line, path))
+                        in = true;
+                else if (in && sscanf(line, "Rss: %ld kB", &v) == 1) {
+                        kb += v;
+                        in = false;
+                }
+        }
+        fclose(f);
+        return kb;
+}
+
+/* Pages that reads made resident in the process go back on request
+ * (they stay in the page cache), and later reads still work. */
+static void test_lmdb_release_memory(void) {
+        static struct cas_node n[200];
+        static char names[200][8];
+        struct cas_directory *dirs[64];
+        struct backend b = {};
+        char data[PATH_MAX];
+
+        open_lmdb(&b);
+        for (size_t d = 0; d < ELEMENTSOF(dirs); d++) {
+                for (size_t i = 0; i < ELEMENTSOF(n); i++) {
+                        snprintf(names[i], sizeof(names[i]), "%03zu%03zu", d, i);
+                        n[i] = (struct cas_node){ .kind = CAS_NODE_FILE, .name = names[i], .name_len = 6,
+                                                  .digest = cas_digest_empty };
+                }
+                dirs[d] = mkdir_nodes(n, ELEMENTSOF(n));
+        }
+        CHECK_OK(cas_dir_put(b.s, dirs, ELEMENTSOF(dirs), 0, NULL));
+        snprintf(data, sizeof(data), "%s/data.mdb", b.path);
+        for (size_t d = 0; d < ELEMENTSOF(dirs); d++)
+                check_get(b.s, dirs[d]);
+        long before = mapped_rss_kb(data);
+        CHECK(before >= 4 * 64); /* 64 Directories of about 8 KiB */
+        cas_dir_release_memory(b.s);
+        CHECK(mapped_rss_kb(data) < before / 4);
+        for (size_t d = 0; d < ELEMENTSOF(dirs); d++) {
+                check_get(b.s, dirs[d]);
+                cas_directory_free(dirs[d]);
+        }
+        CHECK(mapped_rss_kb(data) > 0);
+        close_backend(&b);
+        /* a memory backend has nothing to give back */
+        cas_dir_release_memory(NULL);
+}
+
 /* The disk fills up (here: the file size limit) during a batch: the put
  * fails as a whole, nothing of it is stored, and once there is room again
  * the same env takes the batch (a long-lived writer need not reopen). */
@@ -630,6 +688,7 @@ int main(void) {
         RUN_ALL(test_check_children_args);
         RUN(test_lmdb_corrupt);
         RUN(test_lmdb_persistence);
+        RUN(test_lmdb_release_memory);
         RUN(test_lmdb_disk_full);
         RUN(test_lmdb_errno);
         RUN(test_lmdb_txn_helpers);

@@ -1,7 +1,8 @@
 /* Unit tests for the filesystem layer over memory:// services: lookups and
  * attributes, inode sharing, readdir order and resumption, the root and
- * its providers, forget releasing memory, EIO for missing or corrupted
- * content, reads, xattrs and concurrent first accesses. */
+ * its providers, forget releasing memory, the bounded cache of fetched
+ * Directories, thousands of inodes coming and going, EIO for missing or
+ * corrupted content, reads, xattrs and concurrent first accesses. */
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -83,6 +84,14 @@ static struct fs *new_fs_with(bool list_root, struct cas_blob_service *blobs, st
         struct fs_config cfg = { .uid = 1234, .gid = 5678, .list_root = list_root, .roots = &p, .n_roots = 1 };
         struct fs *fs;
         CHECK_OK(fs_new(blobs, dirs, &cfg, &fs));
+        return fs;
+}
+
+static struct fs *new_fs_dir_cache(size_t dir_cache_entries) {
+        struct fs_root_provider p = { &fs_root_service_ops, store->roots };
+        struct fs_config cfg = { .roots = &p, .n_roots = 1, .dir_cache_entries = dir_cache_entries };
+        struct fs *fs;
+        CHECK_OK(fs_new(store->blobs, store->dirs, &cfg, &fs));
         return fs;
 }
 
@@ -430,6 +439,115 @@ static void test_forget(void) {
         fs_get_stats(fs, &st);
         CHECK_EQ(st.inodes, 1);
         fs_free(fs);
+}
+
+/* Directories beyond the cache's bound are dropped once unused and
+ * fetched again when needed; one in use is never dropped. */
+static void test_dir_cache(void) {
+        struct fs *fs = new_fs_dir_cache(3); /* fewer entries than tree has */
+        struct fs_stats st;
+        struct collected c = { .limit = 64 };
+        uint64_t t_ino = tree_ino(fs);
+        uint64_t s = lookup_ok(fs, t_ino, "sub", NULL);
+
+        fs_get_stats(fs, &st);
+        CHECK_EQ(st.dir_fetches, 1);
+        CHECK_EQ(st.dirs_loaded, 1); /* tree's 9 entries: over the bound, but it was in use */
+        uint64_t x = lookup_ok(fs, s, "x", NULL);
+        fs_get_stats(fs, &st);
+        CHECK_EQ(st.dir_fetches, 2);
+        CHECK_EQ(st.dirs_loaded, 1); /* tree's went for sub's */
+        /* tree again: fetched anew, same answers */
+        CHECK_EQ(lookup_ok(fs, t_ino, "a", NULL), x);
+        CHECK_OK(fs_readdir(fs, t_ino, 0, 0, false, collect, &c));
+        CHECK_EQ(c.n, 9);
+        CHECK_STREQ(c.names[8], "sub");
+        CHECK_EQ(c.inos[8], s);
+        fs_get_stats(fs, &st);
+        CHECK_EQ(st.dir_fetches, 3);
+        CHECK_EQ(st.dirs_loaded, 1);
+        /* forgetting a directory frees its cached Directory with it */
+        fs_forget(fs, t_ino, 1);
+        fs_get_stats(fs, &st);
+        CHECK_EQ(st.dirs_loaded, 0);
+        CHECK_EQ(st.inodes, 3); /* root, sub, a = x */
+        fs_free(fs);
+
+        /* the default keeps both */
+        fs = new_fs(false);
+        t_ino = tree_ino(fs);
+        lookup_ok(fs, lookup_ok(fs, t_ino, "sub", NULL), "x", NULL);
+        lookup_ok(fs, t_ino, "a", NULL);
+        fs_get_stats(fs, &st);
+        CHECK_EQ(st.dir_fetches, 2);
+        CHECK_EQ(st.dirs_loaded, 2);
+        fs_free(fs);
+}
+
+#define MANY 5000
+
+struct many {
+        uint64_t inos[MANY + 1];
+        size_t n;
+};
+
+static int collect_many(void *userdata, const char *name, size_t len, uint32_t mode, uint64_t ino,
+                        uint64_t next_off, const struct fs_entry *entry) {
+        struct many *m = userdata;
+        CHECK(m->n < MANY);
+        m->inos[m->n++] = ino;
+        return 1;
+}
+
+/* Thousands of inodes (several slab chunks, the index growing and
+ * shrinking) made by readdirplus and forgotten again, with the numbers
+ * they had. */
+static void test_many_inodes(void) {
+        static struct cas_node nodes[MANY];
+        static char names[MANY][8];
+        _cleanup_(cas_directory_freep) struct cas_directory *d = NULL;
+        struct many plus = {}, again = {};
+        struct fs_stats st;
+        struct fs_attr a;
+
+        for (size_t i = 0; i < MANY; i++) {
+                snprintf(names[i], sizeof(names[i]), "f%05zu", i);
+                nodes[i] = (struct cas_node){ .kind = CAS_NODE_FILE, .name = names[i], .name_len = 6,
+                                              .digest = put_blob(names[i], 6), .size = 6 };
+        }
+        d = put_dir(nodes, MANY);
+        put_root("many", d);
+
+        struct fs *fs = new_fs(false);
+        uint64_t m = lookup_ok(fs, FS_ROOT_INO, "many", NULL);
+        CHECK_OK(fs_readdir(fs, m, 0, 0, true, collect_many, &plus));
+        CHECK_EQ(plus.n, MANY);
+        fs_get_stats(fs, &st);
+        CHECK_EQ(st.inodes, MANY + 2);
+        for (size_t i = 0; i < MANY; i++) {
+                CHECK_OK(fs_getattr(fs, plus.inos[i], &a, NULL));
+                CHECK_EQ(a.size, 6);
+        }
+        /* readdir without attributes gives the same numbers, and takes no reference */
+        CHECK_OK(fs_readdir(fs, m, 0, 0, false, collect_many, &again));
+        CHECK_EQ(memcmp(plus.inos, again.inos, sizeof(plus.inos)), 0);
+        for (size_t i = 0; i < MANY; i++)
+                fs_forget(fs, plus.inos[i], 1);
+        fs_get_stats(fs, &st);
+        CHECK_EQ(st.inodes, 2);
+        CHECK_EQ(fs_getattr(fs, plus.inos[MANY / 2], &a, NULL), -ESTALE);
+        /* made again: the same numbers */
+        again.n = 0;
+        CHECK_OK(fs_readdir(fs, m, 0, 0, true, collect_many, &again));
+        CHECK_EQ(memcmp(plus.inos, again.inos, sizeof(plus.inos)), 0);
+        fs_forget(fs, m, 1);
+        fs_get_stats(fs, &st);
+        CHECK_EQ(st.inodes, MANY + 1);
+        fs_session_reset(fs);
+        fs_get_stats(fs, &st);
+        CHECK_EQ(st.inodes, 1);
+        fs_free(fs);
+        CHECK_OK(cas_root_remove(store->roots, "many", 4));
 }
 
 static void test_read(void) {
@@ -971,6 +1089,50 @@ static void test_stress(void) {
         fs_free(fs);
 }
 
+/* Threads looking names up in two directories and listing them through a
+ * Directory cache too small for one: each lookup's Directory is dropped
+ * by another thread's fetch once unpinned, never while in use. */
+struct dir_stress {
+        struct fs *fs;
+        uint64_t tree, sub;
+};
+
+static void *dir_stress(void *arg) {
+        struct dir_stress *d = arg;
+        for (int i = 0; i < 1000; i++) {
+                struct fs_entry e;
+                struct collected c = { .limit = 64 };
+                if (i & 1) {
+                        CHECK_OK(fs_lookup(d->fs, d->sub, "x", 1, &e));
+                        CHECK(e.ino != 0);
+                } else {
+                        CHECK_OK(fs_lookup(d->fs, d->tree, "sub", 3, &e));
+                        CHECK_EQ(e.ino, d->sub);
+                }
+                fs_forget(d->fs, e.ino, 1);
+                CHECK_OK(fs_readdir(d->fs, (i & 2) ? d->sub : d->tree, 0, 0, false, collect, &c));
+                CHECK_EQ(c.n, (i & 2) ? 2u : 9u);
+        }
+        return NULL;
+}
+
+static void test_dir_cache_stress(void) {
+        struct dir_stress d = { .fs = new_fs_dir_cache(1) };
+        pthread_t th[4];
+        struct fs_stats st;
+
+        d.tree = tree_ino(d.fs);
+        d.sub = lookup_ok(d.fs, d.tree, "sub", NULL);
+        for (int i = 0; i < 4; i++)
+                CHECK_EQ(pthread_create(&th[i], NULL, dir_stress, &d), 0);
+        for (int i = 0; i < 4; i++)
+                pthread_join(th[i], NULL);
+        fs_get_stats(d.fs, &st);
+        CHECK(st.dir_fetches > 2);   /* dropped and fetched again */
+        CHECK(st.dirs_loaded <= 2); /* the last ones, fetched while in use */
+        fs_free(d.fs);
+}
+
 int main(void) {
         make_tree();
         RUN(test_lookup_attrs);
@@ -981,6 +1143,8 @@ int main(void) {
         RUN(test_readdir);
         RUN(test_readdirplus_refs);
         RUN(test_forget);
+        RUN(test_dir_cache);
+        RUN(test_many_inodes);
         RUN(test_read);
         RUN(test_xattr);
         RUN(test_missing_directory);
@@ -990,6 +1154,7 @@ int main(void) {
         RUN(test_verified_files);
         RUN(test_concurrent_first_access);
         RUN(test_stress);
+        RUN(test_dir_cache_stress);
         cas_directory_free(tree);
         cas_directory_free(sub);
         free(blob_b_data);

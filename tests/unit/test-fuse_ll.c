@@ -1044,6 +1044,56 @@ static void test_caps(void) {
         fs_free(fs);
 }
 
+/* FUSE over io_uring is answered when the kernel offers it (7.42+, in
+ * flags2) and the transport's rings are ready when INIT comes. */
+static bool fake_rings;
+static int fake_ready_calls;
+static bool fake_io_uring_ready(void *ctx) {
+        fake_ready_calls++;
+        return fake_rings;
+}
+
+static void test_io_uring(void) {
+        struct fuse_ll_caps t = { .name = "rings", .readonly_mount = true, .io_uring_ready = fake_io_uring_ready };
+        const uint64_t offer = KERNEL_FLAGS | FUSE_OVER_IO_URING;
+        static const struct {
+                bool rings;
+                uint64_t kflags;
+                bool answered;
+        } cases[] = {
+                { true, offer, true },
+                { false, offer, false },                          /* rings not set up */
+                { true, KERNEL_FLAGS, false },                    /* enable_uring=N */
+                { true, offer & ~(uint64_t) FUSE_INIT_EXT, false }, /* no flags2 at all */
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                struct env e = env_new(false, &t, false);
+                fake_rings = cases[i].rings;
+                fake_ready_calls = 0;
+                CHECK(!fuse_ll_io_uring(e.ll));
+                struct fuse_ll_init_out o = init_with(e.ll, 7, 45, cases[i].kflags, NULL);
+                CHECK_EQ(!!(o.flags2 & (FUSE_OVER_IO_URING >> 32)), cases[i].answered);
+                CHECK_EQ(fuse_ll_io_uring(e.ll), cases[i].answered);
+                /* asked only when the kernel offers it */
+                int asked = (cases[i].kflags & FUSE_OVER_IO_URING) && (cases[i].kflags & FUSE_INIT_EXT);
+                CHECK_EQ(fake_ready_calls, asked);
+                env_free(&e);
+        }
+        /* without the callback, never; a new INIT decides afresh */
+        struct env e = env_new(false, NULL, false);
+        struct fuse_ll_init_out o = init_with(e.ll, 7, 45, offer, NULL);
+        CHECK(!(o.flags2 & (FUSE_OVER_IO_URING >> 32)));
+        env_free(&e);
+        e = env_new(false, &t, false);
+        fake_rings = true;
+        init_with(e.ll, 7, 45, offer, NULL);
+        CHECK(fuse_ll_io_uring(e.ll));
+        init_with(e.ll, 7, 45, KERNEL_FLAGS, NULL);
+        CHECK(!fuse_ll_io_uring(e.ll));
+        env_free(&e);
+}
+
 int main(void) {
         make_store();
         make_local_store();
@@ -1061,6 +1111,7 @@ int main(void) {
         RUN(test_passthrough_decision);
         RUN(test_passthrough_refused_later);
         RUN(test_caps);
+        RUN(test_io_uring);
         remove_local_store();
         cas_store_free(store);
         return 0;
