@@ -76,10 +76,12 @@ static int upload_join(struct objstore_writer *w) {
 }
 
 static int uploads_wait(struct objstore_writer *w) {
-        int r = 0;
+        int r = 0, k;
 
-        while (w->n_uploads > 0)
-                r = MIN(r, upload_join(w));
+        while (w->n_uploads > 0) {
+                k = upload_join(w);
+                r = MIN(r, k);
+        }
         return r;
 }
 
@@ -135,11 +137,13 @@ static int writer_chunk(void *userdata, const uint8_t *data, size_t len) {
 
 static int objstore_write(struct cas_blob_writer *bw, const void *buf, size_t len) {
         struct objstore_writer *w = (struct objstore_writer *) bw;
+        int r;
 
         if (w->error < 0)
                 return w->error;
         cas_outboard_builder_update(&w->hasher, buf, len);
-        w->error = MIN(cas_fastcdc_push(&w->cdc, buf, len, writer_chunk, w), 0);
+        r = cas_fastcdc_push(&w->cdc, buf, len, writer_chunk, w);
+        w->error = MIN(r, 0);
         return w->error;
 }
 
@@ -180,12 +184,13 @@ static int objstore_commit(struct cas_blob_writer *bw, struct cas_digest *ret_di
         _cleanup_free_ uint8_t *ob = NULL;
         struct cas_digest d;
         size_t oblen = 0;
-        int r;
+        int r, k;
 
         r = w->error;
         if (r >= 0)
                 r = cas_fastcdc_finish(&w->cdc, writer_chunk, w);
-        r = MIN(r, uploads_wait(w));
+        k = uploads_wait(w);
+        r = MIN(r, k);
         if (r >= 0)
                 r = cas_outboard_builder_final(&w->hasher, &d, &ob, &oblen);
         if (r >= 0)

@@ -470,21 +470,23 @@ static void test_list_remove(void) {
         cas_blob_service_free(s);
 }
 
-/* A chunk that cannot be stored fails the write, every later write and
- * the commit: nothing is committed with a chunk missing. */
+/* A chunk that cannot be stored fails the commit, and every write once
+ * the failed upload is seen (uploads run behind the writes): nothing is
+ * committed with a chunk missing. */
 static void test_write_errors(void) {
         struct cas_blob_service *s = open_svc("werr", 16384);
         uint8_t *data = random_bytes(200000, 31);
         struct cas_blob_writer *w;
         struct cas_digest d;
         char path[512];
+        int r;
 
         snprintf(path, sizeof(path), "%s/werr/chunks", root);
         write_file(path, "not a folder", 12);
         log_set_max_level(LOG_LEVEL_ERR - 1);
         CHECK_OK(cas_blob_writer_new(s, 0, &w));
-        CHECK(cas_blob_write(w, data, 100000) < 0);
-        CHECK(cas_blob_write(w, data + 100000, 100000) < 0);
+        r = cas_blob_write(w, data, 100000);
+        CHECK(cas_blob_write(w, data + 100000, 100000) < 0 || r >= 0);
         CHECK(cas_blob_commit(w, &d, NULL) < 0);
         CHECK(cas_blob_put(s, data, 1000, 0, &d) < 0);
         log_set_max_level(LOG_LEVEL_INFO);
