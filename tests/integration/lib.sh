@@ -65,8 +65,9 @@ pid_gone() {
 
 T_CLEANUP=()
 t_cleanup() {
-        local c
-        for c in ${T_CLEANUP[@]+"${T_CLEANUP[@]}"}; do eval "$c" >/dev/null 2>&1 || true; done
+        local i
+        # last registered first: a server stops before its directory goes
+        for ((i = ${#T_CLEANUP[@]} - 1; i >= 0; i--)); do eval "${T_CLEANUP[i]}" >/dev/null 2>&1 || true; done
         grep -o " $T_TMP[^ ]*" /proc/mounts 2>/dev/null | sort -r | while read -r m; do
                 umount -l "$m" 2>/dev/null || fusermount3 -uz "$m" 2>/dev/null || true
         done
