@@ -527,7 +527,6 @@ static int pg_get_recursive(struct cas_dir_service *ds, const struct cas_digest 
 struct list_ctx {
         cas_dir_list_cb cb;
         void *userdata;
-        bool corrupt;
 };
 
 static int list_row(void *userdata, const PGresult *res) {
@@ -535,30 +534,24 @@ static int list_row(void *userdata, const PGresult *res) {
         const uint8_t *key, *data;
         size_t len, data_len;
         struct cas_digest d;
+        int r;
 
         if (cas_pg_bytes(res, 0, 0, &key, &len) < 0 || len != CAS_DIGEST_LEN ||
             cas_pg_bytes(res, 0, 1, &data, &data_len) < 0) {
                 log_error("Malformed row in the directories table (%zu-byte key)", len);
-                l->corrupt = true;
-                return 0;
+                return 1; /* corrupt: skipped */
         }
         memcpy(d.b, key, CAS_DIGEST_LEN);
-        return l->cb(l->userdata, &d, data, data_len);
-}
-
-static int list_in(struct cas_pg_conn *c, void *userdata) {
-        return cas_pg_query_rows(c, &st_list, 0, NULL, NULL, list_row, userdata);
+        r = l->cb(l->userdata, &d, data, data_len);
+        return r < 0 ? r : 0; /* 1 would say corrupt */
 }
 
 /* Streams the table in digest order; a row that cannot be a directory's
  * is logged and skipped, and the walk returns -EBADMSG at its end. */
 static int pg_list(struct cas_dir_service *ds, cas_dir_list_cb cb, void *userdata) {
         struct list_ctx l = { .cb = cb, .userdata = userdata };
-        int r = cas_pg_run(to_pg(ds)->pg, list_in, &l);
 
-        if (r >= 0 && l.corrupt)
-                r = -EBADMSG;
-        return r;
+        return cas_pg_list(to_pg(ds)->pg, &st_list, list_row, &l);
 }
 
 struct remove_ctx {

@@ -343,6 +343,40 @@ int cas_pg_query_rows(struct cas_pg_conn *c, const struct cas_pg_stmt *st, int n
         return r;
 }
 
+struct list_ctx {
+        const struct cas_pg_stmt *st;
+        int (*row)(void *userdata, const PGresult *res);
+        void *userdata;
+        bool corrupt;
+};
+
+static int list_row(void *userdata, const PGresult *res) {
+        struct list_ctx *l = userdata;
+        int r = l->row(l->userdata, res);
+
+        if (r > 0) {
+                l->corrupt = true; /* logged; the walk goes on */
+                return 0;
+        }
+        return r;
+}
+
+static int list_in(struct cas_pg_conn *c, void *userdata) {
+        struct list_ctx *l = userdata;
+
+        return cas_pg_query_rows(c, l->st, 0, NULL, NULL, list_row, l);
+}
+
+int cas_pg_list(struct cas_pg *pg, const struct cas_pg_stmt *st, int (*row)(void *userdata, const PGresult *res),
+                void *userdata) {
+        struct list_ctx l = { .st = st, .row = row, .userdata = userdata };
+        int r = cas_pg_run(pg, list_in, &l);
+
+        if (r >= 0 && l.corrupt)
+                r = -EBADMSG;
+        return r;
+}
+
 int cas_pg_exec(struct cas_pg_conn *c, const char *sql) {
         int r;
 

@@ -73,6 +73,12 @@ int cas_pg_query(struct cas_pg_conn *c, const struct cas_pg_stmt *st, int n, con
  * is returned. */
 int cas_pg_query_rows(struct cas_pg_conn *c, const struct cas_pg_stmt *st, int n, const char *const *vals,
                       const int *lens, int (*row)(void *userdata, const PGresult *res), void *userdata);
+/* Streams the rows of st (no parameters) on a connection of the pool
+ * through row(userdata, res), as cas_pg_query_rows.  row returns 1 for a
+ * row it found corrupt (and logged): the row is skipped, the walk goes on
+ * and returns -EBADMSG at its end.  A negative return stops the walk. */
+int cas_pg_list(struct cas_pg *pg, const struct cas_pg_stmt *st, int (*row)(void *userdata, const PGresult *res),
+                void *userdata);
 /* A command without parameters or rows (BEGIN, COMMIT). */
 int cas_pg_exec(struct cas_pg_conn *c, const char *sql);
 

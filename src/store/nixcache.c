@@ -22,6 +22,7 @@
 #include "store/nixbase32.h"
 #include "util/io.h"
 #include "util/log.h"
+#include "util/ordered_run.h"
 
 int nix_cache_curl_errno(CURLcode cc, long status) {
         if (cc == CURLE_OK && status >= 200 && status < 300)
@@ -476,13 +477,12 @@ int nix_cache_fetch_path(struct nix_cache *c, struct cas_blob_service *blobs, st
 struct copy_item {
         struct nix_narinfo *ni;
         char abs[NIX_PATH_MAX + 1];
-        bool done;
-        int r;
+        int r; /* fetch_nar's */
         uint64_t file_bytes;
         struct nar_ingest_result res;
 };
 
-/* Lock order: only copy_state.lock; no I/O under it. */
+/* A copy's state; ordered_run does the locking between its threads. */
 struct copy_state {
         struct cas_store *store;
         struct nix_pathinfo_service *pis;
@@ -490,13 +490,10 @@ struct copy_state {
         const struct nix_copy_opts *opts;
         struct nix_copy_stats *stats;
         struct nix_path_set seen; /* paths visited (collection: one thread) */
-        struct copy_item *items; /* in registration order: references first */
+        /* in registration order, references first; an item's result is
+         * written by its worker and read after ordered_run hands it over */
+        struct copy_item *items;
         size_t n_items;
-
-        pthread_mutex_t lock;
-        pthread_cond_t cond;
-        size_t next;  /* next item a worker takes; protected by lock */
-        bool stop;    /* the copy failed: take no more items; protected by lock */
 };
 
 static bool digest_eq(const void *entry, const void *key) {
@@ -531,6 +528,14 @@ int nix_path_set_add(struct nix_path_set *s, const struct nix_store_path *p) {
         return 1;
 }
 
+int nix_path_set_visit(struct nix_path_set *s, const struct nix_store_path *p, unsigned depth,
+                       char abs[NIX_PATH_MAX + 1]) {
+        nix_store_path_absolute(p, abs);
+        if (depth > 4096)
+                return log_error_errno(-ELOOP, "%s: reference chain too long", abs);
+        return nix_path_set_add(s, p);
+}
+
 /* Takes ownership of ni. */
 static int add_item(struct copy_state *s, struct nix_narinfo *ni, const char *abs) {
         struct copy_item *t = reallocarray(s->items, s->n_items + 1, sizeof(*t));
@@ -554,10 +559,7 @@ static int collect(struct copy_state *s, const struct nix_store_path *p, unsigne
         char abs[NIX_PATH_MAX + 1];
         int r;
 
-        nix_store_path_absolute(p, abs);
-        if (depth > 4096)
-                return log_error_errno(-ELOOP, "%s: reference chain too long", abs);
-        r = nix_path_set_add(&s->seen, p);
+        r = nix_path_set_visit(&s->seen, p, depth, abs);
         if (r <= 0)
                 return r;
         r = nix_pathinfo_get_path(s->pis, p, &have);
@@ -585,38 +587,22 @@ static int collect(struct copy_state *s, const struct nix_store_path *p, unsigne
         return add_item(s, TAKE_PTR(ni), abs);
 }
 
-static void *worker(void *userdata) {
+/* ordered_run's work: fetches and ingests item i's NAR. */
+static void fetch_item(void *userdata, size_t i) {
         struct copy_state *s = userdata;
+        struct copy_item *it = &s->items[i];
 
-        for (;;) {
-                struct copy_item *it;
-                size_t i;
-
-                pthread_mutex_lock(&s->lock);
-                if (s->stop || s->next == s->n_items) {
-                        pthread_mutex_unlock(&s->lock);
-                        return NULL;
-                }
-                i = s->next++;
-                pthread_mutex_unlock(&s->lock);
-                it = &s->items[i];
-                it->r = fetch_nar(s->store->blobs, s->store->dirs, s->cache, it->ni, it->abs, &it->file_bytes, &it->res);
-                pthread_mutex_lock(&s->lock);
-                it->done = true;
-                pthread_cond_broadcast(&s->cond);
-                pthread_mutex_unlock(&s->lock);
-        }
+        it->r = fetch_nar(s->store->blobs, s->store->dirs, s->cache, it->ni, it->abs, &it->file_bytes, &it->res);
 }
 
-/* Waits for item i and registers it.  An item that failed stops the copy. */
-static int register_item(struct copy_state *s, struct copy_item *it) {
+/* ordered_run's finish: registers item i, fetched.  An item that failed
+ * stops the copy. */
+static int register_item(void *userdata, size_t i) {
         _cleanup_(nix_pathinfo_freep) struct nix_pathinfo *pi = NULL;
+        struct copy_state *s = userdata;
+        struct copy_item *it = &s->items[i];
         int r;
 
-        pthread_mutex_lock(&s->lock);
-        while (!it->done)
-                pthread_cond_wait(&s->cond, &s->lock);
-        pthread_mutex_unlock(&s->lock);
         s->stats->file_bytes += it->file_bytes;
         if (it->r < 0)
                 return it->r; /* logged by fetch_nar */
@@ -637,39 +623,19 @@ static int register_item(struct copy_state *s, struct copy_item *it) {
  * order on the calling one. */
 static int fetch_and_register(struct copy_state *s, unsigned jobs) {
         _cleanup_(cas_store_unlockp) struct cas_store_lock *lock = NULL;
-        pthread_t threads[NIX_COPY_JOBS_MAX];
-        unsigned n_threads = 0;
-        int r = 0, k;
+        int r;
 
         /* shared until the last PathInfo names its tree (see cas_store_lock) */
         r = cas_store_lock(s->store, false, true, &lock);
         if (r < 0)
                 return log_error_errno(r, "Cannot lock the store: %m");
-        if (jobs > s->n_items)
-                jobs = (unsigned) s->n_items;
-        for (; n_threads < jobs; n_threads++) {
-                k = pthread_create(&threads[n_threads], NULL, worker, s);
-                if (k != 0) {
-                        if (n_threads == 0)
-                                return log_error_errno(-k, "Cannot start a download thread: %m");
-                        break; /* fewer threads will do */
-                }
-        }
-        for (size_t i = 0; i < s->n_items && r >= 0; i++)
-                r = register_item(s, &s->items[i]);
-        pthread_mutex_lock(&s->lock);
-        s->stop = true;
-        pthread_mutex_unlock(&s->lock);
-        for (unsigned i = 0; i < n_threads; i++)
-                pthread_join(threads[i], NULL);
-        return r;
+        return ordered_run(s->n_items, jobs, fetch_item, register_item, s, "a download thread");
 }
 
 int nix_copy_from_cache(struct cas_store *store, struct nix_pathinfo_service *pis, struct nix_cache *c,
                         const struct nix_store_path *paths, size_t n_paths, const struct nix_copy_opts *opts,
                         struct nix_copy_stats *ret) {
-        struct copy_state s = { .store = store, .pis = pis, .cache = c, .opts = opts, .stats = ret,
-                                .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
+        struct copy_state s = { .store = store, .pis = pis, .cache = c, .opts = opts, .stats = ret };
         unsigned jobs;
         int r = 0;
 
@@ -685,7 +651,7 @@ int nix_copy_from_cache(struct cas_store *store, struct nix_pathinfo_service *pi
         if (r >= 0 && s.n_items > 0)
                 r = fetch_and_register(&s, jobs);
         for (size_t i = 0; i < s.n_items; i++) {
-                if (s.items[i].done && s.items[i].r >= 0)
+                if (s.items[i].r >= 0) /* res is zero until fetched */
                         free(s.items[i].res.mem);
                 nix_narinfo_free(s.items[i].ni);
         }

@@ -40,3 +40,8 @@ void nix_path_set_init(struct nix_path_set *s);
 void nix_path_set_done(struct nix_path_set *s);
 /* Marks p visited: 1 if it was new, 0 if seen before, -ENOMEM. */
 int nix_path_set_add(struct nix_path_set *s, const struct nix_store_path *p);
+/* A closure walk's step onto p at depth: abs gets p's absolute path; 1 if
+ * p is new, 0 if seen before, -ELOOP (logged) past a depth of 4096,
+ * -ENOMEM. */
+int nix_path_set_visit(struct nix_path_set *s, const struct nix_store_path *p, unsigned depth,
+                       char abs[NIX_PATH_MAX + 1]);

@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +22,7 @@
 #include "util/hex.h"
 #include "util/io.h"
 #include "util/log.h"
+#include "util/ordered_run.h"
 
 #define HTTP_ATTEMPTS 4
 
@@ -344,8 +344,7 @@ static int nar_file_write(void *userdata, const void *buf, size_t len) {
 struct write_item {
         struct nix_pathinfo *pi;
         char abs[NIX_PATH_MAX + 1];
-        bool done;
-        int r;
+        int r; /* the worker's */
         char url[sizeof("nar/.nar.zst") + 64];
         uint8_t file_sha256[NIX_SHA256_LEN];
         uint64_t file_size;
@@ -456,7 +455,7 @@ static int write_listing(struct cas_store *store, struct nix_cache *c, const str
 
 /* ---- the closure, then the NARs in parallel ---- */
 
-/* Lock order: only write_state.lock; no I/O under it. */
+/* A copy's state; ordered_run does the locking between its threads. */
 struct write_state {
         struct cas_store *store;
         struct nix_pathinfo_service *pis;
@@ -465,15 +464,11 @@ struct write_state {
         const char *method;
         struct nix_copy_stats *stats;
         struct nix_path_set seen; /* paths visited (collection: one thread) */
-        struct write_item *items; /* in registration order: references first */
+        /* in registration order, references first; an item's result is
+         * written by its worker and read after ordered_run hands it over */
+        struct write_item *items;
         size_t n_items;
-
-        pthread_mutex_t lock;
-        pthread_cond_t cond;
-        size_t next; /* next item a worker takes; protected by lock */
-        bool stop;   /* the copy failed: take no more items; protected by lock */
 };
-
 
 /* Takes ownership of pi. */
 static int add_item(struct write_state *s, struct nix_pathinfo *pi, const char *abs) {
@@ -498,10 +493,7 @@ static int collect(struct write_state *s, const struct nix_store_path *p, unsign
         char abs[NIX_PATH_MAX + 1], rel[NIX_DIGEST_CHARS + 16];
         int r;
 
-        nix_store_path_absolute(p, abs);
-        if (depth > 4096)
-                return log_error_errno(-ELOOP, "%s: reference chain too long", abs);
-        r = nix_path_set_add(&s->seen, p);
+        r = nix_path_set_visit(&s->seen, p, depth, abs);
         if (r <= 0)
                 return r;
         r = nix_pathinfo_get_path(s->pis, p, &pi);
@@ -529,42 +521,27 @@ static int collect(struct write_state *s, const struct nix_store_path *p, unsign
         return add_item(s, TAKE_PTR(pi), abs);
 }
 
-static void *worker(void *userdata) {
+/* ordered_run's work: renders item i's NAR into the cache (and its
+ * listing if asked). */
+static void write_one(void *userdata, size_t i) {
         struct write_state *s = userdata;
+        struct write_item *it = &s->items[i];
 
-        for (;;) {
-                struct write_item *it;
-                size_t i;
-
-                pthread_mutex_lock(&s->lock);
-                if (s->stop || s->next == s->n_items) {
-                        pthread_mutex_unlock(&s->lock);
-                        return NULL;
-                }
-                i = s->next++;
-                pthread_mutex_unlock(&s->lock);
-                it = &s->items[i];
-                it->r = write_nar(s->store, s->cache, it, s->method);
-                if (it->r >= 0 && s->opts->write_nar_listing)
-                        it->r = write_listing(s->store, s->cache, it);
-                pthread_mutex_lock(&s->lock);
-                it->done = true;
-                pthread_cond_broadcast(&s->cond);
-                pthread_mutex_unlock(&s->lock);
-        }
+        it->r = write_nar(s->store, s->cache, it, s->method);
+        if (it->r >= 0 && s->opts->write_nar_listing)
+                it->r = write_listing(s->store, s->cache, it);
 }
 
-/* Waits for item it and writes its narinfo.  An item that failed stops the copy. */
-static int register_item(struct write_state *s, struct write_item *it) {
+/* ordered_run's finish: writes item i's narinfo, its NAR written.  An
+ * item that failed stops the copy. */
+static int register_item(void *userdata, size_t i) {
         _cleanup_free_ char *text = NULL;
+        struct write_state *s = userdata;
+        struct write_item *it = &s->items[i];
         char rel[NIX_DIGEST_CHARS + 16];
         size_t len;
         int r;
 
-        pthread_mutex_lock(&s->lock);
-        while (!it->done)
-                pthread_cond_wait(&s->cond, &s->lock);
-        pthread_mutex_unlock(&s->lock);
         if (it->r < 0)
                 return it->r; /* logged by the worker */
         r = make_narinfo(it, s->opts, s->method, &text, &len);
@@ -582,36 +559,10 @@ static int register_item(struct write_state *s, struct write_item *it) {
         return 0;
 }
 
-static int write_all(struct write_state *s, unsigned jobs) {
-        pthread_t threads[NIX_COPY_JOBS_MAX];
-        unsigned n_threads = 0;
-        int r = 0, k;
-
-        if (jobs > s->n_items)
-                jobs = (unsigned) s->n_items;
-        for (; n_threads < jobs; n_threads++) {
-                k = pthread_create(&threads[n_threads], NULL, worker, s);
-                if (k != 0) {
-                        if (n_threads == 0)
-                                return log_error_errno(-k, "Cannot start a thread: %m");
-                        break; /* fewer threads will do */
-                }
-        }
-        for (size_t i = 0; i < s->n_items && r >= 0; i++)
-                r = register_item(s, &s->items[i]);
-        pthread_mutex_lock(&s->lock);
-        s->stop = true;
-        pthread_mutex_unlock(&s->lock);
-        for (unsigned i = 0; i < n_threads; i++)
-                pthread_join(threads[i], NULL);
-        return r;
-}
-
 int nix_copy_to_cache(struct cas_store *store, struct nix_pathinfo_service *pis, struct nix_cache *c,
                       const struct nix_store_path *paths, size_t n_paths, const struct nix_copy_to_opts *opts,
                       struct nix_copy_stats *ret) {
-        struct write_state s = { .store = store, .pis = pis, .cache = c, .opts = opts, .stats = ret,
-                                 .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
+        struct write_state s = { .store = store, .pis = pis, .cache = c, .opts = opts, .stats = ret };
         unsigned jobs;
         int r = 0;
 
@@ -628,7 +579,7 @@ int nix_copy_to_cache(struct cas_store *store, struct nix_pathinfo_service *pis,
         for (size_t i = 0; i < n_paths && r >= 0; i++)
                 r = collect(&s, &paths[i], 0);
         if (r >= 0 && s.n_items > 0)
-                r = write_all(&s, jobs);
+                r = ordered_run(s.n_items, jobs, write_one, register_item, &s, "a thread");
         for (size_t i = 0; i < s.n_items; i++)
                 nix_pathinfo_free(s.items[i].pi);
         free(s.items);

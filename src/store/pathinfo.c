@@ -12,6 +12,7 @@
 #include "castore.pb-c.h"
 #include "store/nixbase32.h"
 #include "pathinfo.pb-c.h"
+#include "util/log.h"
 
 typedef Tvix__Store__V1__PathInfo PbPathInfo;
 typedef Tvix__Store__V1__NARInfo PbNarInfo;
@@ -488,5 +489,25 @@ int nix_pathinfo_decode(const void *buf, size_t len, struct nix_pathinfo **ret, 
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(pi);
+        return 0;
+}
+
+int nix_pathinfo_decode_stored(const void *key, size_t key_len, const void *buf, size_t len,
+                               struct nix_pathinfo **ret) {
+        struct nix_pathinfo *pi = NULL;
+        const char *why = NULL;
+        int r;
+
+        r = nix_pathinfo_decode(buf, len, &pi, &why);
+        if (r >= 0 && (key_len != NIX_DIGEST_LEN || memcmp(key, pi->path.digest, NIX_DIGEST_LEN) != 0)) {
+                nix_pathinfo_free(pi);
+                r = -EBADMSG;
+                why = "stored under another digest";
+        }
+        if (r == -EBADMSG)
+                return log_error_errno(r, "Stored PathInfo is corrupt: %s", why ? why : "?");
+        if (r < 0)
+                return r;
+        *ret = pi;
         return 0;
 }

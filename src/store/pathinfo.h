@@ -115,3 +115,7 @@ int nix_pathinfo_encode(const struct nix_pathinfo *pi, uint8_t **ret_buf, size_t
  * Returns 0, -EBADMSG (with *ret_why, a static sentence, if non-NULL) or
  * -ENOMEM. */
 int nix_pathinfo_decode(const void *buf, size_t len, struct nix_pathinfo **ret, const char **ret_why);
+/* Decodes a stored record (a backend's key and value) and checks that key
+ * is its store path digest: 0, -EBADMSG (logged as corrupt) or -ENOMEM. */
+int nix_pathinfo_decode_stored(const void *key, size_t key_len, const void *buf, size_t len,
+                               struct nix_pathinfo **ret);

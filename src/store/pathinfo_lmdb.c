@@ -42,22 +42,7 @@ static int pathinfo_dbi(struct pathinfo_lmdb *l, MDB_dbi *ret) {
 /* Decodes a stored value (copying it out of the map) and checks that the
  * key is its store path digest. */
 static int decode(const MDB_val *k, const MDB_val *v, struct nix_pathinfo **ret) {
-        struct nix_pathinfo *pi;
-        const char *why = NULL;
-        int r;
-
-        r = nix_pathinfo_decode(v->mv_data, v->mv_size, &pi, &why);
-        if (r >= 0 && (k->mv_size != NIX_DIGEST_LEN || memcmp(k->mv_data, pi->path.digest, NIX_DIGEST_LEN) != 0)) {
-                nix_pathinfo_free(pi);
-                r = -EBADMSG;
-                why = "stored under another digest";
-        }
-        if (r == -EBADMSG)
-                return log_error_errno(r, "Stored PathInfo is corrupt: %s", why ? why : "?");
-        if (r < 0)
-                return r;
-        *ret = pi;
-        return 0;
+        return nix_pathinfo_decode_stored(k->mv_data, k->mv_size, v->mv_data, v->mv_size, ret);
 }
 
 static int get_record(void *userdata, const MDB_val *k, const MDB_val *v) {

@@ -30,28 +30,12 @@ static struct pathinfo_pg *to_pg(struct nix_pathinfo_service *s) {
 /* Decodes row 0 of res and checks that its key is its store path
  * digest: -EBADMSG (logged) otherwise. */
 static int decode_row(const PGresult *res, struct nix_pathinfo **ret) {
-        struct nix_pathinfo *pi = NULL;
-        const uint8_t *key = NULL, *data;
-        size_t key_len = 0, len;
-        const char *why = NULL;
-        int r;
+        const uint8_t *key, *data;
+        size_t key_len, len;
 
-        r = cas_pg_bytes(res, 0, 0, &key, &key_len);
-        if (r >= 0)
-                r = cas_pg_bytes(res, 0, 1, &data, &len);
-        if (r >= 0)
-                r = nix_pathinfo_decode(data, len, &pi, &why);
-        if (r >= 0 && (key_len != NIX_DIGEST_LEN || memcmp(key, pi->path.digest, NIX_DIGEST_LEN) != 0)) {
-                nix_pathinfo_free(pi);
-                r = -EBADMSG;
-                why = "stored under another digest";
-        }
-        if (r == -EBADMSG)
-                return log_error_errno(r, "Stored PathInfo is corrupt: %s", why ? why : "?");
-        if (r < 0)
-                return r;
-        *ret = pi;
-        return 0;
+        if (cas_pg_bytes(res, 0, 0, &key, &key_len) < 0 || cas_pg_bytes(res, 0, 1, &data, &len) < 0)
+                return log_error_errno(-EBADMSG, "Stored PathInfo is corrupt: a NULL column");
+        return nix_pathinfo_decode_stored(key, key_len, data, len, ret);
 }
 
 struct one_ctx {
@@ -110,7 +94,6 @@ static int pg_remove(struct nix_pathinfo_service *s, const uint8_t digest[NIX_DI
 struct list_ctx {
         nix_pathinfo_list_cb cb;
         void *userdata;
-        bool corrupt;
 };
 
 static int list_row(void *userdata, const PGresult *res) {
@@ -119,19 +102,13 @@ static int list_row(void *userdata, const PGresult *res) {
         int r;
 
         r = decode_row(res, &pi);
-        if (r == -EBADMSG) {
-                l->corrupt = true; /* logged; the walk goes on */
-                return 0;
-        }
+        if (r == -EBADMSG)
+                return 1; /* corrupt (logged): skipped */
         if (r < 0)
                 return r;
         r = l->cb(l->userdata, pi);
         nix_pathinfo_free(pi);
-        return r;
-}
-
-static int list_in(struct cas_pg_conn *c, void *userdata) {
-        return cas_pg_query_rows(c, &st_list, 0, NULL, NULL, list_row, userdata);
+        return r < 0 ? r : 0; /* 1 would say corrupt */
 }
 
 /* Streamed in digest order (single row mode), each PathInfo decoded into
@@ -139,11 +116,8 @@ static int list_in(struct cas_pg_conn *c, void *userdata) {
  * the walk goes on and returns -EBADMSG at its end. */
 static int pg_list(struct nix_pathinfo_service *s, nix_pathinfo_list_cb cb, void *userdata) {
         struct list_ctx l = { .cb = cb, .userdata = userdata };
-        int r = cas_pg_run(to_pg(s)->pg, list_in, &l);
 
-        if (r >= 0 && l.corrupt)
-                r = -EBADMSG;
-        return r;
+        return cas_pg_list(to_pg(s)->pg, &st_list, list_row, &l);
 }
 
 static void pg_free(struct nix_pathinfo_service *s) {
