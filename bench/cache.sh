@@ -9,7 +9,8 @@
 #    `python3 -m http.server` serving the cache Nix wrote uncompressed
 #    (what a static server of a Nix cache does):
 #      narinfo latency, 2000 GETs on one keep-alive connection (p50, p99);
-#      NAR throughput, the whole NAR fetched with curl (MB/s);
+#      NAR throughput, the whole NAR fetched with curl (MB/s), with the
+#      page cache dropped (cold) and right after (warm);
 #      real Nix substituting the path from each (nix-store -r into a fresh
 #      chroot store, signatures checked).
 # Usage (root): bench/cache.sh [ROUNDS] [WORKDIR]   (3, /var/tmp/castore-bench-cache)
@@ -117,12 +118,13 @@ thr() {  # PORT -> MB/s of the whole NAR
         curl -sf -o /dev/null -w '%{size_download} %{time_total}\n' "http://127.0.0.1:$1/$url" |
                 awk '{ printf "%.0f", $1 / $2 / 1e6 }'
 }
-cm=() sm=()
+cm=() sm=() cw=() sw=()
 for r in $(seq "$ROUNDS"); do
-        drop_caches; cm+=("$(thr "$CPORT")")
-        drop_caches; sm+=("$(thr "$SPORT")")
+        drop_caches; cm+=("$(thr "$CPORT")"); cw+=("$(thr "$CPORT")")
+        drop_caches; sm+=("$(thr "$SPORT")"); sw+=("$(thr "$SPORT")")
 done
 T[castore,nar]=$(median "${cm[@]}") T[static,nar]=$(median "${sm[@]}")
+T[castore,narw]=$(median "${cw[@]}") T[static,narw]=$(median "${sw[@]}")
 
 subst() {  # PORT: real Nix substitutes P into a fresh chroot store
         rm -rf "$W/nix3" "$XDG_CACHE_HOME"
@@ -146,6 +148,7 @@ cat <<EOF
 | narinfo p50 (ms) | ${T[castore,p50]} | ${T[static,p50]} (http.server) | $(ratio "${T[castore,p50]}" "${T[static,p50]}") |
 | narinfo p99 (ms) | ${T[castore,p99]} | ${T[static,p99]} (http.server) | $(ratio "${T[castore,p99]}" "${T[static,p99]}") |
 | NAR, uncompressed, cold (MB/s) | ${T[castore,nar]} | ${T[static,nar]} (http.server) | $(ratio "${T[castore,nar]}" "${T[static,nar]}") |
+| NAR, uncompressed, warm (MB/s) | ${T[castore,narw]} | ${T[static,narw]} (http.server) | $(ratio "${T[castore,narw]}" "${T[static,narw]}") |
 | nix-store -r through it (s) | ${T[castore,subst]} | ${T[static,subst]} (http.server) | $(ratio "${T[castore,subst]}" "${T[static,subst]}") |
 
 rounds: $ROUNDS (medians); tree: $nfiles files, $((nbytes / 1048576)) MiB, NAR $((NARSIZE / 1048576)) MiB

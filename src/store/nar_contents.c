@@ -16,6 +16,12 @@ struct nar_contents {
         struct nar_prefetch *pf;        /* read-ahead of the files, or NULL */
 };
 
+/* Workers of the read-ahead.  Cold, each waits on the disk for most of
+ * its file: more workers than CPUs keep the device's queue full (a cold
+ * 64k-file NAR rendered at 126 MB/s with 2 workers, 290 MB/s with 16 on
+ * two CPUs); the slots, not the workers, bound the memory held. */
+#define READ_AHEAD_WORKERS 16u
+
 int nar_contents_new(struct cas_blob_service *blobs, struct cas_dir_service *dirs, const struct cas_node *root,
                      bool serial, struct nar_contents **ret) {
         struct nar_contents *c;
@@ -25,7 +31,7 @@ int nar_contents_new(struct cas_blob_service *blobs, struct cas_dir_service *dir
                 return -ENOMEM;
         c->blobs = blobs;
         /* without the read-ahead (no memory, no threads) the render reads alone */
-        if (!serial && root->kind != CAS_NODE_SYMLINK && nar_prefetch_start(blobs, dirs, root, 0, &c->pf) < 0)
+        if (!serial && root->kind != CAS_NODE_SYMLINK && nar_prefetch_start(blobs, dirs, root, READ_AHEAD_WORKERS, &c->pf) < 0)
                 c->pf = NULL;
         *ret = c;
         return 0;
