@@ -40,10 +40,11 @@ wait_until() {
 . "$SRC_DIR/tests/integration/s3lib.sh"
 
 cleanup() {
-        local m c
+        local m i
         set +e
         for m in "$W"/mnt-*; do grep -q " $m " /proc/mounts && { umount "$m" 2>/dev/null || umount -l "$m"; }; done
-        for c in "${CLEANUP[@]}"; do eval "$c" >/dev/null 2>&1; done
+        # last registered first: a server stops before its directory goes
+        for ((i = ${#CLEANUP[@]} - 1; i >= 0; i--)); do eval "${CLEANUP[i]}" >/dev/null 2>&1; done
         return 0
 }
 trap cleanup EXIT
