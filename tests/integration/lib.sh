@@ -95,6 +95,25 @@ at_exit() { T_CLEANUP+=("$1"); }
 
 have() { command -v "$1" >/dev/null 2>&1; }
 
+# unmount MNT: castore umount, then wait until MNT has left /proc/mounts
+unmount() { "$CASTORE" umount "$1" && wait_until 10 sh -c "! grep -q ' $1 fuse.castore ' /proc/mounts"; }
+# check_mount_tree NAME TREE MNT SUB CMD...: "CMD mount MNT --daemon" works
+# (the check NAME, its errors in MNT.err), MNT/SUB equals TREE (diff -r) and
+# MNT unmounts; the last two checks take NAME's number ("8. ...").
+check_mount_tree() {
+        local name=$1 tree=$2 mnt=$3 sub=$4 n=${1%% *}
+        shift 4
+        mkdir -p "$mnt"
+        if "$@" mount "$mnt" --daemon 2>"$mnt.err"; then
+                ok "$name"
+                check "$n diff -r of the mount against the tree" diff -r --no-dereference "$tree" "$mnt/$sub"
+                check "$n umount" unmount "$mnt"
+        else
+                sed 's/^/# /' "$mnt.err" | tail -5
+                notok "$name"
+        fi
+}
+
 # nix_offline: real Nix (Debian's nix-bin) on a scratch chroot store
 # $NIXROOT (paths still print as /nix/store/...): no daemon, no build users,
 # no substituters, its caches and config under T_TMP.  nixs runs nix-store
