@@ -129,3 +129,43 @@ experimental-features = nix-command'
         mkdir -p "$HOME"
 }
 nixs() { nix-store --store "$NIXROOT" "$@"; }
+
+# nix_tree DIR: the tree the Nix tests store: a file, an executable, a
+# 3 MB random file, nested and empty directories, a symlink; directories
+# 0755 (the modes nix-store --add keeps)
+nix_tree() {
+        mkdir -p "$1/sub/deeper" "$1/empty"
+        printf 'Hello World!' >"$1/hello"
+        printf '#!/bin/sh\necho hi\n' >"$1/script"; chmod 0755 "$1/script"
+        head -c 3000000 /dev/urandom >"$1/sub/large"
+        printf 'x' >"$1/sub/deeper/leaf"
+        ln -s hello "$1/link"
+        find "$1" -type d -exec chmod 0755 {} +
+}
+
+# nix_build_withref: builds, in $NIXROOT with a static busybox as builder,
+# a path "withref" whose output names a text path "dep" (so it has
+# References and a Deriver).  Sets built and dep to their store paths and
+# returns 0; without a static busybox, or if nix-build fails, reports the
+# skip, sets both to "" and returns 1.
+nix_build_withref() {
+        local bb=$T_TMP/bb busybox bbp
+        built="" dep=""
+        busybox=$(command -v busybox || true)
+        if [ -n "$busybox" ] && file -L "$busybox" | grep -q 'statically linked'; then
+                mkdir -p "$bb/bin"; cp "$busybox" "$bb/bin/busybox"; ln -s busybox "$bb/bin/sh"
+                bbp=$(nixs --add "$bb")
+                cat >"$T_TMP/d.nix" <<NIX
+let bb = builtins.storePath $bbp; dep = builtins.toFile "dep" "a text path"; in
+derivation { name = "withref"; system = builtins.currentSystem; builder = "\${bb}/bin/sh";
+  args = ["-c" "echo \${dep} > \$out"]; }
+NIX
+                built=$(nix-build --store "$NIXROOT" --no-out-link "$T_TMP/d.nix" 2>"$T_TMP/err" | tail -1) ||
+                        { sed 's/^/# /' "$T_TMP/err" | tail -5; built=""; }
+        fi
+        if [ -z "$built" ]; then
+                skip "a path with references" "no static busybox or nix-build failed: only reference-free paths"
+                return 1
+        fi
+        dep=$(nixs -q --references "$built")
+}
