@@ -17,6 +17,7 @@
  * libcurl only (never in a URL, message or log line). */
 #include "castore/objstore_s3.h"
 
+#include <assert.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -27,6 +28,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "util/http_errno.h"
 #include "util/log.h"
 #include "util/macro.h"
 
@@ -165,18 +167,21 @@ static bool retryable(CURLcode cc, long status) {
         }
 }
 
-static int curl_errno(CURLcode cc) {
+/* The errno of a transfer that failed in libcurl (cc is not CURLE_OK;
+ * without CURLOPT_FAILONERROR an HTTP error is CURLE_OK and a status):
+ * http_errno's, except that a malformed URL, an unsupported scheme and a
+ * write body_write refused stay -EIO here, as they always have, not
+ * -EINVAL and -ENOSPC: the endpoint was parsed when the store opened, and
+ * a refused write is a failed realloc (an oversized body is -EFBIG before
+ * this), not a full disk. */
+static int s3_curl_errno(CURLcode cc) {
         switch (cc) {
-        case CURLE_OUT_OF_MEMORY:
-                return -ENOMEM;
-        case CURLE_COULDNT_RESOLVE_HOST:
-                return -EHOSTUNREACH;
-        case CURLE_COULDNT_CONNECT:
-                return -ECONNREFUSED;
-        case CURLE_OPERATION_TIMEDOUT:
-                return -ETIMEDOUT;
-        default:
+        case CURLE_UNSUPPORTED_PROTOCOL:
+        case CURLE_URL_MALFORMAT:
+        case CURLE_WRITE_ERROR:
                 return -EIO;
+        default:
+                return http_errno(cc, 0);
         }
 }
 
@@ -282,18 +287,23 @@ static int s3_failure(struct objstore_s3 *s, const struct s3_req *q, CURLcode cc
         const char *key = q->key ? q->key : "/", *sp = code[0] ? " " : "";
         const char *again = retryable(cc, status) ? " (after retries)" : "";
 
-        if (cc == CURLE_OK && (status == 404 || status == 410))
-                return -ENOENT;
-        if (cc == CURLE_OK && status == 403)
-                return log_error_errno(-EACCES, "s3 %s: %s %s: access denied (HTTP 403%s%s): check the "
-                                                "credentials (aws_access_key_id, aws_secret_access_key) and "
-                                                "the bucket's permissions",
+        int r;
+
+        if (cc != CURLE_OK)
+                return log_error_errno(s3_curl_errno(cc), "s3 %s: %s %s: %s%s", s->where, q->method, key,
+                                       curl_easy_strerror(cc), again);
+        /* an HTTP answer other than 2xx (s3_attempts returned those) */
+        r = http_errno(cc, status);
+        assert(r < 0);
+        if (r == -ENOENT) /* 404, 410 */
+                return r;
+        if (r == -EACCES) /* 403 */
+                return log_error_errno(r, "s3 %s: %s %s: access denied (HTTP 403%s%s): check the "
+                                          "credentials (aws_access_key_id, aws_secret_access_key) and "
+                                          "the bucket's permissions",
                                        s->where, q->method, key, sp, code);
-        if (cc == CURLE_OK)
-                return log_error_errno(-EIO, "s3 %s: %s %s: HTTP %ld%s%s%s", s->where, q->method, key, status, sp,
-                                       code, again);
-        return log_error_errno(curl_errno(cc), "s3 %s: %s %s: %s%s", s->where, q->method, key,
-                               curl_easy_strerror(cc), again);
+        return log_error_errno(r, "s3 %s: %s %s: HTTP %ld%s%s%s", s->where, q->method, key, status, sp, code,
+                               again);
 }
 
 /* One request with retries; the error logged names the endpoint and

@@ -20,33 +20,10 @@
 #include "store/decompress.h"
 #include "store/nar.h"
 #include "store/nixbase32.h"
+#include "util/http_errno.h"
 #include "util/io.h"
 #include "util/log.h"
 #include "util/ordered_run.h"
-
-int nix_cache_curl_errno(CURLcode cc, long status) {
-        if (cc == CURLE_OK && status >= 200 && status < 300)
-                return 0;
-        if (cc == CURLE_OK || cc == CURLE_HTTP_RETURNED_ERROR)
-                return status == 404 || status == 410 ? -ENOENT : status == 403 ? -EACCES : -EIO;
-        switch (cc) {
-        case CURLE_OUT_OF_MEMORY:
-                return -ENOMEM;
-        case CURLE_COULDNT_RESOLVE_HOST:
-                return -EHOSTUNREACH;
-        case CURLE_COULDNT_CONNECT:
-                return -ECONNREFUSED;
-        case CURLE_OPERATION_TIMEDOUT:
-                return -ETIMEDOUT;
-        case CURLE_UNSUPPORTED_PROTOCOL:
-        case CURLE_URL_MALFORMAT:
-                return -EINVAL;
-        case CURLE_WRITE_ERROR:
-                return -ENOSPC;
-        default:
-                return -EIO;
-        }
-}
 
 /* A cache file being read: the file itself, or the read end of a socket
  * pair that a libcurl thread writes the response body into (so download
@@ -87,7 +64,7 @@ static void *http_thread(void *userdata) {
         curl_easy_getinfo(st->curl, CURLINFO_RESPONSE_CODE, &status);
         curl_easy_cleanup(st->curl);
         st->curl = NULL;
-        st->http_r = nix_cache_curl_errno(cc, status);
+        st->http_r = http_errno(cc, status);
         close(st->wfd);
         st->wfd = -1;
         return NULL;

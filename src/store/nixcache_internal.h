@@ -1,6 +1,6 @@
 /* What the two directions of binary cache copying share (nixcache.c
- * reads, nixcache_write.c writes): the cache handle, the libcurl setup
- * and the one mapping of libcurl's codes to errno.  Not a public API. */
+ * reads, nixcache_write.c writes): the cache handle and the libcurl setup
+ * (libcurl's codes map to errno in util/http_errno.h).  Not a public API. */
 #pragma once
 
 #include <curl/curl.h>
@@ -16,11 +16,6 @@ struct nix_cache {
         bool http;
         bool has_info; /* nix-cache-info was found (and names /nix/store) */
 };
-
-/* libcurl's result and the HTTP status as errno: 0 for a 2xx, -ENOENT
- * for 404/410, -EACCES for 403, -EHOSTUNREACH (no such host), -ECONNREFUSED
- * (no connection), -ETIMEDOUT, -EIO ... */
-int nix_cache_curl_errno(CURLcode cc, long status);
 
 /* A curl handle for url with the settings every transfer uses (no
  * signals, redirects followed, a connect timeout, and a transfer that

@@ -20,6 +20,7 @@
 #include "store/nixbase32.h"
 #include "store/nixcache_internal.h"
 #include "util/hex.h"
+#include "util/http_errno.h"
 #include "util/io.h"
 #include "util/log.h"
 #include "util/ordered_run.h"
@@ -168,7 +169,7 @@ static int http_request(struct nix_cache *c, const char *rel, struct body *body,
                 cc = curl_easy_perform(curl);
                 curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
                 curl_easy_cleanup(curl);
-                r = nix_cache_curl_errno(cc, status);
+                r = http_errno(cc, status);
                 if (r == 0 || !transient(cc, status))
                         break;
         }

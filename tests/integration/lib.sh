@@ -95,6 +95,25 @@ at_exit() { T_CLEANUP+=("$1"); }
 
 have() { command -v "$1" >/dev/null 2>&1; }
 
+# unmount MNT: castore umount, then wait until MNT has left /proc/mounts
+unmount() { "$CASTORE" umount "$1" && wait_until 10 sh -c "! grep -q ' $1 fuse.castore ' /proc/mounts"; }
+# check_mount_tree NAME TREE MNT SUB CMD...: "CMD mount MNT --daemon" works
+# (the check NAME, its errors in MNT.err), MNT/SUB equals TREE (diff -r) and
+# MNT unmounts; the last two checks take NAME's number ("8. ...").
+check_mount_tree() {
+        local name=$1 tree=$2 mnt=$3 sub=$4 n=${1%% *}
+        shift 4
+        mkdir -p "$mnt"
+        if "$@" mount "$mnt" --daemon 2>"$mnt.err"; then
+                ok "$name"
+                check "$n diff -r of the mount against the tree" diff -r --no-dereference "$tree" "$mnt/$sub"
+                check "$n umount" unmount "$mnt"
+        else
+                sed 's/^/# /' "$mnt.err" | tail -5
+                notok "$name"
+        fi
+}
+
 # nix_offline: real Nix (Debian's nix-bin) on a scratch chroot store
 # $NIXROOT (paths still print as /nix/store/...): no daemon, no build users,
 # no substituters, its caches and config under T_TMP.  nixs runs nix-store
@@ -110,3 +129,43 @@ experimental-features = nix-command'
         mkdir -p "$HOME"
 }
 nixs() { nix-store --store "$NIXROOT" "$@"; }
+
+# nix_tree DIR: the tree the Nix tests store: a file, an executable, a
+# 3 MB random file, nested and empty directories, a symlink; directories
+# 0755 (the modes nix-store --add keeps)
+nix_tree() {
+        mkdir -p "$1/sub/deeper" "$1/empty"
+        printf 'Hello World!' >"$1/hello"
+        printf '#!/bin/sh\necho hi\n' >"$1/script"; chmod 0755 "$1/script"
+        head -c 3000000 /dev/urandom >"$1/sub/large"
+        printf 'x' >"$1/sub/deeper/leaf"
+        ln -s hello "$1/link"
+        find "$1" -type d -exec chmod 0755 {} +
+}
+
+# nix_build_withref: builds, in $NIXROOT with a static busybox as builder,
+# a path "withref" whose output names a text path "dep" (so it has
+# References and a Deriver).  Sets built and dep to their store paths and
+# returns 0; without a static busybox, or if nix-build fails, reports the
+# skip, sets both to "" and returns 1.
+nix_build_withref() {
+        local bb=$T_TMP/bb busybox bbp
+        built="" dep=""
+        busybox=$(command -v busybox || true)
+        if [ -n "$busybox" ] && file -L "$busybox" | grep -q 'statically linked'; then
+                mkdir -p "$bb/bin"; cp "$busybox" "$bb/bin/busybox"; ln -s busybox "$bb/bin/sh"
+                bbp=$(nixs --add "$bb")
+                cat >"$T_TMP/d.nix" <<NIX
+let bb = builtins.storePath $bbp; dep = builtins.toFile "dep" "a text path"; in
+derivation { name = "withref"; system = builtins.currentSystem; builder = "\${bb}/bin/sh";
+  args = ["-c" "echo \${dep} > \$out"]; }
+NIX
+                built=$(nix-build --store "$NIXROOT" --no-out-link "$T_TMP/d.nix" 2>"$T_TMP/err" | tail -1) ||
+                        { sed 's/^/# /' "$T_TMP/err" | tail -5; built=""; }
+        fi
+        if [ -z "$built" ]; then
+                skip "a path with references" "no static busybox or nix-build failed: only reference-free paths"
+                return 1
+        fi
+        dep=$(nixs -q --references "$built")
+}

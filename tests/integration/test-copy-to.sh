@@ -29,42 +29,20 @@ OKEY=$(cat "$T_TMP/o.pub")
 # ---- what castore holds: a tree it imported, and a Nix-built path with
 # references and a Deriver copied in from a cache Nix wrote ----
 TREE=$T_TMP/tree
-mkdir -p "$TREE/sub/deeper" "$TREE/empty"
-printf 'Hello World!' >"$TREE/hello"
-printf '#!/bin/sh\necho hi\n' >"$TREE/script"; chmod 0755 "$TREE/script"
-head -c 3000000 /dev/urandom >"$TREE/sub/large"
-printf 'x' >"$TREE/sub/deeper/leaf"
-ln -s hello "$TREE/link"
-find "$TREE" -type d -exec chmod 0755 {} +
+nix_tree "$TREE"
 C import --json "$TREE" >"$T_TMP/imp.json" 2>"$T_TMP/err" || { sed 's/^/# /' "$T_TMP/err"; notok "castore import"; exit 1; }
 tp=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[0]["storePath"])' "$T_TMP/imp.json")
 expect_eq "castore import gives the path nix-store --add gives" "$tp" "$(nixs --add "$TREE")"
 
-BB=$T_TMP/bb
-BUSYBOX=$(command -v busybox || true)
-built=""
-if [ -n "$BUSYBOX" ] && file -L "$BUSYBOX" | grep -q 'statically linked'; then
-        mkdir -p "$BB/bin"; cp "$BUSYBOX" "$BB/bin/busybox"; ln -s busybox "$BB/bin/sh"
-        bbp=$(nixs --add "$BB")
-        cat >"$T_TMP/d.nix" <<NIX
-let bb = builtins.storePath $bbp; dep = builtins.toFile "dep" "a text path"; in
-derivation { name = "withref"; system = builtins.currentSystem; builder = "\${bb}/bin/sh";
-  args = ["-c" "echo \${dep} > \$out"]; }
-NIX
-        built=$(nix-build --store "$NIXROOT" --no-out-link "$T_TMP/d.nix" 2>"$T_TMP/err" | tail -1) ||
-                { sed 's/^/# /' "$T_TMP/err" | tail -5; built=""; }
-fi
-if [ -n "$built" ]; then
-        dep=$(nixs -q --references "$built")
-        nix copy --store "$NIXROOT" --to "file://$T_TMP/nixsrc?compression=zstd&secret-key=$T_TMP/k.sec" "$built" 2>"$T_TMP/err" &&
-                C copy --from "file://$T_TMP/nixsrc" --trusted-public-keys "$KEY" "$built" >/dev/null 2>>"$T_TMP/err" ||
-                { sed 's/^/# /' "$T_TMP/err"; notok "castore copy --from a Nix-written cache"; built=""; }
-fi
-if [ -n "$built" ]; then
-        ok "castore holds $built (references $dep, a Deriver)"
-else
-        skip "a path with references" "no static busybox or nix-build failed: only reference-free paths"
-        dep=""
+if nix_build_withref; then
+        if nix copy --store "$NIXROOT" --to "file://$T_TMP/nixsrc?compression=zstd&secret-key=$T_TMP/k.sec" "$built" 2>"$T_TMP/err" &&
+                C copy --from "file://$T_TMP/nixsrc" --trusted-public-keys "$KEY" "$built" >/dev/null 2>>"$T_TMP/err"; then
+                ok "castore holds $built (references $dep, a Deriver)"
+        else
+                sed 's/^/# /' "$T_TMP/err"
+                notok "castore copy --from a Nix-written cache"
+                built="" dep=""
+        fi
 fi
 PATHS="$tp${built:+ $built}"
 ALL="$tp${built:+ $built $dep}"

@@ -19,36 +19,10 @@ C() { "$CASTORE" "$@"; }
 # ---- store paths: a tree (nix-store --add), a text path (builtins.toFile)
 # and a built path referring to it (so with References and a Deriver) ----
 TREE=$T_TMP/tree
-mkdir -p "$TREE/sub/deeper" "$TREE/empty"
-printf 'Hello World!' >"$TREE/hello"
-printf '#!/bin/sh\necho hi\n' >"$TREE/script"; chmod 0755 "$TREE/script"
-head -c 3000000 /dev/urandom >"$TREE/sub/large"
-printf 'x' >"$TREE/sub/deeper/leaf"
-ln -s hello "$TREE/link"
-find "$TREE" -type d -exec chmod 0755 {} +
+nix_tree "$TREE"
 tp=$(nixs --add "$TREE") || { notok "nix-store --add"; exit 1; }
 
-BB=$T_TMP/bb
-BUSYBOX=$(command -v busybox || true)
-built=""
-if [ -n "$BUSYBOX" ] && file -L "$BUSYBOX" | grep -q 'statically linked'; then
-        mkdir -p "$BB/bin"; cp "$BUSYBOX" "$BB/bin/busybox"; ln -s busybox "$BB/bin/sh"
-        bbp=$(nixs --add "$BB")
-        cat >"$T_TMP/d.nix" <<NIX
-let bb = builtins.storePath $bbp; dep = builtins.toFile "dep" "a text path"; in
-derivation { name = "withref"; system = builtins.currentSystem; builder = "\${bb}/bin/sh";
-  args = ["-c" "echo \${dep} > \$out"]; }
-NIX
-        built=$(nix-build --store "$NIXROOT" --no-out-link "$T_TMP/d.nix" 2>"$T_TMP/err" | tail -1) ||
-                { sed 's/^/# /' "$T_TMP/err" | tail -5; built=""; }
-fi
-if [ -n "$built" ]; then
-        dep=$(nixs -q --references "$built")
-        ok "nix-build: $built refers to $dep"
-else
-        skip "a path with references" "no static busybox or nix-build failed: only reference-free paths"
-        dep=""
-fi
+nix_build_withref && ok "nix-build: $built refers to $dep"
 PATHS="$tp${built:+ $built}"
 ALL="$tp${built:+ $built $dep}"
 

@@ -21,13 +21,7 @@ C() { "$CASTORE" "$@"; }
 
 # ---- two store paths (a tree, a text file) in a signed cache per compression ----
 TREE=$T_TMP/tree
-mkdir -p "$TREE/sub/deeper"
-printf 'Hello World!' >"$TREE/hello"
-printf '#!/bin/sh\necho hi\n' >"$TREE/script"; chmod 0755 "$TREE/script"
-head -c 3000000 /dev/urandom >"$TREE/sub/large"
-printf 'x' >"$TREE/sub/deeper/leaf"
-ln -s hello "$TREE/link"
-find "$TREE" -type d -exec chmod 0755 {} +
+nix_tree "$TREE"
 tp=$(nixs --add "$TREE" 2>/dev/null) || { notok "nix-store --add"; exit 1; }
 txt=$(nix-instantiate --store "$NIXROOT" --eval --read-write-mode -E 'builtins.toFile "note" "a text path"' \
         2>/dev/null | tr -d '"')

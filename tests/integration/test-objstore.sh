@@ -112,7 +112,6 @@ if [ $FUSE = 0 ]; then
         skip "3. mounts" "$WHY_NO_FUSE"
 else
         mounted() { grep -q " $1 fuse.castore " /proc/mounts; }
-        unmount() { "$CASTORE" umount "$1" && wait_until 10 sh -c "! grep -q ' $1 fuse.castore ' /proc/mounts"; }
         omount() {
                 mkdir -p "$1"
                 cas mount "$1" --daemon 2>"$T_TMP/mount.err" && { at_exit "'$CASTORE' umount '$1'"; return 0; }

@@ -24,47 +24,14 @@
 #     no blob in the local store (which keeps the named roots), gc refused, a composition
 #     file, --store postgresql:// with object-store blobs refused.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/pglib.sh"
 
-PGBIN=/usr/lib/postgresql/15/bin
 PY=/usr/bin/python3
-for t in initdb pg_ctl psql; do
-        [ -x "$PGBIN/$t" ] || { skip "postgres" "$PGBIN/$t is missing (Debian's postgresql-15)"; exit 77; }
-done
+pg_require "postgres"
 have b3sum || { skip "postgres" "b3sum is not installed"; exit 77; }
 
 # --- the server ----------------------------------------------------------------------
-# initdb and pg_ctl refuse root: run them as postgres (or nobody)
-AS=()
-PGOWNER=$(id -un)
-if [ "$(id -u)" = 0 ]; then
-        PGOWNER=postgres
-        id postgres >/dev/null 2>&1 || PGOWNER=nobody
-        AS=(runuser -u "$PGOWNER" --)
-fi
-PGD=$(mktemp -d /tmp/castore-pg.XXXXXX)
-chmod 755 "$PGD"
-chown "$PGOWNER" "$PGD"
-at_exit "rm -rf '$PGD'"
-pg_ctl() { (cd / && "${AS[@]}" "$PGBIN/pg_ctl" -D "$PGD/data" "$@"); }
-pg_start() {
-        pg_ctl -l "$PGD/log" -w -t 60 -o "-c listen_addresses='' -k $PGD -c fsync=off" start >/dev/null
-}
-pg_stop() { pg_ctl -m fast -w -t 60 stop >/dev/null; }
-# psql_q DB SQL: one value per line, unaligned
-psql_q() { "$PGBIN/psql" -X -q -t -A -v ON_ERROR_STOP=1 "postgresql:///$1?host=$PGD&user=castore" -c "$2"; }
-
-if ! (cd / && "${AS[@]}" "$PGBIN/initdb" -D "$PGD/data" -U castore --auth=trust -E UTF8 --no-sync) \
-        >"$PGD/initdb.log" 2>&1; then
-        sed 's/^/# /' "$PGD/initdb.log" | tail -5
-        skip "postgres" "initdb failed here (see above)"
-        exit 77
-fi
-if ! pg_start; then
-        sed 's/^/# /' "$PGD/log" | tail -5
-        skip "postgres" "the PostgreSQL server did not start (see above)"
-        exit 77
-fi
-at_exit "pg_ctl -m immediate stop"
+pg_setup "postgres"
 for db in cas old new fresh unit objs; do psql_q postgres "CREATE DATABASE $db" || notok "CREATE DATABASE $db"; done
 ok "PostgreSQL 15 runs on a unix socket in $PGD"
 
@@ -175,7 +142,6 @@ no_secret "2. daemons" "$T_TMP"/daemon*.err
 
 # --- 2. a FUSE mount ------------------------------------------------------------------
 mounted() { grep -q " $1 fuse.castore " /proc/mounts; }
-unmount() { "$CASTORE" umount "$1" && wait_until 10 sh -c "! grep -q ' $1 fuse.castore ' /proc/mounts"; }
 # read_errno PATH: OK, an errno name, or TIMEOUT (60 s), and the time taken
 read_errno() {
         local start r
@@ -429,17 +395,9 @@ check "8. verify" ocas verify
 if [ $FUSE = 0 ]; then
         skip "8. FUSE mount" "$WHY_NO_FUSE"
 else
-        OM=$T_TMP/om
-        mkdir -p "$OM"
         # confined: the object store written, the database reached
-        if ocas mount "$OM" --daemon 2>"$T_TMP/omount.err"; then
-                ok "8. mount over object-store blobs and PostgreSQL directories (confined)"
-                check "8. diff -r of the mount against the tree" diff -r --no-dereference "$SRC" "$OM/$BASE"
-                check "8. umount" unmount "$OM"
-        else
-                sed 's/^/# /' "$T_TMP/omount.err" | tail -5
-                notok "8. mount over object-store blobs and PostgreSQL directories (confined)"
-        fi
+        check_mount_tree "8. mount over object-store blobs and PostgreSQL directories (confined)" \
+                "$SRC" "$T_TMP/om" "$BASE" ocas
 fi
 rc=0
 ocas gc >/dev/null 2>"$T_TMP/ogc.err" || rc=$?

@@ -1,7 +1,7 @@
 #!/bin/bash
 # castore's S3 object store (objectstore+s3://) against a real S3 server
 # started here (Ceph radosgw on loopback, s3lib.sh), with directories and
-# path infos in a throwaway PostgreSQL 15 (unix socket):
+# path infos in a throwaway PostgreSQL 15 (unix socket, pglib.sh):
 #  1. import on process A, read on process B (another local store, the
 #     options from AWS_* variables): NAR hash and export equal a local
 #     import's, a FUSE mount reads right; the bucket follows snix's layout
@@ -15,12 +15,10 @@
 #     unreachable endpoint: a clear error within seconds.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/s3lib.sh"
+. "$(dirname "$0")/pglib.sh"
 
-PGBIN=/usr/lib/postgresql/15/bin
 PY=/usr/bin/python3
-for t in initdb pg_ctl psql; do
-        [ -x "$PGBIN/$t" ] || { skip "s3" "$PGBIN/$t is missing (Debian's postgresql-15)"; exit 77; }
-done
+pg_require "s3"
 
 # --- the servers -----------------------------------------------------------------------
 if ! s3_start "$T_TMP/s3"; then
@@ -28,26 +26,7 @@ if ! s3_start "$T_TMP/s3"; then
         exit 77
 fi
 ok "radosgw answers on $S3_ENDPOINT"
-AS=()
-PGOWNER=$(id -un)
-if [ "$(id -u)" = 0 ]; then
-        PGOWNER=postgres
-        id postgres >/dev/null 2>&1 || PGOWNER=nobody
-        AS=(runuser -u "$PGOWNER" --)
-fi
-PGD=$(mktemp -d /tmp/castore-pg.XXXXXX)
-chmod 755 "$PGD"
-chown "$PGOWNER" "$PGD"
-at_exit "rm -rf '$PGD'"
-pg_ctl() { (cd / && "${AS[@]}" "$PGBIN/pg_ctl" -D "$PGD/data" "$@"); }
-psql_q() { "$PGBIN/psql" -X -q -t -A -v ON_ERROR_STOP=1 "postgresql:///$1?host=$PGD&user=castore" -c "$2"; }
-if ! (cd / && "${AS[@]}" "$PGBIN/initdb" -D "$PGD/data" -U castore --auth=trust -E UTF8 --no-sync) \
-        >"$PGD/initdb.log" 2>&1 ||
-        ! pg_ctl -l "$PGD/log" -w -t 60 -o "-c listen_addresses='' -k $PGD -c fsync=off" start >/dev/null; then
-        skip "s3" "PostgreSQL did not start here: $(tail -1 "$PGD/initdb.log" "$PGD/log" 2>/dev/null | tail -1)"
-        exit 77
-fi
-at_exit "pg_ctl -m immediate stop"
+pg_setup "s3"
 psql_q postgres "CREATE DATABASE cas" || notok "CREATE DATABASE cas"
 for b in cas dedup faults; do s3_mb "$b" || notok "create bucket $b"; done
 
@@ -93,7 +72,6 @@ s3_puts() { grep -c "\"PUT /$1/" "$S3_DIR/log/client.admin.log" 2>/dev/null || t
 FUSE=1
 if [ ! -c /dev/fuse ]; then FUSE=0; WHY_NO_FUSE="/dev/fuse is missing"
 elif [ "$(id -u)" != 0 ] && ! have fusermount3; then FUSE=0; WHY_NO_FUSE="not root and no fusermount3"; fi
-unmount() { "$CASTORE" umount "$1" && wait_until 10 sh -c "! grep -q ' $1 fuse.castore ' /proc/mounts"; }
 
 # --- the source tree -------------------------------------------------------------------
 SRC=$T_TMP/src
@@ -138,16 +116,7 @@ expect_eq "1. a chunk is a zstd frame (GET through the S3 API)" \
 if [ $FUSE = 0 ]; then
         skip "1. FUSE mount on process B" "$WHY_NO_FUSE"
 else
-        MB=$T_TMP/mb
-        mkdir -p "$MB"
-        if sb mount "$MB" --daemon 2>"$T_TMP/mount.err"; then
-                ok "1. process B mounts it (confined)"
-                check "1. diff -r of the mount against the tree" diff -r --no-dereference "$SRC" "$MB/${sp#/nix/store/}"
-                check "1. umount" unmount "$MB"
-        else
-                sed 's/^/# /' "$T_TMP/mount.err" | tail -5
-                notok "1. process B mounts it (confined)"
-        fi
+        check_mount_tree "1. process B mounts it (confined)" "$SRC" "$T_TMP/mb" "${sp#/nix/store/}" sb
 fi
 
 # --- 2. dedup between two versions of a 32 MiB file ------------------------------------
