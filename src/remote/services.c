@@ -255,6 +255,14 @@ static int open_pg(const struct remote_addrs *a, unsigned flags, struct cas_stor
         else if ((r = cas_pg_open(a->pathinfo, a->timeout_ms, &pi_db)) < 0)
                 return r;
         r = cas_dir_pg_new(dirs_db, &dirs);
+        if (r >= 0 && s->cache && a->prefetch) {
+                /* serving with a cache: a directory's first get brings its
+                 * closure (one recursive query) into the cache, and the
+                 * small files of it into the blob cache, in parallel */
+                r = cas_dir_cache_new(s->cache->dirs, TAKE_PTR(dirs), &dirs);
+                if (r >= 0)
+                        cas_dir_cache_set_prefetch(dirs, s->blobs);
+        }
         if (r >= 0 && ret_pathinfo)
                 r = nix_pathinfo_pg_new(pi_db, &pis);
         if (r < 0) {
