@@ -28,6 +28,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "util/http_ack.h"
 #include "util/http_errno.h"
 #include "util/log.h"
 #include "util/macro.h"
@@ -48,7 +49,7 @@ struct objstore_s3 {
         char *where;                   /* "ENDPOINT bucket BUCKET", for messages */
 
         pthread_mutex_t lock;
-        CURL *idle[S3_IDLE_MAX]; /* lock: handles kept for their connections */
+        struct http_handle *idle[S3_IDLE_MAX]; /* lock: handles kept for their connections */
         size_t n_idle;           /* lock */
 };
 
@@ -69,28 +70,28 @@ static void curl_init_once(void) {
         curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
-static CURL *handle_get(struct objstore_s3 *s) {
-        CURL *c = NULL;
+static struct http_handle *handle_get(struct objstore_s3 *s) {
+        struct http_handle *h = NULL;
 
         pthread_mutex_lock(&s->lock);
         if (s->n_idle > 0)
-                c = s->idle[--s->n_idle];
+                h = s->idle[--s->n_idle];
         pthread_mutex_unlock(&s->lock);
-        if (c) {
-                curl_easy_reset(c);
-                return c;
+        if (h) {
+                http_handle_reset(h);
+                return h;
         }
-        return curl_easy_init();
+        return http_handle_new();
 }
 
-static void handle_put(struct objstore_s3 *s, CURL *c) {
+static void handle_put(struct objstore_s3 *s, struct http_handle *h) {
         pthread_mutex_lock(&s->lock);
         if (s->n_idle < S3_IDLE_MAX) {
-                s->idle[s->n_idle++] = c;
-                c = NULL;
+                s->idle[s->n_idle++] = h;
+                h = NULL;
         }
         pthread_mutex_unlock(&s->lock);
-        curl_easy_cleanup(c);
+        http_handle_free(h);
 }
 
 static size_t body_write(char *ptr, size_t size, size_t nmemb, void *userdata) {
@@ -208,6 +209,7 @@ static int s3_once(struct objstore_s3 *s, const struct s3_req *q, CURLcode *ret_
         struct curl_slist *hdrs = NULL, *t;
         char hash[65], hdr[128];
         struct s3_body *out = q->out;
+        struct http_handle *h;
         CURL *c;
         int r;
 
@@ -220,11 +222,12 @@ static int s3_once(struct objstore_s3 *s, const struct s3_req *q, CURLcode *ret_
         snprintf(hdr, sizeof(hdr), "x-amz-content-sha256: %s", hash);
         hdrs = curl_slist_append(NULL, hdr);
         t = hdrs && q->body ? curl_slist_append(hdrs, "Content-Type: application/octet-stream") : hdrs;
-        c = t ? handle_get(s) : NULL;
-        if (!c) {
+        h = t ? handle_get(s) : NULL;
+        if (!h) {
                 curl_slist_free_all(hdrs);
                 return -ENOMEM;
         }
+        c = h->curl;
         curl_easy_setopt(c, CURLOPT_URL, url);
         curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
         curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
@@ -255,7 +258,7 @@ static int s3_once(struct objstore_s3 *s, const struct s3_req *q, CURLcode *ret_
                 curl_easy_getinfo(c, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
                 *q->ret_size = cl >= 0 ? (uint64_t) cl : 0;
         }
-        handle_put(s, c);
+        handle_put(s, h);
         curl_slist_free_all(hdrs);
         return out->too_big ? -EFBIG : 0;
 }
@@ -438,7 +441,7 @@ static void s3_free(struct cas_objstore *o) {
         struct objstore_s3 *s = to_s3(o);
 
         for (size_t i = 0; i < s->n_idle; i++)
-                curl_easy_cleanup(s->idle[i]);
+                http_handle_free(s->idle[i]);
         pthread_mutex_destroy(&s->lock);
         free(s->endpoint);
         free(s->bucket);
