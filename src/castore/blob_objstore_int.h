@@ -35,6 +35,8 @@ void objstore_key(char *ret, const char *kind, const struct cas_digest *d);
 /* Chunk d, decompressed and checked to hash to d (malloc'ed): -ENOENT,
  * -EBADMSG (not zstd, too large, other bytes), or the store's error. */
 int objstore_chunk_get(struct blob_objstore *s, const struct cas_digest *d, uint8_t **ret, size_t *ret_len);
+/* Compresses and uploads chunk data, whose digest is d, unasked. */
+int objstore_chunk_upload(struct blob_objstore *s, const uint8_t *data, size_t len, const struct cas_digest *d);
 /* Stores a chunk unless its object exists; its digest to ret. */
 int objstore_chunk_put(struct blob_objstore *s, const uint8_t *data, size_t len, struct cas_digest *ret);
 int objstore_index_put(struct blob_objstore *s, const struct cas_digest *d, const struct chunk_ref *v, size_t n);

@@ -87,17 +87,12 @@ int objstore_chunk_get(struct blob_objstore *s, const struct cas_digest *d, uint
         return 0;
 }
 
-int objstore_chunk_put(struct blob_objstore *s, const uint8_t *data, size_t len, struct cas_digest *ret) {
+int objstore_chunk_upload(struct blob_objstore *s, const uint8_t *data, size_t len, const struct cas_digest *d) {
         _cleanup_free_ uint8_t *z = NULL;
         char key[KEY_MAX];
         size_t zlen;
-        int r;
 
-        cas_digest_of(data, len, ret);
-        objstore_key(key, "chunks", ret);
-        r = cas_objstore_head(s->objs, key, NULL);
-        if (r != -ENOENT)
-                return r;
+        objstore_key(key, "chunks", d);
         z = malloc(ZSTD_compressBound(len));
         if (!z)
                 return -ENOMEM;
@@ -105,6 +100,18 @@ int objstore_chunk_put(struct blob_objstore *s, const uint8_t *data, size_t len,
         if (ZSTD_isError(zlen))
                 return log_error_errno(-EIO, "chunk %s: zstd: %s", key, ZSTD_getErrorName(zlen));
         return cas_objstore_put(s->objs, key, z, zlen);
+}
+
+int objstore_chunk_put(struct blob_objstore *s, const uint8_t *data, size_t len, struct cas_digest *ret) {
+        char key[KEY_MAX];
+        int r;
+
+        cas_digest_of(data, len, ret);
+        objstore_key(key, "chunks", ret);
+        r = cas_objstore_head(s->objs, key, NULL);
+        if (r != -ENOENT)
+                return r;
+        return objstore_chunk_upload(s, data, len, ret);
 }
 
 /* ---- blob indexes ---- */

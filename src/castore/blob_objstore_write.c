@@ -228,6 +228,19 @@ int objstore_writer_new(struct cas_blob_service *bs, unsigned flags, struct cas_
         return 0;
 }
 
+/* A blob shorter than the chunker's minimum is one chunk keyed by the
+ * blob's digest (and needs no index): one HEAD, then one PUT if absent. */
+static int put_one_chunk(struct blob_objstore *s, const void *data, size_t len, const struct cas_digest *d) {
+        char key[KEY_MAX];
+        int r;
+
+        objstore_key(key, "chunks", d);
+        r = cas_objstore_head(s->objs, key, NULL);
+        if (r == -ENOENT)
+                r = objstore_chunk_upload(s, data, len, d);
+        return r;
+}
+
 /* Cheap when the blob is stored: two HEADs at most. */
 int objstore_put(struct cas_blob_service *bs, const void *data, size_t len, unsigned flags,
                         struct cas_digest *ret_digest) {
@@ -236,6 +249,12 @@ int objstore_put(struct cas_blob_service *bs, const void *data, size_t len, unsi
         int r;
 
         cas_digest_of(data, len, &d);
+        if (len > 0 && len < to_objstore(bs)->avg / 2) {
+                r = put_one_chunk(to_objstore(bs), data, len, &d);
+                if (r >= 0)
+                        *ret_digest = d;
+                return r;
+        }
         r = exists(to_objstore(bs), &d);
         if (r > 0) {
                 *ret_digest = d;
