@@ -13,7 +13,8 @@
 #    100th file changed in 100 bytes and one directory of files added):
 #    bytes stored for both / bytes stored for the first;
 #  - PostgreSQL directory puts per second: import of a tree of many small
-#    directories (blobs in a local store), directories / seconds.
+#    directories (blobs in a local store), directories / seconds, and the
+#    same over the time the import takes beyond a local store's.
 #
 # Usage (root): bench/distributed.sh [WORKDIR] (default
 # /var/tmp/castore-bench-distributed).  BENCH_MIN_FILES, BENCH_MIN_BYTES:
@@ -139,6 +140,9 @@ timed "import of $ndirs directories" "$CASTORE" --store "$W/store-dirs" \
         --directory-service-addr "postgresql://castore@/dirs?host=$W/pg" \
         --path-info-service-addr "postgresql://castore@/dirs?host=$W/pg" import "$W/dirs" --name dirs
 t_dirs=$T_SECS
+# the same import into a local store: what is not PostgreSQL's
+timed "import of $ndirs directories, local" "$CASTORE" --store "$W/store-dirs-local" import "$W/dirs" --name dirs
+t_dirs_local=$T_SECS
 
 cat <<R
 == distributed (S3 on radosgw + PostgreSQL 15, loopback) ==
@@ -147,4 +151,5 @@ import: local ${t_local} s, S3+PostgreSQL ${t_dist} s, ratio $(ratio "$t_dist" "
 mount walk (tar): local ${m_local} s; S3 cold cache ${m_cold} s ($(ratio "$m_cold" "$m_local")x), warm cache ${m_warm} s ($(ratio "$m_warm" "$m_local")x), no cache ${m_none} s ($(ratio "$m_none" "$m_local")x)
 dedup: v1 ${b1} bytes stored, v1+v2 ${b2} bytes, stored/first = $(ratio "$b2" "$b1") (2.00 would be no sharing)
 PostgreSQL directory puts: $ndirs in ${t_dirs} s = $(awk -v n="$ndirs" -v t="$t_dirs" 'BEGIN { if (t > 0) printf "%d", n / t; else print "n/a" }')/s (goal >= 20000/s)
+  the same import into a local store: ${t_dirs_local} s; PostgreSQL's share ($(awk -v a="$t_dirs" -v b="$t_dirs_local" 'BEGIN { printf "%.2f", a - b }') s): $(awk -v n="$ndirs" -v a="$t_dirs" -v b="$t_dirs_local" 'BEGIN { if (a > b) printf "%d", n / (a - b); else print "n/a" }')/s
 R

@@ -14,6 +14,8 @@
 #include "util/io.h"
 #include "util/log.h"
 
+#define NAR_STREAM_BUFFER (4 << 20)
+
 struct nar_stream {
         struct cas_blob_service *blobs;
         struct cas_dir_service *dirs;
@@ -106,6 +108,9 @@ int nar_stream_open(struct cas_blob_service *blobs, struct cas_dir_service *dirs
         }
         st->fd = sv[0];
         st->wfd = sv[1];
+        /* room for the render to run ahead of the reader: fewer switches
+         * between the two threads (the kernel caps it at wmem_max) */
+        (void) setsockopt(st->wfd, SOL_SOCKET, SO_SNDBUF, &(int){ NAR_STREAM_BUFFER }, sizeof(int));
         k = pthread_create(&st->thread, NULL, render_thread, st);
         if (k != 0) {
                 nar_stream_free(st);

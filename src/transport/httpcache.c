@@ -233,7 +233,7 @@ static enum MHD_Result serve_nar(struct MHD_Connection *c, struct request *rq, s
         if (!nr)
                 return MHD_NO;
         *nr = (struct nar_response){ .serve = s, .pi = TAKE_PTR(pi), .offset = offset, .length = length };
-        resp = MHD_create_response_from_callback(length, 64 * 1024, nar_reader, nr, nar_response_free);
+        resp = MHD_create_response_from_callback(length, 256 * 1024, nar_reader, nr, nar_response_free);
         if (!resp) {
                 nar_response_free(nr);
                 return MHD_NO;
