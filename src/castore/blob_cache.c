@@ -225,6 +225,7 @@ static void cache_free(struct cas_blob_service *bs) {
 
 static const struct cas_blob_ops cache_ops = {
         .name = "cache",
+        .remote = true,
         .stat = cache_stat,
         .open = cache_open,
         .put = cache_put,

@@ -39,6 +39,7 @@ static void objstore_free(struct cas_blob_service *bs) {
 
 static const struct cas_blob_ops objstore_ops = {
         .name = "objectstore",
+        .remote = true,
         .stat = objstore_stat,
         .open = objstore_open,
         .put = objstore_put,

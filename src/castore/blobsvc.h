@@ -36,6 +36,9 @@ typedef int (*cas_blob_list_cb)(void *userdata, const struct cas_digest *d);
 
 struct cas_blob_ops {
         const char *name;
+        /* Writes wait on the network (an object store, a daemon, a cache in
+         * front of one): importers run more of them at once than CPUs. */
+        bool remote;
         /* 0 and the size, or -ENOENT. */
         int (*stat)(struct cas_blob_service *s, const struct cas_digest *d, uint64_t *ret_size);
         /* Opens a blob for positional reads; -ENOENT if absent. */

@@ -608,6 +608,16 @@ static int import_symlink_root(struct imp_ctx *ctx, const char *path, struct cas
         return 0;
 }
 
+/* The workers: as asked, else one per CPU, or four per CPU (at least
+ * 16) when each blob write waits on the network. */
+static unsigned import_threads(const struct cas_store *store, const struct cas_import_opts *opts) {
+        unsigned n = cpu_count();
+
+        if (opts->threads)
+                return opts->threads;
+        return store->blobs->ops->remote ? MAX(4 * n, 16u) : n;
+}
+
 int cas_import_path(struct cas_store *store, const char *path, const struct cas_import_opts *opts,
                     struct cas_node *ret, void **ret_mem, struct cas_import_stats *ret_stats) {
         struct imp_ctx ctx = { .store = store, .opts = opts };
@@ -632,7 +642,7 @@ int cas_import_path(struct cas_store *store, const char *path, const struct cas_
         else if (S_ISLNK(st.st_mode))
                 r = import_symlink_root(&ctx, path, ret, ret_mem);
         else if (S_ISDIR(st.st_mode)) {
-                r = workqueue_new(opts->threads, QUEUE_CAPACITY, &ctx.wq);
+                r = workqueue_new(import_threads(store, opts), QUEUE_CAPACITY, &ctx.wq);
                 if (r >= 0) {
                         fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
                         r = fd < 0 ? log_error_errno(negative_errno(), "%s: %m", path) : import_tree(&ctx, fd, path);

@@ -356,6 +356,7 @@ static void grpc_free(struct cas_blob_service *bs) {
 
 static const struct cas_blob_ops grpc_blob_ops = {
         .name = "grpc",
+        .remote = true,
         .stat = grpc_stat,
         .open = grpc_open,
         .put = grpc_put,
