@@ -1,10 +1,10 @@
 /* BLAKE3 digest helpers: hashing, hex and b3:base64 display and parsing. */
-#include "util/hex.h"
 #include "castore/digest.h"
 
 #include <errno.h>
 
 #include "util/base64.h"
+#include "util/hex.h"
 
 const struct cas_digest cas_digest_empty = { {
         0xaf, 0x13, 0x49, 0xb9, 0xf5, 0xf9, 0xa1, 0xa6, 0xa0, 0x40, 0x4d, 0xea, 0x36, 0xdc, 0xc9, 0x49,
@@ -32,13 +32,7 @@ void cas_digest_of(const void *data, size_t len, struct cas_digest *ret) {
 }
 
 void cas_digest_to_hex(const struct cas_digest *d, char *ret) {
-        static const char hex[] = "0123456789abcdef";
-
-        for (size_t i = 0; i < CAS_DIGEST_LEN; i++) {
-                ret[2 * i] = hex[d->b[i] >> 4];
-                ret[2 * i + 1] = hex[d->b[i] & 15];
-        }
-        ret[CAS_DIGEST_HEX_LEN] = 0;
+        hex_encode(d->b, CAS_DIGEST_LEN, ret);
 }
 
 void cas_digest_to_b3(const struct cas_digest *d, char *ret) {

@@ -10,6 +10,7 @@
 #include "util/log.h"
 #include "castore/dirsvc.h"
 #include "castore/lmdb.h"
+#include "util/hex.h"
 
 #define SIZE_PREFIX 8
 
@@ -21,15 +22,7 @@ struct dir_lmdb {
 
 /* Hex of the first (up to) 16 bytes of a key, for messages. */
 static void key_hex(const void *data, size_t len, char ret[2 * 16 + 1]) {
-        static const char hex[] = "0123456789abcdef";
-        const uint8_t *p = data;
-
-        len = MIN(len, (size_t) 16);
-        for (size_t i = 0; i < len; i++) {
-                ret[2 * i] = hex[p[i] >> 4];
-                ret[2 * i + 1] = hex[p[i] & 15];
-        }
-        ret[2 * len] = 0;
+        hex_encode(data, MIN(len, (size_t) 16), ret);
 }
 
 static int value_size(const MDB_val *v, uint64_t *ret_size) {

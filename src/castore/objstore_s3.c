@@ -28,6 +28,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "util/hex.h"
 #include "util/http_ack.h"
 #include "util/http_errno.h"
 #include "util/log.h"
@@ -123,8 +124,7 @@ static int sha256_hex(const void *data, size_t len, char out[65]) {
 
         if (!EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) || mdlen != 32)
                 return -EIO;
-        for (size_t i = 0; i < 32; i++)
-                snprintf(out + 2 * i, 3, "%02x", md[i]);
+        hex_encode(md, sizeof(md), out);
         return 0;
 }
 

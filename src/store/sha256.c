@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <openssl/evp.h>
 
+#include "util/hex.h"
+
 int nix_sha256_init(struct nix_sha256 *h) {
         h->failed = false;
         h->ctx = EVP_MD_CTX_new();
@@ -45,11 +47,5 @@ int nix_sha256_of(const void *data, size_t len, uint8_t ret[NIX_SHA256_LEN]) {
 }
 
 void nix_sha256_to_hex(const uint8_t d[NIX_SHA256_LEN], char *ret) {
-        static const char hex[] = "0123456789abcdef";
-
-        for (size_t i = 0; i < NIX_SHA256_LEN; i++) {
-                ret[2 * i] = hex[d[i] >> 4];
-                ret[2 * i + 1] = hex[d[i] & 15];
-        }
-        ret[2 * NIX_SHA256_LEN] = 0;
+        hex_encode(d, NIX_SHA256_LEN, ret);
 }

@@ -95,6 +95,13 @@ at_exit() { T_CLEANUP+=("$1"); }
 
 have() { command -v "$1" >/dev/null 2>&1; }
 
+# fuse_check: FUSE=1 if this test can mount, else FUSE=0 and WHY_NO_FUSE
+fuse_check() {
+        FUSE=1 WHY_NO_FUSE=
+        if [ ! -c /dev/fuse ]; then FUSE=0 WHY_NO_FUSE="/dev/fuse is missing"
+        elif [ "$(id -u)" != 0 ] && ! have fusermount3; then FUSE=0 WHY_NO_FUSE="not root and no fusermount3"; fi
+}
+
 # unmount MNT: castore umount, then wait until MNT has left /proc/mounts
 unmount() { "$CASTORE" umount "$1" && wait_until 10 sh -c "! grep -q ' $1 fuse.castore ' /proc/mounts"; }
 # check_mount_tree NAME TREE MNT SUB CMD...: "CMD mount MNT --daemon" works

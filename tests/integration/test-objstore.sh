@@ -17,9 +17,7 @@
 
 PY=/usr/bin/python3
 have b3sum || { skip "objstore" "b3sum is not installed"; exit 77; }
-FUSE=1
-if [ ! -c /dev/fuse ]; then FUSE=0; WHY_NO_FUSE="/dev/fuse is missing"
-elif [ "$(id -u)" != 0 ] && ! have fusermount3; then FUSE=0; WHY_NO_FUSE="not root and no fusermount3"; fi
+fuse_check
 
 OBJ=$T_TMP/obj
 ST=$T_TMP/store

@@ -62,9 +62,7 @@ no_secret() {
 }
 b3_hex() { "$PY" -c 'import base64, sys; print(base64.b64decode(sys.argv[1][3:]).hex())' "$1"; }
 node_digest() { cas stat --json "$1" | "$PY" -c 'import json, sys; print(json.load(sys.stdin)[0]["digest"])'; }
-FUSE=1
-if [ ! -c /dev/fuse ]; then FUSE=0; WHY_NO_FUSE="/dev/fuse is missing"
-elif [ "$(id -u)" != 0 ] && ! have fusermount3; then FUSE=0; WHY_NO_FUSE="not root and no fusermount3"; fi
+fuse_check
 
 # --- the source trees ------------------------------------------------------------------
 SRC=$T_TMP/src

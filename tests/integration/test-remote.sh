@@ -24,9 +24,7 @@ SOCK=$T_TMP/d.sock
 PORT=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 UNIX=grpc+unix://$SOCK
 TCP=grpc+http://127.0.0.1:$PORT
-FUSE=1
-if [ ! -c /dev/fuse ]; then FUSE=0; WHY_NO_FUSE="/dev/fuse is missing"
-elif [ "$(id -u)" != 0 ] && ! have fusermount3; then FUSE=0; WHY_NO_FUSE="not root and no fusermount3"; fi
+fuse_check
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 sock_open() { "$PY" -c 'import socket, sys; socket.socket(socket.AF_UNIX).connect(sys.argv[1])' "$1" 2>/dev/null; }

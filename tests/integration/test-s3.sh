@@ -69,9 +69,7 @@ open(sys.argv[1], "w").write(html.unescape(m.group(1)) if "<IsTruncated>true</Is
 enc() { "$PY" -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe="-_.~"))' "$1"; }
 s3_bytes() { s3_keys "$1" "$2" | awk '{s += $1} END {print s + 0}'; }
 s3_puts() { grep -c "\"PUT /$1/" "$S3_DIR/log/client.admin.log" 2>/dev/null || true; }
-FUSE=1
-if [ ! -c /dev/fuse ]; then FUSE=0; WHY_NO_FUSE="/dev/fuse is missing"
-elif [ "$(id -u)" != 0 ] && ! have fusermount3; then FUSE=0; WHY_NO_FUSE="not root and no fusermount3"; fi
+fuse_check
 
 # --- the source tree -------------------------------------------------------------------
 SRC=$T_TMP/src
