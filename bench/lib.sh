@@ -74,3 +74,50 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
 
 # median of the arguments
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
+
+# secs_of CMD...: runs CMD (output discarded) and prints its wall time in
+# seconds with 3 decimals; a failing CMD fails the caller
+secs_of() {
+        local s e
+        s=$(date +%s%N)
+        "$@" >/dev/null
+        e=$(date +%s%N)
+        awk -v n=$((e - s)) 'BEGIN { printf "%.3f", n / 1e9 }'
+}
+
+# fuse_daemon_pid MNT: the castore process serving MNT (the one holding
+# /dev/fuse open)
+fuse_daemon_pid() {
+        local p fd
+        for p in $(pgrep -f -- "mount $1( |\$)"); do
+                for fd in "/proc/$p/fd"/*; do
+                        if [ "$(readlink "$fd" 2>/dev/null)" = /dev/fuse ]; then echo "$p"; return 0; fi
+                done
+        done
+        return 1
+}
+
+# fuse_profile MNT CMD...: runs CMD while perf records the kernel's FUSE
+# request tracepoints (fuse:fuse_request_send/end) and prints, for the
+# requests to MNT's connection, one line per opcode: requests, total ms
+# from send to reply, mean µs.  Prints nothing if perf or the tracepoints
+# are missing.
+fuse_profile() {
+        local mnt=$1; shift
+        local dev data
+        command -v perf >/dev/null || return 0
+        [ "$(perf list 2>/dev/null | grep -c 'fuse:fuse_request_send')" != 0 ] || return 0
+        dev=$(stat -c %d "$mnt")
+        data=$(mktemp)
+        perf record -q -a -e fuse:fuse_request_send -e fuse:fuse_request_end -o "$data" -- "$@" >/dev/null 2>&1
+        perf script -i "$data" -F time,event,trace 2>/dev/null | awk -v dev="$dev" '
+                { for (i = 1; i <= NF; i++) { if ($i == "connection") c = $(i + 1); if ($i == "req") r = $(i + 1) }
+                  if (c != dev) next
+                  t = $1; sub(":", "", t) }
+                /fuse_request_send/ { match($0, /\(FUSE_[A-Z_]+\)/); op = substr($0, RSTART + 6, RLENGTH - 7)
+                                      start[r] = t; opof[r] = op; n[op]++ }
+                /fuse_request_end/ && (r in start) { busy[opof[r]] += t - start[r]; delete start[r] }
+                END { for (op in n) printf "  %-12s %9d requests %10.1f ms %8.1f us each\n", op, n[op], busy[op] * 1000, busy[op] * 1e6 / n[op] }' |
+                sort -k2 -n -r
+        rm -f "$data"
+}
