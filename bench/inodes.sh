@@ -10,7 +10,7 @@
 # walk's dentries and inodes (FORGET to the daemon) without touching the
 # rest of the machine's caches; that cgroup's kernel memory after the walk
 # gives the kernel's own cost per inode (dentry, FUSE inode).  Memory
-# only: nothing here is timed.
+# only: bench/walk1m.sh times walks of the same tree.
 #
 # Usage (root): bench/inodes.sh [WORKDIR]   (default /var/tmp/castore-inodes)
 # CASTORE: the binary (default ./build/src/cli/castore); several binaries
@@ -18,6 +18,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CASTORE=${CASTORE:-$PWD/build/src/cli/castore}
+. bench/lib.sh
 W=${1:-/var/tmp/castore-inodes}
 [ "$(id -u)" = 0 ] || { echo "bench/inodes.sh: needs root (mount, memory cgroup)" >&2; exit 1; }
 for c in $CASTORE; do
@@ -33,26 +34,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# --- the tree and its store (built once) ------------------------------------
-if [ ! -f "$W/tree.done" ]; then
-        rm -rf "$W/tree" "$W/store"
-        mkdir -p "$W/tree"
-        python3 - "$W/tree" <<'EOF'
-import os, sys
-top = sys.argv[1]
-for a in range(100):
-    for b in range(100):
-        d = os.path.join(top, 'd%02d' % a, 's%02d' % b)
-        os.makedirs(d)
-        for c in range(98):
-            p = os.path.join(d, 'f%02d' % c)
-            with open(p, 'w') as f:
-                f.write(p[len(top):] + '\n')
-EOF
-        "${CASTORE%% *}" --store "$W/store" import "$W/tree" --name tree >/dev/null ||
-                { echo "bench/inodes.sh: import failed" >&2; exit 1; }
-        touch "$W/tree.done"
-fi
+# --- the tree and its store (built once, bench/lib.sh) ---------------------------
+walk_tree "$W" "${CASTORE%% *}"
 
 # --- one run per binary ------------------------------------------------------
 # The daemon's VmRSS counts the pages of the store's metadata database

@@ -109,7 +109,7 @@ fuse_profile() {
         [ "$(perf list 2>/dev/null | grep -c 'fuse:fuse_request_send')" != 0 ] || return 0
         dev=$(stat -c %d "$mnt")
         data=$(mktemp)
-        perf record -q -a -e fuse:fuse_request_send -e fuse:fuse_request_end -o "$data" -- "$@" >/dev/null 2>&1
+        perf record -q -m 4096 -a -e fuse:fuse_request_send -e fuse:fuse_request_end -o "$data" -- "$@" >/dev/null 2>&1
         perf script -i "$data" -F time,event,trace 2>/dev/null | awk -v dev="$dev" '
                 { for (i = 1; i <= NF; i++) { if ($i == "connection") c = $(i + 1); if ($i == "req") r = $(i + 1) }
                   if (c != dev) next
@@ -120,4 +120,31 @@ fuse_profile() {
                 END { for (op in n) printf "  %-12s %9d requests %10.1f ms %8.1f us each\n", op, n[op], busy[op] * 1000, busy[op] * 1e6 / n[op] }' |
                 sort -k2 -n -r
         rm -f "$data"
+}
+
+# walk_tree W CASTORE: builds (once) W/tree, 990,100 entries (100
+# directories of 100 directories of 98 small files, each file's content
+# its own path, so no two entries share an inode), and W/store, a store
+# of it imported as the root "tree".  bench/inodes.sh and bench/walk1m.sh
+# share it.
+walk_tree() {
+        local w=$1 castore=$2
+        if [ -f "$w/tree.done" ]; then return 0; fi
+        rm -rf "$w/tree" "$w/store"
+        mkdir -p "$w/tree"
+        python3 - "$w/tree" <<'PY'
+import os, sys
+top = sys.argv[1]
+for a in range(100):
+    for b in range(100):
+        d = os.path.join(top, 'd%02d' % a, 's%02d' % b)
+        os.makedirs(d)
+        for c in range(98):
+            p = os.path.join(d, 'f%02d' % c)
+            with open(p, 'w') as f:
+                f.write(p[len(top):] + '\n')
+PY
+        "$castore" --store "$w/store" import "$w/tree" --name tree >/dev/null ||
+                { echo "bench: import of $w/tree failed" >&2; return 1; }
+        touch "$w/tree.done"
 }
