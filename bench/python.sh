@@ -35,6 +35,7 @@ done
 
 mkdir -p "$W"
 W=$(cd "$W" && pwd)
+echo "load average at the start: $(cut -d" " -f1-3 /proc/loadavg)"
 TREE=$W/tree STORE=$W/store MC=$W/mnt-castore ME=$W/mnt-erofs
 cleanup() {
         local m
@@ -245,6 +246,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
                 echo "$line"
         done
 done
+echo "load average after the rounds: $(cut -d" " -f1-3 /proc/loadavg)"
 RSS=$(awk '/^VmRSS/ {print $2}' "/proc/$DAEMON/status")
 
 # --- where castore's time goes: FUSE requests of one cold and one warm run --------

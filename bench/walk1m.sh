@@ -32,6 +32,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
+echo "load average at the start: $(cut -d" " -f1-3 /proc/loadavg)"
 walk_tree "$W" "$CASTORE"
 if [ ! -f "$W/tree.erofs" ]; then
         mkfs.erofs --quiet "$W/tree.erofs.tmp" "$W/tree" >/dev/null
