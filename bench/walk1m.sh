@@ -111,6 +111,8 @@ echo "All rounds (s): native cold ${R[native,cold]}, warm ${R[native,warm]};" \
         "erofs cold ${R[erofs,cold]}, warm ${R[erofs,warm]}"
 echo "castore daemon VmRSS/RssAnon after each round's walks (kB): ${R[rss]}"
 echo
+echo "load average at the end: $(cut -d" " -f1-3 /proc/loadavg)"
+echo
 echo "| measure ($n0 entries) | native | castore (ratio) | erofs (ratio) |"
 echo "|---|---|---|---|"
 for c in cold warm; do
