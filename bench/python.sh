@@ -11,7 +11,7 @@
 #   imports   one interpreter importing ~200 stdlib modules (warm: 10)
 #   search    the same with ten directories of the mount in front of the
 #             stdlib on sys.path (PYTHONPATH), so most lookups miss (10)
-#   compile   gcc -fsyntax-only of a C file including 46 libc/POSIX
+#   compile   gcc -fsyntax-only of a C file including 49 libc/POSIX
 #             headers from the tree's include (warm: 30)
 # on the native tree, castore mount (default options) and erofs (an
 # uncompressed image on a loop device), ROUNDS rounds (default 5) with
