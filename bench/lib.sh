@@ -100,13 +100,20 @@ fuse_daemon_pid() {
 # fuse_profile MNT CMD...: runs CMD while perf records the kernel's FUSE
 # request tracepoints (fuse:fuse_request_send/end) and prints, for the
 # requests to MNT's connection, one line per opcode: requests, total ms
-# from send to reply, mean µs.  Prints nothing if perf or the tracepoints
-# are missing.
+# from send to reply, mean µs.  Mounts tracefs for the run if it is not
+# mounted; says so if perf or the tracepoints are missing.
 fuse_profile() {
         local mnt=$1; shift
-        local dev data
-        command -v perf >/dev/null || return 0
-        [ "$(perf list 2>/dev/null | grep -c 'fuse:fuse_request_send')" != 0 ] || return 0
+        local dev data tracefs=''
+        if ! command -v perf >/dev/null; then echo "  (FUSE requests not counted: no perf)"; return 0; fi
+        if [ ! -d /sys/kernel/tracing/events ] && mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null; then
+                tracefs=/sys/kernel/tracing
+        fi
+        if [ "$(perf list 2>/dev/null | grep -c 'fuse:fuse_request_send')" = 0 ]; then
+                echo "  (FUSE requests not counted: the kernel has no fuse tracepoints)"
+                [ -z "$tracefs" ] || umount "$tracefs"
+                return 0
+        fi
         dev=$(stat -c %d "$mnt")
         data=$(mktemp)
         perf record -q -m 4096 -a -e fuse:fuse_request_send -e fuse:fuse_request_end -o "$data" -- "$@" >/dev/null 2>&1
@@ -120,6 +127,7 @@ fuse_profile() {
                 END { for (op in n) printf "  %-12s %9d requests %10.1f ms %8.1f us each\n", op, n[op], busy[op] * 1000, busy[op] * 1e6 / n[op] }' |
                 sort -k2 -n -r
         rm -f "$data"
+        [ -z "$tracefs" ] || umount "$tracefs"
 }
 
 # walk_tree W CASTORE: builds (once) W/tree, 990,100 entries (100
