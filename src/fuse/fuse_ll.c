@@ -607,9 +607,18 @@ static int do_enosys(struct req *rq) {
         return -ENOSYS;
 }
 
+/* Not a terminal, no ioctl of ours.  The kernel sends every ioctl on a
+ * file (isatty()'s TCGETS, which Python does on each open) whatever the
+ * answer: it does not remember ENOSYS here, it only turns it into ENOTTY,
+ * so answer that. */
+static int do_enotty(struct req *rq) {
+        return -ENOTTY;
+}
+
 /* Indexed by opcode.  Write-type operations answer EROFS; operations the
  * kernel may stop sending once it sees ENOSYS (flush, fsync, locks, lseek,
- * statx...) answer ENOSYS so that it does. */
+ * statx...) answer ENOSYS so that it does.  IOCTL is the exception: see
+ * do_enotty. */
 static const struct op ops[FUSE_LL_OPCODE_MAX] = {
         [FUSE_LOOKUP] = { do_lookup, "LOOKUP", 1 },
         [FUSE_FORGET] = { do_forget, "FORGET", sizeof(struct fuse_forget_in) },
@@ -647,7 +656,7 @@ static const struct op ops[FUSE_LL_OPCODE_MAX] = {
         [FUSE_INTERRUPT] = { do_interrupt, "INTERRUPT", sizeof(struct fuse_interrupt_in) },
         [FUSE_BMAP] = { do_enosys, "BMAP", 0 },
         [FUSE_DESTROY] = { do_destroy, "DESTROY", 0 },
-        [FUSE_IOCTL] = { do_enosys, "IOCTL", 0 },
+        [FUSE_IOCTL] = { do_enotty, "IOCTL", 0 },
         [FUSE_POLL] = { do_enosys, "POLL", 0 },
         [FUSE_NOTIFY_REPLY] = { do_notify_reply, "NOTIFY_REPLY", 0 },
         [FUSE_BATCH_FORGET] = { do_batch_forget, "BATCH_FORGET", sizeof(struct fuse_batch_forget_in) },
