@@ -473,9 +473,11 @@ static int local_stat(struct cas_blob_service *s, const struct cas_digest *d, ui
                 return 0;
         blob_path(d, path);
         if (fstatat(l->blobs_fd, path, &st, 0) < 0) {
-                if (errno == ENOENT && blob_local_pack_stat(l, d, true, ret_size) >= 0)
+                int k = negative_errno();
+
+                if (k == -ENOENT && blob_local_pack_stat(l, d, true, ret_size) >= 0)
                         return 0;
-                return negative_errno();
+                return k;
         }
         if (!S_ISREG(st.st_mode))
                 return -EUCLEAN;
@@ -638,9 +640,11 @@ static int local_disk_usage(struct cas_blob_service *s, const struct cas_digest 
                 return 0;
         blob_path(d, path);
         if (fstatat(l->blobs_fd, path, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-                if (errno == ENOENT && blob_local_pack_stat(l, d, true, ret_bytes) >= 0)
+                int k = negative_errno();
+
+                if (k == -ENOENT && blob_local_pack_stat(l, d, true, ret_bytes) >= 0)
                         return 0;
-                return negative_errno();
+                return k;
         }
         bytes = (uint64_t) st.st_blocks * 512;
         outboard_path(d, path);

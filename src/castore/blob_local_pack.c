@@ -353,8 +353,16 @@ static int rescan_locked(struct blob_local *l) {
         for (size_t i = 0; i < n_names; i++) {
                 struct pack *p = NULL;
 
-                if (names[i][0] && pack_load(packs_fd, names[i], &p) >= 0)
+                int k;
+
+                if (!names[i][0])
+                        continue;
+                k = pack_load(packs_fd, names[i], &p);
+                if (k >= 0)
                         fresh[n_fresh++] = p;
+                else if (k != -ENOENT)
+                        log_warning("Ignoring pack %s: its blobs are missing (castore verify lists what needs them)",
+                                    names[i]);
         }
 
         pthread_rwlock_wrlock(&l->packs_lock);
