@@ -939,6 +939,11 @@ void blob_local_pack_finish(struct blob_local *l, struct pack_writer *w, bool ok
         for (size_t i = 0; i < w->n_retire; i++) {
                 char name[PACK_NAME_MAX];
 
+                /* A rewrite that changed nothing (a merged pack whose
+                 * partners held only dead or duplicate blobs) has the same
+                 * index, hence the same name: the file is the new pack. */
+                if (w->n > 0 && strcmp(w->retire[i]->id, w->id) == 0)
+                        continue;
                 snprintf(name, sizeof(name), PACKS_DIR "/%s.idx", w->retire[i]->id);
                 if (unlinkat(l->blobs_fd, name, 0) < 0 && errno != ENOENT) {
                         log_warning_errno(negative_errno(), "Cannot remove pack index %s: %m", name);

@@ -321,6 +321,45 @@ static void test_remove_repack(void) {
         cas_blob_service_free(s);
 }
 
+static int digest_cmp(const void *a, const void *b) {
+        return memcmp(a, b, CAS_DIGEST_LEN);
+}
+
+/* A rewrite whose result is byte for byte a pack it replaces (same index,
+ * same name: blobs already stored in digest order, merged with a pack
+ * whose blobs are all removed) must not remove that pack. */
+static void test_repack_same_name(void) {
+        struct cas_blob_service *s = new_store();
+        struct { struct cas_digest d; unsigned i; } v[8];
+        struct cas_digest z;
+        uint8_t buf[20000];
+        uint64_t packs, size;
+
+        for (unsigned i = 0; i < 8; i++) {
+                cas_digest_of(buf, blob_make(i, 8, buf), &v[i].d);
+                v[i].i = i;
+        }
+        qsort(v, 8, sizeof(v[0]), digest_cmp);
+        for (unsigned k = 0; k < 8; k++)
+                CHECK_OK(cas_blob_put(s, buf, blob_make(v[k].i, 8, buf), PACKED, &v[k].d));
+        CHECK_OK(cas_blob_sync(s));
+        CHECK_OK(cas_blob_put(s, buf, blob_make(9, 9, buf), PACKED, &z));
+        CHECK_OK(cas_blob_sync(s));
+        CHECK_OK(cas_blob_remove(s, &z));
+        CHECK_OK(cas_blob_local_repack(s, 1 << 20, false, &packs));
+        CHECK_EQ(packs, 2);
+        CHECK_EQ(count_packs(".idx"), 1);
+        CHECK_EQ(count_packs(".pack"), 1);
+        CHECK_EQ(cas_blob_stat(s, &z, &size), -ENOENT);
+        for (unsigned k = 0; k < 8; k++)
+                CHECK_OK(read_back(s, &v[k].d, buf, blob_make(v[k].i, 8, buf)));
+        cas_blob_service_free(s);
+        s = open_store();
+        for (unsigned k = 0; k < 8; k++)
+                CHECK_OK(read_back(s, &v[k].d, buf, blob_make(v[k].i, 8, buf)));
+        cas_blob_service_free(s);
+}
+
 static void flip_byte(const char *path, off_t off) {
         uint8_t c;
         int fd;
@@ -558,6 +597,7 @@ int main(void) {
         RUN(test_dedup);
         RUN(test_reopen_and_second_instance);
         RUN(test_remove_repack);
+        RUN(test_repack_same_name);
         RUN(test_damaged_pack);
         RUN(test_bad_index);
         RUN(test_dead_writer);
