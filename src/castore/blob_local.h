@@ -97,6 +97,11 @@ struct blob_local {
         pthread_mutex_t scan_lock;
         struct timespec packs_mtime; /* scan_lock: of blobs/packs/ when last scanned */
         bool packs_scanned;          /* scan_lock */
+        /* scan_lock: that mtime was too recent to trust (a change in the
+         * same clock tick leaves it as it was), and when that scan ran
+         * (CLOCK_MONOTONIC) */
+        bool packs_racy;
+        struct timespec packs_scan_time;
         pthread_rwlock_t packs_lock;
         struct pack **packs;         /* packs_lock: each holds a reference */
         size_t n_packs;              /* packs_lock */

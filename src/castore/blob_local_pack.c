@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "castore/blob_local.h"
@@ -36,6 +37,11 @@
 #define PACK_INDEX_MAX ((size_t) 1 << 30)
 #define PACK_NAME_MAX (sizeof(PACKS_DIR) + PACK_ID_LEN + 8) /* "packs/<id>.pack" */
 #define WENTRY_CHUNK 4096
+/* A directory mtime closer than this to the scan may hide a change made in
+ * the same tick of the (coarse) file system clock; while that is so, a miss
+ * rescans, at most once per PACKS_RESCAN_NS. */
+#define PACKS_RACY_NS 100000000LL
+#define PACKS_RESCAN_NS 5000000LL
 
 struct pack_entry {
         struct cas_digest digest;
@@ -272,6 +278,17 @@ static int name_cmp(const void *a, const void *b) {
         return strcmp(*(char *const *) a, *(char *const *) b);
 }
 
+static int64_t ts_ns(const struct timespec *t) {
+        return (int64_t) t->tv_sec * 1000000000LL + t->tv_nsec;
+}
+
+static int64_t now_ns(clockid_t clock) {
+        struct timespec t;
+
+        clock_gettime(clock, &t);
+        return ts_ns(&t);
+}
+
 /* Brings the table in line with blobs/packs/: loads new indexes, drops
  * packs whose index is gone.  With scan_lock held. */
 static int rescan_locked(struct blob_local *l) {
@@ -292,6 +309,7 @@ static int rescan_locked(struct blob_local *l) {
                 if (fstat(packs_fd, &st) < 0)
                         return negative_errno();
                 l->packs_mtime = st.st_mtim;
+                l->packs_racy = now_ns(CLOCK_REALTIME) - ts_ns(&st.st_mtim) < PACKS_RACY_NS;
                 fd = fcntl(packs_fd, F_DUPFD_CLOEXEC, 3);
                 dir = fd >= 0 ? fdopendir(fd) : NULL;
                 if (!dir) {
@@ -323,9 +341,12 @@ static int rescan_locked(struct blob_local *l) {
                 if (r >= 0 && errno != 0)
                         r = negative_errno();
                 closedir(dir);
-        } else
+        } else {
                 l->packs_mtime = (struct timespec){};
+                l->packs_racy = false;
+        }
         l->packs_scanned = true;
+        clock_gettime(CLOCK_MONOTONIC, &l->packs_scan_time);
         if (r < 0)
                 goto out;
         qsort(names, n_names, sizeof(*names), name_cmp);
@@ -422,7 +443,8 @@ static int rescan_if_changed(struct blob_local *l, bool force) {
         if (!force && l->packs_scanned) {
                 if (fstatat(l->blobs_fd, PACKS_DIR, &st, 0) < 0)
                         st.st_mtim = (struct timespec){};
-                if (st.st_mtim.tv_sec == l->packs_mtime.tv_sec && st.st_mtim.tv_nsec == l->packs_mtime.tv_nsec)
+                if (st.st_mtim.tv_sec == l->packs_mtime.tv_sec && st.st_mtim.tv_nsec == l->packs_mtime.tv_nsec &&
+                    (!l->packs_racy || now_ns(CLOCK_MONOTONIC) - ts_ns(&l->packs_scan_time) < PACKS_RESCAN_NS))
                         goto out;
         }
         r = rescan_locked(l);
@@ -445,11 +467,13 @@ static struct pack_entry *lookup_ref(struct blob_local *l, const struct cas_dige
         return e;
 }
 
-/* lookup_ref, with one rescan on a miss if allowed and needed. */
+/* lookup_ref, with one rescan on a miss if allowed and needed.  Looks
+ * again even if this thread did not rescan: it may have waited for the
+ * rescan of another that missed at the same time (the first one). */
 static struct pack_entry *find(struct blob_local *l, const struct cas_digest *d, bool rescan) {
         struct pack_entry *e = lookup_ref(l, d);
 
-        if (!e && rescan && rescan_if_changed(l, false) > 0)
+        if (!e && rescan && rescan_if_changed(l, false) >= 0)
                 e = lookup_ref(l, d);
         return e;
 }

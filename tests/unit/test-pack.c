@@ -249,6 +249,85 @@ static void test_reopen_and_second_instance(void) {
         cas_blob_service_free(s);
 }
 
+/* A pack published in the same tick of the file system's clock as another
+ * process's scan leaves the directory's mtime as that scan saw it: that
+ * process must look again all the same.  The tick is simulated by putting
+ * the mtime back. */
+static void test_same_mtime(void) {
+        struct cas_blob_service *s = new_store(), *s2;
+        struct cas_digest d, e;
+        uint8_t buf[20000];
+        char packs[600];
+        struct stat st;
+        uint64_t size;
+
+        CHECK_OK(cas_blob_put(s, buf, blob_make(1, 10, buf), PACKED, &d));
+        CHECK_OK(cas_blob_sync(s));
+        snprintf(packs, sizeof(packs), "%s/packs", blobs_dir);
+        CHECK_OK(utimensat(AT_FDCWD, packs, (struct timespec[2]){ { 0, UTIME_OMIT }, { 0, UTIME_NOW } }, 0));
+        CHECK_OK(stat(packs, &st));
+        s2 = open_store();
+        cas_digest_of(buf, blob_make(2, 10, buf), &e);
+        CHECK_EQ(cas_blob_stat(s2, &e, &size), -ENOENT); /* scans */
+        CHECK_OK(cas_blob_put(s, buf, blob_make(2, 10, buf), PACKED, &e));
+        CHECK_OK(cas_blob_sync(s));
+        CHECK_OK(utimensat(AT_FDCWD, packs, (struct timespec[2]){ { 0, UTIME_OMIT }, st.st_mtim }, 0));
+        usleep(10000); /* past the rate limit of such rescans (5 ms) */
+        CHECK_OK(cas_blob_stat(s2, &e, &size));
+        CHECK_OK(read_back(s2, &e, buf, blob_make(2, 10, buf)));
+        cas_blob_service_free(s2);
+        cas_blob_service_free(s);
+}
+
+struct looker {
+        struct cas_blob_service *s;
+        pthread_barrier_t *go;
+        struct cas_digest d;
+        int r;
+};
+
+static void *look(void *arg) {
+        struct looker *k = arg;
+        uint64_t size;
+
+        pthread_barrier_wait(k->go);
+        k->r = cas_blob_stat(k->s, &k->d, &size);
+        return NULL;
+}
+
+/* Threads missing at once in a fresh instance: the first scans, the others
+ * wait for it and must find their blob too. */
+static void test_first_lookups(void) {
+        struct cas_blob_service *s = new_store();
+        struct looker k[8];
+        pthread_t t[8];
+        pthread_barrier_t go;
+        uint8_t buf[20000];
+
+        for (unsigned round = 0; round < 20; round++) {
+                for (unsigned i = 0; i < 8; i++)
+                        CHECK_OK(cas_blob_put(s, buf, blob_make(i, 11 + round, buf), PACKED, &k[i].d));
+                CHECK_OK(cas_blob_sync(s));
+        }
+        cas_blob_service_free(s);
+        for (unsigned round = 0; round < 20; round++) {
+                s = open_store();
+                pthread_barrier_init(&go, NULL, 8);
+                for (unsigned i = 0; i < 8; i++) {
+                        k[i].s = s;
+                        k[i].go = &go;
+                        cas_digest_of(buf, blob_make(i, 11 + round, buf), &k[i].d);
+                        CHECK_OK(pthread_create(&t[i], NULL, look, &k[i]));
+                }
+                for (unsigned i = 0; i < 8; i++) {
+                        CHECK_OK(pthread_join(t[i], NULL));
+                        CHECK_OK(k[i].r);
+                }
+                pthread_barrier_destroy(&go);
+                cas_blob_service_free(s);
+        }
+}
+
 static void test_remove_repack(void) {
         struct cas_blob_service *s = new_store(), *other;
         struct cas_digest d[10];
@@ -487,7 +566,7 @@ static void test_bad_index(void) {
         idx[strlen(idx) - 4] = 0;
         strcat(good, "");
         {
-                char pack[1200];
+                char pack[1300];
 
                 good[strlen(good) - 4] = 0;
                 snprintf(pack, sizeof(pack), "%s.pack", good);
@@ -596,6 +675,8 @@ int main(void) {
         RUN(test_put_open_stat_list);
         RUN(test_dedup);
         RUN(test_reopen_and_second_instance);
+        RUN(test_same_mtime);
+        RUN(test_first_lookups);
         RUN(test_remove_repack);
         RUN(test_repack_same_name);
         RUN(test_damaged_pack);
