@@ -349,7 +349,8 @@ static int rescan_locked(struct blob_local *l) {
         clock_gettime(CLOCK_MONOTONIC, &l->packs_scan_time);
         if (r < 0)
                 goto out;
-        qsort(names, n_names, sizeof(*names), name_cmp);
+        if (n_names > 0)
+                qsort(names, n_names, sizeof(*names), name_cmp);
 
         /* Which packs are loaded already, which are gone.  Only rescans
          * (serialised by scan_lock) change the table's membership, so the
@@ -359,7 +360,10 @@ static int rescan_locked(struct blob_local *l) {
         gone = calloc(l->n_packs ? l->n_packs : 1, sizeof(*gone));
         if (fresh && gone)
                 for (size_t i = 0; i < l->n_packs; i++) {
-                        char *id = l->packs[i]->id, **hit = bsearch(&id, names, n_names, sizeof(*names), name_cmp);
+                        char *id = l->packs[i]->id, **hit = NULL;
+
+                        if (n_names > 0)
+                                hit = bsearch(&id, names, n_names, sizeof(*names), name_cmp);
                         if (hit)
                                 (*hit)[0] = 0; /* loaded already */
                         else
