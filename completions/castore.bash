@@ -54,7 +54,7 @@ _castore() {
 
     local opts=""
     case $cmd in
-        import) opts="--name --force --json --threads --skip-special --no-nix --references --references-from
+        import) opts="--name --force --json --threads --skip-special --no-nix --no-pack --references --references-from
             --self-reference --progress --no-progress" ;;
         ls) opts="--long --recursive --json -l -R" ;;
         stat|roots|info) opts="--json" ;;

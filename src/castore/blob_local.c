@@ -1,6 +1,7 @@
 /* Local blob backend: one read-only file per blob at <dir>/<2 hex>/<64 hex>,
  * written to a per-process temporary in <tmpdir> while hashing, then fsynced
- * and renamed into place (or, deferred, many at once after one syncfs). */
+ * and renamed into place (or, deferred, many at once after one syncfs);
+ * small imported blobs go to pack files instead (blob_local_pack.c). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -33,10 +34,23 @@ static int fsync_dirat(int dirfd, const char *name) {
 static int blob_exists(struct blob_local *l, const struct cas_digest *d, uint64_t size) {
         char path[BLOB_PATH_LEN + 1];
         struct stat st;
+        uint64_t packed;
 
+        if (size > 0 && size <= PACK_BLOB_MAX) {
+                if (blob_local_pack_pending(l, d) ||
+                    (blob_local_pack_stat(l, d, false, &packed) >= 0 && packed == size))
+                        return 0;
+        }
         blob_path(d, path);
-        if (fstatat(l->blobs_fd, path, &st, 0) < 0)
-                return errno == ENOENT ? -ENOENT : negative_errno();
+        if (fstatat(l->blobs_fd, path, &st, 0) < 0) {
+                if (errno != ENOENT)
+                        return negative_errno();
+                /* another process may have packed it since we looked */
+                if (size > 0 && size <= PACK_BLOB_MAX && blob_local_pack_stat(l, d, true, &packed) >= 0 &&
+                    packed == size)
+                        return 0;
+                return -ENOENT;
+        }
         if (!S_ISREG(st.st_mode))
                 return log_error_errno(-EUCLEAN, "Blob %s is not a regular file", path);
         if (size != UINT64_MAX && (uint64_t) st.st_size != size) {
@@ -79,26 +93,37 @@ static int rename_into_place(struct blob_local *l, uint64_t seq, const struct ca
  * error is returned. */
 static int flush_locked(struct blob_local *l) {
         _cleanup_free_ struct pending *p = NULL;
+        struct pack_writer *pw = NULL;
         size_t n, failed = 0;
-        bool any_renamed = false, dedup;
+        bool any_renamed = false, dedup, pack_ok = false;
         int r = 0, k;
 
         /* cleared before the syncfs below, which covers those dedups */
         dedup = __atomic_exchange_n(&l->dedup_unsynced, false, __ATOMIC_ACQ_REL);
+        /* the pack being written, with its index, as temporaries (and the
+         * live blobs of packs to rewrite copied into it) */
+        r = blob_local_pack_prepare(l, &pw);
         pthread_mutex_lock(&l->pending_lock);
         p = TAKE_PTR(l->pending);
         n = l->n_pending;
         l->n_pending = l->cap_pending = 0;
         pthread_mutex_unlock(&l->pending_lock);
-        if (n == 0 && !dedup)
-                return 0;
+        if (n == 0 && !dedup && !pw)
+                return r;
 
         if (syncfs(l->tmp_fd) < 0) {
                 r = log_error_errno(negative_errno(), "Cannot sync the blob store: %m");
                 failed = n;
                 if (dedup)
                         __atomic_store_n(&l->dedup_unsynced, true, __ATOMIC_RELEASE);
-        } else
+        } else {
+                if (pw) {
+                        k = blob_local_pack_publish(l, pw);
+                        if (k < 0 && r >= 0)
+                                r = k;
+                        pack_ok = k >= 0;
+                        any_renamed = true;
+                }
                 for (size_t i = 0; i < n; i++) {
                         k = rename_into_place(l, p[i].seq, &p[i].digest);
                         if (k < 0) {
@@ -110,10 +135,16 @@ static int flush_locked(struct blob_local *l) {
                         } else
                                 any_renamed = true;
                 }
+        }
         /* One more syncfs makes every rename durable: one journal commit
          * instead of an fsync per touched shard directory. */
-        if (any_renamed && syncfs(l->blobs_fd) < 0 && r >= 0)
-                r = log_error_errno(negative_errno(), "Cannot sync the blob store: %m");
+        if (any_renamed && syncfs(l->blobs_fd) < 0) {
+                pack_ok = false;
+                if (r >= 0)
+                        r = log_error_errno(negative_errno(), "Cannot sync the blob store: %m");
+        }
+        /* the packs it replaces are removed only once it is durable */
+        blob_local_pack_finish(l, pw, pack_ok);
 
         if (failed > 0) {
                 /* Put them back in front of what arrived meanwhile. */
@@ -282,6 +313,14 @@ static int local_put(struct cas_blob_service *s, const void *data, size_t len, u
                 }
                 return r;
         }
+        if ((flags & CAS_BLOB_PACK) && (flags & CAS_BLOB_DEFER_SYNC) && len > 0 && len <= PACK_BLOB_MAX) {
+                r = blob_local_pack_put(l, &d, data, len);
+                if (r < 0)
+                        return r;
+                *ret_digest = d;
+                /* ours is in the pack whatever the flush does */
+                return r > 0 ? flush_if_idle(l) : 0;
+        }
         fd = tmp_write(l, data, len, &seq);
         if (fd < 0)
                 return log_error_errno(fd, "Cannot write blob %s: %m", CAS_DIGEST_HEX(&d));
@@ -430,9 +469,16 @@ static int local_stat(struct cas_blob_service *s, const struct cas_digest *d, ui
         char path[BLOB_PATH_LEN + 1];
         struct stat st;
 
+        if (blob_local_pack_stat(l, d, false, ret_size) >= 0)
+                return 0;
         blob_path(d, path);
-        if (fstatat(l->blobs_fd, path, &st, 0) < 0)
-                return negative_errno();
+        if (fstatat(l->blobs_fd, path, &st, 0) < 0) {
+                int k = negative_errno();
+
+                if (k == -ENOENT && blob_local_pack_stat(l, d, true, ret_size) >= 0)
+                        return 0;
+                return k;
+        }
         if (!S_ISREG(st.st_mode))
                 return -EUCLEAN;
         *ret_size = st.st_size;
@@ -477,7 +523,15 @@ static int local_open(struct cas_blob_service *s, const struct cas_digest *d, st
         _cleanup_close_ int fd = -1;
         struct cas_blob_reader *r;
         struct stat st;
+        uint64_t packed;
+        int k;
 
+        /* packs first: the table is in memory */
+        if (blob_local_pack_stat(l, d, false, &packed) >= 0) {
+                k = blob_local_pack_open(l, d, ret);
+                if (k != -ENOENT) /* -ENOENT: removed meanwhile */
+                        return k;
+        }
         blob_path(d, path);
         /* O_NOATIME spares a metadata write per open, but only the file's
          * owner may ask for it: fall back once and remember. */
@@ -486,12 +540,12 @@ static int local_open(struct cas_blob_service *s, const struct cas_digest *d, st
                 if (fd < 0 && errno == EPERM)
                         __atomic_store_n(&l->noatime, 0, __ATOMIC_RELAXED);
                 else if (fd < 0)
-                        return negative_errno();
+                        return errno == ENOENT ? blob_local_pack_open(l, d, ret) : negative_errno();
         }
         if (fd < 0)
                 fd = openat(l->blobs_fd, path, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
-                return negative_errno();
+                return errno == ENOENT ? blob_local_pack_open(l, d, ret) : negative_errno();
         if (fstat(fd, &st) < 0)
                 return negative_errno();
         if (!S_ISREG(st.st_mode))
@@ -552,6 +606,8 @@ static int local_list(struct cas_blob_service *s, cas_blob_list_cb cb, void *use
                         r = negative_errno();
                 closedir(dir);
         }
+        if (r >= 0)
+                r = blob_local_pack_list(l, cb, userdata);
         return r < 0 ? r : 0;
 }
 
@@ -559,13 +615,18 @@ static int local_remove(struct cas_blob_service *s, const struct cas_digest *d) 
         struct blob_local *l = (struct blob_local *) s;
         char path[OUTBOARD_PATH_LEN + 1];
 
+        int packed, r = 0;
+
+        /* a packed blob is only marked: its pack is rewritten without it
+         * at the next flush (cas_blob_sync, or freeing the service) */
+        packed = blob_local_pack_remove(l, d);
         outboard_path(d, path);
         if (unlinkat(l->blobs_fd, path, 0) < 0 && errno != ENOENT)
                 log_debug_errno(negative_errno(), "Cannot remove outboard %s: %m", path);
         path[BLOB_PATH_LEN] = 0;
         if (unlinkat(l->blobs_fd, path, 0) < 0)
-                return negative_errno();
-        return 0;
+                r = negative_errno();
+        return packed >= 0 && r == -ENOENT ? 0 : r;
 }
 
 static int local_disk_usage(struct cas_blob_service *s, const struct cas_digest *d, uint64_t *ret_bytes) {
@@ -574,9 +635,17 @@ static int local_disk_usage(struct cas_blob_service *s, const struct cas_digest 
         struct stat st;
         uint64_t bytes;
 
+        /* a packed blob takes its length in its pack */
+        if (blob_local_pack_stat(l, d, false, ret_bytes) >= 0)
+                return 0;
         blob_path(d, path);
-        if (fstatat(l->blobs_fd, path, &st, AT_SYMLINK_NOFOLLOW) < 0)
-                return negative_errno();
+        if (fstatat(l->blobs_fd, path, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+                int k = negative_errno();
+
+                if (k == -ENOENT && blob_local_pack_stat(l, d, true, ret_bytes) >= 0)
+                        return 0;
+                return k;
+        }
         bytes = (uint64_t) st.st_blocks * 512;
         outboard_path(d, path);
         if (fstatat(l->blobs_fd, path, &st, AT_SYMLINK_NOFOLLOW) >= 0)
@@ -643,6 +712,7 @@ static void local_free(struct cas_blob_service *s) {
                 log_error("%zu deferred blobs could not be stored", l->n_pending);
         }
         free(l->pending);
+        blob_local_packs_done(l);
         if (l->lock_fd >= 0) {
                 char name[PREFIX_MAX + 8];
 
@@ -679,7 +749,7 @@ int cas_blob_local_set_flush_at(struct cas_blob_service *s, size_t n) {
         if (!s || s->ops != &blob_local_ops || n == 0)
                 return -EINVAL;
         pthread_mutex_lock(&l->pending_lock);
-        l->flush_at = n;
+        __atomic_store_n(&l->flush_at, n, __ATOMIC_RELAXED); /* packs read it without the lock */
         pthread_mutex_unlock(&l->pending_lock);
         return 0;
 }
@@ -762,7 +832,21 @@ int cas_blob_local_reclaim(struct cas_blob_service *s, bool dry_run, uint64_t *r
         pthread_mutex_lock(&l->init_lock);
         blob_local_clean_stale(l, dry_run, ret_files, ret_bytes);
         pthread_mutex_unlock(&l->init_lock);
+        blob_local_pack_reclaim(l, dry_run, ret_files, ret_bytes);
         return reclaim_outboards(l, dry_run, ret_files, ret_bytes);
+}
+
+int cas_blob_local_repack(struct cas_blob_service *s, uint64_t merge_below, bool dry_run, uint64_t *ret_packs) {
+        struct blob_local *l = (struct blob_local *) s;
+
+        if (!s || !ret_packs)
+                return -EINVAL;
+        if (s->ops != &blob_local_ops)
+                return -EOPNOTSUPP;
+        *ret_packs = blob_local_pack_mark_merge(l, merge_below, dry_run);
+        if (dry_run || *ret_packs == 0)
+                return 0;
+        return local_sync(s);
 }
 
 /* Opens dir, creating it (not its parents) if missing. */
@@ -809,6 +893,7 @@ int cas_blob_local_new(const char *dir, const char *tmpdir, struct cas_blob_serv
         pthread_mutex_init(&l->init_lock, NULL);
         pthread_mutex_init(&l->pending_lock, NULL);
         pthread_mutex_init(&l->flush_lock, NULL);
+        blob_local_packs_init(l);
         *ret = &l->base;
         return 0;
 }

@@ -8,6 +8,8 @@
 #include <string.h>
 
 #include "castore/blobsvc.h"
+#include "castore/outboard.h"
+#include "util/hashmap.h"
 
 /* Deferred blobs waiting for cas_blob_sync(); past this many, the
  * committing thread flushes them itself, which bounds both the work lost
@@ -23,6 +25,18 @@
 #define PREFIX_MAX 40                                           /* "<pid>-<16 hex>" */
 #define TMP_NAME_MAX (PREFIX_MAX + 1 + 20 + 1)
 
+/* Packs (blob_local_pack.c): blobs put with CAS_BLOB_PACK and
+ * CAS_BLOB_DEFER_SYNC of 1..PACK_BLOB_MAX bytes (no outboard: one BLAKE3
+ * group) are appended to one pack per flush.  A pack is also flushed once
+ * it holds PACK_BYTES_MAX bytes or flush_at blobs. */
+#define PACK_BLOB_MAX CAS_GROUP_SIZE
+#define PACK_BYTES_MAX (64u << 20)
+#define PACKS_DIR "packs"
+#define PACK_ID_LEN 32 /* hex of the first 16 bytes of the index's BLAKE3 */
+
+struct pack;
+struct pack_writer;
+
 struct pending {
         uint64_t seq; /* temporary <prefix>.<seq> */
         struct cas_digest digest;
@@ -34,7 +48,8 @@ struct pending {
  * lock file can be locked, belongs to a dead process and is removed before
  * this service writes for the first time.
  *
- * Lock order: flush_lock, then pending_lock; init_lock alone. */
+ * Lock order: flush_lock, then scan_lock, then packs_lock, then pack_lock;
+ * flush_lock, then pending_lock; init_lock alone. */
 struct blob_local {
         struct cas_blob_service base;
         int blobs_fd; /* immutable */
@@ -65,6 +80,32 @@ struct blob_local {
          * for one in progress before it may report that all is durable.
          * Writers never block on it (they only try it). */
         pthread_mutex_t flush_lock;
+
+        /* The pack being written.  Writers reserve their range under
+         * pack_lock and pwrite() outside it; a flush detaches the pack and
+         * waits on pack_idle until no write to it is in flight. */
+        pthread_mutex_t pack_lock;
+        pthread_cond_t pack_idle;   /* with pack_lock */
+        struct pack_writer *wpack;  /* pack_lock; NULL until the first packed put */
+
+        /* The published packs of blobs/packs/, loaded from their indexes.
+         * A lookup takes packs_lock shared and a reference on the pack,
+         * then reads outside the lock.  scan_lock serialises rescans of
+         * the directory and is held across their I/O on purpose (it only
+         * ever waits for another rescan); packs_lock is taken exclusive
+         * only to swap the result in, never across I/O. */
+        pthread_mutex_t scan_lock;
+        struct timespec packs_mtime; /* scan_lock: of blobs/packs/ when last scanned */
+        bool packs_scanned;          /* scan_lock */
+        /* scan_lock: that mtime was too recent to trust (a change in the
+         * same clock tick leaves it as it was), and when that scan ran
+         * (CLOCK_MONOTONIC) */
+        bool packs_racy;
+        struct timespec packs_scan_time;
+        pthread_rwlock_t packs_lock;
+        struct pack **packs;         /* packs_lock: each holds a reference */
+        size_t n_packs;              /* packs_lock */
+        struct hashmap pack_map;     /* packs_lock: digest -> live struct pack_entry */
 };
 
 /* ---- paths ---- */
@@ -97,3 +138,44 @@ int blob_local_ensure_writable(struct blob_local *l);
 void blob_local_clean_stale(struct blob_local *l, bool dry_run, uint64_t *ret_files, uint64_t *ret_bytes);
 /* Creates temporary <prefix>.<seq>: the fd, or -errno. */
 int blob_local_tmp_create(struct blob_local *l, uint64_t *ret_seq);
+
+/* ---- packs (blob_local_pack.c) ---- */
+
+void blob_local_packs_init(struct blob_local *l);
+/* Frees the tables; the pack being written must have been flushed. */
+void blob_local_packs_done(struct blob_local *l);
+/* Size of a packed blob: 0, or -ENOENT.  rescan: on a miss, reload
+ * blobs/packs/ if it changed since the last scan and look again. */
+int blob_local_pack_stat(struct blob_local *l, const struct cas_digest *d, bool rescan, uint64_t *ret_size);
+/* Is d in the pack being written (durable at the next flush)? */
+bool blob_local_pack_pending(struct blob_local *l, const struct cas_digest *d);
+/* Opens a packed blob, read whole into memory (fd -1, unverified); -ENOENT
+ * if it is in no pack (after a rescan if the directory changed). */
+int blob_local_pack_open(struct blob_local *l, const struct cas_digest *d, struct cas_blob_reader **ret);
+/* Appends a blob to the pack being written: 0, 1 if the flush is due,
+ * or -errno. */
+int blob_local_pack_put(struct blob_local *l, const struct cas_digest *d, const void *data, size_t len);
+/* Calls cb for each live packed digest (once each, whatever the number of
+ * packs holding it), without a lock held. */
+int blob_local_pack_list(struct blob_local *l, cas_blob_list_cb cb, void *userdata);
+/* Marks a packed blob removed (every copy); its packs are rewritten
+ * without it at the next flush.  0, or -ENOENT if it is in no pack. */
+int blob_local_pack_remove(struct blob_local *l, const struct cas_digest *d);
+/* Marks the packs smaller than below for rewriting (merged into one at
+ * the next flush) if there are at least two: the number marked.  With
+ * dry_run only counts.  Adds the packs holding removed blobs to the count. */
+size_t blob_local_pack_mark_merge(struct blob_local *l, uint64_t below, bool dry_run);
+/* Removes (dry_run: counts) packs without an index and indexes without a
+ * pack: leftovers of a crash between the two renames of a flush. */
+void blob_local_pack_reclaim(struct blob_local *l, bool dry_run, uint64_t *files, uint64_t *bytes);
+
+/* The flush, with flush_lock held.  prepare copies the live blobs of the
+ * packs to rewrite into the pack being written, detaches it, waits for its
+ * writes and writes its index as a temporary: *ret is NULL when there is
+ * nothing to do.  After the first syncfs, publish renames pack and index
+ * (index last) into blobs/packs/.  After the second syncfs, finish (ok:
+ * everything above succeeded) removes the rewritten packs and loads the
+ * new one, or on failure drops the temporaries; it frees w. */
+int blob_local_pack_prepare(struct blob_local *l, struct pack_writer **ret);
+int blob_local_pack_publish(struct blob_local *l, struct pack_writer *w);
+void blob_local_pack_finish(struct blob_local *l, struct pack_writer *w, bool ok);

@@ -28,6 +28,11 @@ enum {
          * torn, which every (verified) read notices and `verify --repair`
          * removes. */
         CAS_BLOB_NO_SYNC = 1 << 1,
+        /* put, with CAS_BLOB_DEFER_SYNC: the local store may append a small
+         * blob (no outboard) to a pack file in arrival order, so that a
+         * tree imported together is read back mostly sequentially.  Other
+         * backends ignore it.  Set by the importer. */
+        CAS_BLOB_PACK = 1 << 2,
 };
 
 /* Called for each blob by list(); a negative return stops the walk and is
@@ -167,7 +172,8 @@ bool cas_blob_service_kernel_verified(struct cas_blob_service *s);
 
 /* Backends. */
 int cas_blob_memory_new(struct cas_blob_service **ret);
-/* One file per blob under dir/<2 hex>/<64 hex>; temporary files in
+/* One file per blob under dir/<2 hex>/<64 hex>, small imported blobs in
+ * pack files under dir/packs/ (see CAS_BLOB_PACK); temporary files in
  * tmpdir (same filesystem, else -EXDEV).  Creates the two directories (not
  * their parents) if missing.  Temporaries of dead processes are removed
  * before the first write.  Deferred blobs still pending when the service
@@ -182,3 +188,9 @@ int cas_blob_local_set_flush_at(struct cas_blob_service *s, size_t n);
  * leave one); with dry_run only counts them.  Adds the files and their
  * bytes to *ret_files and *ret_bytes.  -EOPNOTSUPP for another backend. */
 int cas_blob_local_reclaim(struct cas_blob_service *s, bool dry_run, uint64_t *ret_files, uint64_t *ret_bytes);
+/* Local store only, for the garbage collector (store lock held exclusive):
+ * rewrites every pack holding removed blobs, merging packs smaller than
+ * merge_below into one when there are two or more, and makes the result
+ * durable (cas_blob_sync).  *ret_packs: the packs rewritten (dry_run: that
+ * would be).  -EOPNOTSUPP for another backend. */
+int cas_blob_local_repack(struct cas_blob_service *s, uint64_t merge_below, bool dry_run, uint64_t *ret_packs);

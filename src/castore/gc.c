@@ -14,6 +14,9 @@
 /* ---- a set of digests: a hashmap pointing into fixed-size chunks ---- */
 
 #define SET_CHUNK 4096
+/* Packs smaller than this are merged into one when there are several
+ * (imports that each flushed a few small files). */
+#define PACK_MERGE_BELOW (16u << 20)
 
 struct digest_set {
         struct hashmap map; /* struct cas_digest * into chunks */
@@ -253,6 +256,15 @@ static int sweep(struct cas_gc *g) {
         r = sweep_dirs(g);
         if (r >= 0)
                 r = sweep_blobs(g);
+        if (r >= 0) {
+                /* the blobs removed from packs are only marked: rewrite
+                 * those packs now, under our exclusive lock */
+                r = cas_blob_local_repack(g->store->blobs, PACK_MERGE_BELOW, g->dry_run, &g->stats.packs);
+                if (r == -EOPNOTSUPP)
+                        r = 0;
+                else if (r < 0)
+                        log_error_errno(r, "Cannot rewrite the packs holding removed blobs: %m");
+        }
         if (r >= 0) {
                 r = cas_blob_local_reclaim(g->store->blobs, g->dry_run, &g->stats.temporaries,
                                            &g->stats.temporary_bytes);

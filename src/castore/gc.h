@@ -35,6 +35,7 @@ struct cas_gc_stats {
         uint64_t blob_bytes;
         uint64_t temporaries;           /* dead writers' temporaries and lock files, orphan outboards */
         uint64_t temporary_bytes;
+        uint64_t packs;                 /* pack files rewritten (dry run: would be) */
 };
 
 /* Collects store's garbage, holding the store's lock (cas_store_lock)

@@ -112,6 +112,12 @@ static char *path_join(const char *a, const char *b) {
 
 /* ---- file contents (worker threads, and the caller for a file root) ---- */
 
+/* Small files go into pack files, in the order they are stored, so that a
+ * tree imported together is read back mostly sequentially. */
+static unsigned put_flags(const struct imp_ctx *ctx) {
+        return CAS_BLOB_DEFER_SYNC | (ctx->opts->no_pack ? 0 : CAS_BLOB_PACK);
+}
+
 /* Streams fd (already positioned after `have` bytes held in buf) into a
  * blob writer. */
 static int store_stream(struct cas_blob_service *blobs, int fd, uint8_t *buf, size_t have, struct imp_entry *e) {
@@ -137,8 +143,8 @@ static int store_stream(struct cas_blob_service *blobs, int fd, uint8_t *buf, si
         return cas_blob_commit(TAKE_PTR(w), &e->digest, &e->size);
 }
 
-static int store_file(struct cas_blob_service *blobs, int dfd, const char *name, struct imp_entry *e,
-                      uint64_t *bytes) {
+static int store_file(struct cas_blob_service *blobs, int dfd, const char *name, unsigned put_flags,
+                      struct imp_entry *e, uint64_t *bytes) {
         _cleanup_close_ int fd = -1;
         _cleanup_free_ uint8_t *buf = NULL;
         struct stat st;
@@ -161,7 +167,7 @@ static int store_file(struct cas_blob_service *blobs, int dfd, const char *name,
                 if (n <= st.st_size) {
                         *bytes = n;
                         e->size = n;
-                        return cas_blob_put(blobs, buf, n, CAS_BLOB_DEFER_SYNC, &e->digest);
+                        return cas_blob_put(blobs, buf, n, put_flags, &e->digest);
                 }
                 r = store_stream(blobs, fd, buf, n, e);
         } else {
@@ -193,7 +199,7 @@ static void file_job_run(void *arg) {
         uint64_t bytes = 0;
 
         if (!atomic_load(&ctx->failed)) {
-                int r = store_file(ctx->store->blobs, j->dir->dfd, e->name, e, &bytes);
+                int r = store_file(ctx->store->blobs, j->dir->dfd, e->name, put_flags(ctx), e, &bytes);
                 if (r < 0) {
                         _cleanup_free_ char *p = path_join(j->dir->path, e->name);
                         if (r == -EAGAIN)
@@ -580,7 +586,7 @@ static int import_file_root(struct imp_ctx *ctx, const char *path, struct cas_no
         uint64_t bytes = 0;
         int r;
 
-        r = store_file(ctx->store->blobs, AT_FDCWD, path, &e, &bytes);
+        r = store_file(ctx->store->blobs, AT_FDCWD, path, put_flags(ctx), &e, &bytes);
         if (r < 0)
                 return log_error_errno(r, "%s: %m", path);
         r = cas_blob_sync(ctx->store->blobs);

@@ -17,6 +17,7 @@ struct cas_import_opts {
         unsigned threads;   /* hashing workers; 0 = one per CPU */
         bool skip_special;  /* skip devices/fifos/sockets instead of failing */
         bool progress;      /* progress line on stderr */
+        bool no_pack;       /* store small files as loose blobs, not in packs (CAS_BLOB_PACK) */
 };
 
 struct cas_import_stats {

@@ -19,8 +19,9 @@ static void print_json(const struct cas_gc_stats *st, bool dry_run) {
         printf(" \"directories\": %llu, \"directoryBytes\": %llu, \"blobs\": %llu, \"blobBytes\": %llu,\n",
                (unsigned long long) st->directories, (unsigned long long) st->directory_bytes,
                (unsigned long long) st->blobs, (unsigned long long) st->blob_bytes);
-        printf(" \"temporaries\": %llu, \"temporaryBytes\": %llu, \"bytes\": %llu}\n",
+        printf(" \"temporaries\": %llu, \"temporaryBytes\": %llu, \"packsRewritten\": %llu, \"bytes\": %llu}\n",
                (unsigned long long) st->temporaries, (unsigned long long) st->temporary_bytes,
+               (unsigned long long) st->packs,
                (unsigned long long) (st->directory_bytes + st->blob_bytes + st->temporary_bytes));
 }
 
@@ -31,6 +32,8 @@ static void print_text(const struct cas_gc_stats *st, bool dry_run) {
                verb, (unsigned long long) st->directories, (unsigned long long) st->directory_bytes,
                (unsigned long long) st->blobs, (unsigned long long) st->blob_bytes,
                (unsigned long long) st->temporaries, (unsigned long long) st->temporary_bytes);
+        if (st->packs > 0)
+                printf("%s %llu pack files\n", dry_run ? "would rewrite" : "rewrote", (unsigned long long) st->packs);
         printf("kept %llu directories and %llu blobs reachable from %llu roots\n",
                (unsigned long long) st->live_directories, (unsigned long long) st->live_blobs,
                (unsigned long long) st->roots);

@@ -165,6 +165,7 @@ static int run_import(int argc, char **argv) {
                 { "references", required_argument, NULL, 'r' },
                 { "references-from", required_argument, NULL, 'R' },
                 { "self-reference", no_argument, NULL, 'F' },
+                { "no-pack", no_argument, NULL, 'K' },
                 {},
         };
         struct nix_import_opts opts = { .import.progress = isatty(STDERR_FILENO) };
@@ -213,6 +214,9 @@ static int run_import(int argc, char **argv) {
                 case 'F':
                         opts.self_reference = true;
                         break;
+                case 'K':
+                        opts.import.no_pack = true;
+                        break;
                 default:
                         return -EINVAL;
                 }
@@ -253,11 +257,12 @@ static int run_import(int argc, char **argv) {
 const struct cli_command cli_cmd_import = {
         .name = "import",
         .run = run_import,
-        .usage = "PATH... [--name NAME] [--force] [--json] [--threads N] [--skip-special] [--no-nix] "
+        .usage = "PATH... [--name NAME] [--force] [--json] [--threads N] [--skip-special] [--no-nix] [--no-pack] "
                  "[--references \"STOREPATH...\"] [--references-from FILE] [--self-reference] "
                  "[--progress|--no-progress]",
         .help = "import files or trees; register each as a root (named after its last component) and as the\n"
                 "             Nix store path nix-store --add would give it (not with --no-nix); a root of that name\n"
                 "             with other content is replaced only with --force; --references (store paths, or\n"
-                "             --references-from nix path-info --json output) must be registered paths",
+                "             --references-from nix path-info --json output) must be registered paths; files of\n"
+                "             16 KiB or less go into pack files in import order (not with --no-pack)",
 };

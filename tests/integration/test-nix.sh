@@ -299,9 +299,10 @@ print(n.to_bytes(20, "little").hex())' "$1"; }
 flip() { python3 -c 'import sys; b = bytearray.fromhex(sys.argv[1]); b[int(sys.argv[2])] ^= 1; print(b.hex())' "$1" "$2"; }
 
 VS=$V/pristine
-out=$(CASTORE_STORE=$VS C import "$V/tree" --name v 2>&1)
+# loose blobs (--no-pack): the cases below remove and damage blob files
+out=$(CASTORE_STORE=$VS C import "$V/tree" --name v --no-pack 2>&1)
 vroot=$(b3hex "$(echo "$out" | awk '{print $2}')"); vpath=$(echo "$out" | awk '{print $3}')
-vfile=$(CASTORE_STORE=$VS C import "$V/file" --name vf 2>&1 | awk '{print $3}')
+vfile=$(CASTORE_STORE=$VS C import "$V/file" --name vf --no-pack 2>&1 | awk '{print $3}')
 lsd() { CASTORE_STORE=$VS C ls -l "$1" | awk -v n="$2" '$NF == n && $3 ~ /^b3:/ {print $3}'; }
 vsub=$(b3hex "$(lsd v sub)"); vinner=$(b3hex "$(lsd v/sub inner)")
 vtop=$(b3hex "$(lsd v top)"); vf=$(b3hex "$(lsd v/sub/inner f)")

@@ -19,7 +19,7 @@ printf 'rot me, please\n' >"$SRC/rot/victim"
 head -c 100000 /dev/urandom >"$SRC/tree/big"
 ln -s "$CASTORE" "$BIN/mount.castore"
 ln -s "$CASTORE" "$BIN/castore-virtiofs"
-cs import "$SRC/tree" --name tree >/dev/null && cs import "$SRC/rot" --name rot >/dev/null ||
+cs import "$SRC/tree" --name tree >/dev/null && cs import "$SRC/rot" --name rot --no-pack >/dev/null ||
         { notok "importing the fixture"; exit 1; }
 
 # dgram_listen SOCKET OUT [UNTIL]: a unix datagram socket (as systemd's

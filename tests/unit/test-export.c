@@ -45,8 +45,10 @@ static void make_link(const char *target, const char *rel) {
         CHECK_EQ(symlink(target, p), 0);
 }
 
+/* Loose blobs (no packs), so that test_corrupt_blob can damage one file in
+ * place; test-pack damages packed blobs. */
 static void import(struct cas_store *s, const char *rel, struct cas_node *n, void **mem) {
-        struct cas_import_opts opts = { .threads = 2 };
+        struct cas_import_opts opts = { .threads = 2, .no_pack = true };
         char p[512];
 
         path_of(p, sizeof(p), rel);
