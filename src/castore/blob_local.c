@@ -296,6 +296,7 @@ static int local_put(struct cas_blob_service *s, const void *data, size_t len, u
         struct cas_digest d;
         size_t ob_len;
         uint64_t seq;
+        bool pack;
         int r, fd;
 
         cas_outboard_builder_init(&b);
@@ -303,7 +304,9 @@ static int local_put(struct cas_blob_service *s, const void *data, size_t len, u
         r = cas_outboard_builder_final(&b, &d, &ob, &ob_len);
         if (r < 0)
                 return r;
-        outboard_keep(l, &d, ob, ob_len);
+        pack = (flags & CAS_BLOB_PACK) && (flags & CAS_BLOB_DEFER_SYNC) && len > 0 && len <= PACK_BLOB_MAX;
+        if (!pack)
+                outboard_keep(l, &d, ob, ob_len);
         r = blob_exists(l, &d, len);
         if (r != -ENOENT) {
                 if (r >= 0) {
@@ -313,7 +316,7 @@ static int local_put(struct cas_blob_service *s, const void *data, size_t len, u
                 }
                 return r;
         }
-        if ((flags & CAS_BLOB_PACK) && (flags & CAS_BLOB_DEFER_SYNC) && len > 0 && len <= PACK_BLOB_MAX) {
+        if (pack) {
                 r = blob_local_pack_put(l, &d, data, len);
                 if (r < 0)
                         return r;
@@ -688,8 +691,11 @@ static int local_outboard_put(struct cas_blob_service *s, const struct cas_diges
         struct blob_local *l = (struct blob_local *) s;
         char from[TMP_NAME_MAX], to[OUTBOARD_PATH_LEN + 1];
         _cleanup_close_ int fd = -1;
-        uint64_t seq;
+        uint64_t seq, packed;
         int r;
+        /* none for a packed blob: its readers build it (a few groups) */
+        if (blob_local_pack_stat(l, d, false, &packed) >= 0)
+                return -EOPNOTSUPP;
 
         fd = tmp_write(l, ob, len, &seq);
         if (fd < 0)

@@ -26,10 +26,12 @@
 #define TMP_NAME_MAX (PREFIX_MAX + 1 + 20 + 1)
 
 /* Packs (blob_local_pack.c): blobs put with CAS_BLOB_PACK and
- * CAS_BLOB_DEFER_SYNC of 1..PACK_BLOB_MAX bytes (no outboard: one BLAKE3
- * group) are appended to one pack per flush.  A pack is also flushed once
- * it holds PACK_BYTES_MAX bytes or flush_at blobs. */
-#define PACK_BLOB_MAX CAS_GROUP_SIZE
+ * CAS_BLOB_DEFER_SYNC of 1..PACK_BLOB_MAX bytes are appended to one pack
+ * per flush.  A packed blob has no outboard file: a verified reader of one
+ * over a group builds it when opened (hashing at most four groups).  A
+ * pack is also flushed once it holds PACK_BYTES_MAX bytes or flush_at
+ * blobs. */
+#define PACK_BLOB_MAX (4 * CAS_GROUP_SIZE)
 #define PACK_BYTES_MAX (64u << 20)
 #define PACKS_DIR "packs"
 #define PACK_ID_LEN 32 /* hex of the first 16 bytes of the index's BLAKE3 */
@@ -149,8 +151,9 @@ void blob_local_packs_done(struct blob_local *l);
 int blob_local_pack_stat(struct blob_local *l, const struct cas_digest *d, bool rescan, uint64_t *ret_size);
 /* Is d in the pack being written (durable at the next flush)? */
 bool blob_local_pack_pending(struct blob_local *l, const struct cas_digest *d);
-/* Opens a packed blob, read whole into memory (fd -1, unverified); -ENOENT
- * if it is in no pack (after a rescan if the directory changed). */
+/* Opens a packed blob: a reader of its range of the pack file (fd -1,
+ * unverified); -ENOENT if it is in no pack (after a rescan if the
+ * directory changed). */
 int blob_local_pack_open(struct blob_local *l, const struct cas_digest *d, struct cas_blob_reader **ret);
 /* Appends a blob to the pack being written: 0, 1 if the flush is due,
  * or -errno. */

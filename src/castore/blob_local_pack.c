@@ -492,62 +492,62 @@ int blob_local_pack_stat(struct blob_local *l, const struct cas_digest *d, bool 
         return 0;
 }
 
-static ssize_t mem_pread(struct cas_blob_reader *r, void *buf, size_t len, uint64_t off) {
+/* A packed blob's reader: positional reads of its range of the pack file,
+ * which the reader's reference keeps open (also after a rewrite removed
+ * the file).  Nothing is held in memory, so idle readers cost little. */
+struct pack_reader {
+        struct cas_blob_reader base;
+        struct pack *pack; /* a reference */
+        uint64_t offset;   /* of the blob in the pack */
+};
+
+static ssize_t pack_pread(struct cas_blob_reader *r, void *buf, size_t len, uint64_t off) {
+        struct pack_reader *pr = (struct pack_reader *) r;
+        ssize_t n;
+
         if (off >= r->size)
                 return 0;
         len = (size_t) MIN((uint64_t) len, r->size - off);
-        memcpy(buf, r->data + off, len);
-        return (ssize_t) len;
+        do
+                n = pread(pr->pack->fd, buf, len, (off_t) (pr->offset + off));
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+                return log_warning_errno(negative_errno(), "Cannot read blob %s from pack %s: %m",
+                                         CAS_DIGEST_HEX(&r->digest), pr->pack->id);
+        /* a pack shorter than its index says: the verified reader reports
+         * the missing bytes as damage */
+        return n;
 }
 
-static void mem_close(struct cas_blob_reader *r) {
-        free(r);
+static void pack_reader_close(struct cas_blob_reader *r) {
+        struct pack_reader *pr = (struct pack_reader *) r;
+
+        pack_unref(pr->pack);
+        free(pr);
 }
 
 static const struct cas_blob_reader_ops pack_reader_ops = {
-        .pread = mem_pread,
-        .close = mem_close,
+        .pread = pack_pread,
+        .close = pack_reader_close,
 };
 
 int blob_local_pack_open(struct blob_local *l, const struct cas_digest *d, struct cas_blob_reader **ret) {
         struct pack_entry *e = find(l, d, true);
-        struct cas_blob_reader *r;
-        uint8_t *data;
-        ssize_t n = 0;
-        size_t got = 0;
+        struct pack_reader *pr;
 
         if (!e)
                 return -ENOENT;
-        r = calloc(1, sizeof(*r) + e->length);
-        if (!r) {
+        pr = calloc(1, sizeof(*pr));
+        if (!pr) {
                 pack_unref(e->pack);
                 return -ENOMEM;
         }
-        data = (uint8_t *) (r + 1);
-        while (got < e->length) {
-                n = pread(e->pack->fd, data + got, e->length - got, (off_t) (e->offset + got));
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n <= 0)
-                        break;
-                got += n;
-        }
-        if (got < e->length) {
-                /* the verified reader sees the zeros left and reports the damage */
-                int k = n < 0 ? negative_errno() : -EBADMSG;
-
-                log_warning_errno(k, "Cannot read blob %s from pack %s: %m", CAS_DIGEST_HEX(d), e->pack->id);
-                if (k != -EBADMSG && k != -EIO) {
-                        pack_unref(e->pack);
-                        free(r);
-                        return k;
-                }
-        }
-        *r = (struct cas_blob_reader){
-                .ops = &pack_reader_ops, .digest = *d, .size = e->length, .fd = -1, .data = data,
+        *pr = (struct pack_reader){
+                .base = { .ops = &pack_reader_ops, .digest = *d, .size = e->length, .fd = -1 },
+                .pack = e->pack, /* find's reference, now the reader's */
+                .offset = e->offset,
         };
-        pack_unref(e->pack);
-        *ret = r;
+        *ret = &pr->base;
         return 0;
 }
 
@@ -789,7 +789,10 @@ void blob_local_pack_reclaim(struct blob_local *l, bool dry_run, uint64_t *files
 /* Copies the live blobs of p into the pack being written, checking each
  * against its digest: a damaged one is dropped (and logged). */
 static int pack_copy_live(struct blob_local *l, struct pack *p) {
-        uint8_t buf[PACK_BLOB_MAX];
+        _cleanup_free_ uint8_t *buf = malloc(PACK_BLOB_MAX);
+
+        if (!buf)
+                return -ENOMEM;
 
         for (size_t i = 0; i < p->n; i++) {
                 struct pack_entry *e = &p->entries[i];

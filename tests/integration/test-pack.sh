@@ -29,8 +29,9 @@ for which in (0, 1):
         open("%s/sub/deeper/g%d" % (root, i), "wb").write(b"%d sub\n" % i * (1 + i * 3))
     open(root + "/empty", "wb").close()
     open(root + "/large", "wb").write(os.urandom(300000))
-    open(root + "/exactly16k", "wb").write(b"x" * 16384 + (b"%d" % which))
-    open(root + "/at16k", "wb").write(b"y" * 16384)
+    open(root + "/over64k", "wb").write(b"x" * 65536 + (b"%d" % which))
+    open(root + "/at64k", "wb").write(b"y" * 65536)
+    open(root + "/groups", "wb").write(os.urandom(40000))
 big = t + "/BIG"
 for d in range(40):
     os.makedirs("%s/d%d" % (big, d))
@@ -41,10 +42,10 @@ A=$T_TMP/A0 B=$T_TMP/A1 BIG=$T_TMP/BIG
 
 check "import A" C import "$A" --name a --no-nix
 expect_eq "A's small files are in one pack" "$(packs)" 1
-# empty and over-16-KiB contents (exactly16k: 16385 bytes) stay loose;
-# at16k (16384 bytes) is packed
-want=$(find "$A" -type f \( -size +16384c -o -empty \) -exec sha256sum {} + | cut -c1-64 | sort -u | wc -l)
-expect_eq "A's empty and over-16-KiB files are loose, the others packed" "$(loose)" "$want"
+# empty and over-64-KiB contents (over64k: 65537 bytes) stay loose;
+# at64k (65536 bytes) and groups (40000 bytes) are packed
+want=$(find "$A" -type f \( -size +65536c -o -empty \) -exec sha256sum {} + | cut -c1-64 | sort -u | wc -l)
+expect_eq "A's empty and over-64-KiB files are loose, the others packed" "$(loose)" "$want"
 check "import B" C import "$B" --name b --no-nix
 check "import BIG" C import "$BIG" --name big --no-nix
 [ "$(packs)" -ge 3 ] && ok "BIG wrote several packs" || notok "BIG wrote several packs ($(packs))"

@@ -112,7 +112,7 @@ static int count_loose(void) {
 /* The blob reads back (verified) as these bytes. */
 static int read_back(struct cas_blob_service *s, const struct cas_digest *d, const uint8_t *want, size_t len) {
         _cleanup_(cas_vblob_closep) struct cas_vblob *v = NULL;
-        uint8_t buf[20000];
+        static _Thread_local uint8_t buf[70000];
         ssize_t n;
         int r;
 
@@ -148,15 +148,15 @@ static void test_put_open_stat_list(void) {
         struct cas_blob_service *s = new_store();
         struct cas_blob_reader *r;
         struct cas_digest d[20], big, unpacked, empty;
-        uint8_t buf[20000];
+        static uint8_t buf[70000], buf2[70000];
         uint64_t size, bytes;
         struct listed l = { .want = d, .n_want = 20 };
 
         for (unsigned i = 0; i < 20; i++)
                 CHECK_OK(cas_blob_put(s, buf, blob_make(i, 0, buf), PACKED, &d[i]));
-        /* over 16 KiB, without DEFER_SYNC, empty: loose */
+        /* over 64 KiB, without DEFER_SYNC, empty: loose */
         memset(buf, 'b', sizeof(buf));
-        CHECK_OK(cas_blob_put(s, buf, 16385, PACKED, &big));
+        CHECK_OK(cas_blob_put(s, buf, 65537, PACKED, &big));
         CHECK_OK(cas_blob_put(s, buf, 500, CAS_BLOB_PACK, &unpacked));
         CHECK_OK(cas_blob_put(s, buf, 0, PACKED, &empty));
         CHECK_EQ(count_packs(".idx"), 0); /* nothing published before the sync */
@@ -175,10 +175,14 @@ static void test_put_open_stat_list(void) {
                 CHECK_EQ(bytes, len);
                 CHECK_OK(cas_blob_open(s, &d[i], &r));
                 CHECK_EQ(r->fd, -1); /* never handed to the kernel */
-                CHECK(r->data != NULL);
+                CHECK(r->data == NULL); /* read from the pack file, not held */
                 CHECK(!r->verified);
                 CHECK_EQ(r->size, len);
-                CHECK(memcmp(r->data, buf, len) == 0);
+                CHECK_EQ(cas_blob_pread_full(r, buf2, sizeof(buf2), 0), (ssize_t) len);
+                CHECK(memcmp(buf2, buf, len) == 0);
+                CHECK_EQ(cas_blob_pread(r, buf2, sizeof(buf2), len), 0);
+                CHECK_EQ(cas_blob_pread_full(r, buf2, 10, len - 10), 10);
+                CHECK(memcmp(buf2, buf + len - 10, 10) == 0);
                 cas_blob_reader_close(r);
                 CHECK_OK(read_back(s, &d[i], buf, len));
         }
@@ -490,6 +494,32 @@ static void test_damaged_pack(void) {
         cas_blob_service_free(s);
 }
 
+/* A packed blob of several groups: read back verified, no outboard file
+ * stored for it (its readers build one), damage in its last group found. */
+static void test_packed_groups(void) {
+        struct cas_blob_service *s = new_store();
+        static uint8_t buf[65536];
+        struct cas_digest d;
+        char pack[1200];
+        uint8_t *ob = NULL;
+        size_t ob_len;
+
+        for (size_t k = 0; k < sizeof(buf); k++)
+                buf[k] = (uint8_t) (k * 31 + k / 251);
+        CHECK_OK(cas_blob_put(s, buf, sizeof(buf), PACKED, &d));
+        CHECK_OK(cas_blob_sync(s));
+        CHECK_EQ(count_loose(), 0);
+        CHECK_OK(read_back(s, &d, buf, sizeof(buf)));
+        CHECK_EQ(cas_blob_outboard_get(s, &d, &ob, &ob_len), -ENOENT);
+        cas_blob_service_free(s);
+        first_pack_file(".pack", pack, sizeof(pack));
+        flip_byte(pack, 60000);
+        s = open_store();
+        CHECK_EQ(read_back(s, &d, buf, sizeof(buf)), -EBADMSG);
+        CHECK_EQ(count_loose(), 0);
+        cas_blob_service_free(s);
+}
+
 static void write_file(const char *path, const void *data, size_t len) {
         int fd;
 
@@ -680,6 +710,7 @@ int main(void) {
         RUN(test_remove_repack);
         RUN(test_repack_same_name);
         RUN(test_damaged_pack);
+        RUN(test_packed_groups);
         RUN(test_bad_index);
         RUN(test_dead_writer);
         RUN(test_concurrent);
