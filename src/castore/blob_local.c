@@ -1,7 +1,7 @@
 /* Local blob backend: one read-only file per blob at <dir>/<2 hex>/<64 hex>,
  * written to a per-process temporary in <tmpdir> while hashing, then fsynced
  * and renamed into place (or, deferred, many at once after one syncfs);
- * small imported blobs go to pack files instead (blob_local_pack.c). */
+ * small imported blobs go to pack files instead (blob_local_pack*.c). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>

@@ -1,5 +1,5 @@
 /* The local blob backend's private header: its layout constants, its
- * state with the lock rules, and what its two files share. */
+ * state with the lock rules, and what its files share. */
 #pragma once
 
 #include <pthread.h>
@@ -25,9 +25,9 @@
 #define PREFIX_MAX 40                                           /* "<pid>-<16 hex>" */
 #define TMP_NAME_MAX (PREFIX_MAX + 1 + 20 + 1)
 
-/* Packs (blob_local_pack.c): blobs put with CAS_BLOB_PACK and
- * CAS_BLOB_DEFER_SYNC of 1..PACK_BLOB_MAX bytes are appended to one pack
- * per flush.  A packed blob has no outboard file: a verified reader of one
+/* Packs (blob_local_pack.c, blob_local_pack_write.c): blobs put with
+ * CAS_BLOB_PACK and CAS_BLOB_DEFER_SYNC of 1..PACK_BLOB_MAX bytes are
+ * appended to one pack per flush.  A packed blob has no outboard file: a verified reader of one
  * over a group builds it when opened (hashing at most four groups).  A
  * pack is also flushed once it holds PACK_BYTES_MAX bytes or flush_at
  * blobs. */
@@ -141,7 +141,8 @@ void blob_local_clean_stale(struct blob_local *l, bool dry_run, uint64_t *ret_fi
 /* Creates temporary <prefix>.<seq>: the fd, or -errno. */
 int blob_local_tmp_create(struct blob_local *l, uint64_t *ret_seq);
 
-/* ---- packs (blob_local_pack.c) ---- */
+/* ---- packs (blob_local_pack.c: published packs, reading;
+ * blob_local_pack_write.c: writing, removal, the flush) ---- */
 
 void blob_local_packs_init(struct blob_local *l);
 /* Frees the tables; the pack being written must have been flushed. */
