@@ -187,41 +187,12 @@ int blob_local_pack_put(struct blob_local *l, const struct cas_digest *d, const 
 
 /* ---- listing and removal ---- */
 
-struct list_ctx {
-        struct cas_digest *v;
-        size_t n;
-};
-
-static bool list_one(void *entry, void *userdata) {
-        struct list_ctx *c = userdata;
-
-        c->v[c->n++] = ((struct pack_entry *) entry)->digest;
-        return true;
-}
-
 int blob_local_pack_list(struct blob_local *l, cas_blob_list_cb cb, void *userdata) {
-        _cleanup_free_ struct cas_digest *v = NULL;
-        struct list_ctx c = {};
-        int r;
+        int r = blob_local_packs_rescan(l, false);
 
-        r = blob_local_packs_rescan(l, false);
         if (r < 0)
                 return r;
-        pthread_rwlock_rdlock(&l->packs_lock);
-        v = malloc((l->pack_map.count ? l->pack_map.count : 1) * sizeof(*v));
-        if (v) {
-                c.v = v;
-                hashmap_foreach(&l->pack_map, list_one, &c);
-        }
-        pthread_rwlock_unlock(&l->packs_lock);
-        if (!v)
-                return -ENOMEM;
-        for (size_t i = 0; i < c.n; i++) {
-                r = cb(userdata, &v[i]);
-                if (r < 0)
-                        return r;
-        }
-        return 0;
+        return cas_blob_list_digest_map(&l->pack_map, &l->packs_lock, cb, userdata);
 }
 
 int blob_local_pack_remove(struct blob_local *l, const struct cas_digest *d) {

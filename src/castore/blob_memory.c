@@ -193,41 +193,12 @@ static int mem_writer_new(struct cas_blob_service *s, unsigned flags, struct cas
         return 0;
 }
 
-struct collect {
-        struct cas_digest *v;
-        size_t n;
-};
-
-static bool collect_one(void *entry, void *userdata) {
-        struct collect *c = userdata;
-
-        c->v[c->n++] = ((struct mem_blob *) entry)->digest;
-        return true;
-}
-
-/* Copies the digests out first so that cb runs with no lock held (it may
- * call back into the service). */
+/* The digests are copied out first so that cb runs with no lock held (it
+ * may call back into the service). */
 static int mem_list(struct cas_blob_service *s, cas_blob_list_cb cb, void *userdata) {
         struct blob_memory *m = (struct blob_memory *) s;
-        _cleanup_free_ struct cas_digest *v = NULL;
-        struct collect c = {};
-        int r;
 
-        pthread_rwlock_rdlock(&m->lock);
-        v = malloc(MAX(m->blobs.count, (size_t) 1) * sizeof(*v));
-        if (v) {
-                c.v = v;
-                hashmap_foreach(&m->blobs, collect_one, &c);
-        }
-        pthread_rwlock_unlock(&m->lock);
-        if (!v)
-                return -ENOMEM;
-        for (size_t i = 0; i < c.n; i++) {
-                r = cb(userdata, &v[i]);
-                if (r < 0)
-                        return r;
-        }
-        return 0;
+        return cas_blob_list_digest_map(&m->blobs, &m->lock, cb, userdata);
 }
 
 /* Open readers keep reading: the bytes stay until the service is freed. */

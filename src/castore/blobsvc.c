@@ -1,10 +1,14 @@
-/* Blob service wrappers: argument checks and -EOPNOTSUPP for missing ops. */
+/* Blob service wrappers: argument checks and -EOPNOTSUPP for missing ops;
+ * the digest listing backends share. */
 #include "castore/blobsvc.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <stdlib.h>
+
+#include "util/hashmap.h"
+#include "util/macro.h"
 
 int cas_blob_stat(struct cas_blob_service *s, const struct cas_digest *d, uint64_t *ret_size) {
         if (!s || !d)
@@ -61,6 +65,41 @@ int cas_blob_list(struct cas_blob_service *s, cas_blob_list_cb cb, void *userdat
         if (!s->ops->list)
                 return -EOPNOTSUPP;
         return s->ops->list(s, cb, userdata);
+}
+
+struct digest_copy {
+        struct cas_digest *v;
+        size_t n;
+};
+
+static bool digest_copy_one(void *entry, void *userdata) {
+        struct digest_copy *c = userdata;
+
+        c->v[c->n++] = *(const struct cas_digest *) entry;
+        return true;
+}
+
+int cas_blob_list_digest_map(const struct hashmap *map, pthread_rwlock_t *lock, cas_blob_list_cb cb,
+                             void *userdata) {
+        _cleanup_free_ struct cas_digest *v = NULL;
+        struct digest_copy c = {};
+        int r;
+
+        pthread_rwlock_rdlock(lock);
+        v = malloc(MAX(map->count, (size_t) 1) * sizeof(*v));
+        if (v) {
+                c.v = v;
+                hashmap_foreach(map, digest_copy_one, &c);
+        }
+        pthread_rwlock_unlock(lock);
+        if (!v)
+                return -ENOMEM;
+        for (size_t i = 0; i < c.n; i++) {
+                r = cb(userdata, &v[i]);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
 }
 
 int cas_blob_remove(struct cas_blob_service *s, const struct cas_digest *d) {

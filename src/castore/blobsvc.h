@@ -4,6 +4,7 @@
  * turn a NULL op into -EOPNOTSUPP.  All operations are thread-safe. */
 #pragma once
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -169,6 +170,14 @@ bool cas_blob_fd_kernel_verified(int fd);
 /* The same for a sample blob of the service (its first listed): whether
  * the store's blobs are fs-verity files.  False for an empty store. */
 bool cas_blob_service_kernel_verified(struct cas_blob_service *s);
+
+/* For backends' list(): calls cb for the digest of each entry of map (a
+ * util/hashmap whose entries start with a struct cas_digest), copied out
+ * under lock taken for reading, so that cb runs with no lock held (it may
+ * call back into the service).  0, -ENOMEM, or cb's negative return. */
+struct hashmap;
+int cas_blob_list_digest_map(const struct hashmap *map, pthread_rwlock_t *lock, cas_blob_list_cb cb,
+                             void *userdata);
 
 /* Backends. */
 int cas_blob_memory_new(struct cas_blob_service **ret);
