@@ -133,8 +133,8 @@ fuse_profile() {
 # walk_tree W CASTORE: builds (once) W/tree, 990,100 entries (100
 # directories of 100 directories of 98 small files, each file's content
 # its own path, so no two entries share an inode), and W/store, a store
-# of it imported as the root "tree" (imported again when removed).  bench/inodes.sh and bench/walk1m.sh
-# share it.
+# of it imported as the root "tree" (imported again when removed).
+# bench/inodes.sh and bench/walk1m.sh share it.
 walk_tree() {
         local w=$1 castore=$2
         if [ ! -f "$w/tree.done" ]; then
