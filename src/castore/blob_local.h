@@ -39,6 +39,18 @@
 struct pack;
 struct pack_writer;
 
+/* The digest map of the published packs (blob_local_pack_map.c): open
+ * addressing with linear probing over 8-byte slots, each a 32-bit
+ * fingerprint of the digest (its bytes 8..11) above 1 + the entry's
+ * ordinal (a pack's entries are numbered from its base); 0 is an empty
+ * slot.  The digests themselves stay in the mapped indexes. */
+struct pack_map {
+        uint64_t *slots;
+        size_t cap;         /* a power of two, or 0 */
+        size_t count;       /* slots in use */
+        uint32_t next_base; /* the ordinal a pack added next starts at */
+};
+
 struct pending {
         uint64_t seq; /* temporary <prefix>.<seq> */
         struct cas_digest digest;
@@ -107,7 +119,7 @@ struct blob_local {
         pthread_rwlock_t packs_lock;
         struct pack **packs;         /* packs_lock: each holds a reference */
         size_t n_packs;              /* packs_lock */
-        struct hashmap pack_map;     /* packs_lock: digest -> live struct pack_entry */
+        struct pack_map pack_map;    /* packs_lock: ordered like packs, by base */
 };
 
 /* ---- paths ---- */

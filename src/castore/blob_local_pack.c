@@ -1,5 +1,5 @@
 /* Reading the local blob backend's pack files: loading their indexes, the
- * table of published packs and its digest map, rescans of blobs/packs/,
+ * table of published packs, rescans of blobs/packs/,
  * lookups, stat and the packed blob's reader. */
 #include <assert.h>
 #include <dirent.h>
@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -30,8 +31,11 @@ void blob_local_pack_unref(struct pack *p) {
                 return;
         if (__atomic_sub_fetch(&p->refs, 1, __ATOMIC_ACQ_REL) > 0)
                 return;
-        close(p->fd);
-        free(p->entries);
+        if (p->fd >= 0)
+                close(p->fd);
+        if (p->index)
+                munmap((void *) p->index, p->index_len);
+        free(p->dead);
         free(p);
 }
 
@@ -40,7 +44,7 @@ void blob_local_packs_init(struct blob_local *l) {
         pthread_cond_init(&l->pack_idle, NULL);
         pthread_mutex_init(&l->scan_lock, NULL);
         pthread_rwlock_init(&l->packs_lock, NULL);
-        hashmap_init(&l->pack_map, entry_eq);
+        l->pack_map = (struct pack_map){};
 }
 
 void blob_local_packs_done(struct blob_local *l) {
@@ -48,7 +52,7 @@ void blob_local_packs_done(struct blob_local *l) {
         for (size_t i = 0; i < l->n_packs; i++)
                 blob_local_pack_unref(l->packs[i]);
         free(l->packs);
-        hashmap_done(&l->pack_map);
+        pack_map_done(&l->pack_map);
         pthread_mutex_destroy(&l->pack_lock);
         pthread_cond_destroy(&l->pack_idle);
         pthread_mutex_destroy(&l->scan_lock);
@@ -57,13 +61,14 @@ void blob_local_packs_done(struct blob_local *l) {
 
 /* ---- loading an index ---- */
 
-/* Parses and checks index bytes; the entries point at p. */
-static int index_parse(const uint8_t *buf, size_t len, struct pack *p) {
+/* Checks p's mapped index (of at least a header and a trailer) and takes
+ * its count and pack size. */
+static int index_check(struct pack *p) {
+        const uint8_t *buf = p->index;
+        size_t len = p->index_len;
         struct cas_digest sum;
         uint64_t count;
 
-        if (len < PACK_HEADER_LEN + PACK_TRAILER_LEN)
-                return log_error_errno(-EBADMSG, "Pack index %s.idx is truncated (%zu bytes)", p->id, len);
         if (memcmp(buf, PACK_MAGIC, 8) != 0)
                 return log_error_errno(-EBADMSG, "Pack index %s.idx has no pack index header", p->id);
         if (le32toh(*(const uint32_t *) (buf + 8)) != PACK_VERSION)
@@ -80,68 +85,73 @@ static int index_parse(const uint8_t *buf, size_t len, struct pack *p) {
         if (memcmp(sum.b, buf + len - PACK_TRAILER_LEN, CAS_DIGEST_LEN) != 0)
                 return log_error_errno(-EBADMSG, "Pack index %s.idx fails its checksum", p->id);
 
-        p->entries = calloc(count ? count : 1, sizeof(*p->entries));
-        if (!p->entries)
-                return -ENOMEM;
         p->n = count;
         for (size_t i = 0; i < count; i++) {
-                const uint8_t *e = buf + PACK_HEADER_LEN + i * PACK_ENTRY_LEN;
-                struct pack_entry *pe = &p->entries[i];
-                uint64_t off;
-                uint32_t length;
+                struct pack_entry pe = pack_entry_at(p, i);
 
-                memcpy(pe->digest.b, e, CAS_DIGEST_LEN);
-                memcpy(&off, e + 32, 8);
-                memcpy(&length, e + 40, 4);
-                pe->offset = le64toh(off);
-                pe->length = le32toh(length);
-                pe->pack = p;
-                if (pe->length == 0 || pe->length > PACK_BLOB_MAX || pe->offset > p->size ||
-                    pe->length > p->size - pe->offset)
+                if (pe.length == 0 || pe.length > PACK_BLOB_MAX || pe.offset > p->size ||
+                    pe.length > p->size - pe.offset)
                         return log_error_errno(-EBADMSG, "Pack index %s.idx has an entry out of range", p->id);
-                if (i > 0 && entry_cmp(&p->entries[i - 1], pe) >= 0)
+                if (i > 0 && memcmp(pack_digest_at(p, i - 1), pack_digest_at(p, i), CAS_DIGEST_LEN) >= 0)
                         return log_error_errno(-EBADMSG, "Pack index %s.idx is not sorted", p->id);
         }
         return 0;
 }
 
-/* Loads packs/<id>.idx and opens packs/<id>.pack: a new pack with one
+/* Maps the index file ifd (named name) into p. */
+static int index_map(int ifd, const char *name, struct pack *p) {
+        struct stat st;
+        void *m;
+
+        if (fstat(ifd, &st) < 0)
+                return negative_errno();
+        if (!S_ISREG(st.st_mode))
+                return log_error_errno(-EBADMSG, "Pack index %s is not a regular file", name);
+        if (st.st_size < PACK_HEADER_LEN + PACK_TRAILER_LEN || (uint64_t) st.st_size > PACK_INDEX_MAX)
+                return log_error_errno(-EBADMSG, "Pack index %s is truncated or too large (%jd bytes)", name,
+                                       (intmax_t) st.st_size);
+        m = mmap(NULL, (size_t) st.st_size, PROT_READ, MAP_SHARED, ifd, 0);
+        if (m == MAP_FAILED)
+                return log_error_errno(negative_errno(), "Cannot map pack index %s: %m", name);
+        p->index = m;
+        p->index_len = (size_t) st.st_size;
+        return 0;
+}
+
+/* Maps packs/<id>.idx and opens packs/<id>.pack: a new pack with one
  * reference, or -errno (logged; the caller ignores that pack). */
 static int pack_load(int packs_fd, const char *id, struct pack **ret) {
         char name[PACK_ID_LEN + 8];
         _cleanup_close_ int ifd = -1, pfd = -1;
-        _cleanup_free_ uint8_t *buf = NULL;
         struct pack *p;
         struct stat st;
-        size_t len;
         int r;
 
         snprintf(name, sizeof(name), "%s.idx", id);
         ifd = openat(packs_fd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
         if (ifd < 0)
                 return negative_errno(); /* removed meanwhile */
-        r = read_file_fd(ifd, PACK_INDEX_MAX, &buf, &len);
-        if (r < 0)
-                return log_error_errno(r, "Cannot read pack index %s: %m", name);
-        snprintf(name, sizeof(name), "%s.pack", id);
-        pfd = openat(packs_fd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-        if (pfd < 0)
-                return log_error_errno(negative_errno(), "Cannot open pack %s: %m", name);
-        if (fstat(pfd, &st) < 0)
-                return negative_errno();
-
         p = calloc(1, sizeof(*p));
         if (!p)
                 return -ENOMEM;
         p->refs = 1;
         p->fd = -1;
         memcpy(p->id, id, PACK_ID_LEN + 1);
-        r = index_parse(buf, len, p);
-        if (r >= 0 && (!S_ISREG(st.st_mode) || (uint64_t) st.st_size < p->size))
-                r = log_error_errno(-EBADMSG, "Pack %s is shorter than its index says, ignoring it", name);
+        r = index_map(ifd, name, p);
+        if (r >= 0)
+                r = index_check(p);
+        if (r >= 0) {
+                snprintf(name, sizeof(name), "%s.pack", id);
+                pfd = openat(packs_fd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+                if (pfd < 0)
+                        r = log_error_errno(negative_errno(), "Cannot open pack %s: %m", name);
+                else if (fstat(pfd, &st) < 0)
+                        r = negative_errno();
+                else if (!S_ISREG(st.st_mode) || (uint64_t) st.st_size < p->size)
+                        r = log_error_errno(-EBADMSG, "Pack %s is shorter than its index says, ignoring it", name);
+        }
         if (r < 0) {
-                free(p->entries);
-                free(p);
+                blob_local_pack_unref(p);
                 return r;
         }
         /* a cold read of a tree walks the pack forward: read ahead */
@@ -152,30 +162,6 @@ static int pack_load(int packs_fd, const char *id, struct pack **ret) {
 }
 
 /* ---- the table of published packs ---- */
-
-/* With packs_lock exclusive. */
-static int map_add_pack(struct blob_local *l, struct pack *p) {
-        for (size_t i = 0; i < p->n; i++) {
-                struct pack_entry *e = &p->entries[i];
-                uint64_t h = cas_digest_hash(&e->digest);
-
-                if (e->dead || hashmap_get(&l->pack_map, h, &e->digest))
-                        continue;
-                if (hashmap_put(&l->pack_map, h, e) < 0)
-                        return -ENOMEM;
-        }
-        return 0;
-}
-
-static int map_rebuild(struct blob_local *l) {
-        int r = 0;
-
-        hashmap_done(&l->pack_map);
-        hashmap_init(&l->pack_map, entry_eq);
-        for (size_t i = 0; i < l->n_packs && r >= 0; i++)
-                r = map_add_pack(l, l->packs[i]);
-        return r;
-}
 
 static int name_cmp(const void *a, const void *b) {
         return strcmp(*(char *const *) a, *(char *const *) b);
@@ -334,18 +320,15 @@ static void table_drop_gone(struct blob_local *l, const struct rescan *s) {
  * the map unless it is rebuilt anyway.  With packs_lock exclusive. */
 static int table_add_fresh(struct blob_local *l, struct rescan *s) {
         struct pack **v = reallocarray(l->packs, l->n_packs + s->n_fresh, sizeof(*v));
-        int r = 0;
+        size_t first = l->n_packs;
 
         if (!v)
                 return -ENOMEM;
         l->packs = v;
         memcpy(v + l->n_packs, s->fresh, s->n_fresh * sizeof(*v));
         l->n_packs += s->n_fresh;
-        if (s->n_gone == 0)
-                for (size_t i = 0; i < s->n_fresh && r >= 0; i++)
-                        r = map_add_pack(l, s->fresh[i]);
         s->n_fresh = 0;
-        return r;
+        return s->n_gone == 0 ? pack_map_add(l, first) : 0;
 }
 
 /* Swaps the rescan's result into the table and the map. */
@@ -358,7 +341,7 @@ static int table_update(struct blob_local *l, struct rescan *s) {
         if (s->n_fresh > 0)
                 r = table_add_fresh(l, s);
         if (s->n_gone > 0 || r < 0) {
-                int k = map_rebuild(l);
+                int k = pack_map_rebuild(l);
                 if (r >= 0)
                         r = k;
         }
@@ -395,6 +378,8 @@ static int rescan_locked(struct blob_local *l) {
                 load_new(packs_fd, &s);
                 r = table_update(l, &s);
         }
+        if (r < 0)
+                l->packs_scanned = false; /* the next lookup that misses tries again */
         rescan_free(&s);
         return r;
 }
@@ -421,36 +406,40 @@ out:
         return r;
 }
 
-/* The live entry of d with a reference on its pack, or NULL. */
-static struct pack_entry *lookup_ref(struct blob_local *l, const struct cas_digest *d) {
-        struct pack_entry *e;
+/* The live entry of d and a reference on its pack, or NULL. */
+static struct pack *lookup_ref(struct blob_local *l, const struct cas_digest *d, struct pack_entry *ret) {
+        struct pack *p;
+        size_t i;
 
         pthread_rwlock_rdlock(&l->packs_lock);
-        e = hashmap_get(&l->pack_map, cas_digest_hash(d), d);
-        if (e)
-                __atomic_add_fetch(&e->pack->refs, 1, __ATOMIC_RELAXED);
+        p = pack_map_find(l, d, &i);
+        if (p) {
+                __atomic_add_fetch(&p->refs, 1, __ATOMIC_RELAXED);
+                *ret = pack_entry_at(p, i);
+        }
         pthread_rwlock_unlock(&l->packs_lock);
-        return e;
+        return p;
 }
 
 /* lookup_ref, with one rescan on a miss if allowed and needed.  Looks
  * again even if this thread did not rescan: it may have waited for the
  * rescan of another that missed at the same time (the first one). */
-static struct pack_entry *find(struct blob_local *l, const struct cas_digest *d, bool rescan) {
-        struct pack_entry *e = lookup_ref(l, d);
+static struct pack *find(struct blob_local *l, const struct cas_digest *d, bool rescan, struct pack_entry *ret) {
+        struct pack *p = lookup_ref(l, d, ret);
 
-        if (!e && rescan && blob_local_packs_rescan(l, false) >= 0)
-                e = lookup_ref(l, d);
-        return e;
+        if (!p && rescan && blob_local_packs_rescan(l, false) >= 0)
+                p = lookup_ref(l, d, ret);
+        return p;
 }
 
 int blob_local_pack_stat(struct blob_local *l, const struct cas_digest *d, bool rescan, uint64_t *ret_size) {
-        struct pack_entry *e = find(l, d, rescan);
+        struct pack_entry e;
+        struct pack *p = find(l, d, rescan, &e);
 
-        if (!e)
+        if (!p)
                 return -ENOENT;
-        *ret_size = e->length;
-        blob_local_pack_unref(e->pack);
+        *ret_size = e.length;
+        blob_local_pack_unref(p);
         return 0;
 }
 
@@ -494,20 +483,21 @@ static const struct cas_blob_reader_ops pack_reader_ops = {
 };
 
 int blob_local_pack_open(struct blob_local *l, const struct cas_digest *d, struct cas_blob_reader **ret) {
-        struct pack_entry *e = find(l, d, true);
+        struct pack_entry e;
+        struct pack *p = find(l, d, true, &e);
         struct pack_reader *pr;
 
-        if (!e)
+        if (!p)
                 return -ENOENT;
         pr = calloc(1, sizeof(*pr));
         if (!pr) {
-                blob_local_pack_unref(e->pack);
+                blob_local_pack_unref(p);
                 return -ENOMEM;
         }
         *pr = (struct pack_reader){
-                .base = { .ops = &pack_reader_ops, .digest = *d, .size = e->length, .fd = -1 },
-                .pack = e->pack, /* find's reference, now the reader's */
-                .offset = e->offset,
+                .base = { .ops = &pack_reader_ops, .digest = *d, .size = e.length, .fd = -1 },
+                .pack = p, /* find's reference, now the reader's */
+                .offset = e.offset,
         };
         *ret = &pr->base;
         return 0;

@@ -19,21 +19,15 @@
 #define PACK_NAME_MAX (sizeof(PACKS_DIR) + PACK_ID_LEN + 8) /* "packs/<id>.pack" */
 #define WENTRY_CHUNK 4096
 
-struct wentry {
-        struct cas_digest digest;
-        uint64_t offset;
-        uint32_t length;
-};
-
 /* A pack being written: temporary <prefix>.<seq>.  Entries live in fixed
  * chunks so the map's pointers stay valid while it grows. */
 struct pack_writer {
         int fd;                      /* immutable; -1: a writer only retiring packs */
         uint64_t seq;                /* immutable */
         uint64_t end;                /* pack_lock: bytes reserved */
-        struct wentry **chunks;      /* pack_lock */
+        struct pack_entry **chunks;      /* pack_lock */
         size_t n, n_chunks;          /* pack_lock */
-        struct hashmap map;          /* pack_lock: digest -> struct wentry */
+        struct hashmap map;          /* pack_lock: digest -> struct pack_entry */
         unsigned inflight;           /* pack_lock: reserved ranges not yet written */
         int error;                   /* pack_lock: the first write error */
         /* owned by the flushing thread once detached: */
@@ -109,7 +103,7 @@ static void spare_drop(struct blob_local *l, struct pack_writer *spare) {
 
 int blob_local_pack_put(struct blob_local *l, const struct cas_digest *d, const void *data, size_t len) {
         struct pack_writer *w, *spare = NULL;
-        struct wentry *e;
+        struct pack_entry *e;
         uint64_t off;
         bool due;
         int r;
@@ -134,11 +128,11 @@ int blob_local_pack_put(struct blob_local *l, const struct cas_digest *d, const 
                 return 0;
         }
         if (w->n == w->n_chunks * WENTRY_CHUNK) {
-                struct wentry **c = reallocarray(w->chunks, w->n_chunks + 1, sizeof(*c));
+                struct pack_entry **c = reallocarray(w->chunks, w->n_chunks + 1, sizeof(*c));
 
                 if (c)
                         w->chunks = c;
-                if (!c || !(c[w->n_chunks] = malloc(WENTRY_CHUNK * sizeof(struct wentry)))) {
+                if (!c || !(c[w->n_chunks] = malloc(WENTRY_CHUNK * sizeof(struct pack_entry)))) {
                         pthread_mutex_unlock(&l->pack_lock);
                         spare_drop(l, spare);
                         return -ENOMEM;
@@ -146,7 +140,7 @@ int blob_local_pack_put(struct blob_local *l, const struct cas_digest *d, const 
                 w->n_chunks++;
         }
         e = &w->chunks[w->n / WENTRY_CHUNK][w->n % WENTRY_CHUNK];
-        *e = (struct wentry){ *d, w->end, (uint32_t) len };
+        *e = (struct pack_entry){ *d, w->end, (uint32_t) len };
         if (hashmap_put(&w->map, cas_digest_hash(d), e) < 0) {
                 pthread_mutex_unlock(&l->pack_lock);
                 spare_drop(l, spare);
@@ -192,22 +186,31 @@ int blob_local_pack_list(struct blob_local *l, cas_blob_list_cb cb, void *userda
 
         if (r < 0)
                 return r;
-        return cas_blob_list_digest_map(&l->pack_map, &l->packs_lock, cb, userdata);
+        return pack_map_list(l, cb, userdata);
 }
 
+/* The map keeps the slots of removed entries: a lookup skips them.  Every
+ * copy is marked, or (out of memory) none. */
 int blob_local_pack_remove(struct blob_local *l, const struct cas_digest *d) {
         int r = -ENOENT;
 
         (void) blob_local_packs_rescan(l, false);
         pthread_rwlock_wrlock(&l->packs_lock);
-        (void) hashmap_remove(&l->pack_map, cas_digest_hash(d), d);
-        for (size_t i = 0; i < l->n_packs; i++) {
-                struct pack *p = l->packs[i];
-                struct pack_entry *e = bsearch(d, p->entries, p->n, sizeof(*p->entries), entry_cmp);
+        for (size_t k = 0; k < l->n_packs; k++) {
+                struct pack *p = l->packs[k];
 
-                if (!e || e->dead)
+                if (!p->dead && pack_find(p, d) >= 0 && !(p->dead = calloc((p->n + 7) / 8, 1))) {
+                        pthread_rwlock_unlock(&l->packs_lock);
+                        return -ENOMEM;
+                }
+        }
+        for (size_t k = 0; k < l->n_packs; k++) {
+                struct pack *p = l->packs[k];
+                ssize_t i = pack_find(p, d);
+
+                if (i < 0 || pack_is_dead(p, (size_t) i))
                         continue;
-                e->dead = true;
+                p->dead[i / 8] |= (uint8_t) (1u << (i % 8));
                 p->n_dead++;
                 r = 0;
         }
@@ -280,27 +283,26 @@ static int pack_copy_live(struct blob_local *l, struct pack *p) {
                 return -ENOMEM;
 
         for (size_t i = 0; i < p->n; i++) {
-                struct pack_entry *e = &p->entries[i];
+                struct pack_entry e = pack_entry_at(p, i);
                 struct cas_digest d;
                 bool dead;
                 ssize_t n;
                 int r;
 
                 pthread_rwlock_rdlock(&l->packs_lock);
-                dead = e->dead;
+                dead = pack_is_dead(p, i);
                 pthread_rwlock_unlock(&l->packs_lock);
                 if (dead)
                         continue;
-                n = pread(p->fd, buf, e->length, (off_t) e->offset);
+                n = pread(p->fd, buf, e.length, (off_t) e.offset);
                 if (n < 0)
                         return log_error_errno(negative_errno(), "Cannot read pack %s: %m", p->id);
                 cas_digest_of(buf, (size_t) n, &d);
-                if ((size_t) n != e->length || !cas_digest_equal(&d, &e->digest)) {
-                        log_warning("Blob %s in pack %s is damaged, dropping it", CAS_DIGEST_HEX(&e->digest),
-                                    p->id);
+                if ((size_t) n != e.length || !cas_digest_equal(&d, &e.digest)) {
+                        log_warning("Blob %s in pack %s is damaged, dropping it", CAS_DIGEST_HEX(&e.digest), p->id);
                         continue;
                 }
-                r = blob_local_pack_put(l, &e->digest, buf, e->length);
+                r = blob_local_pack_put(l, &e.digest, buf, e.length);
                 if (r < 0)
                         return r;
         }
@@ -314,7 +316,7 @@ static int wentry_cmp(const void *a, const void *b) {
 /* Writes w's index as a temporary and names w after it. */
 static int write_index(struct blob_local *l, struct pack_writer *w) {
         _cleanup_free_ uint8_t *buf = NULL;
-        _cleanup_free_ struct wentry *v = NULL;
+        _cleanup_free_ struct pack_entry *v = NULL;
         size_t len = PACK_HEADER_LEN + w->n * PACK_ENTRY_LEN + PACK_TRAILER_LEN;
         struct cas_digest sum;
         char hex[CAS_DIGEST_HEX_LEN + 1];

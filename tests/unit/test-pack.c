@@ -1,7 +1,7 @@
 /* Unit tests for the local blob store's pack files: packed put, open, stat,
  * list and disk usage; dedup within and across packs; other instances
  * seeing packs; removal and repacking; damage caught and refused; the
- * temporaries of a dead writer cleaned. */
+ * temporaries of a dead writer cleaned; the digest map's growth. */
 #include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -700,6 +700,92 @@ static void test_concurrent(void) {
         cas_blob_service_free(s);
 }
 
+/* The digest map grows by adds and rebuilds as packs arrive: every blob
+ * of many packs is found, in this instance and in one loading them all at
+ * once; removed blobs are not, also when listing; after the rewrite the
+ * rest still is. */
+#define MAP_PACKS 6
+#define MAP_PER_PACK 500
+static void test_map_growth(void) {
+        struct cas_blob_service *s = new_store(), *other;
+        static struct cas_digest d[MAP_PACKS * MAP_PER_PACK];
+        struct listed l = { .want = d, .n_want = MAP_PACKS * MAP_PER_PACK };
+        static uint8_t buf[70000];
+        uint64_t size;
+        size_t removed = 0;
+
+        for (unsigned k = 0; k < MAP_PACKS; k++) {
+                for (unsigned i = 0; i < MAP_PER_PACK; i++)
+                        CHECK_OK(cas_blob_put(s, buf, blob_make(i, k, buf), PACKED, &d[k * MAP_PER_PACK + i]));
+                CHECK_OK(cas_blob_sync(s));
+                for (unsigned i = 0; i < (k + 1) * MAP_PER_PACK; i++)
+                        CHECK_OK(cas_blob_stat(s, &d[i], &size));
+        }
+        CHECK_EQ(count_packs(".idx"), MAP_PACKS);
+        other = open_store();
+        for (unsigned i = 0; i < MAP_PACKS * MAP_PER_PACK; i++) {
+                CHECK_OK(cas_blob_stat(other, &d[i], &size));
+                CHECK_EQ(size, blob_make(i % MAP_PER_PACK, i / MAP_PER_PACK, buf));
+        }
+        CHECK_OK(cas_blob_list(other, list_cb, &l));
+        CHECK_EQ(l.seen, MAP_PACKS * MAP_PER_PACK);
+        CHECK_EQ(l.other, 0);
+
+        for (unsigned i = 0; i < MAP_PACKS * MAP_PER_PACK; i += 7, removed++)
+                CHECK_OK(cas_blob_remove(other, &d[i]));
+        for (unsigned i = 0; i < MAP_PACKS * MAP_PER_PACK; i++)
+                CHECK_EQ(cas_blob_stat(other, &d[i], &size), i % 7 ? 0 : -ENOENT);
+        l.seen = 0;
+        CHECK_OK(cas_blob_list(other, list_cb, &l));
+        CHECK_EQ(l.seen, MAP_PACKS * MAP_PER_PACK - removed);
+        CHECK_OK(cas_blob_sync(other)); /* rewrites every pack into one */
+        CHECK_EQ(count_packs(".idx"), 1);
+        for (unsigned i = 0; i < MAP_PACKS * MAP_PER_PACK; i++) {
+                size_t len = blob_make(i % MAP_PER_PACK, i / MAP_PER_PACK, buf);
+
+                if (i % 7)
+                        CHECK_OK(read_back(other, &d[i], buf, len));
+                else
+                        CHECK_EQ(cas_blob_stat(other, &d[i], &size), -ENOENT);
+        }
+        cas_blob_service_free(other);
+        cas_blob_service_free(s);
+}
+
+/* A blob in two packs (two writers) removed is gone from both; put again
+ * it is found in the new pack. */
+static void test_removed_twice_put_again(void) {
+        struct cas_blob_service *a = new_store(), *b = open_store(), *c;
+        uint8_t buf[20000];
+        size_t len;
+        struct cas_digest d, e, other[2];
+        uint64_t size;
+
+        /* different companions, so the two packs differ */
+        CHECK_OK(cas_blob_put(a, buf, blob_make(1, 9, buf), PACKED, &other[0]));
+        CHECK_OK(cas_blob_put(b, buf, blob_make(2, 9, buf), PACKED, &other[1]));
+        len = blob_make(5, 9, buf);
+        CHECK_OK(cas_blob_put(a, buf, len, PACKED, &d));
+        CHECK_OK(cas_blob_put(b, buf, len, PACKED, &e));
+        CHECK_OK(cas_blob_sync(a));
+        CHECK_OK(cas_blob_sync(b));
+        CHECK_EQ(count_packs(".idx"), 2);
+        c = open_store();
+        CHECK_OK(cas_blob_remove(c, &d));
+        CHECK_EQ(cas_blob_stat(c, &d, &size), -ENOENT);
+        CHECK_OK(cas_blob_stat(c, &other[0], &size));
+        CHECK_OK(cas_blob_stat(c, &other[1], &size));
+        CHECK_OK(cas_blob_put(c, buf, len, PACKED, &e));
+        CHECK_OK(cas_blob_sync(c)); /* both packs rewritten with the new one */
+        CHECK_EQ(count_packs(".idx"), 1);
+        CHECK_OK(read_back(c, &d, buf, len));
+        for (unsigned i = 0; i < 2; i++)
+                CHECK_OK(read_back(c, &other[i], buf, blob_make(1 + i, 9, buf)));
+        cas_blob_service_free(c);
+        cas_blob_service_free(b);
+        cas_blob_service_free(a);
+}
+
 int main(void) {
         test_tmp_root("test-pack", tmp_root, sizeof(tmp_root));
         RUN(test_put_open_stat_list);
@@ -714,6 +800,8 @@ int main(void) {
         RUN(test_bad_index);
         RUN(test_dead_writer);
         RUN(test_concurrent);
+        RUN(test_map_growth);
+        RUN(test_removed_twice_put_again);
         remove_tree(tmp_root);
         return *test_exit_code();
 }
