@@ -12,7 +12,9 @@
 # and images are kept: they do not depend on castore).
 #
 # Usage (root): bench/speed.sh   (about 25 minutes on 2 CPUs)
-# Environment: CASTORE (default ./build/src/cli/castore), FS_DIR
+# Environment: CASTORE (default ./build/src/cli/castore), FUSE_URING (Y:
+# the fuse module's enable_uring for the run, so mounts use io_uring; N:
+# /dev/fuse), FS_DIR
 # (/var/tmp/castore-bench), WALK_DIR (/var/tmp/castore-inodes), PY_DIR
 # (/var/tmp/castore-python), IMPORT_ROUNDS (3), KEEP_STORES=1 to reuse the
 # stores.
@@ -26,6 +28,19 @@ PY_DIR=${PY_DIR:-/var/tmp/castore-python}
 [ -x "$CASTORE" ] || { echo "bench/speed.sh: no castore binary at $CASTORE" >&2; exit 1; }
 LOGS=bench/out/speed
 mkdir -p "$LOGS"
+
+# FUSE over io_uring where the kernel has it: the default mount uses it
+# when the fuse module's enable_uring parameter is Y (a fresh boot has N).
+# FUSE_URING=N measures /dev/fuse instead; the parameter is restored.
+PARAM=/sys/module/fuse/parameters/enable_uring
+TRANSPORT="/dev/fuse (this kernel has no FUSE over io_uring)"
+if [ -e "$PARAM" ]; then
+        SAVED_URING=$(cat "$PARAM")
+        trap 'echo "$SAVED_URING" > "$PARAM"' EXIT
+        echo "${FUSE_URING:-Y}" > "$PARAM"
+        TRANSPORT=$([ "$(cat "$PARAM")" = Y ] && echo "FUSE over io_uring" || echo "/dev/fuse (enable_uring=N)")
+fi
+echo "transport of the castore mounts: $TRANSPORT" | tee "$LOGS/transport.log" >&2
 
 if [ "${KEEP_STORES:-0}" != 1 ]; then
         rm -rf "$FS_DIR/store" "$WALK_DIR/store" "$PY_DIR/store"
@@ -109,6 +124,8 @@ try:
             out.append(f"| {k} p50, io_uring / /dev/fuse | | {v[1]}× | | | |")
 except FileNotFoundError:
     pass
+print(open(f"{logs}/transport.log").read().strip())
+print()
 print("| measure | goal (vs native) | castore default | squashfuse | erofs | |")
 print("|---|---|---|---|---|---|")
 print("\n".join(out))
