@@ -317,7 +317,7 @@ static int local_put(struct cas_blob_service *s, const void *data, size_t len, u
                 return r;
         }
         if (pack) {
-                r = blob_local_pack_put(l, &d, data, len);
+                r = blob_local_pack_put(l, &d, data, len, ob, ob_len);
                 if (r < 0)
                         return r;
                 *ret_digest = d;
@@ -665,6 +665,9 @@ static int local_outboard_get(struct cas_blob_service *s, const struct cas_diges
         char path[OUTBOARD_PATH_LEN + 1];
         _cleanup_close_ int fd = -1;
 
+        /* a packed blob's is in its pack, if it was packed with one */
+        if (blob_local_pack_outboard(l, d, ret, ret_len) >= 0)
+                return 0;
         outboard_path(d, path);
         fd = openat(l->blobs_fd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
         if (fd < 0)
@@ -693,7 +696,8 @@ static int local_outboard_put(struct cas_blob_service *s, const struct cas_diges
         _cleanup_close_ int fd = -1;
         uint64_t seq, packed;
         int r;
-        /* none for a packed blob: its readers build it (a few groups) */
+        /* none beside a packed blob: its pack holds it, or (a pack of
+         * version 1) its readers build it from a few groups */
         if (blob_local_pack_stat(l, d, false, &packed) >= 0)
                 return -EOPNOTSUPP;
 

@@ -27,11 +27,12 @@
 
 /* Packs (blob_local_pack.c, blob_local_pack_write.c): blobs put with
  * CAS_BLOB_PACK and CAS_BLOB_DEFER_SYNC of 1..PACK_BLOB_MAX bytes are
- * appended to one pack per flush.  A packed blob has no outboard file: a verified reader of one
- * over a group builds it when opened (hashing at most four groups).  A
- * pack is also flushed once it holds PACK_BYTES_MAX bytes or flush_at
- * blobs. */
-#define PACK_BLOB_MAX (4 * CAS_GROUP_SIZE)
+ * appended to one pack per flush, each followed by its outboard if it has
+ * more than one group (no .ob file; packs of version 1 have none, and a
+ * verified reader of such a blob builds it when opened, from at most four
+ * groups).  A pack is also flushed once it holds PACK_BYTES_MAX bytes or
+ * flush_at blobs. */
+#define PACK_BLOB_MAX (1u << 20)
 #define PACK_BYTES_MAX (64u << 20)
 #define PACKS_DIR "packs"
 #define PACK_ID_LEN 32 /* hex of the first 16 bytes of the index's BLAKE3 */
@@ -168,9 +169,13 @@ bool blob_local_pack_pending(struct blob_local *l, const struct cas_digest *d);
  * unverified); -ENOENT if it is in no pack (after a rescan if the
  * directory changed). */
 int blob_local_pack_open(struct blob_local *l, const struct cas_digest *d, struct cas_blob_reader **ret);
-/* Appends a blob to the pack being written: 0, 1 if the flush is due,
- * or -errno. */
-int blob_local_pack_put(struct blob_local *l, const struct cas_digest *d, const void *data, size_t len);
+/* Appends a blob, and its outboard (ob_len bytes, 0 for a blob of one
+ * group), to the pack being written: 0, 1 if the flush is due, or -errno. */
+int blob_local_pack_put(struct blob_local *l, const struct cas_digest *d, const void *data, size_t len,
+                        const uint8_t *ob, size_t ob_len);
+/* The outboard stored with a packed blob: 0 (*ret malloc'd), -ENOENT if
+ * the blob is in no pack or was packed without one. */
+int blob_local_pack_outboard(struct blob_local *l, const struct cas_digest *d, uint8_t **ret, size_t *ret_len);
 /* Calls cb for each live packed digest (once each, whatever the number of
  * packs holding it), without a lock held. */
 int blob_local_pack_list(struct blob_local *l, cas_blob_list_cb cb, void *userdata);

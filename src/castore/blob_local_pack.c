@@ -61,6 +61,17 @@ void blob_local_packs_done(struct blob_local *l) {
 
 /* ---- loading an index ---- */
 
+/* An entry's length and place in a pack of size bytes, and its outboard:
+ * none, or that of its length (never one in version 1). */
+static bool entry_valid(const struct pack_entry *pe, uint32_t version, uint64_t size) {
+        uint64_t max = version == 1 ? PACK_VERSION_V1_BLOB_MAX : PACK_BLOB_MAX;
+
+        if (pe->length == 0 || pe->length > max || pe->offset > size ||
+            (uint64_t) pe->length + pe->ob_len > size - pe->offset)
+                return false;
+        return pe->ob_len == 0 || (version != 1 && pe->ob_len == cas_outboard_len(pe->length));
+}
+
 /* Checks p's mapped index (of at least a header and a trailer) and takes
  * its count and pack size. */
 static int index_check(struct pack *p) {
@@ -68,12 +79,13 @@ static int index_check(struct pack *p) {
         size_t len = p->index_len;
         struct cas_digest sum;
         uint64_t count;
+        uint32_t version;
 
         if (memcmp(buf, PACK_MAGIC, 8) != 0)
                 return log_error_errno(-EBADMSG, "Pack index %s.idx has no pack index header", p->id);
-        if (le32toh(*(const uint32_t *) (buf + 8)) != PACK_VERSION)
-                return log_error_errno(-EBADMSG, "Pack index %s.idx has unknown version %" PRIu32, p->id,
-                                       le32toh(*(const uint32_t *) (buf + 8)));
+        version = le32toh(*(const uint32_t *) (buf + 8));
+        if (version != 1 && version != PACK_VERSION)
+                return log_error_errno(-EBADMSG, "Pack index %s.idx has unknown version %" PRIu32, p->id, version);
         memcpy(&count, buf + 16, 8);
         count = le64toh(count);
         memcpy(&p->size, buf + 24, 8);
@@ -89,8 +101,7 @@ static int index_check(struct pack *p) {
         for (size_t i = 0; i < count; i++) {
                 struct pack_entry pe = pack_entry_at(p, i);
 
-                if (pe.length == 0 || pe.length > PACK_BLOB_MAX || pe.offset > p->size ||
-                    pe.length > p->size - pe.offset)
+                if (!entry_valid(&pe, version, p->size))
                         return log_error_errno(-EBADMSG, "Pack index %s.idx has an entry out of range", p->id);
                 if (i > 0 && memcmp(pack_digest_at(p, i - 1), pack_digest_at(p, i), CAS_DIGEST_LEN) >= 0)
                         return log_error_errno(-EBADMSG, "Pack index %s.idx is not sorted", p->id);
@@ -440,6 +451,30 @@ int blob_local_pack_stat(struct blob_local *l, const struct cas_digest *d, bool 
                 return -ENOENT;
         *ret_size = e.length;
         blob_local_pack_unref(p);
+        return 0;
+}
+
+int blob_local_pack_outboard(struct blob_local *l, const struct cas_digest *d, uint8_t **ret, size_t *ret_len) {
+        struct pack_entry e;
+        struct pack *p = find(l, d, false, &e);
+        _cleanup_free_ uint8_t *ob = NULL;
+        int r = 0;
+
+        if (!p)
+                return -ENOENT;
+        if (e.ob_len == 0)
+                r = -ENOENT;
+        else if (!(ob = malloc(e.ob_len)))
+                r = -ENOMEM;
+        else
+                r = pread_full(p->fd, ob, e.ob_len, e.offset + e.length);
+        if (r < 0 && r != -ENOENT && r != -ENOMEM)
+                log_warning_errno(r, "Cannot read the outboard of blob %s from pack %s: %m", CAS_DIGEST_HEX(d), p->id);
+        blob_local_pack_unref(p);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(ob);
+        *ret_len = e.ob_len;
         return 0;
 }
 

@@ -14,16 +14,21 @@
 /* On disk, in blobs/packs/:
  *   <id>.pack   the blobs' bytes, back to back, nothing else
  *   <id>.idx    header | entries | trailer, integers little-endian:
- *     header  (32)  "CASPACK\n", u32 version (1), u32 0, u64 count,
- *                   u64 pack size (bytes of <id>.pack the entries cover)
- *     entry   (48)  digest[32], u64 offset, u32 length (1..PACK_BLOB_MAX), u32 0;
+ *     header  (32)  "CASPACK\n", u32 version (2; 1 is read too), u32 0,
+ *                   u64 count, u64 pack size (bytes of <id>.pack the
+ *                   entries cover)
+ *     entry   (48)  digest[32], u64 offset, u32 length (1..PACK_BLOB_MAX),
+ *                   u32 outboard length: 0, or the blob's 32 bytes per
+ *                   group, stored in the pack right after its bytes
+ *                   (version 1: always 0, and lengths up to 64 KiB);
  *                   sorted by digest, no digest twice
  *     trailer (32)  BLAKE3 of header and entries
  * <id> is the hex of the first 16 bytes of the trailer.  A flush renames
  * the pack, then the index, after a syncfs: an index implies a complete,
  * durable pack.  A pack without an index is ignored (gc removes it). */
 #define PACK_MAGIC "CASPACK\n"
-#define PACK_VERSION 1
+#define PACK_VERSION 2
+#define PACK_VERSION_V1_BLOB_MAX (64u << 10)
 #define PACK_HEADER_LEN 32
 #define PACK_ENTRY_LEN 48
 #define PACK_TRAILER_LEN CAS_DIGEST_LEN
@@ -55,6 +60,7 @@ struct pack_entry {
         struct cas_digest digest;
         uint64_t offset;
         uint32_t length;
+        uint32_t ob_len; /* its outboard, at offset + length; 0: none */
 };
 
 static inline const uint8_t *pack_digest_at(const struct pack *p, size_t i) {
@@ -65,13 +71,15 @@ static inline struct pack_entry pack_entry_at(const struct pack *p, size_t i) {
         const uint8_t *e = pack_digest_at(p, i);
         struct pack_entry pe;
         uint64_t off;
-        uint32_t length;
+        uint32_t length, ob_len;
 
         memcpy(pe.digest.b, e, CAS_DIGEST_LEN);
         memcpy(&off, e + CAS_DIGEST_LEN, 8);
         memcpy(&length, e + CAS_DIGEST_LEN + 8, 4);
+        memcpy(&ob_len, e + CAS_DIGEST_LEN + 12, 4);
         pe.offset = le64toh(off);
         pe.length = le32toh(length);
+        pe.ob_len = le32toh(ob_len);
         return pe;
 }
 

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "castore/blob_local_pack.h"
@@ -101,14 +102,39 @@ static void spare_drop(struct blob_local *l, struct pack_writer *spare) {
                 writer_discard(l, spare);
 }
 
-int blob_local_pack_put(struct blob_local *l, const struct cas_digest *d, const void *data, size_t len) {
+/* Writes len bytes at off, then ob_len at off + len. */
+static int pack_pwrite(int fd, uint64_t off, const void *data, size_t len, const uint8_t *ob, size_t ob_len) {
+        struct iovec iov[2] = { { (void *) data, len }, { (void *) ob, ob_len } };
+        size_t total = len + ob_len, done = 0;
+
+        while (done < total) {
+                ssize_t n = pwritev(fd, iov, ob_len ? 2 : 1, (off_t) (off + done));
+
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        return n < 0 ? negative_errno() : -EIO;
+                done += (size_t) n;
+                for (size_t k = 0; k < 2; k++) { /* skip what was written */
+                        size_t step = MIN((size_t) n, iov[k].iov_len);
+
+                        iov[k].iov_base = (uint8_t *) iov[k].iov_base + step;
+                        iov[k].iov_len -= step;
+                        n -= (ssize_t) step;
+                }
+        }
+        return 0;
+}
+
+int blob_local_pack_put(struct blob_local *l, const struct cas_digest *d, const void *data, size_t len,
+                        const uint8_t *ob, size_t ob_len) {
         struct pack_writer *w, *spare = NULL;
         struct pack_entry *e;
         uint64_t off;
         bool due;
         int r;
 
-        if (len == 0 || len > PACK_BLOB_MAX)
+        if (len == 0 || len > PACK_BLOB_MAX || (ob_len != 0 && ob_len != cas_outboard_len(len)))
                 return -EINVAL;
         pthread_mutex_lock(&l->pack_lock);
         while (!l->wpack) {
@@ -140,7 +166,7 @@ int blob_local_pack_put(struct blob_local *l, const struct cas_digest *d, const 
                 w->n_chunks++;
         }
         e = &w->chunks[w->n / WENTRY_CHUNK][w->n % WENTRY_CHUNK];
-        *e = (struct pack_entry){ *d, w->end, (uint32_t) len };
+        *e = (struct pack_entry){ *d, w->end, (uint32_t) len, (uint32_t) ob_len };
         if (hashmap_put(&w->map, cas_digest_hash(d), e) < 0) {
                 pthread_mutex_unlock(&l->pack_lock);
                 spare_drop(l, spare);
@@ -148,25 +174,14 @@ int blob_local_pack_put(struct blob_local *l, const struct cas_digest *d, const 
         }
         w->n++;
         off = w->end;
-        w->end += len;
+        w->end += len + ob_len;
         w->inflight++;
         due = w->end >= PACK_BYTES_MAX || w->n >= __atomic_load_n(&l->flush_at, __ATOMIC_RELAXED);
         pthread_mutex_unlock(&l->pack_lock);
         spare_drop(l, spare);
 
         /* the write, outside the lock; a flush waits for it */
-        r = 0;
-        for (size_t done = 0; done < len;) {
-                ssize_t n = pwrite(w->fd, (const uint8_t *) data + done, len - done, (off_t) (off + done));
-
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n <= 0) {
-                        r = n < 0 ? negative_errno() : -EIO;
-                        break;
-                }
-                done += n;
-        }
+        r = pack_pwrite(w->fd, off, data, len, ob, ob_len);
         pthread_mutex_lock(&l->pack_lock);
         if (r < 0 && w->error >= 0)
                 w->error = r;
@@ -284,7 +299,10 @@ static int pack_copy_live(struct blob_local *l, struct pack *p) {
 
         for (size_t i = 0; i < p->n; i++) {
                 struct pack_entry e = pack_entry_at(p, i);
+                struct cas_outboard_builder b;
                 struct cas_digest d;
+                _cleanup_free_ uint8_t *ob = NULL;
+                size_t ob_len;
                 bool dead;
                 ssize_t n;
                 int r;
@@ -297,12 +315,18 @@ static int pack_copy_live(struct blob_local *l, struct pack *p) {
                 n = pread(p->fd, buf, e.length, (off_t) e.offset);
                 if (n < 0)
                         return log_error_errno(negative_errno(), "Cannot read pack %s: %m", p->id);
-                cas_digest_of(buf, (size_t) n, &d);
+                /* digest and a fresh outboard in one pass (a pack of
+                 * version 1 had none) */
+                cas_outboard_builder_init(&b);
+                cas_outboard_builder_update(&b, buf, (size_t) n);
+                r = cas_outboard_builder_final(&b, &d, &ob, &ob_len);
+                if (r < 0)
+                        return r;
                 if ((size_t) n != e.length || !cas_digest_equal(&d, &e.digest)) {
                         log_warning("Blob %s in pack %s is damaged, dropping it", CAS_DIGEST_HEX(&e.digest), p->id);
                         continue;
                 }
-                r = blob_local_pack_put(l, &e.digest, buf, e.length);
+                r = blob_local_pack_put(l, &e.digest, buf, e.length, ob, ob_len);
                 if (r < 0)
                         return r;
         }
@@ -347,6 +371,8 @@ static int write_index(struct blob_local *l, struct pack_writer *w) {
                 memcpy(e + 32, &u64, 8);
                 u32 = htole32(v[i].length);
                 memcpy(e + 40, &u32, 4);
+                u32 = htole32(v[i].ob_len);
+                memcpy(e + 44, &u32, 4);
         }
         cas_digest_of(buf, len - PACK_TRAILER_LEN, &sum);
         memcpy(buf + len - PACK_TRAILER_LEN, sum.b, CAS_DIGEST_LEN);

@@ -43,6 +43,23 @@ ssize_t loop_read(int fd, void *buf, size_t len) {
         return got;
 }
 
+int pread_full(int fd, void *buf, size_t len, uint64_t off) {
+        uint8_t *p = buf;
+        size_t got = 0;
+
+        while (got < len) {
+                ssize_t n = pread(fd, p + got, len - got, (off_t) (off + got));
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return negative_errno();
+                if (n == 0)
+                        return -EIO;
+                got += n;
+        }
+        return 0;
+}
+
 int read_file_fd(int fd, size_t max, uint8_t **ret, size_t *ret_len) {
         _cleanup_free_ uint8_t *buf = NULL;
         struct stat st;

@@ -32,6 +32,8 @@ for which in (0, 1):
     open(root + "/over64k", "wb").write(b"x" * 65536 + (b"%d" % which))
     open(root + "/at64k", "wb").write(b"y" * 65536)
     open(root + "/groups", "wb").write(os.urandom(40000))
+    open(root + "/over1m", "wb").write(b"z" * 1048576 + (b"%d" % which))
+    open(root + "/at1m", "wb").write(b"w" * 1048576)
 big = t + "/BIG"
 for d in range(40):
     os.makedirs("%s/d%d" % (big, d))
@@ -42,10 +44,13 @@ A=$T_TMP/A0 B=$T_TMP/A1 BIG=$T_TMP/BIG
 
 check "import A" C import "$A" --name a --no-nix
 expect_eq "A's small files are in one pack" "$(packs)" 1
-# empty and over-64-KiB contents (over64k: 65537 bytes) stay loose;
-# at64k (65536 bytes) and groups (40000 bytes) are packed
-want=$(find "$A" -type f \( -size +65536c -o -empty \) -exec sha256sum {} + | cut -c1-64 | sort -u | wc -l)
-expect_eq "A's empty and over-64-KiB files are loose, the others packed" "$(loose)" "$want"
+# empty and over-1-MiB contents (over1m: 1 MiB + 1 byte) stay loose;
+# at1m, large (300,000 bytes), over64k and groups are packed, with their
+# outboards (no .ob file)
+want=$(find "$A" -type f \( -size +1048576c -o -empty \) -exec sha256sum {} + | cut -c1-64 | sort -u | wc -l)
+expect_eq "A's empty and over-1-MiB files are loose, the others packed" "$(loose)" "$want"
+expect_eq "an outboard file beside the one loose blob over 16 KiB only" \
+        "$(find "$STORE/blobs" -name '*.ob' | wc -l)" 1
 check "import B" C import "$B" --name b --no-nix
 check "import BIG" C import "$BIG" --name big --no-nix
 [ "$(packs)" -ge 3 ] && ok "BIG wrote several packs" || notok "BIG wrote several packs ($(packs))"

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "castore/blobsvc.h"
+#include "castore/outboard.h"
 #include "castore/vblob.h"
 #include "test.h"
 
@@ -112,14 +113,16 @@ static int count_loose(void) {
 /* The blob reads back (verified) as these bytes. */
 static int read_back(struct cas_blob_service *s, const struct cas_digest *d, const uint8_t *want, size_t len) {
         _cleanup_(cas_vblob_closep) struct cas_vblob *v = NULL;
-        static _Thread_local uint8_t buf[70000];
+        _cleanup_free_ uint8_t *buf = malloc(len + 1);
         ssize_t n;
         int r;
 
+        if (!buf)
+                return -ENOMEM;
         r = cas_vblob_open(s, d, len, &v);
         if (r < 0)
                 return r;
-        n = cas_vblob_pread(v, buf, sizeof(buf), 0);
+        n = cas_vblob_pread(v, buf, len + 1, 0);
         if (n < 0)
                 return (int) n;
         return (size_t) n == len && memcmp(buf, want, len) == 0 ? 0 : -EBADMSG;
@@ -148,15 +151,15 @@ static void test_put_open_stat_list(void) {
         struct cas_blob_service *s = new_store();
         struct cas_blob_reader *r;
         struct cas_digest d[20], big, unpacked, empty;
-        static uint8_t buf[70000], buf2[70000];
+        static uint8_t buf[(1 << 20) + 1], buf2[70000];
         uint64_t size, bytes;
         struct listed l = { .want = d, .n_want = 20 };
 
         for (unsigned i = 0; i < 20; i++)
                 CHECK_OK(cas_blob_put(s, buf, blob_make(i, 0, buf), PACKED, &d[i]));
-        /* over 64 KiB, without DEFER_SYNC, empty: loose */
+        /* over 1 MiB, without DEFER_SYNC, empty: loose */
         memset(buf, 'b', sizeof(buf));
-        CHECK_OK(cas_blob_put(s, buf, 65537, PACKED, &big));
+        CHECK_OK(cas_blob_put(s, buf, (1 << 20) + 1, PACKED, &big));
         CHECK_OK(cas_blob_put(s, buf, 500, CAS_BLOB_PACK, &unpacked));
         CHECK_OK(cas_blob_put(s, buf, 0, PACKED, &empty));
         CHECK_EQ(count_packs(".idx"), 0); /* nothing published before the sync */
@@ -496,13 +499,19 @@ static void test_damaged_pack(void) {
 
 /* A packed blob of several groups: read back verified, no outboard file
  * stored for it (its readers build one), damage in its last group found. */
+/* A blob of several groups is packed with its outboard (no .ob file):
+ * each read is verified against it, so damage in one group fails the
+ * reads of that group only. */
 static void test_packed_groups(void) {
         struct cas_blob_service *s = new_store();
-        static uint8_t buf[65536];
-        struct cas_digest d;
+        static uint8_t buf[1 << 20], got[CAS_GROUP_SIZE];
+        struct cas_outboard_builder b;
+        _cleanup_free_ uint8_t *want_ob = NULL;
+        _cleanup_(cas_vblob_closep) struct cas_vblob *v = NULL;
+        struct cas_digest d, d2;
         char pack[1200];
         uint8_t *ob = NULL;
-        size_t ob_len;
+        size_t ob_len, want_len;
 
         for (size_t k = 0; k < sizeof(buf); k++)
                 buf[k] = (uint8_t) (k * 31 + k / 251);
@@ -510,12 +519,24 @@ static void test_packed_groups(void) {
         CHECK_OK(cas_blob_sync(s));
         CHECK_EQ(count_loose(), 0);
         CHECK_OK(read_back(s, &d, buf, sizeof(buf)));
-        CHECK_EQ(cas_blob_outboard_get(s, &d, &ob, &ob_len), -ENOENT);
+        CHECK_OK(cas_blob_outboard_get(s, &d, &ob, &ob_len));
+        cas_outboard_builder_init(&b);
+        cas_outboard_builder_update(&b, buf, sizeof(buf));
+        CHECK_OK(cas_outboard_builder_final(&b, &d2, &want_ob, &want_len));
+        CHECK_EQ(ob_len, want_len);
+        CHECK(memcmp(ob, want_ob, ob_len) == 0);
+        free(ob);
+        CHECK_EQ(cas_blob_outboard_put(s, &d, want_ob, want_len), -EOPNOTSUPP);
         cas_blob_service_free(s);
+
         first_pack_file(".pack", pack, sizeof(pack));
-        flip_byte(pack, 60000);
+        flip_byte(pack, 100); /* group 0 */
         s = open_store();
-        CHECK_EQ(read_back(s, &d, buf, sizeof(buf)), -EBADMSG);
+        CHECK_OK(cas_vblob_open(s, &d, sizeof(buf), &v));
+        CHECK_EQ(cas_vblob_pread(v, got, sizeof(got), 0), -EBADMSG);
+        CHECK_EQ(cas_vblob_pread(v, got, sizeof(got), 10 * CAS_GROUP_SIZE), (ssize_t) sizeof(got));
+        CHECK(memcmp(got, buf + 10 * CAS_GROUP_SIZE, sizeof(got)) == 0);
+        cas_vblob_close(TAKE_PTR(v));
         CHECK_EQ(count_loose(), 0);
         cas_blob_service_free(s);
 }
@@ -786,6 +807,56 @@ static void test_removed_twice_put_again(void) {
         cas_blob_service_free(a);
 }
 
+/* Rewrites the index at path as version 1 (entries without outboards)
+ * with a fresh checksum, or with the outboard lengths left if keep_ob. */
+static void index_to_v1(const char *path, bool keep_ob) {
+        static uint8_t idx[4096];
+        int fd = open(path, O_RDONLY);
+        ssize_t n = read(fd, idx, sizeof(idx));
+        uint64_t count;
+        struct cas_digest sum;
+
+        close(fd);
+        CHECK(n >= 64);
+        idx[8] = 1;
+        memcpy(&count, idx + 16, 8);
+        for (uint64_t i = 0; i < count && !keep_ob; i++)
+                memset(idx + 32 + i * 48 + 44, 0, 4);
+        cas_digest_of(idx, (size_t) n - 32, &sum);
+        memcpy(idx + n - 32, sum.b, 32);
+        write_file(path, idx, (size_t) n);
+}
+
+/* Packs of version 1 (no outboards) stay readable: the verified reader
+ * builds the outboard of a blob of a few groups when it opens it.  A
+ * version 1 entry with an outboard is refused. */
+static void test_version1_pack(void) {
+        struct cas_blob_service *s = new_store();
+        static uint8_t buf[40000];
+        struct cas_digest d;
+        uint8_t *ob = NULL;
+        size_t ob_len;
+        char idx[1200];
+        uint64_t size;
+
+        for (size_t k = 0; k < sizeof(buf); k++)
+                buf[k] = (uint8_t) (k * 7 + k / 13);
+        CHECK_OK(cas_blob_put(s, buf, sizeof(buf), PACKED, &d));
+        CHECK_OK(cas_blob_sync(s));
+        cas_blob_service_free(s);
+        first_pack_file(".idx", idx, sizeof(idx));
+        index_to_v1(idx, true);
+        s = open_store();
+        CHECK_EQ(cas_blob_stat(s, &d, &size), -ENOENT);
+        cas_blob_service_free(s);
+        index_to_v1(idx, false);
+        s = open_store();
+        CHECK_OK(cas_blob_stat(s, &d, &size));
+        CHECK_EQ(cas_blob_outboard_get(s, &d, &ob, &ob_len), -ENOENT);
+        CHECK_OK(read_back(s, &d, buf, sizeof(buf)));
+        cas_blob_service_free(s);
+}
+
 int main(void) {
         test_tmp_root("test-pack", tmp_root, sizeof(tmp_root));
         RUN(test_put_open_stat_list);
@@ -798,6 +869,7 @@ int main(void) {
         RUN(test_damaged_pack);
         RUN(test_packed_groups);
         RUN(test_bad_index);
+        RUN(test_version1_pack);
         RUN(test_dead_writer);
         RUN(test_concurrent);
         RUN(test_map_growth);
