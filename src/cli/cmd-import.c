@@ -264,5 +264,5 @@ const struct cli_command cli_cmd_import = {
                 "             Nix store path nix-store --add would give it (not with --no-nix); a root of that name\n"
                 "             with other content is replaced only with --force; --references (store paths, or\n"
                 "             --references-from nix path-info --json output) must be registered paths; files of\n"
-                "             64 KiB or less go into pack files in import order (not with --no-pack)",
+                "             1 MiB or less go into pack files in import order (not with --no-pack)",
 };
