@@ -1,5 +1,5 @@
-/* The digest map of the local blob backend's published packs: about 11-16
- * bytes per packed blob (8-byte slots, at most 3/4 full), since the
+/* The digest map of the local blob backend's published packs: 11 to 21
+ * bytes per packed blob (8-byte slots, 3/8 to 3/4 full), since the
  * entries themselves are read from the mapped indexes. */
 #include <errno.h>
 #include <inttypes.h>
