@@ -638,14 +638,14 @@ static int local_disk_usage(struct cas_blob_service *s, const struct cas_digest 
         struct stat st;
         uint64_t bytes;
 
-        /* a packed blob takes its length in its pack */
-        if (blob_local_pack_stat(l, d, false, ret_bytes) >= 0)
+        /* a packed blob takes its length and its outboard's in its pack */
+        if (blob_local_pack_bytes(l, d, false, ret_bytes) >= 0)
                 return 0;
         blob_path(d, path);
         if (fstatat(l->blobs_fd, path, &st, AT_SYMLINK_NOFOLLOW) < 0) {
                 int k = negative_errno();
 
-                if (k == -ENOENT && blob_local_pack_stat(l, d, true, ret_bytes) >= 0)
+                if (k == -ENOENT && blob_local_pack_bytes(l, d, true, ret_bytes) >= 0)
                         return 0;
                 return k;
         }

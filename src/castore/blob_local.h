@@ -163,6 +163,9 @@ void blob_local_packs_done(struct blob_local *l);
 /* Size of a packed blob: 0, or -ENOENT.  rescan: on a miss, reload
  * blobs/packs/ if it changed since the last scan and look again. */
 int blob_local_pack_stat(struct blob_local *l, const struct cas_digest *d, bool rescan, uint64_t *ret_size);
+/* The bytes a packed blob takes in its pack, outboard included: 0, or
+ * -ENOENT (rescan as above). */
+int blob_local_pack_bytes(struct blob_local *l, const struct cas_digest *d, bool rescan, uint64_t *ret_bytes);
 /* Is d in the pack being written (durable at the next flush)? */
 bool blob_local_pack_pending(struct blob_local *l, const struct cas_digest *d);
 /* Opens a packed blob: a reader of its range of the pack file (fd -1,

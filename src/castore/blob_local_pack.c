@@ -454,6 +454,17 @@ int blob_local_pack_stat(struct blob_local *l, const struct cas_digest *d, bool 
         return 0;
 }
 
+int blob_local_pack_bytes(struct blob_local *l, const struct cas_digest *d, bool rescan, uint64_t *ret_bytes) {
+        struct pack_entry e;
+        struct pack *p = find(l, d, rescan, &e);
+
+        if (!p)
+                return -ENOENT;
+        *ret_bytes = (uint64_t) e.length + e.ob_len;
+        blob_local_pack_unref(p);
+        return 0;
+}
+
 int blob_local_pack_outboard(struct blob_local *l, const struct cas_digest *d, uint8_t **ret, size_t *ret_len) {
         struct pack_entry e;
         struct pack *p = find(l, d, false, &e);

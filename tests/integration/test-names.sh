@@ -213,7 +213,7 @@ done | sort -u) > "$T_TMP/contents"
 blobs=$(wc -l < "$T_TMP/contents")
 blob_bytes=$(awk '{s += $2} END {print s}' "$T_TMP/contents")
 tree_bytes=$(find "$SRC" "$T2" -type f -printf '%s\n' | awk '{s += $1} END {print s}')
-# loose files take their blocks, packed blobs their length (the packs' bytes)
+# loose files take their blocks, packed blobs their length and outboard (the packs' bytes)
 disk=$(( $(find "$IS/blobs" -path "$IS/blobs/packs" -prune -o -type f -printf '%b\n' | awk '{s += $1 * 512} END {print s + 0}') + \
         $(find "$IS/blobs" -name '*.pack' -printf '%s\n' | awk '{s += $1} END {print s + 0}') ))
 dirs=$(find "$SRC" "$T2" -type d | wc -l)
