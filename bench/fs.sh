@@ -10,13 +10,18 @@
 # readers, and castore's daemon RSS after a full walk.  "cold" means after
 # echo 3 > /proc/sys/vm/drop_caches.
 #
+# FS_ROUNDS rounds (default 3), the targets in turn within each; the
+# report gives the medians.
+#
 # Usage (root): bench/fs.sh [WORKDIR]   (default /var/tmp/castore-bench)
 # Needs: castore built (CASTORE, default ./build/src/cli/castore),
 # squashfs-tools, squashfuse, erofs-utils (scripts/deps.sh bench).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh # median
 CASTORE=${CASTORE:-$PWD/build/src/cli/castore}
 W=${1:-/var/tmp/castore-bench}
+ROUNDS=${FS_ROUNDS:-3}
 [ "$(id -u)" = 0 ] || { echo "bench/fs.sh: needs root (drop_caches, mount)" >&2; exit 1; }
 for t in mksquashfs squashfuse mkfs.erofs python3; do
         command -v $t >/dev/null || { echo "bench/fs.sh: $t missing (scripts/deps.sh bench)" >&2; exit 1; }
@@ -112,32 +117,50 @@ EOF
         wait
 }
 
+# one round: every measure of every target, targets in turn (so that a
+# slow phase of the shared disk falls on all of them); R holds the times
+# of all rounds, space-separated, and the report their medians
 declare -A R
-for t in $TARGETS; do
-        d=${ROOT[$t]}
-        echo "--- $t ($d)"
-        drop
-        R[$t,walk_cold]=$(secs walk "$d")
-        R[$t,walk_warm]=$(secs walk "$d")
-        if [[ $t == castore-* ]]; then
-                pid=$(pgrep -f -- "mount $W/mnt-${t#castore-} " | head -1)
-                R[$t,rss]=$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status")
-        fi
-        drop
-        R[$t,tar_cold]=$(secs tarall "$d")
-        R[$t,tar_warm]=$(secs tarall "$d")
-        drop
-        R[$t,dd_cold]=$(secs ddbig "$d")
-        R[$t,dd_warm]=$(secs ddbig "$d")
-        R[$t,rand4k]=$(secs randread "$d")
-        R[$t,par4]=$(secs parallel4 "$d")
-        for k in walk_cold walk_warm tar_cold tar_warm dd_cold dd_warm rand4k par4; do
-                printf '  %-10s %8ss\n' "$k" "${R[$t,$k]}"
+measure() {  # TARGET KEY CMD...
+        local t=$1 k=$2
+        shift 2
+        R[$t,$k]="${R[$t,$k]:-} $(secs "$@")"
+}
+for round in $(seq 1 "$ROUNDS"); do
+        for t in $TARGETS; do
+                d=${ROOT[$t]}
+                echo "--- round $round: $t ($d)"
+                drop
+                measure "$t" walk_cold walk "$d"
+                measure "$t" walk_warm walk "$d"
+                if [[ $t == castore-* ]]; then
+                        pid=$(pgrep -f -- "mount $W/mnt-${t#castore-} " | head -1)
+                        R[$t,rss]=$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status")
+                fi
+                drop
+                measure "$t" tar_cold tarall "$d"
+                measure "$t" tar_warm tarall "$d"
+                drop
+                measure "$t" dd_cold ddbig "$d"
+                measure "$t" dd_warm ddbig "$d"
+                measure "$t" rand4k randread "$d"
+                measure "$t" par4 parallel4 "$d"
+                for k in walk_cold walk_warm tar_cold tar_warm dd_cold dd_warm rand4k par4; do
+                        printf '  %-10s %8ss\n' "$k" "${R[$t,$k]##* }"
+                done
+                [ -n "${R[$t,rss]:-}" ] && echo "  daemon RSS after a full walk and reads: ${R[$t,rss]} kB"
         done
-        [ -n "${R[$t,rss]:-}" ] && echo "  daemon RSS after a full walk and reads: ${R[$t,rss]} kB"
+done
+for t in $TARGETS; do
+        for k in walk_cold walk_warm tar_cold tar_warm dd_cold dd_warm rand4k par4; do
+                echo "  $t $k:${R[$t,$k]}"
+                R[$t,$k]=$(median ${R[$t,$k]})
+        done
 done
 
 # --- report: times and ratios to native (Markdown) --------------------------
+echo
+echo "Medians of $ROUNDS rounds."
 echo
 echo "| measure | native | castore --passthrough=on (unverified) | castore default (verified) | squashfuse (zstd) | erofs |"
 echo "|---|---|---|---|---|---|"
