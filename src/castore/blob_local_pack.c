@@ -443,26 +443,31 @@ static struct pack *find(struct blob_local *l, const struct cas_digest *d, bool 
         return p;
 }
 
-int blob_local_pack_stat(struct blob_local *l, const struct cas_digest *d, bool rescan, uint64_t *ret_size) {
+/* A packed blob's length, and the bytes it takes in its pack with its
+ * outboard. */
+static int find_sizes(struct blob_local *l, const struct cas_digest *d, bool rescan, uint64_t *ret_length,
+                      uint64_t *ret_bytes) {
         struct pack_entry e;
         struct pack *p = find(l, d, rescan, &e);
 
         if (!p)
                 return -ENOENT;
-        *ret_size = e.length;
+        *ret_length = e.length;
+        *ret_bytes = (uint64_t) e.length + e.ob_len;
         blob_local_pack_unref(p);
         return 0;
 }
 
-int blob_local_pack_bytes(struct blob_local *l, const struct cas_digest *d, bool rescan, uint64_t *ret_bytes) {
-        struct pack_entry e;
-        struct pack *p = find(l, d, rescan, &e);
+int blob_local_pack_stat(struct blob_local *l, const struct cas_digest *d, bool rescan, uint64_t *ret_size) {
+        uint64_t bytes;
 
-        if (!p)
-                return -ENOENT;
-        *ret_bytes = (uint64_t) e.length + e.ob_len;
-        blob_local_pack_unref(p);
-        return 0;
+        return find_sizes(l, d, rescan, ret_size, &bytes);
+}
+
+int blob_local_pack_bytes(struct blob_local *l, const struct cas_digest *d, bool rescan, uint64_t *ret_bytes) {
+        uint64_t length;
+
+        return find_sizes(l, d, rescan, &length, ret_bytes);
 }
 
 int blob_local_pack_outboard(struct blob_local *l, const struct cas_digest *d, uint8_t **ret, size_t *ret_len) {
