@@ -18,7 +18,7 @@
 # squashfs-tools, squashfuse, erofs-utils (scripts/deps.sh bench).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-. bench/lib.sh # median
+. bench/lib.sh # median, drop_caches, secs_of
 CASTORE=${CASTORE:-$PWD/build/src/cli/castore}
 W=${1:-/var/tmp/castore-bench}
 ROUNDS=${FS_ROUNDS:-3}
@@ -72,15 +72,8 @@ mount -t erofs -o loop,ro "$W/tree.erofs" "$W/mnt-erofs"
 ROOT[erofs]=$W/mnt-erofs
 TARGETS="native castore-pt castore-nopt squashfuse erofs"
 
-drop() { sync; echo 3 >/proc/sys/vm/drop_caches; }
-# secs CMD...: wall time of CMD in seconds (3 decimals)
-secs() {
-        local s e
-        s=$(date +%s.%N)
-        "$@" >/dev/null
-        e=$(date +%s.%N)
-        python3 -c "print('%.3f' % ($e - $s))"
-}
+drop() { drop_caches; }
+secs() { secs_of "$@"; }
 walk() { (cd "$1" && find . -printf '%s %m %p\n' | wc -l); }
 tarall() { (cd "$1" && tar cf - . | wc -c); }
 ddbig() { dd if="$1/big.bin" of=/dev/null bs=1M 2>/dev/null; }

@@ -13,6 +13,7 @@
 # The work directory is removed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh # drop_caches, secs_of, median
 CASTORE=${CASTORE:-$PWD/build/src/cli/castore}
 TREE=${1:-/var/tmp/castore-bench/tree}
 W=${2:-/var/tmp/pack-ab}
@@ -33,18 +34,10 @@ trap cleanup EXIT
 rm -rf "$W"
 mkdir -p "$W"
 
-drop() { sync; echo 3 >/proc/sys/vm/drop_caches; }
-# secs CMD...: wall time of CMD in seconds (3 decimals)
-secs() {
-        local s e
-        s=$(date +%s.%N)
-        "$@" >/dev/null
-        e=$(date +%s.%N)
-        python3 -c "print('%.3f' % ($e - $s))"
-}
+drop() { drop_caches; }
+secs() { secs_of "$@"; }
 walk() { (cd "$1" && find . -printf '%s %m %p\n' >/dev/null); }
 tarall() { (cd "$1" && tar cf - . | wc -c); }
-median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 echo "tree: $(find "$TREE" -type f | wc -l) files, $(($(du -sb "$TREE" | cut -f1) >> 20)) MiB"
 declare -A T
